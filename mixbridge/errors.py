@@ -1,0 +1,50 @@
+"""Typed errors of mixbridge.
+
+Every error subclasses :class:`MixbridgeError` *and* the builtin that fits it, so
+callers can catch either. Messages name the offending value, the limit and the
+fix (STYLE.md point 4); the CLI prints ``str(err)`` as one line and exits 2.
+"""
+from __future__ import annotations
+
+
+class MixbridgeError(Exception):
+    """Base class of every error mixbridge raises on purpose."""
+
+
+class ParamRangeError(ValueError, MixbridgeError):
+    """A parameter value lies outside its schema range (or is not finite)."""
+
+
+class UnknownParamError(KeyError, MixbridgeError):
+    """A parameter or processor name that the schema does not define."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNameError(LookupError, MixbridgeError):
+    """A registry lookup (mixer, backend, plugin map, chain) found nothing."""
+
+
+class AudioInputError(ValueError, MixbridgeError):
+    """Input audio that cannot be used: empty folder, corrupt file, NaN/inf samples."""
+
+
+class SessionError(ValueError, MixbridgeError):
+    """A session file that is malformed or fails validation."""
+
+
+class SessionVersionError(SessionError):
+    """A session file written in a format version this mixbridge does not read."""
+
+
+class PluginNotFoundError(FileNotFoundError, MixbridgeError):
+    """A plugin that is not installed or fails to load."""
+
+
+class PluginMapError(ValueError, MixbridgeError):
+    """A plugin map that does not match the installed plugin or the schema."""
+
+
+class BackendUnavailableError(ImportError, MixbridgeError):
+    """A rendering backend whose library or plugins are not installed."""

@@ -1,0 +1,382 @@
+"""The one parameter schema of mixbridge (DESIGN.md §3, STYLE.md point 3).
+
+Every processor parameter is defined here once: name (unit in the name), unit,
+range, default, scale and its normalised mapping. The host, the models' output
+heads, export metadata, DAW mappings and the data generator all derive from it.
+This module imports nothing but the standard library.
+
+Ranges and where they come from (DESIGN.md §2 anchors; the ``source`` field of
+each parameter repeats this):
+
+==========================  ===============  ==============================================
+parameter                   range            anchor / reason
+==========================  ===============  ==============================================
+trim.gain_db                -24 .. +24 dB    pymixconsole gain
+eq.*_gain_db                -12 .. +12 dB    Diff-MST EQ gain (pymixconsole's +-24 is extreme)
+eq.low_shelf_freq_hz        20 .. 1000 Hz    pymixconsole low shelf
+eq.peak1_freq_hz            200 .. 5000 Hz   pymixconsole band 1
+eq.peak2_freq_hz            500 .. 6000 Hz   pymixconsole band 2
+eq.peak3_freq_hz            2000 .. 10000    pymixconsole band 3
+eq.high_shelf_freq_hz       2000 .. 14000    pymixconsole's 8-20 kHz widened down for presence
+                                             shelving, capped at ZamEQ2's 14 kHz maximum
+eq.peak*_q                  0.2 .. 10        pymixconsole Q 0.1-10, floor raised to 0.2 because
+                                             ZamEQ2's widest band (6 octaves) is Q 0.13
+compressor.threshold_db     -60 .. 0 dB      pymixconsole and Diff-MST
+compressor.ratio            1 .. 20          pymixconsole/Diff-MST 1-10 extended to ZamComp's 20
+                                             (limiting-style ratios on drums)
+compressor.attack_ms        0.1 .. 100 ms    union of pymixconsole (0.03-30) and Diff-MST
+                                             (5-250), clipped to ZamComp's 0.1-100 ms
+compressor.release_ms       10 .. 500 ms     Diff-MST 10-250 extended to ZamComp's 500 ms
+compressor.knee_db          0 .. 8 dB        Diff-MST 3-12, clipped to ZamComp's 0-8 dB
+compressor.makeup_db        0 .. 12 dB       Diff-MST 0-6 / pymixconsole +-12
+send.send_db                -80 .. +6 dB     Diff-MST FX send -80..12; -80 dB means off
+fader.fader_db              -48 .. +12 dB    Diff-MST -48..48, top capped at +12 dB like a
+                                             console fader (Ardour clamps at +6 dB)
+pan.pan                     -1 .. +1         -1 left, 0 centre, +1 right (pymixconsole's 0..1
+                                             rescaled); constant-power law
+limiter.ceiling_dbtp        -6 .. 0 dBTP     streaming default -1 dBTP
+loudness.target_lufs        -30 .. -6 LUFS   -14 streaming, -23 EBU R128
+==========================  ===============  ==============================================
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from .errors import ParamRangeError, UnknownNameError, UnknownParamError
+
+SCALES = ("linear", "log", "db")
+KINDS = ("float", "bool")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name with its unit, range, default and scale.
+
+    ``scale`` is how the normalised value 0..1 maps to the real value:
+    ``linear`` and ``db`` map linearly (``db`` marks a value already in decibels),
+    ``log`` maps geometrically (equal ratios get equal normalised steps).
+    """
+
+    name: str
+    unit: str
+    min: float
+    max: float
+    default: float
+    scale: str = "linear"
+    kind: str = "float"
+    description: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"{self.name}: scale {self.scale!r} not in {SCALES}")
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind {self.kind!r} not in {KINDS}")
+        if not self.min < self.max:
+            raise ValueError(f"{self.name}: min {self.min} must be < max {self.max}")
+        if not self.min <= self.default <= self.max:
+            raise ValueError(f"{self.name}: default {self.default} outside [{self.min}, {self.max}]")
+        if self.scale == "log" and self.min <= 0:
+            raise ValueError(f"{self.name}: a log scale needs min > 0, got {self.min}")
+
+    def range_text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"[{self.min:g}, {self.max:g}]{unit}"
+
+    def validate(self, value: float, where: str = "") -> float:
+        """Return ``value`` as float if it lies in range, else raise.
+
+        Raises:
+            ParamRangeError: the value is not a finite number inside ``[min, max]``
+                (booleans must be 0 or 1). The message names the parameter, the
+                value, the range with its unit and the fix.
+        """
+        label = f"{where}.{self.name}" if where else self.name
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ParamRangeError(
+                f"{label} = {value!r} is not a number; give a value in {self.range_text()}"
+            ) from None
+        if not math.isfinite(v):
+            raise ParamRangeError(f"{label} = {v} is not finite; give a value in {self.range_text()}")
+        if self.kind == "bool" and v not in (0.0, 1.0):
+            raise ParamRangeError(f"{label} = {value!r} must be 0 or 1 (false/true)")
+        if v < self.min or v > self.max:
+            raise ParamRangeError(
+                f"{label} = {v:g} is outside {self.range_text()}; "
+                f"set it between {self.min:g} and {self.max:g} (default {self.default:g})"
+            )
+        return v
+
+    def to_normalised(self, value: float) -> float:
+        """Map a real value to 0..1 in this parameter's scale (no range check)."""
+        v = float(value)
+        if self.scale == "log":
+            return math.log(v / self.min) / math.log(self.max / self.min)
+        return (v - self.min) / (self.max - self.min)
+
+    def from_normalised(self, u: float) -> float:
+        """Map 0..1 to a real value in this parameter's scale (booleans round).
+
+        Raises:
+            ParamRangeError: ``u`` is not finite or lies outside [0, 1].
+        """
+        u = float(u)
+        if not (math.isfinite(u) and 0.0 <= u <= 1.0):
+            raise ParamRangeError(f"{self.name}: normalised value {u} is outside [0, 1]")
+        if self.scale == "log":
+            v = self.min * (self.max / self.min) ** u
+        else:
+            v = self.min + u * (self.max - self.min)
+        if self.kind == "bool":
+            v = 1.0 if u >= 0.5 else 0.0
+        return min(max(v, self.min), self.max)  # guard float round-off only
+
+
+@dataclass(frozen=True)
+class Processor:
+    """A named group of parameters, e.g. ``compressor``."""
+
+    name: str
+    params: tuple[Param, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"processor {self.name}: duplicate parameter names {names}")
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise UnknownParamError(
+            f"processor '{self.name}' has no parameter '{name}'; known: {', '.join(self.param_names)}"
+        )
+
+    def defaults(self) -> dict[str, float]:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, values: Mapping[str, float], where: str = "", partial: bool = False) -> dict[str, float]:
+        """Validate a ``{param: value}`` mapping; fill defaults unless ``partial``.
+
+        Raises:
+            UnknownParamError: a key that is not a parameter of this processor.
+            ParamRangeError: a value outside its range.
+        """
+        label = f"{where}.{self.name}" if where else self.name
+        out = {} if partial else self.defaults()
+        for key, value in values.items():
+            if key not in self.param_names:
+                raise UnknownParamError(
+                    f"{label}: unknown parameter '{key}'; known: {', '.join(self.param_names)}"
+                )
+            out[key] = self.param(key).validate(value, label)
+        return out
+
+
+@dataclass(frozen=True)
+class Chain:
+    """An ordered list of processors: ``channel_strip`` or ``master_bus``."""
+
+    name: str
+    processors: tuple[Processor, ...]
+    description: str = ""
+    _index: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for proc in self.processors:
+            self._index[proc.name] = proc
+
+    @property
+    def processor_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.processors)
+
+    def processor(self, name: str) -> Processor:
+        try:
+            return self._index[name]
+        except KeyError:
+            raise UnknownParamError(
+                f"chain '{self.name}' has no processor '{name}'; known: {', '.join(self.processor_names)}"
+            ) from None
+
+    def param(self, path: str) -> Param:
+        """Look a parameter up by ``"processor.param"`` path."""
+        proc, _, name = path.partition(".")
+        if not name:
+            raise UnknownParamError(f"parameter path '{path}' must look like 'processor.param'")
+        return self.processor(proc).param(name)
+
+    def flat_params(self) -> list[tuple[str, Param]]:
+        """All parameters as ``("processor.param", Param)`` pairs, in chain order."""
+        return [(f"{proc.name}.{p.name}", p) for proc in self.processors for p in proc.params]
+
+    def defaults(self) -> dict[str, dict[str, float]]:
+        return {proc.name: proc.defaults() for proc in self.processors}
+
+    def validate(self, values: Mapping[str, Mapping[str, float]], where: str = "") -> dict[str, dict[str, float]]:
+        """Validate nested ``{processor: {param: value}}``, filling defaults.
+
+        Raises:
+            UnknownParamError: an unknown processor or parameter name.
+            ParamRangeError: an out-of-range value.
+        """
+        label = where or self.name
+        for key in values:
+            if key not in self._index:
+                raise UnknownParamError(
+                    f"{label}: unknown processor '{key}'; known: {', '.join(self.processor_names)}"
+                )
+        return {
+            proc.name: proc.validate(values.get(proc.name, {}), label) for proc in self.processors
+        }
+
+    def to_vector(self, values: Mapping[str, Mapping[str, float]]) -> list[float]:
+        """Flatten validated values to normalised 0..1 floats in ``flat_params`` order."""
+        full = self.validate(values)
+        return [p.to_normalised(full[path.split(".")[0]][p.name]) for path, p in self.flat_params()]
+
+    def from_vector(self, vector: Iterable[float]) -> dict[str, dict[str, float]]:
+        """Inverse of :meth:`to_vector`.
+
+        Raises:
+            ParamRangeError: wrong length or an entry outside [0, 1].
+        """
+        vec = list(vector)
+        flat = self.flat_params()
+        if len(vec) != len(flat):
+            raise ParamRangeError(f"chain '{self.name}' needs {len(flat)} normalised values, got {len(vec)}")
+        out: dict[str, dict[str, float]] = {proc.name: {} for proc in self.processors}
+        for (path, p), u in zip(flat, vec):
+            out[path.split(".")[0]][p.name] = p.from_normalised(u)
+        return out
+
+
+# --------------------------------------------------------------------------- params
+_PYMIX = "pymixconsole defaults (DESIGN.md §2)"
+_DMST = "Diff-MST console (DESIGN.md §2)"
+
+
+def _eq_params() -> tuple[Param, ...]:
+    def gain(name: str, label: str) -> Param:
+        return Param(name, "dB", -12.0, 12.0, 0.0, "db", description=f"{label} gain", source=_DMST)
+
+    def q(name: str) -> Param:
+        return Param(name, "", 0.2, 10.0, 0.707, "log", description="peaking band Q (RBJ)",
+                     source=_PYMIX + "; floor 0.2 = ZamEQ2's widest band")
+
+    return (
+        gain("low_shelf_gain_db", "low shelf"),
+        Param("low_shelf_freq_hz", "Hz", 20.0, 1000.0, 100.0, "log", description="low shelf corner", source=_PYMIX),
+        gain("peak1_gain_db", "peaking band 1"),
+        Param("peak1_freq_hz", "Hz", 200.0, 5000.0, 400.0, "log", source=_PYMIX),
+        q("peak1_q"),
+        gain("peak2_gain_db", "peaking band 2"),
+        Param("peak2_freq_hz", "Hz", 500.0, 6000.0, 1500.0, "log", source=_PYMIX),
+        q("peak2_q"),
+        gain("peak3_gain_db", "peaking band 3"),
+        Param("peak3_freq_hz", "Hz", 2000.0, 10000.0, 5000.0, "log", source=_PYMIX),
+        q("peak3_q"),
+        gain("high_shelf_gain_db", "high shelf"),
+        Param("high_shelf_freq_hz", "Hz", 2000.0, 14000.0, 8000.0, "log", description="high shelf corner",
+              source=_PYMIX + " widened down; capped at ZamEQ2's 14 kHz"),
+    )
+
+
+#: Shelf Q used by both backends (RBJ shelf with S = 1 slope, i.e. Q = 1/sqrt(2)).
+SHELF_Q = 0.7071067811865476
+
+TRIM = Processor("trim", (Param("gain_db", "dB", -24.0, 24.0, 0.0, "db", description="input trim", source=_PYMIX),))
+POLARITY = Processor("polarity", (Param("invert", "", 0.0, 1.0, 0.0, kind="bool", description="1 flips polarity"),))
+EQ = Processor("eq", _eq_params(), "RBJ low shelf, three peaking bands, high shelf")
+COMPRESSOR = Processor(
+    "compressor",
+    (
+        Param("threshold_db", "dB", -60.0, 0.0, 0.0, "db", source=_PYMIX + " / " + _DMST),
+        Param("ratio", "", 1.0, 20.0, 1.0, "log", source="1-10 anchors extended to ZamComp's 20"),
+        Param("attack_ms", "ms", 0.1, 100.0, 10.0, "log", source="anchors clipped to ZamComp 0.1-100 ms"),
+        Param("release_ms", "ms", 10.0, 500.0, 100.0, "log", source=_DMST + " extended to ZamComp 500 ms"),
+        Param("knee_db", "dB", 0.0, 8.0, 0.0, "db", source=_DMST + " clipped to ZamComp 0-8 dB"),
+        Param("makeup_db", "dB", 0.0, 12.0, 0.0, "db", source=_DMST + " / " + _PYMIX),
+    ),
+    "feed-forward compressor",
+)
+SEND = Processor("send", (Param("send_db", "dB", -80.0, 6.0, -80.0, "db", description="post-fader send to the reverb bus; -80 dB is off", source=_DMST),))
+FADER = Processor(
+    "fader",
+    (
+        Param("fader_db", "dB", -48.0, 12.0, 0.0, "db", source=_DMST + " capped at +12 dB"),
+        Param("mute", "", 0.0, 1.0, 0.0, kind="bool", description="1 mutes the track"),
+    ),
+)
+PAN = Processor("pan", (Param("pan", "", -1.0, 1.0, 0.0, description="-1 left, 0 centre, +1 right; constant-power (-3 dB) law", source=_PYMIX + " rescaled"),))
+
+REVERB = Processor(
+    "reverb",
+    (
+        Param("decay_s", "s", 0.3, 8.0, 1.2, "log", description="RT60 of the shared reverb bus"),
+        Param("predelay_ms", "ms", 0.0, 100.0, 10.0),
+        Param("return_db", "dB", -60.0, 6.0, 0.0, "db", description="reverb bus return level"),
+    ),
+    "shared reverb bus fed by every track's send",
+)
+LIMITER = Processor(
+    "limiter",
+    (
+        Param("ceiling_dbtp", "dBTP", -6.0, 0.0, -1.0, "db", description="true-peak ceiling (ITU-R BS.1770-4 Annex 2)"),
+        Param("release_ms", "ms", 1.0, 100.0, 50.0, "log", source="ZaMaximX2 range"),
+    ),
+)
+LOUDNESS = Processor(
+    "loudness",
+    (Param("target_lufs", "LUFS", -30.0, -6.0, -14.0, description="integrated loudness target (ITU-R BS.1770-4)"),),
+)
+
+CHANNEL_STRIP = Chain(
+    "channel_strip",
+    (TRIM, POLARITY, EQ, COMPRESSOR, SEND, FADER, PAN),
+    "per-track strip: trim -> polarity -> EQ -> compressor -> fader -> pan, send post-fader",
+)
+MASTER_BUS = Chain(
+    "master_bus",
+    (EQ, COMPRESSOR, REVERB, LIMITER, LOUDNESS),
+    "reverb return joins the stereo sum, then EQ -> bus compressor -> gain to target -> true-peak limiter",
+)
+
+CHAINS: dict[str, Chain] = {c.name: c for c in (CHANNEL_STRIP, MASTER_BUS)}
+
+
+def get_chain(name: str) -> Chain:
+    """Return a chain by name.
+
+    Raises:
+        UnknownNameError: the name is not a known chain; the message lists them.
+    """
+    try:
+        return CHAINS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown chain '{name}'; known chains: {', '.join(CHAINS)}") from None
+
+
+def schema_dict() -> dict:
+    """The whole schema as plain JSON-able data (for export sidecars and docs)."""
+    return {
+        chain.name: {
+            proc.name: {
+                p.name: {
+                    "unit": p.unit, "min": p.min, "max": p.max, "default": p.default,
+                    "scale": p.scale, "kind": p.kind,
+                }
+                for p in proc.params
+            }
+            for proc in chain.processors
+        }
+        for chain in CHAINS.values()
+    }

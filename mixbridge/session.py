@@ -1,0 +1,260 @@
+"""The session file, format version 1: the hand-off between model, host and bridge.
+
+A session is versioned JSON (DESIGN.md §3)::
+
+    {
+      "format": "mixbridge-session",
+      "version": 1,
+      "sample_rate": 44100,
+      "tracks": [
+        {"name": "kick", "source": "kick.wav", "role": "kick",
+         "params": {"trim": {"gain_db": 0.0}, "eq": {...}, "compressor": {...},
+                    "send": {...}, "fader": {...}, "pan": {...}, "polarity": {...}},
+         "automation": {"fader.fader_db": {"times_s": [0, 5], "values": [-6, 0]}}}
+      ],
+      "master": {"params": {"eq": {...}, "compressor": {...}, "reverb": {...},
+                            "limiter": {...}, "loudness": {...}},
+                 "automation": {}},
+      "provenance": {"mixer": "knowledge", "mixbridge_version": "0.1.0",
+                     "created_utc": "...", "inputs": {"kick.wav": "sha256:..."}}
+    }
+
+Parameters are in real units (the schema's). Automation curves are piecewise
+linear in ``times_s`` (seconds, strictly increasing) and hold their first and
+last value outside that span. ``source`` paths are relative to the session
+file's folder unless absolute.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .atomic import atomic_write_text
+from .errors import MixbridgeError, ParamRangeError, SessionError, SessionVersionError, UnknownParamError
+from .schema import CHANNEL_STRIP, MASTER_BUS, Chain
+
+FORMAT_NAME = "mixbridge-session"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+SAMPLE_RATE_RANGE_HZ = (8000, 384000)
+
+
+@dataclass
+class Automation:
+    """A piecewise-linear curve of one parameter: ``times_s`` [n], ``values`` [n] in real units."""
+
+    times_s: list[float]
+    values: list[float]
+
+    def to_json(self) -> dict:
+        return {"times_s": list(map(float, self.times_s)), "values": list(map(float, self.values))}
+
+
+@dataclass
+class Track:
+    name: str
+    source: str
+    params: dict[str, dict[str, float]] = field(default_factory=CHANNEL_STRIP.defaults)
+    automation: dict[str, Automation] = field(default_factory=dict)
+    role: str | None = None
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"name": self.name, "source": self.source}
+        if self.role:
+            out["role"] = self.role
+        out["params"] = self.params
+        out["automation"] = {k: a.to_json() for k, a in self.automation.items()}
+        return out
+
+
+@dataclass
+class Master:
+    params: dict[str, dict[str, float]] = field(default_factory=MASTER_BUS.defaults)
+    automation: dict[str, Automation] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"params": self.params, "automation": {k: a.to_json() for k, a in self.automation.items()}}
+
+
+@dataclass
+class Session:
+    """A whole mix: tracks with channel strips, a master bus, a sample rate, provenance.
+
+    ``base_dir`` is where relative ``source`` paths resolve (the session file's
+    folder once loaded); it is not written to the file.
+    """
+
+    sample_rate: int
+    tracks: list[Track] = field(default_factory=list)
+    master: Master = field(default_factory=Master)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path | None = None
+
+    def source_path(self, track: Track) -> Path:
+        p = Path(track.source)
+        if not p.is_absolute() and self.base_dir is not None:
+            p = self.base_dir / p
+        return p
+
+    def track(self, name: str) -> Track:
+        for t in self.tracks:
+            if t.name == name:
+                return t
+        raise SessionError(f"session has no track '{name}'; tracks: {', '.join(t.name for t in self.tracks)}")
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "sample_rate": int(self.sample_rate),
+            "tracks": [t.to_json() for t in self.tracks],
+            "master": self.master.to_json(),
+            "provenance": self.provenance,
+        }
+
+    def validate(self) -> "Session":
+        """Check every value against the schema (in place: fills defaults).
+
+        Raises:
+            SessionError / ParamRangeError / UnknownParamError: with the track,
+                processor and parameter named.
+        """
+        data = self.to_json()
+        checked = from_dict(data, base_dir=self.base_dir)
+        self.tracks, self.master = checked.tracks, checked.master
+        return self
+
+
+def _automation(raw: Any, chain: Chain, where: str) -> dict[str, Automation]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SessionError(f"{where}.automation must be an object of 'processor.param' -> curve")
+    out: dict[str, Automation] = {}
+    for path, curve in raw.items():
+        param = chain.param(path)  # raises UnknownParamError naming the path
+        if not isinstance(curve, Mapping) or "times_s" not in curve or "values" not in curve:
+            raise SessionError(f"{where}.automation['{path}'] needs 'times_s' and 'values' lists")
+        times, values = list(curve["times_s"]), list(curve["values"])
+        if len(times) != len(values) or not times:
+            raise SessionError(
+                f"{where}.automation['{path}']: times_s has {len(times)} points and values {len(values)}; "
+                "give the same non-zero number of each"
+            )
+        ts = [float(t) for t in times]
+        if any(not math.isfinite(t) or t < 0 for t in ts):
+            raise SessionError(f"{where}.automation['{path}']: times_s must be finite and >= 0 s")
+        if any(b <= a for a, b in zip(ts, ts[1:])):
+            raise SessionError(f"{where}.automation['{path}']: times_s must be strictly increasing")
+        vs = [param.validate(v, f"{where}.automation['{path}']") for v in values]
+        out[path] = Automation(ts, vs)
+    return out
+
+
+def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
+    """Build and validate a session from parsed JSON.
+
+    Raises:
+        SessionVersionError: missing/unknown ``format`` or ``version``.
+        SessionError: structural problems (missing fields, duplicate track names).
+        UnknownParamError, ParamRangeError: parameter problems, naming the track.
+    """
+    if not isinstance(data, Mapping):
+        raise SessionError("a session must be a JSON object")
+    if data.get("format") != FORMAT_NAME:
+        raise SessionVersionError(
+            f"not a mixbridge session: 'format' is {data.get('format')!r}, expected '{FORMAT_NAME}'"
+        )
+    version = data.get("version")
+    if version not in SUPPORTED_VERSIONS:
+        raise SessionVersionError(
+            f"session format version {version!r} is not supported; this mixbridge reads versions "
+            f"{', '.join(map(str, SUPPORTED_VERSIONS))}. Upgrade mixbridge or re-save the session with it."
+        )
+    sr = data.get("sample_rate")
+    if not isinstance(sr, int) or isinstance(sr, bool) or not SAMPLE_RATE_RANGE_HZ[0] <= sr <= SAMPLE_RATE_RANGE_HZ[1]:
+        raise SessionError(
+            f"sample_rate = {sr!r} must be an integer in [{SAMPLE_RATE_RANGE_HZ[0]}, {SAMPLE_RATE_RANGE_HZ[1]}] Hz"
+        )
+    raw_tracks = data.get("tracks")
+    if not isinstance(raw_tracks, list) or not raw_tracks:
+        raise SessionError("a session needs a non-empty 'tracks' list")
+    tracks: list[Track] = []
+    seen: set[str] = set()
+    for i, rt in enumerate(raw_tracks):
+        if not isinstance(rt, Mapping):
+            raise SessionError(f"tracks[{i}] must be an object")
+        name = rt.get("name")
+        if not isinstance(name, str) or not name:
+            raise SessionError(f"tracks[{i}] needs a non-empty 'name'")
+        if name in seen:
+            raise SessionError(f"track name '{name}' appears twice; track names must be unique")
+        seen.add(name)
+        source = rt.get("source")
+        if not isinstance(source, str) or not source:
+            raise SessionError(f"track '{name}' needs a 'source' audio file path")
+        where = f"track '{name}'"
+        params = CHANNEL_STRIP.validate(rt.get("params") or {}, where)
+        tracks.append(Track(name, source, params, _automation(rt.get("automation"), CHANNEL_STRIP, where), rt.get("role")))
+    rm = data.get("master") or {}
+    if not isinstance(rm, Mapping):
+        raise SessionError("'master' must be an object")
+    master = Master(MASTER_BUS.validate(rm.get("params") or {}, "master"), _automation(rm.get("automation"), MASTER_BUS, "master"))
+    prov = data.get("provenance") or {}
+    if not isinstance(prov, Mapping):
+        raise SessionError("'provenance' must be an object")
+    return Session(sr, tracks, master, dict(prov), base_dir)
+
+
+def load(path: str | Path) -> Session:
+    """Load and validate a session file.
+
+    Raises:
+        SessionError: unreadable file or invalid JSON (with line and column).
+        SessionVersionError, UnknownParamError, ParamRangeError: see :func:`from_dict`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SessionError(f"cannot read session file {path}: {e.strerror or e}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SessionError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    return from_dict(data, base_dir=path.resolve().parent)
+
+
+def save(session: Session, path: str | Path) -> Path:
+    """Validate and write a session atomically (temp file + rename); returns the path."""
+    session.validate()
+    path = Path(path)
+    atomic_write_text(path, json.dumps(session.to_json(), indent=2) + "\n")
+    return path
+
+
+def validate_report(path: str | Path) -> tuple[bool, str]:
+    """Validate a session file and return ``(ok, human-readable report)``; never raises on bad files."""
+    try:
+        s = load(path)
+    except (MixbridgeError, ParamRangeError, UnknownParamError) as e:
+        return False, f"INVALID {path}\n  {e}"
+    lines = [f"OK {path}: format version {FORMAT_VERSION}, {len(s.tracks)} tracks at {s.sample_rate} Hz"]
+    for t in s.tracks:
+        src = s.source_path(t)
+        exists = "" if src.exists() else "  (source file not found)"
+        n_auto = f", {len(t.automation)} automation curves" if t.automation else ""
+        lines.append(
+            f"  {t.name:<16} fader {t.params['fader']['fader_db']:+6.1f} dB  pan {t.params['pan']['pan']:+5.2f}{n_auto}{exists}"
+        )
+    lp = s.master.params
+    lines.append(
+        f"  master: target {lp['loudness']['target_lufs']:g} LUFS, ceiling {lp['limiter']['ceiling_dbtp']:g} dBTP"
+    )
+    missing = [t.name for t in s.tracks if not s.source_path(t).exists()]
+    if missing:
+        lines.append(f"WARNING: {len(missing)} source file(s) missing: {', '.join(missing)}")
+    return True, "\n".join(lines)

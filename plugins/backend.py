@@ -1,0 +1,162 @@
+"""The rendering-backend contract and registry of the plugin host.
+
+A backend renders the *plugin* processors of the schema (``eq``, ``compressor``,
+``reverb``, ``limiter``) on one signal. The exact-math stages of a console
+(trim, polarity, fader, mute, pan, send, summing) are done by
+:mod:`mixbridge.plugins.console` with numpy for every backend alike, as a DAW's
+own mixer does them.
+
+Audio contract: float32 ``[channels, samples]`` with ``channels`` 1 or 2 and an
+explicit ``sample_rate`` in Hz. ``process`` returns the same shape, except
+``reverb`` which takes the stereo send bus ``[2, samples]`` and returns the
+wet-only return ``[2, samples]``.
+
+Backends:
+
+* ``builtin``: pedalboard's built-in JUCE processors (:mod:`.builtin`).
+* ``vst``: real third-party plugins through DawDreamer, driven by plugin maps
+  (:mod:`.vst`).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable, Mapping
+
+import numpy as np
+
+from mixbridge.errors import UnknownNameError
+from mixbridge.session import Automation
+
+PLUGIN_PROCESSORS = ("eq", "compressor", "reverb", "limiter")
+
+
+def automation_curve(automation: Automation, n_samples: int, sample_rate: int) -> np.ndarray:
+    """Sample a piecewise-linear curve at every sample: returns float64 ``[n_samples]``.
+
+    Outside ``times_s`` the first/last value is held.
+    """
+    t = np.arange(n_samples, dtype=np.float64) / float(sample_rate)
+    return np.interp(t, np.asarray(automation.times_s, dtype=np.float64), np.asarray(automation.values, dtype=np.float64))
+
+
+def automation_blocks(
+    params: Mapping[str, float],
+    automation: Mapping[str, Automation] | None,
+    n_samples: int,
+    sample_rate: int,
+    block_size: int,
+):
+    """Yield ``(start, stop, params_for_block)`` covering ``n_samples``.
+
+    Without automation this yields a single block with ``params``. With it, each
+    block takes the automated parameters' values at the block's first sample
+    (block-rate automation, like a plugin host's parameter updates).
+    """
+    if not automation:
+        yield 0, n_samples, dict(params)
+        return
+    curves = {k: automation_curve(a, n_samples, sample_rate) for k, a in automation.items()}
+    for start in range(0, n_samples, block_size):
+        stop = min(start + block_size, n_samples)
+        p = dict(params)
+        for k, c in curves.items():
+            p[k] = float(c[start])
+        yield start, stop, p
+
+
+class Backend(ABC):
+    """Renders schema processors on audio. Subclasses hold plugin handles and settings.
+
+    Args:
+        sample_rate: in Hz; every call uses it.
+        block_size: samples per host block (and the automation update rate).
+    """
+
+    name: str = ""
+
+    def __init__(self, sample_rate: int, block_size: int = 512) -> None:
+        self.sample_rate = int(sample_rate)
+        self.block_size = int(block_size)
+        #: Human-readable notices about how the render differs from the request
+        #: (e.g. a parameter a processor cannot honour). Reported, never silent.
+        self.notices: list[str] = []
+
+    def notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+
+    @abstractmethod
+    def process(
+        self,
+        processor: str,
+        audio: np.ndarray,
+        params: Mapping[str, float],
+        automation: Mapping[str, Automation] | None = None,
+        *,
+        label: str = "",
+    ) -> np.ndarray:
+        """Render one processor.
+
+        Args:
+            processor: one of ``PLUGIN_PROCESSORS``.
+            audio: float32 ``[channels, samples]``.
+            params: real-unit values of that processor's schema parameters
+                (already validated; keys are bare names such as ``threshold_db``).
+            automation: optional ``{param_name: Automation}`` curves.
+            label: where the call comes from (``"track 'kick'"``), for notices.
+
+        Returns:
+            float32 ``[channels, samples]`` (``reverb``: ``[2, samples]`` wet only).
+
+        Raises:
+            UnknownNameError: an unknown processor name.
+        """
+
+    def close(self) -> None:  # pragma: no cover - default has nothing to free
+        """Free plugin handles."""
+
+
+_BACKENDS: dict[str, Callable[..., Backend]] = {}
+
+
+def register_backend(name: str, factory: Callable[..., Backend]) -> None:
+    """Add a backend factory ``factory(sample_rate, **options)``; duplicates raise ValueError."""
+    if name in _BACKENDS:
+        raise ValueError(f"backend '{name}' is already registered")
+    _BACKENDS[name] = factory
+
+
+def _builtin(sample_rate: int, **kw) -> Backend:
+    from .builtin import BuiltinBackend
+
+    return BuiltinBackend(sample_rate, **kw)
+
+
+def _vst(sample_rate: int, **kw) -> Backend:
+    from .vst import VstBackend
+
+    return VstBackend(sample_rate, **kw)
+
+
+register_backend("builtin", _builtin)
+register_backend("vst", _vst)
+
+
+def backend_names() -> list[str]:
+    return list(_BACKENDS)
+
+
+def get_backend(name: str, sample_rate: int, **options) -> Backend:
+    """Create a backend by name.
+
+    Raises:
+        UnknownNameError: unknown name; the message lists the known backends.
+        BackendUnavailableError: its library or plugins are not installed.
+    """
+    try:
+        factory = _BACKENDS[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown backend '{name}'; known backends: {', '.join(_BACKENDS)} (use --backend {'|'.join(_BACKENDS)})"
+        ) from None
+    return factory(sample_rate, **options)

@@ -1,0 +1,128 @@
+"""Physics oracles for the builtin (pedalboard) backend."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixbridge.plugins import builtin
+from mixbridge.plugins.backend import get_backend
+from mixbridge.plugins.rbj import eq_response_db
+from mixbridge.schema import COMPRESSOR, EQ, LIMITER, REVERB
+from mixbridge.session import Automation
+
+SR = 44100
+#: float32 processing noise of an identity chain
+IDENTITY_TOL = 1e-6
+#: measured vs designed RBJ magnitude at test frequencies (float32 biquads, long impulse)
+EQ_RESPONSE_TOL_DB = 0.05
+TEST_FREQS_HZ = np.array([40.0, 100.0, 250.0, 600.0, 1000.0, 2500.0, 5000.0, 8000.0, 12000.0])
+
+
+def _noise(channels=2, seconds=1.0, seed=0):
+    return (np.random.default_rng(seed).standard_normal((channels, int(SR * seconds))) * 0.2).astype(np.float32)
+
+
+def measured_response_db(process, freqs_hz, n=1 << 16):
+    x = np.zeros((1, n), dtype=np.float32)
+    x[0, 0] = 1.0
+    y = process(x)[0].astype(np.float64)
+    spec = np.fft.rfft(y)
+    bins = np.fft.rfftfreq(n, 1 / SR)
+    return np.interp(freqs_hz, bins, 20 * np.log10(np.abs(spec) + 1e-20))
+
+
+def test_eq_at_0_db_is_identity():
+    x = _noise()
+    y = builtin.eq(x, SR, **EQ.defaults())
+    assert np.max(np.abs(y - x)) <= IDENTITY_TOL
+
+
+def test_compressor_ratio_1_is_identity():
+    x = _noise() * 4  # hot signal, far above any threshold
+    p = COMPRESSOR.defaults() | {"threshold_db": -40.0, "ratio": 1.0}
+    y = builtin.compressor(x, SR, **p)
+    assert np.max(np.abs(y - x)) <= IDENTITY_TOL
+
+
+@pytest.mark.parametrize("settings", [
+    {"peak1_gain_db": 6.0, "peak1_freq_hz": 1000.0, "peak1_q": 1.0},
+    {"low_shelf_gain_db": -12.0, "low_shelf_freq_hz": 150.0},
+    {"high_shelf_gain_db": 4.5, "high_shelf_freq_hz": 6000.0, "peak3_gain_db": -8.0, "peak3_freq_hz": 3000.0, "peak3_q": 4.0},
+])
+def test_eq_magnitude_matches_rbj_design(settings):
+    params = EQ.defaults() | settings
+    measured = measured_response_db(lambda x: builtin.eq(x, SR, **params), TEST_FREQS_HZ)
+    designed = eq_response_db(params, TEST_FREQS_HZ, SR)
+    np.testing.assert_allclose(measured, designed, atol=EQ_RESPONSE_TOL_DB)
+
+
+def test_peak_centre_gain_equals_gain_db():
+    params = EQ.defaults() | {"peak2_gain_db": -9.0, "peak2_freq_hz": 2000.0, "peak2_q": 2.0}
+    measured = measured_response_db(lambda x: builtin.eq(x, SR, **params), np.array([2000.0]))
+    assert measured[0] == pytest.approx(-9.0, abs=EQ_RESPONSE_TOL_DB)
+
+
+def test_compressor_reduces_level_above_threshold_by_ratio():
+    # steady sine 20 dB over the threshold; ratio 4 leaves 5 dB over: 15 dB of gain reduction
+    t = np.arange(SR * 2) / SR
+    x = (0.5 * np.sin(2 * np.pi * 200 * t))[None, :].astype(np.float32)  # peak -6.02 dBFS
+    p = COMPRESSOR.defaults() | {"threshold_db": -26.02, "ratio": 4.0, "attack_ms": 1.0, "release_ms": 50.0}
+    y = builtin.compressor(x, SR, **p)
+    tail = slice(SR, 2 * SR)
+    gr_db = 20 * np.log10(np.abs(y[0, tail]).max() / np.abs(x[0, tail]).max())
+    assert gr_db == pytest.approx(-15.0, abs=0.5)
+
+
+def test_limiter_sample_peak_ceiling():
+    x = _noise() * 10
+    for ceiling in (-1.0, -3.0):
+        y = builtin.limiter(x, SR, ceiling_dbtp=ceiling, release_ms=50.0)
+        assert 20 * np.log10(np.abs(y).max()) <= ceiling + 1e-4
+
+
+def test_freeverb_decay_mapping_matches_measured_rt60():
+    """RT60 measured by Schroeder backward integration of the impulse response."""
+    for decay_s in (1.0, 3.0):
+        x = np.zeros((2, SR * 8), dtype=np.float32)
+        x[:, 0] = 1.0
+        y = builtin.reverb(x, SR, decay_s=decay_s, predelay_ms=0.0, return_db=0.0)
+        # low-pass to the band the formula describes (the comb loop gain at DC)
+        from scipy.signal import butter, sosfilt
+
+        h = sosfilt(butter(4, 500, fs=SR, output="sos"), y.mean(axis=0).astype(np.float64))
+        edc = np.cumsum((h ** 2)[::-1])[::-1]
+        edc_db = 10 * np.log10(edc / edc[0] + 1e-30)
+        i5, i35 = np.argmax(edc_db < -5), np.argmax(edc_db < -35)
+        rt60 = (i35 - i5) / SR * 2.0  # T30 extrapolated to 60 dB
+        assert rt60 == pytest.approx(decay_s, rel=0.25)
+
+
+def test_backend_automation_changes_gain_blockwise():
+    be = get_backend("builtin", SR, block_size=512)
+    x = np.full((1, SR), 0.25, dtype=np.float32)
+    params = COMPRESSOR.defaults() | {"makeup_db": 0.0}
+    auto = {"makeup_db": Automation([0.0, 0.5], [0.0, 6.0206])}
+    y = be.process("compressor", x, params, auto)
+    assert y[0, 10] == pytest.approx(0.25, rel=1e-5)
+    assert y[0, -10] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_backend_unknown_processor_and_backend():
+    from mixbridge.errors import UnknownNameError
+
+    be = get_backend("builtin", SR)
+    with pytest.raises(UnknownNameError, match="known: eq"):
+        be.process("chorus", _noise(), {})
+    with pytest.raises(UnknownNameError, match="known backends: builtin, vst"):
+        get_backend("reaper", SR)
+
+
+def test_knee_notice_is_reported():
+    be = get_backend("builtin", SR)
+    be.process("compressor", _noise(), COMPRESSOR.defaults() | {"knee_db": 4.0})
+    assert any("hard knee" in n for n in be.notices)
+
+
+def test_schema_defaults_cover_limiter_and_reverb():
+    assert set(LIMITER.param_names) == {"ceiling_dbtp", "release_ms"}
+    assert set(REVERB.param_names) == {"decay_s", "predelay_ms", "return_db"}

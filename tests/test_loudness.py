@@ -1,0 +1,43 @@
+"""Loudness (BS.1770-4 via pyloudnorm) and the 4x-oversampled true-peak meter."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixbridge.loudness import integrated_lufs, true_peak_dbtp
+
+SR = 48000
+#: BS.1770-4: a 997 Hz sine at 0 dBFS on one channel (of a stereo pair, the other silent) reads -3.01 LUFS.
+LUFS_TOL = 0.05
+#: 4x oversampling with a long polyphase FIR recovers inter-sample peaks to well within this.
+TP_TOL_DB = 0.05
+
+
+def test_997hz_full_scale_sine_reads_minus_3_lufs():
+    t = np.arange(SR * 3) / SR
+    x = np.stack([np.sin(2 * np.pi * 997 * t), np.zeros_like(t)])
+    assert integrated_lufs(x, SR) == pytest.approx(-3.01, abs=LUFS_TOL)
+
+
+def test_true_peak_finds_inter_sample_peak():
+    # fs/4 sine with a 45 degree phase: every sample sits at +-0.7071 (-3.01 dBFS)
+    # but the waveform peaks at 1.0 between samples: 0 dBTP
+    # (fades of 4096 samples keep the truncation edges from ringing past the body's peak)
+    n = np.arange(SR)
+    fade = np.ones(SR)
+    ramp = np.sin(np.linspace(0, np.pi / 2, 4096)) ** 2
+    fade[:4096], fade[-4096:] = ramp, ramp[::-1]
+    x = (np.sin(2 * np.pi * n / 4 + np.pi / 4) * fade)[None, :]
+    assert 20 * np.log10(np.abs(x).max()) == pytest.approx(-3.01, abs=0.01)
+    assert true_peak_dbtp(x, SR) == pytest.approx(0.0, abs=TP_TOL_DB)
+
+
+def test_minus_6_02_db_halves_loudness_by_6_02_lu():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, SR * 2)) * 0.1
+    assert integrated_lufs(x * 0.5, SR) == pytest.approx(integrated_lufs(x, SR) - 6.0206, abs=1e-6)
+
+
+def test_silence():
+    assert integrated_lufs(np.zeros((2, SR)), SR) == -70.0
+    assert true_peak_dbtp(np.zeros((2, SR))) == float("-inf")

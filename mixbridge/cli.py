@@ -17,7 +17,8 @@ from .errors import MixbridgeError
 
 #: Modules that contribute sub-commands, in help order.
 COMMAND_MODULES = (
-    "mixbridge.commands",          # automix, render, session, demo
+    "mixbridge.commands",          # automix, render, session, mixers
+    "mixbridge.demo_cli",          # demo build|list|verify
     "mixbridge.plugins.cli",       # plugins list|inspect|calibrate
     "mixbridge.plugins.datagen_cli",  # datagen effect|demaster|mixes|verify|info
     "mixbridge.bridge.cli",        # push, pull

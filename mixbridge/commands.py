@@ -1,4 +1,4 @@
-"""Core CLI commands: ``automix``, ``render``, ``session validate``, ``demo build``, ``mixers``.
+"""Core CLI commands: ``automix``, ``render``, ``session validate``, ``mixers``.
 
 Handlers import the library lazily so ``mixbridge --help`` stays light.
 """
@@ -35,14 +35,6 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _demo_build(args: argparse.Namespace) -> int:
-    from mixbridge.demo import build_demo
-
-    manifest = build_demo(args.output, n_songs=args.songs, duration_s=args.duration_s, progress=not args.quiet)
-    print(f"demo multitrack ready: {manifest}")
-    return 0
-
-
 def _mixers(args: argparse.Namespace) -> int:
     from mixbridge.models.mixers import DEFAULT_MIXER, get_mixer, mixer_names
 
@@ -77,15 +69,6 @@ def register(sub) -> None:
     v = ss.add_parser("validate", help="check a session file against the schema")
     v.add_argument("file", metavar="FILE")
     v.set_defaults(func=_validate)
-
-    p = sub.add_parser("demo", help="the bundled demo multitrack")
-    ds = p.add_subparsers(dest="demo_command", metavar="ACTION")
-    b = ds.add_parser("build", help="render the demo multitracks from freedoom MIDI with real sampled instruments")
-    b.add_argument("-o", "--output", default="demo", metavar="OUT_DIR")
-    b.add_argument("--songs", type=int, default=3)
-    b.add_argument("--duration-s", type=float, default=30.0)
-    b.add_argument("-q", "--quiet", action="store_true")
-    b.set_defaults(func=_demo_build)
 
     p = sub.add_parser("mixers", help="list the registered mixers")
     p.set_defaults(func=_mixers)

@@ -54,7 +54,7 @@ def _progress(enabled: bool, total: int, desc: str):
 
 
 def render_session(session: Session, backend: str = "builtin", progress: bool = False,
-                   on_track: Callable[[str], None] | None = None):
+                   on_track: Callable[[str], None] | None = None, measure: bool = False):
     """Render a session's console and master bus.
 
     Returns:
@@ -73,7 +73,7 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
         if on_track:
             on_track(name)
 
-    console = render_console(session, be, progress=tick)
+    console = render_console(session, be, progress=tick, measure=measure)
     bar.set_postfix_str("master bus")
     mres = master(console.mix, session.master.params, be, session.master.automation)
     bar.update(1)
@@ -117,7 +117,7 @@ def automix(
     out_dir.mkdir(parents=True, exist_ok=True)
     session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
     session.provenance["backend"] = backend
-    console, mres, be = render_session(session, backend, progress=progress)
+    console, mres, be = render_session(session, backend, progress=progress, measure=report)
     notices = list(stems.notices) + list(console.notices) + list(mres.notices)
     notices += session.provenance.get("mixer_notes", [])
     session.provenance["master"] = {

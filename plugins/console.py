@@ -100,34 +100,53 @@ def short_term_rms_db(audio: np.ndarray, sample_rate: int, window_s: float = 0.0
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
-def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate: int) -> tuple[TrackRender, np.ndarray]:
+def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate: int,
+                 measure: bool = True) -> tuple[TrackRender, np.ndarray | None]:
     """Render one channel strip; returns its measurements and its post-fader, post-pan send ``[2, samples]``.
+
+    Static gains are folded into one scalar per output channel; automated ones
+    become per-sample curves.
 
     Args:
         audio: float32 ``[channels, samples]``, channels 1 or 2.
+        measure: also measure short-term RMS around the compressor (for reports).
     """
     p, auto = track.params, track.automation
     n = audio.shape[1]
-    x = audio.astype(np.float32, copy=True)
+    label = f"track '{track.name}'"
     trim = _param_signal(p, auto, "trim.gain_db", n, sample_rate)
     sign = -1.0 if p["polarity"]["invert"] >= 0.5 else 1.0
-    x *= (sign * db_to_gain(trim)).astype(np.float32)
-    label = f"track '{track.name}'"
+    if np.ndim(trim) == 0 and trim == 0.0 and sign == 1.0:
+        x = np.ascontiguousarray(audio, dtype=np.float32)
+    else:
+        x = audio * (sign * db_to_gain(trim)).astype(np.float32)
     x = backend.process("eq", x, p["eq"], _split_automation(auto, "eq"), label=label)
-    pre = short_term_rms_db(x, sample_rate)
-    comp_params = dict(p["compressor"])
+    pre = short_term_rms_db(x, sample_rate) if measure else np.zeros(0)
+    comp_params = p["compressor"]
     x = backend.process("compressor", x, comp_params, _split_automation(auto, "compressor"), label=label)
-    post = short_term_rms_db(x, sample_rate) - (comp_params["makeup_db"] if "compressor.makeup_db" not in auto else 0.0)
+    if measure:
+        makeup = comp_params["makeup_db"] if "compressor.makeup_db" not in auto else 0.0
+        post = short_term_rms_db(x, sample_rate) - makeup
+    else:
+        post = np.zeros(0)
     fader = db_to_gain(_param_signal(p, auto, "fader.fader_db", n, sample_rate))
     mute = _param_signal(p, auto, "fader.mute", n, sample_rate)
     fader = fader * (1.0 - np.round(np.asarray(mute, dtype=np.float64)))
-    x = x * fader.astype(np.float32)
     left, right = pan_gains(_param_signal(p, auto, "pan.pan", n, sample_rate), x.shape[0])
     src_l, src_r = (x[0], x[0]) if x.shape[0] == 1 else (x[0], x[1])
-    out = np.stack([src_l * left, src_r * right]).astype(np.float32)
+    gain_l, gain_r = fader * left, fader * right
+    if np.ndim(gain_l) == 0:
+        out = np.empty((2, n), dtype=np.float32)
+        np.multiply(src_l, np.float32(gain_l), out=out[0])
+        np.multiply(src_r, np.float32(gain_r), out=out[1])
+    else:
+        out = np.stack([src_l * gain_l.astype(np.float32), src_r * gain_r.astype(np.float32)])
     send_db = _param_signal(p, auto, "send.send_db", n, sample_rate)
-    send_gain = np.where(np.asarray(send_db) <= SEND_OFF_DB, 0.0, db_to_gain(send_db))
-    send = (out * send_gain.astype(np.float32)) if np.any(send_gain > 0) else None
+    if np.ndim(send_db) == 0:
+        send = None if send_db <= SEND_OFF_DB else out * np.float32(db_to_gain(send_db))
+    else:
+        send_gain = np.where(np.asarray(send_db) <= SEND_OFF_DB, 0.0, db_to_gain(send_db))
+        send = out * send_gain.astype(np.float32) if np.any(send_gain > 0) else None
     return TrackRender(track.name, out, pre, post), send
 
 
@@ -155,6 +174,7 @@ def render_console(
     backend: Backend | str = "builtin",
     audio: Mapping[str, np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
+    measure: bool = False,
 ) -> ConsoleRender:
     """Render all tracks and the reverb bus of ``session`` into the stereo mix.
 
@@ -164,6 +184,7 @@ def render_console(
         audio: optional ``{track name: [channels, samples]}``; read from the
             sources when omitted.
         progress: optional callback called with each track's name.
+        measure: keep per-track short-term RMS around the compressor (reports).
 
     Returns:
         :class:`ConsoleRender` with ``mix`` float32 ``[2, samples]``.
@@ -182,7 +203,7 @@ def render_console(
         a = audio[t.name]
         if a.shape[1] < n:
             a = np.pad(a, ((0, 0), (0, n - a.shape[1])))
-        tr, send = render_track(t, a, be, sr)
+        tr, send = render_track(t, a, be, sr, measure=measure)
         mix += tr.output
         if send is not None:
             bus += send

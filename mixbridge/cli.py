@@ -62,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mixbridge {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mixbridge ... | head`: the reader left; exit quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return int(rc or 0)
 
 

@@ -1,0 +1,324 @@
+"""Automation: session curves sent to a DAW in real time against a clock.
+
+A session's automation (``Track.automation["processor.param"]``, piecewise
+linear in seconds) is sampled at ``rate_hz``, thinned to meaningful changes,
+and sent on a ``time.perf_counter`` clock:
+
+* **Thinning.** A sample is kept only if it moved by at least ``resolution``
+  of the parameter's normalised range (schema scale, so log parameters thin
+  in ratio) since the last kept value; the curve's last value is always kept.
+  The default, :data:`DEFAULT_RESOLUTION`, is 1/1000 of the range (0.06 dB on
+  the -48..+12 dB fader), finer than a DAW fader step.
+* **Rate limit.** A token bucket caps messages per second over all parameters.
+  When a tick has more changes than tokens, the changes wait and later values
+  of the same parameter replace earlier ones (``coalesced``), so the DAW always
+  converges to the curve instead of falling behind.
+* **Bundles.** Where the DAW's OSC server schedules bundles by time tag (Ardour
+  via liblo), each tick goes out ``lookahead_s`` early as a bundle stamped with
+  its due time; elsewhere messages go out at their due time.
+
+:func:`measure_jitter` sends a curve to a local receiver and reports lateness
+(arrival minus due time) as median and p99.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mixbridge.schema import CHANNEL_STRIP, Param
+from mixbridge.session import Automation, Session
+
+from .errors import BridgeConfigError
+from .osc import OscMessage, encode_bundle, encode_message, ntp_timetag
+from .transport import DEFAULT_QUERY_TIMEOUT_S, LOCALHOST, OscUdpClient, OscUdpServer
+
+#: Smallest change worth sending, as a fraction of a parameter's normalised range.
+DEFAULT_RESOLUTION = 1e-3
+#: Sleep until this long before a deadline, then spin: time.sleep overshoots by ~0.1-1 ms.
+SPIN_S = 0.002
+#: How early a timetagged bundle leaves, so network and parsing finish before its time tag.
+DEFAULT_LOOKAHEAD_S = 0.02
+
+
+@dataclass(frozen=True)
+class AutomationEvent:
+    """One value due at ``time_s`` (seconds from the start) for ``track`` / ``path``."""
+
+    time_s: float
+    track: str
+    path: str
+    value: float
+
+
+def sample_curve(curve: Automation, rate_hz: float, end_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample a piecewise-linear curve every 1/rate_hz s from its first point to ``end_s`` (default its last).
+
+    Raises:
+        BridgeConfigError: a non-positive rate.
+    """
+    if not rate_hz > 0:
+        raise BridgeConfigError(f"rate_hz = {rate_hz} must be > 0 Hz")
+    t0 = float(curve.times_s[0])
+    t1 = float(curve.times_s[-1] if end_s is None else end_s)
+    n = int(np.floor((t1 - t0) * rate_hz + 1e-9)) + 1
+    times = t0 + np.arange(n) / rate_hz
+    if times[-1] < t1 - 1e-12:
+        times = np.append(times, t1)
+    return times, np.interp(times, curve.times_s, curve.values)
+
+
+def thin(times: Sequence[float], values: Sequence[float], param: Param,
+         resolution: float = DEFAULT_RESOLUTION) -> list[tuple[float, float]]:
+    """Keep the samples that changed by >= ``resolution`` (normalised) since the last kept one,
+    plus the last sample. Booleans keep every change."""
+    out: list[tuple[float, float]] = []
+    last_u = None
+    for t, v in zip(times, values):
+        v = float(v)
+        if param.kind == "bool":
+            v = 1.0 if v >= 0.5 else 0.0
+        u = param.to_normalised(v)
+        if last_u is None or abs(u - last_u) >= resolution - 1e-12 * (param.kind != "bool") and u != last_u:
+            out.append((float(t), v))
+            last_u = u
+    if len(times) and out and out[-1][0] != float(times[-1]):
+        v_last = float(values[-1])
+        if param.kind == "bool":
+            v_last = 1.0 if v_last >= 0.5 else 0.0
+        if v_last != out[-1][1]:
+            out.append((float(times[-1]), v_last))
+    return out
+
+
+def schedule_session(session: Session, *, rate_hz: float = 100.0,
+                     resolution: float = DEFAULT_RESOLUTION) -> list[AutomationEvent]:
+    """All tracks' automation as thinned events sorted by time (ties in track order)."""
+    events: list[AutomationEvent] = []
+    for track in session.tracks:
+        for path, curve in track.automation.items():
+            param = CHANNEL_STRIP.param(path)
+            t, v = sample_curve(curve, rate_hz)
+            events.extend(AutomationEvent(tt, track.name, path, vv) for tt, vv in thin(t, v, param, resolution))
+    events.sort(key=lambda e: e.time_s)
+    return events
+
+
+def _ticks(events: Sequence[AutomationEvent]) -> list[tuple[float, list[AutomationEvent]]]:
+    ticks: list[tuple[float, list[AutomationEvent]]] = []
+    for e in events:
+        if ticks and abs(ticks[-1][0] - e.time_s) < 1e-9:
+            ticks[-1][1].append(e)
+        else:
+            ticks.append((e.time_s, [e]))
+    return ticks
+
+
+def sleep_until(deadline: float) -> None:
+    """Wait until ``time.perf_counter() >= deadline``: sleep, then spin the last :data:`SPIN_S`."""
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return
+        # sleep(0) while spinning releases the GIL, so receiver threads are not starved
+        time.sleep(left - SPIN_S if left > SPIN_S else 0)
+
+
+@dataclass
+class PlayReport:
+    """What :func:`play_events` did: counts and send lateness (seconds, send minus due)."""
+
+    events: int = 0
+    sent_messages: int = 0
+    datagrams: int = 0
+    coalesced: int = 0
+    duration_s: float = 0.0
+    send_lateness_s: list[float] = field(default_factory=list)
+    due_perf_s: list[float] = field(default_factory=list)
+
+    def lateness_stats_ms(self) -> tuple[float, float]:
+        return _median_p99_ms(self.send_lateness_s)
+
+    def summary(self) -> str:
+        med, p99 = self.lateness_stats_ms()
+        return (f"{self.events} events -> {self.sent_messages} messages in {self.datagrams} datagrams over "
+                f"{self.duration_s:.2f} s ({self.coalesced} coalesced by the rate limit); "
+                f"send lateness median {med:.3f} ms, p99 {p99:.3f} ms")
+
+
+def _median_p99_ms(xs: Sequence[float]) -> tuple[float, float]:
+    if not xs:
+        return float("nan"), float("nan")
+    a = np.abs(np.asarray(xs)) * 1000.0
+    return float(np.median(a)), float(np.percentile(a, 99))
+
+
+def play_events(events: Sequence[AutomationEvent], to_messages: Callable[[AutomationEvent], list[OscMessage]],
+                send: Callable[[bytes], None], *, max_msgs_per_s: float = 2000.0, bundles: bool = False,
+                lookahead_s: float = DEFAULT_LOOKAHEAD_S, start_perf_s: float | None = None) -> PlayReport:
+    """Send events on the perf_counter clock; ``send`` gets each datagram.
+
+    With ``bundles``, each tick leaves ``lookahead_s`` early as one bundle time-tagged
+    with its due wall-clock time; otherwise each message leaves at its due time.
+    """
+    if not max_msgs_per_s > 0:
+        raise BridgeConfigError(f"max_msgs_per_s = {max_msgs_per_s} must be > 0")
+    rep = PlayReport(events=len(events))
+    start = (time.perf_counter() + 0.05) if start_perf_s is None else start_perf_s
+    wall_offset = time.time() - time.perf_counter()
+    tokens = max_msgs_per_s * 0.01 + 1  # a 10 ms burst allowance
+    last_refill = start - (lookahead_s if bundles else 0.0)
+    burst = tokens
+    pending: dict[tuple[str, str], AutomationEvent] = {}
+    for due_rel, group in _ticks(events):
+        due = start + due_rel
+        sleep_until(due - (lookahead_s if bundles else 0.0))
+        now = time.perf_counter()
+        tokens = min(burst, tokens + max(0.0, now - last_refill) * max_msgs_per_s)
+        last_refill = max(last_refill, now)
+        for e in group:
+            key = (e.track, e.path)
+            if key in pending:
+                rep.coalesced += 1
+            pending[key] = e
+        msgs: list[OscMessage] = []
+        while pending and tokens >= 1:
+            key = next(iter(pending))
+            e = pending.pop(key)
+            out = to_messages(e)
+            tokens -= max(len(out), 1)
+            msgs.extend(out)
+        if not msgs:
+            continue
+        if bundles:
+            send(encode_bundle(msgs, ntp_timetag(due + wall_offset)))
+            rep.datagrams += 1
+        else:
+            for m in msgs:
+                send(encode_message(m))
+                rep.datagrams += 1
+        rep.sent_messages += len(msgs)
+        rep.send_lateness_s.append(time.perf_counter() - due if not bundles else now - (due - lookahead_s))
+        rep.due_perf_s.append(due)
+    # flush what the rate limit held back
+    while pending:
+        sleep_until(time.perf_counter() + 1.0 / max_msgs_per_s)
+        e = pending.pop(next(iter(pending)))
+        for m in to_messages(e):
+            send(encode_message(m))
+            rep.datagrams += 1
+            rep.sent_messages += 1
+    rep.duration_s = time.perf_counter() - start
+    return rep
+
+
+def play_session_automation(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None = None,
+                            match: str = "order", rate_hz: float = 100.0, max_msgs_per_s: float = 2000.0,
+                            bundles: bool | None = None, clamp: bool = False,
+                            timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, reply_port: int | None = None,
+                            resolution: float = DEFAULT_RESOLUTION) -> PlayReport:
+    """Query and match the DAW's tracks (like push), then play the session's automation into it.
+
+    Raises:
+        DawUnreachableError, TrackMatchError, DawRangeError: as for :func:`~mixbridge.bridge.push.push`.
+    """
+    from .profiles import get_profile
+    from .push import _client, match_tracks, query_daw_tracks
+
+    profile = get_profile(daw)
+    use_bundles = profile.honours_timetags if bundles is None else bundles
+    with _client(profile, host, port, timeout_s, reply_port) as client:
+        client.router.add("/**", lambda m: None)
+        daw_tracks = query_daw_tracks(client, profile, max_tracks=max(64, len(session.tracks)))
+        result = match_tracks(session.tracks, daw_tracks, match)
+        position = {t.name: d.position for t, d in result.pairs}
+        events = [e for e in schedule_session(session, rate_hz=rate_hz, resolution=resolution) if e.track in position]
+        for m in profile.setup_messages(len(daw_tracks)):
+            client.send(m)
+
+        def to_messages(e: AutomationEvent) -> list[OscMessage]:
+            return profile.param_messages(position[e.track], e.path, e.value, where=f"track '{e.track}' ", clamp=clamp)
+
+        return play_events(events, to_messages, client.send_raw, max_msgs_per_s=max_msgs_per_s, bundles=use_bundles)
+
+
+@dataclass
+class JitterReport:
+    """Arrival lateness at a local receiver (arrival minus due time), in ms."""
+
+    sent: int
+    received: int
+    median_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def summary(self) -> str:
+        return (f"{self.received}/{self.sent} received; lateness median {self.median_ms:.3f} ms, "
+                f"p99 {self.p99_ms:.3f} ms, max {self.max_ms:.3f} ms")
+
+
+_RECEIVER = r"""
+import json, select, socket, sys, time
+n, timeout_s = int(sys.argv[1]), float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+arrivals, end = [], time.monotonic() + timeout_s
+while len(arrivals) < n and time.monotonic() < end:
+    if select.select([s], [], [], 0.05)[0]:
+        s.recvfrom(65536)
+        arrivals.append(time.perf_counter())
+print(json.dumps(arrivals), flush=True)
+"""
+
+
+def measure_jitter(*, rate_hz: float = 100.0, duration_s: float = 2.0, max_msgs_per_s: float = 10000.0,
+                   receiver: str = "process") -> JitterReport:
+    """Send a ``rate_hz`` fader ramp (one change per tick) to a local OSC receiver and time arrivals.
+
+    ``receiver="process"`` (default) receives in a separate Python process, so sender and
+    receiver do not share a GIL; both read ``time.perf_counter``, which on Linux is
+    CLOCK_MONOTONIC and common to all processes. ``"thread"`` receives in this process.
+    """
+    import subprocess
+    import sys
+
+    from .profiles import ArdourProfile
+
+    n = int(round(duration_s * rate_hz))
+    events = [AutomationEvent(i / rate_hz, "t", "fader.fader_db", -40.0 + 40.0 * i / max(n - 1, 1)) for i in range(n)]
+    profile = ArdourProfile()
+
+    def to_messages(e: AutomationEvent) -> list[OscMessage]:
+        return profile.param_messages(0, e.path, e.value)
+
+    if receiver == "thread":
+        with OscUdpServer() as server, OscUdpClient(LOCALHOST, server.port) as client:
+            rep = play_events(events, to_messages, client.send_raw, max_msgs_per_s=max_msgs_per_s)
+            deadline = time.monotonic() + 1.0
+            while len(server.arrivals) < rep.datagrams and time.monotonic() < deadline:
+                time.sleep(0.01)
+            arrivals = [t for t, _ in server.arrivals]
+    elif receiver == "process":
+        proc = subprocess.Popen([sys.executable, "-c", _RECEIVER, str(n), str(duration_s + 5.0)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(proc.stdout.readline())
+            with OscUdpClient(LOCALHOST, port) as client:
+                rep = play_events(events, to_messages, client.send_raw, max_msgs_per_s=max_msgs_per_s)
+            import json
+
+            arrivals = json.loads(proc.stdout.readline() or "[]")
+            proc.wait(timeout=5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    else:
+        raise BridgeConfigError(f"receiver {receiver!r} must be 'process' or 'thread'")
+    late = [a - d for a, d in zip(arrivals, rep.due_perf_s)]
+    med, p99 = _median_p99_ms(late)
+    mx = float(np.max(np.abs(late)) * 1000.0) if late else float("nan")
+    return JitterReport(rep.datagrams, len(arrivals), med, p99, mx)

@@ -1,0 +1,105 @@
+"""Layer 2 of the bridge: route decoded OSC feedback to handlers, no sockets.
+
+A :class:`Router` takes raw datagrams (bytes), decodes them with
+:mod:`mixbridge.bridge.osc` and calls the handlers whose pattern matches each
+message's address. Patterns are addresses in which a ``*`` segment matches any
+one segment (``/track/*/volume/db``) and a trailing ``/**`` matches any rest.
+Nothing is dropped silently: datagrams that do not parse are counted in
+``stats.unparsed`` (with the last error kept in ``stats.last_error``), and
+messages no handler wants are counted in ``stats.unrouted``.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import OscParseError
+from .osc import OscMessage, decode, iter_messages
+
+Handler = Callable[[OscMessage], None]
+
+
+@dataclass
+class RouterStats:
+    """Counters of one router: datagrams, messages, and what could not be used."""
+
+    datagrams: int = 0
+    messages: int = 0
+    unparsed: int = 0
+    unrouted: int = 0
+    last_error: str = ""
+
+    def summary(self) -> str:
+        text = f"{self.messages} messages in {self.datagrams} datagrams"
+        if self.unparsed:
+            text += f"; {self.unparsed} unparseable datagram(s) (last: {self.last_error})"
+        if self.unrouted:
+            text += f"; {self.unrouted} message(s) with no handler"
+        return text
+
+
+def address_matches(pattern: str, address: str) -> bool:
+    """True if ``address`` matches ``pattern`` (``*`` = one segment, trailing ``**`` = the rest)."""
+    p, a = pattern.strip("/").split("/"), address.strip("/").split("/")
+    if p and p[-1] == "**":
+        return len(a) >= len(p) - 1 and all(x in ("*", y) for x, y in zip(p[:-1], a))
+    return len(p) == len(a) and all(x in ("*", y) for x, y in zip(p, a))
+
+
+@dataclass
+class Router:
+    """Dispatches datagrams to handlers by address pattern; thread-safe counters."""
+
+    routes: list[tuple[str, Handler]] = field(default_factory=list)
+    stats: RouterStats = field(default_factory=RouterStats)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, pattern: str, handler: Handler) -> None:
+        self.routes.append((pattern, handler))
+
+    def dispatch_message(self, msg: OscMessage) -> int:
+        """Call every matching handler; returns how many matched."""
+        hits = 0
+        for pattern, handler in self.routes:
+            if address_matches(pattern, msg.address):
+                handler(msg)
+                hits += 1
+        with self._lock:
+            self.stats.messages += 1
+            if not hits:
+                self.stats.unrouted += 1
+        return hits
+
+    def dispatch(self, datagram: bytes) -> list[OscMessage]:
+        """Decode one datagram and route its messages; never raises on bad bytes."""
+        with self._lock:
+            self.stats.datagrams += 1
+        try:
+            packet = decode(datagram)
+        except OscParseError as e:
+            with self._lock:
+                self.stats.unparsed += 1
+                self.stats.last_error = str(e)
+            return []
+        msgs = [m for _, m in iter_messages(packet)]
+        for m in msgs:
+            self.dispatch_message(m)
+        return msgs
+
+
+class ReplyCollector:
+    """Collects messages matching a pattern until ``done(msg)`` says the reply is complete."""
+
+    def __init__(self, pattern: str = "/**", done: Callable[[OscMessage], bool] | None = None):
+        self.pattern = pattern
+        self.messages: list[OscMessage] = []
+        self._done = done
+        self.finished = threading.Event()
+
+    def __call__(self, msg: OscMessage) -> None:
+        if not address_matches(self.pattern, msg.address):
+            return
+        self.messages.append(msg)
+        if self._done is not None and self._done(msg):
+            self.finished.set()

@@ -1,0 +1,224 @@
+"""Layer 3 of the bridge: OSC over UDP sockets, with timeouts.
+
+:class:`OscUdpClient` sends messages and bundles to a DAW and collects its
+replies through a :class:`~mixbridge.bridge.routing.Router`; a query that gets
+no answer within ``timeout_s`` raises
+:class:`~mixbridge.bridge.errors.DawUnreachableError` naming the host, port and
+the setting to check. :class:`OscUdpServer` receives datagrams on 127.0.0.1 in a
+background thread (a local peer for tests, benchmarks and the fake DAWs); it
+records each datagram's arrival time from ``time.perf_counter``.
+
+UDP goes to 127.0.0.1 by default. Ardour's OSC surface listens on all
+interfaces (DESIGN.md §4), so mixbridge only ever addresses it on loopback
+unless the user names another host.
+"""
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from .errors import BridgeConfigError, DawUnreachableError
+from .osc import IMMEDIATELY, OscBundle, OscMessage, encode_bundle, encode_message
+from .routing import Router
+
+#: Default time to wait for the first reply to a query: a local DAW answers in
+#: milliseconds (DESIGN.md §4), so 2 s means "not there", and stays "a few seconds".
+DEFAULT_QUERY_TIMEOUT_S = 2.0
+#: A multi-datagram reply is complete once the DAW has been silent this long.
+DEFAULT_QUIET_S = 0.15
+LOCALHOST = "127.0.0.1"
+MAX_DATAGRAM_BYTES = 65507
+
+
+def check_endpoint(host: str, port: int) -> tuple[str, int]:
+    """Validate an IPv4/IPv6 literal or ``localhost`` and a UDP port.
+
+    Raises:
+        BridgeConfigError: the host is not an IP literal or the port is outside 1..65535.
+    """
+    if host == "localhost":
+        host = LOCALHOST
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise BridgeConfigError(f"host {host!r} is not an IP address; give one such as 127.0.0.1") from None
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise BridgeConfigError(f"port {port!r} is outside 1..65535; give the DAW's OSC receive port")
+    return host, port
+
+
+class OscUdpClient:
+    """Sends OSC to ``host:port`` from a local socket and receives replies on it.
+
+    The socket binds 127.0.0.1 when the DAW is on loopback (so replies sent to
+    the sender's port arrive), otherwise all interfaces. Use as a context manager.
+    """
+
+    def __init__(self, host: str = LOCALHOST, port: int = 3819, *, local_port: int = 0,
+                 timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, router: Router | None = None):
+        self.host, self.port = check_endpoint(host, port)
+        self.timeout_s = float(timeout_s)
+        self.router = router or Router()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        loopback = ipaddress.ip_address(self.host).is_loopback
+        bind_host = (LOCALHOST if family == socket.AF_INET else "::1") if loopback else ""
+        try:
+            self.sock.bind((bind_host, local_port))
+        except OSError as e:
+            self.sock.close()
+            raise BridgeConfigError(f"cannot bind UDP {bind_host or '*'}:{local_port}: {e.strerror}; "
+                                    "choose another --reply-port") from None
+        self.sent = 0
+
+    @property
+    def local_port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def __enter__(self) -> "OscUdpClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send_raw(self, datagram: bytes) -> None:
+        if len(datagram) > MAX_DATAGRAM_BYTES:
+            raise BridgeConfigError(f"OSC packet of {len(datagram)} bytes exceeds UDP's {MAX_DATAGRAM_BYTES}")
+        self.sock.sendto(datagram, (self.host, self.port))
+        self.sent += 1
+
+    def send(self, msg: OscMessage) -> None:
+        self.send_raw(encode_message(msg))
+
+    def send_many(self, msgs: Iterable[OscMessage]) -> int:
+        n = 0
+        for m in msgs:
+            self.send(m)
+            n += 1
+        return n
+
+    def send_bundle(self, msgs: Sequence[OscMessage | OscBundle], timetag: int = IMMEDIATELY) -> None:
+        self.send_raw(encode_bundle(msgs, timetag))
+
+    def pump(self, duration_s: float) -> int:
+        """Receive and route datagrams for ``duration_s``; returns how many arrived."""
+        return self.receive(lambda: False, duration_s, quiet_s=None)
+
+    def receive(self, done: Callable[[], bool], timeout_s: float, quiet_s: float | None = DEFAULT_QUIET_S) -> int:
+        """Route incoming datagrams until ``done()``, ``timeout_s`` passes, or (after at
+        least one datagram) the peer stays silent for ``quiet_s``. Returns the count."""
+        deadline = time.monotonic() + timeout_s
+        n = 0
+        while not done():
+            now = time.monotonic()
+            wait = deadline - now
+            if quiet_s is not None and n:
+                wait = min(wait, quiet_s)
+            if wait <= 0:
+                break
+            ready, _, _ = select.select([self.sock], [], [], wait)
+            if not ready:
+                if quiet_s is not None and n:
+                    break
+                continue
+            try:
+                data, _addr = self.sock.recvfrom(MAX_DATAGRAM_BYTES)
+            except ConnectionRefusedError:
+                continue  # ICMP port unreachable from an earlier send; keep waiting
+            self.router.dispatch(data)
+            n += 1
+        return n
+
+    def query(self, msgs: Sequence[OscMessage], done: Callable[[], bool], *, what: str,
+              timeout_s: float | None = None, quiet_s: float | None = DEFAULT_QUIET_S) -> int:
+        """Send ``msgs`` and receive until ``done()``; raise if nothing came back.
+
+        Raises:
+            DawUnreachableError: no datagram arrived within ``timeout_s`` seconds.
+        """
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        for m in msgs:
+            self.send(m)
+        n = self.receive(done, timeout, quiet_s)
+        if n == 0 and not done():
+            raise DawUnreachableError(
+                f"no reply to {what} from {self.host}:{self.port} within {timeout:g} s; "
+                "check that the DAW is running, its OSC control surface is enabled on that port, "
+                "and it replies to this machine"
+            )
+        return n
+
+
+@dataclass
+class OscUdpServer:
+    """A background UDP receiver bound to 127.0.0.1 (port 0 picks a free one).
+
+    Every datagram is routed through ``router`` and, if given, passed to
+    ``on_datagram(data, sender)`` (a fake DAW replies from there). ``arrivals``
+    keeps ``(perf_counter_s, datagram)`` pairs when ``record`` is true.
+    """
+
+    port: int = 0
+    router: Router = field(default_factory=Router)
+    on_datagram: Callable[[bytes, tuple], None] | None = None
+    record: bool = True
+    arrivals: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.bind((LOCALHOST, self.port))
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"osc-server-{self.port}", daemon=True)
+
+    def start(self) -> "OscUdpServer":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.sock], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data, addr = self.sock.recvfrom(MAX_DATAGRAM_BYTES)
+            except OSError:
+                return
+            t = time.perf_counter()
+            if self.record:
+                self.arrivals.append((t, data))
+            self.router.dispatch(data)
+            if self.on_datagram is not None:
+                self.on_datagram(data, addr)
+
+    def reply(self, datagram: bytes, addr: tuple) -> None:
+        self.sock.sendto(datagram, addr)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self.sock.close()
+
+    def __enter__(self) -> "OscUdpServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that is free right now (for tests and headless DAWs)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LOCALHOST, 0))
+        return s.getsockname()[1]

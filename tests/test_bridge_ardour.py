@@ -1,0 +1,152 @@
+"""The real DAW: headless Ardour 7 (ardour7-lua, Dummy backend, OSC on), one instance per module.
+
+Creates a session with 8 tracks carrying ACE EQ and ACE Compressor, pushes a mixbridge
+session, reads the state back over OSC (strip list, strip feedback, plugin descriptors) and
+from the XML Ardour writes on ``/save_state``, then checks that ``pull`` reproduces the session.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from mixbridge.bridge.ardour import HeadlessArdour, ardour_available, read_routes
+from mixbridge.bridge.automation import play_session_automation
+from mixbridge.bridge.plugin_maps import ARDOUR_MAP, aeq_bw_from_q
+from mixbridge.bridge.push import pull
+from mixbridge.cli import main
+from mixbridge.session import Automation, Session, Track, load, save
+
+pytestmark = [
+    pytest.mark.ardour,
+    pytest.mark.skipif(not ardour_available(), reason="headless Ardour 7 (Debian 'ardour', ardour7-lua) not installed"),
+]
+
+#: OSC carries float32 and Ardour stores gain as a float coefficient: 1e-4 dB is far below audibility
+#: and above float32 round-off at these magnitudes.
+GAIN_TOLERANCE_DB = 1e-4
+#: Pan position and plugin values cross the wire as float32 (relative error <= 6e-8).
+FLOAT32_REL = 1e-6
+N_TRACKS = 8
+
+
+@pytest.fixture(scope="module")
+def ardour(tmp_path_factory):
+    a = HeadlessArdour(tmp_path_factory.mktemp("ardour"), n_tracks=N_TRACKS, name="mbtest")
+    a.create()
+    a.start()
+    yield a
+    a.stop()
+
+
+def mix_session() -> Session:
+    s = Session(48000, [Track(f"T{i + 1}", f"t{i + 1}.wav") for i in range(N_TRACKS)])
+    s.validate()
+    for i, t in enumerate(s.tracks):
+        p = t.params
+        p["fader"]["fader_db"] = -2.0 * i + 3.0          # +3 .. -11 dB
+        p["pan"]["pan"] = -1.0 + 2.0 * i / (N_TRACKS - 1)  # hard left .. hard right
+        p["fader"]["mute"] = float(i % 3 == 2)
+        p["trim"]["gain_db"] = 1.5 * (i - 3)
+        p["polarity"]["invert"] = float(i % 2)
+        p["eq"]["peak1_gain_db"] = 4.0 - i
+        p["eq"]["peak1_freq_hz"] = 300.0 + 100 * i
+        p["eq"]["peak1_q"] = 0.5 + 0.5 * i
+        p["eq"]["high_shelf_gain_db"] = -3.0
+        p["compressor"]["threshold_db"] = -10.0 - 3 * i
+        p["compressor"]["ratio"] = 2.0 + i
+        p["compressor"]["attack_ms"] = 5.0 + i
+        p["compressor"]["release_ms"] = 80.0 + 20 * i
+    return s
+
+
+def test_push_then_read_back_over_osc_xml_and_pull(ardour, tmp_path, capsys):
+    s = mix_session()
+    path = save(s, tmp_path / "mix.json")
+    assert main(["push", str(path), "--daw", "ardour", "--port", str(ardour.osc_port)]) == 0
+    out = capsys.readouterr().out
+    assert f"pushed {N_TRACKS} tracks to ardour" in out and "unparseable" not in out
+
+    # 1. the saved session XML
+    routes = read_routes(ardour.save_state())
+    for i, t in enumerate(s.tracks):
+        r, p = routes[t.name], t.params
+        assert r["gain_db"] == pytest.approx(p["fader"]["fader_db"], abs=GAIN_TOLERANCE_DB)
+        assert r["trim_db"] == pytest.approx(p["trim"]["gain_db"], abs=GAIN_TOLERANCE_DB)
+        assert r["mute"] == p["fader"]["mute"]
+        assert r["polarity"] == p["polarity"]["invert"]
+        assert r["azimuth"] == pytest.approx((1 + p["pan"]["pan"]) / 2, abs=FLOAT32_REL)  # 0 = left in the XML
+        assert r["ACE Compressor/Threshold"] == pytest.approx(p["compressor"]["threshold_db"], rel=FLOAT32_REL)
+        assert r["ACE Compressor/Ratio"] == pytest.approx(p["compressor"]["ratio"], rel=FLOAT32_REL)
+        assert r["ACE EQ/Frequency 1"] == pytest.approx(p["eq"]["peak1_freq_hz"], rel=FLOAT32_REL)
+        assert r["ACE EQ/Bandwidth 1"] == pytest.approx(aeq_bw_from_q(p["eq"]["peak1_q"]), rel=FLOAT32_REL)
+        assert r["ACE EQ/Gain H"] == pytest.approx(-3.0)
+
+    # 2. over OSC: strip list, strip feedback and plugin descriptors, through pull
+    out = tmp_path / "pulled.json"
+    assert main(["pull", "--daw", "ardour", "--port", str(ardour.osc_port), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "polarity.invert (Ardour's OSC sends no polarity feedback)" in text
+    got = load(out)
+    assert [t.name for t in got.tracks] == [t.name for t in s.tracks]
+    for want, have in zip(s.tracks, got.tracks):
+        for path in ["fader.fader_db", "trim.gain_db", "fader.mute", "pan.pan"] + list(ARDOUR_MAP.paths):
+            proc, name = path.split(".")
+            w, h = want.params[proc][name], have.params[proc][name]
+            assert h == pytest.approx(w, rel=FLOAT32_REL, abs=GAIN_TOLERANCE_DB), f"{want.name} {path}"
+    assert json.loads(out.read_text())["provenance"]["pulled_from"] == "ardour"
+
+
+def test_gain_above_ardours_clamp_is_an_error_unless_clamped(ardour, tmp_path, capsys):
+    s = mix_session()
+    s.tracks[0].params["fader"]["fader_db"] = 9.0
+    path = save(s, tmp_path / "hot.json")
+    assert main(["push", str(path), "--daw", "ardour", "--port", str(ardour.osc_port)]) == 2
+    assert "Ardour clamps the fader at +6.02 dB" in capsys.readouterr().err
+    assert main(["push", str(path), "--daw", "ardour", "--port", str(ardour.osc_port), "--clamp"]) == 0
+    assert "clamped: track 'T1' fader.fader_db: 9 -> 6.0206" in capsys.readouterr().out
+    got = pull("ardour", port=ardour.osc_port).session
+    assert got.tracks[0].params["fader"]["fader_db"] == pytest.approx(20 * math.log10(2), abs=GAIN_TOLERANCE_DB)
+
+
+def test_unmatched_tracks_are_reported(ardour, tmp_path, capsys):
+    s = Session(48000, [Track("T2", "a.wav"), Track("vocals", "v.wav")])
+    s.validate()
+    path = save(s, tmp_path / "two.json")
+    assert main(["push", str(path), "--daw", "ardour", "--port", str(ardour.osc_port)]) == 0
+    out = capsys.readouterr().out
+    assert "unmatched session tracks (1): vocals" in out
+    assert "DAW tracks without a session track (7): T1, T3" in out
+
+
+def test_timetagged_automation_lands_in_ardour(ardour):
+    s = Session(48000, [Track(f"T{i + 1}", "x.wav") for i in range(2)])
+    s.validate()
+    s.tracks[1].automation["fader.fader_db"] = Automation([0.0, 0.3], [-30.0, -12.5])
+    s.tracks[1].automation["pan.pan"] = Automation([0.0, 0.3], [0.0, 0.6])
+    rep = play_session_automation(s, "ardour", port=ardour.osc_port, rate_hz=100.0)
+    assert rep.datagrams >= 20 and rep.coalesced == 0
+    got = pull("ardour", port=ardour.osc_port).session
+    assert got.tracks[1].params["fader"]["fader_db"] == pytest.approx(-12.5, abs=GAIN_TOLERANCE_DB)
+    assert got.tracks[1].params["pan"]["pan"] == pytest.approx(0.6, abs=FLOAT32_REL)
+
+
+def test_ardour_honours_bundle_time_tags(ardour):
+    """liblo queues a bundle until its time tag: the value must not change before then."""
+    import time
+
+    from mixbridge.bridge.osc import OscMessage, ntp_timetag
+    from mixbridge.bridge.transport import OscUdpClient
+
+    with OscUdpClient("127.0.0.1", ardour.osc_port) as c:
+        c.send(OscMessage("/strip/gain", (8, -20.0)))
+        time.sleep(0.1)
+        c.send_bundle([OscMessage("/strip/gain", (8, -3.0))], ntp_timetag(time.time() + 1.5))
+    t0 = time.monotonic()
+    before = pull("ardour", port=ardour.osc_port).session.tracks[7].params["fader"]["fader_db"]
+    assert time.monotonic() - t0 < 1.2  # the read happened before the time tag
+    time.sleep(max(0.0, 1.8 - (time.monotonic() - t0)))
+    after = pull("ardour", port=ardour.osc_port).session.tracks[7].params["fader"]["fader_db"]
+    assert before == pytest.approx(-20.0, abs=GAIN_TOLERANCE_DB)
+    assert after == pytest.approx(-3.0, abs=GAIN_TOLERANCE_DB)

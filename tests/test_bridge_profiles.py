@@ -1,0 +1,334 @@
+"""Layer 4 (DAW profiles) and the push/pull API: value laws, matching, dry runs, fake DAW peers.
+
+REAPER's and Ableton's feedback cannot be reached on this machine, so ``pull`` and the
+name-resolving ``push`` for them are tested against fake peers that speak the documented
+replies (REAPER ``Default.ReaperOSC`` feedback, the AbletonOSC README). Ardour is tested for
+real in ``test_bridge_ardour.py``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+
+import pytest
+
+from mixbridge.cli import main
+from mixbridge.bridge.errors import DawRangeError, TrackMatchError
+from mixbridge.bridge.osc import OscMessage, decode, encode_message, iter_messages
+from mixbridge.bridge.plugin_maps import (
+    ABLETON_MAP, ARDOUR_MAP, REAPER_MAP, aeq_bw_from_q, aeq_q_from_bw, octaves_from_q, q_from_octaves,
+)
+from mixbridge.bridge.profiles import (
+    ARDOUR_MAX_GAIN_DB, ableton_db_from_volume, ableton_volume_from_db, ardour_position_from_pan,
+    pan_from_ardour_position,
+)
+from mixbridge.bridge.push import DawTrack, match_tracks, plan_push, pull, push
+from mixbridge.bridge.transport import OscUdpServer, free_udp_port
+from mixbridge.schema import CHANNEL_STRIP
+from mixbridge.session import Session, Track, save
+
+#: Inverting a-EQ's bandwidth law by bisection and the octave formula are exact to float64 round-off.
+Q_ROUND_TRIP_TOLERANCE = 1e-9
+#: Values that crossed the wire as float32 (24-bit mantissa): relative error <= 2**-24.
+FLOAT32_REL_TOLERANCE = 1e-6
+#: An unreachable DAW must be reported within "a few seconds" (issue 6): the query timeout plus slack.
+UNREACHABLE_LIMIT_S = 4.0
+
+
+def make_session(n=3, **overrides) -> Session:
+    s = Session(48000, [Track(f"trk{i + 1}", f"trk{i + 1}.wav") for i in range(n)])
+    s.validate()
+    t = s.tracks[0].params
+    t["fader"]["fader_db"] = -6.0
+    t["pan"]["pan"] = -0.5
+    t["eq"]["peak1_q"] = 2.0
+    t["compressor"]["threshold_db"] = -24.0
+    t["compressor"]["ratio"] = 4.0
+    for path, value in overrides.items():
+        proc, name = path.split(".")
+        t[proc][name] = value
+    return s
+
+
+# ------------------------------------------------------------------------------- value laws
+@pytest.mark.parametrize("q", [0.2, 0.5, 0.707, 1.0, 3.0, 10.0])
+def test_aeq_bandwidth_law_round_trips(q):
+    bw = aeq_bw_from_q(q)
+    assert 0.1 <= bw <= 4.0
+    assert abs(aeq_q_from_bw(bw) - q) < Q_ROUND_TRIP_TOLERANCE * q
+    assert abs(q_from_octaves(octaves_from_q(q)) - q) < Q_ROUND_TRIP_TOLERANCE * q
+
+
+def test_known_bandwidths():
+    assert aeq_q_from_bw(1.0) == pytest.approx(2.0)  # 2**1 / (2**1 - 1), a-eq.c
+    assert q_from_octaves(1.0) == pytest.approx(math.sqrt(2))  # one octave is Q 1.414 (RBJ)
+
+
+def test_ableton_volume_law():
+    assert ableton_volume_from_db(0.0) == pytest.approx(0.85)
+    assert ableton_volume_from_db(6.0) == pytest.approx(1.0)
+    assert ableton_volume_from_db(-18.0) == pytest.approx(0.4)
+    assert ableton_volume_from_db(-100.0) == 0.0
+    for db in (-60.0, -40.0, -20.0, -12.0, -3.0, 5.0):
+        assert ableton_db_from_volume(ableton_volume_from_db(db)) == pytest.approx(db, abs=1e-9)
+    vals = [ableton_volume_from_db(d) for d in range(-70, 7)]
+    assert all(b > a for a, b in zip(vals, vals[1:]))  # monotonic
+
+
+def test_ardour_pan_is_inverted():
+    assert ardour_position_from_pan(-1.0) == 1.0  # hard left is position 1
+    assert ardour_position_from_pan(1.0) == 0.0   # position 0 = right (DESIGN.md §4)
+    assert pan_from_ardour_position(ardour_position_from_pan(0.3)) == pytest.approx(0.3)
+
+
+def test_plugin_maps_match_the_schema():
+    for m in (ARDOUR_MAP, REAPER_MAP, ABLETON_MAP):
+        for p in m.params:
+            param = CHANNEL_STRIP.param(p.path)  # every mapped path exists
+            # every schema value of a mapped parameter fits the plugin after conversion
+            for v in (param.min, param.default, param.max):
+                wire = p.to_wire(v)  # raises DawRangeError if the plugin cannot take it
+                if p.normalise == "linear":
+                    assert 0.0 <= wire <= 1.0
+                assert p.from_wire(wire) == pytest.approx(v, rel=Q_ROUND_TRIP_TOLERANCE, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------- profiles
+def test_each_profile_makes_the_documented_messages():
+    s = make_session(1)
+    by = {d: {str(m) for m in plan_push(s, d, match="order").messages} for d in ("ardour", "reaper", "ableton")}
+    assert "/strip/gain ,if 1 -6" in by["ardour"]
+    assert "/strip/pan_stereo_position ,if 1 0.75" in by["ardour"]
+    assert "/strip/plugin/parameter ,iiif 1 2 5 -24" in by["ardour"]
+    assert "/set_surface ,iiiiii 0 31 16384 2 0 0" in by["ardour"]
+    assert "/track/1/volume/db ,f -6" in by["reaper"]
+    assert "/track/1/pan ,f 0.25" in by["reaper"]
+    assert "/device/track/count ,i 1" in by["reaper"]
+    assert "/track/1/fx/2/fxparam/5/value ,f 0.7" in by["reaper"]  # -24 dB on ZamComp's -80..0
+    assert "/live/track/set/volume ,if 0 0.7" in by["ableton"]       # -6 dB -> 0.85 - 6/40
+    assert "/live/track/set/panning ,if 0 -0.5" in by["ableton"]
+
+
+def test_ardour_refuses_gain_above_its_clamp_unless_asked():
+    s = make_session(1, **{"fader.fader_db": 9.0})
+    with pytest.raises(DawRangeError, match=r"fader.fader_db = 9 .*\[-inf, 6.0206\].*--clamp"):
+        plan_push(s, "ardour", match="order")
+    plan = plan_push(s, "ardour", match="order", clamp=True)
+    assert any(str(m) == f"/strip/gain ,if 1 {ARDOUR_MAX_GAIN_DB:.6g}" for m in plan.messages)
+    assert plan.clamped == ["track 'trk1' fader.fader_db: 9 -> 6.0206"]
+
+
+def test_unmapped_values_are_reported_not_dropped():
+    s = make_session(1, **{"eq.peak3_gain_db": 3.0, "send.send_db": -10.0, "trim.gain_db": 2.0})
+    plan = plan_push(s, "reaper", match="order")
+    assert any("eq.peak3_gain_db = 3" in u for u in plan.unmapped)
+    assert any("send.send_db = -10" in u for u in plan.unmapped)
+    assert any("trim.gain_db = 2" in u for u in plan.unmapped)
+    assert "send.send_db" in plan.unmapped_paths
+
+
+def test_match_by_name_order_and_unmatched():
+    s = make_session(3)
+    daw = [DawTrack(0, "TRK2"), DawTrack(1, "other"), DawTrack(2, "trk1")]
+    r = match_tracks(s.tracks, daw, "name")
+    assert [(t.name, d.position) for t, d in r.pairs] == [("trk1", 2), ("trk2", 0)]
+    assert r.unmatched_session == ["trk3"] and r.unmatched_daw == ["other"]
+    r = match_tracks(s.tracks, daw[:2], "order")
+    assert [(t.name, d.position) for t, d in r.pairs] == [("trk1", 0), ("trk2", 1)] and r.unmatched_session == ["trk3"]
+    with pytest.raises(TrackMatchError, match="--match order"):
+        match_tracks(s.tracks, [DawTrack(0, "x")], "name")
+
+
+def test_dry_run_prints_exact_messages(tmp_path, capsys):
+    path = save(make_session(2), tmp_path / "s.json")
+    assert main(["push", str(path), "--daw", "reaper", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "/device/track/count ,i 2"
+    assert "/track/2/volume/db ,f 0" in out
+    assert out[-1] == "# 40 messages for 2 tracks"
+
+
+def test_unreachable_daw_fails_fast_with_a_clear_error(tmp_path, capsys):
+    path = save(make_session(1), tmp_path / "s.json")
+    port = free_udp_port()  # nothing listens here
+    t0 = time.monotonic()
+    rc = main(["push", str(path), "--daw", "ardour", "--port", str(port), "--timeout", "1"])
+    elapsed = time.monotonic() - t0
+    err = capsys.readouterr().err
+    assert rc == 2 and elapsed < UNREACHABLE_LIMIT_S
+    assert f"no reply to /strip/list from 127.0.0.1:{port} within 1 s" in err
+
+
+# ------------------------------------------------------------------------------- fake peers
+class FakeAbleton:
+    """Speaks AbletonOSC's documented replies (to the sender's IP, on the reply port)."""
+
+    def __init__(self, reply_port: int, names=("trk1", "trk2", "Bass")):
+        self.reply_port = reply_port
+        self.names = list(names)
+        self.state = {i: {"volume": 0.85, "panning": 0.0, "mute": 0} for i in range(len(names))}
+        eq8 = ["Device On"] + [f"{b} {w} A" for b in range(1, 9) for w in ("Filter On", "Filter Type", "Frequency", "Gain", "Resonance")]
+        self.devices = {"EQ Eight": eq8, "Compressor": ["Device On", "Threshold", "Ratio", "Attack", "Release", "Knee", "Output Gain"]}
+        # The compressor's parameter list is deliberately in another order than the fallback indices
+        self.devices["Compressor"] = ["Device On", "Ratio", "Threshold", "Attack", "Release", "Knee", "Output Gain"]
+        self.values = {(t, d): [0.0] * len(self.devices[n]) for t in self.state for d, n in enumerate(self.devices)}
+        for (t, d), vals in self.values.items():  # start every mapped parameter at the schema default
+            names = self.devices[list(self.devices)[d]]
+            for np in ABLETON_MAP.params:
+                if np.native_name in names and np.slot == d:
+                    vals[names.index(np.native_name)] = np.to_wire(CHANNEL_STRIP.param(np.path).default)
+        self.sets: list[OscMessage] = []
+        self.range_override: dict[str, tuple[float, float]] = {}
+        self.server = OscUdpServer(on_datagram=self.on_datagram)
+
+    def on_datagram(self, data, addr):
+        for _, m in iter_messages(decode(data)):
+            reply = self.handle(m)
+            if reply is not None:
+                self.server.reply(encode_message(reply), (addr[0], self.reply_port))
+
+    def handle(self, m):
+        a = m.args
+        if m.address == "/live/song/get/track_names":
+            return OscMessage(m.address, tuple(self.names))
+        if m.address.startswith("/live/track/get/devices/name"):
+            return OscMessage(m.address, (a[0], *self.devices))
+        if m.address.startswith("/live/device/get/parameters/name"):
+            return OscMessage(m.address, (a[0], a[1], *self.devices[list(self.devices)[a[1]]]))
+        if m.address in ("/live/device/get/parameters/min", "/live/device/get/parameters/max"):
+            names = self.devices[list(self.devices)[a[1]]]
+            lim = []
+            for n in names:
+                np = next((p for p in ABLETON_MAP.params if p.native_name == n and p.slot == a[1]), None)
+                lim.append(self.range_override.get(n, (np.native_min, np.native_max) if np else (0.0, 1.0))
+                           [0 if m.address.endswith("min") else 1])
+            return OscMessage(m.address, (a[0], a[1], *lim))
+        if m.address.startswith("/live/device/get/parameters/value"):
+            return OscMessage(m.address, (a[0], a[1], *self.values[(a[0], a[1])]))
+        if m.address.startswith("/live/track/get/"):
+            return OscMessage(m.address, (a[0], self.state[a[0]][m.address.rsplit("/", 1)[1]]))
+        if m.address.startswith("/live/track/set/"):
+            self.sets.append(m)
+            self.state[a[0]][m.address.rsplit("/", 1)[1]] = a[1]
+        if m.address == "/live/device/set/parameter/value":
+            self.sets.append(m)
+            self.values[(a[0], a[1])][a[2]] = a[3]
+        return None
+
+
+def test_ableton_push_resolves_parameters_by_name_then_pull_reads_them_back():
+    reply_port = free_udp_port()
+    fake = FakeAbleton(reply_port)
+    with fake.server:
+        s = make_session(2)
+        rep = push(s, "ableton", port=fake.server.port, reply_port=reply_port, timeout_s=1.0)
+        assert rep.plan.match.unmatched_daw == ["Bass"]
+        assert fake.state[0]["volume"] == pytest.approx(0.7, rel=FLOAT32_REL_TOLERANCE)
+        # Threshold is index 2 in the fake's list, not the fallback index 1: resolved by name
+        assert fake.values[(0, 1)][2] == pytest.approx(-24.0) and fake.values[(0, 1)][1] == pytest.approx(4.0)
+        got = pull("ableton", port=fake.server.port, reply_port=reply_port, timeout_s=1.0)
+    t = got.session.track("trk1").params
+    assert t["fader"]["fader_db"] == pytest.approx(-6.0, abs=1e-4)
+    assert t["pan"]["pan"] == pytest.approx(-0.5)
+    assert t["compressor"]["threshold_db"] == pytest.approx(-24.0)
+    assert t["eq"]["peak1_q"] == pytest.approx(2.0, rel=FLOAT32_REL_TOLERANCE)
+    assert [x.name for x in got.session.tracks] == ["trk1", "trk2", "Bass"]
+
+
+def test_ableton_push_refuses_a_parameter_whose_reported_range_does_not_fit():
+    reply_port = free_udp_port()
+    fake = FakeAbleton(reply_port)
+    fake.range_override["Threshold"] = (0.0, 1.0)  # e.g. a Live version that exposes 0..1 internally
+    with fake.server:
+        with pytest.raises(DawRangeError, match=r"Threshold = -24, but ableton reports .*\[0, 1\]"):
+            push(make_session(2), "ableton", port=fake.server.port, reply_port=reply_port, timeout_s=1.0)
+    assert fake.sets == []  # nothing half-pushed
+
+
+class FakeReaper:
+    """Answers "refresh all surfaces" (/action 41743) with Default.ReaperOSC feedback on the device port,
+    and sends one unparseable datagram, as a misconfigured surface might."""
+
+    def __init__(self, device_port: int):
+        self.device_port = device_port
+        self.tracks = {1: ("Kick", -3.5, 0.25, 0.0), 2: ("Snare", 0.0, 0.5, 1.0)}
+        self.received: list[OscMessage] = []
+        self.server = OscUdpServer(on_datagram=self.on_datagram)
+
+    def on_datagram(self, data, addr):
+        for _, m in iter_messages(decode(data)):
+            self.received.append(m)
+            if m.address == "/action" and m.args == (41743,):
+                dest = (addr[0], self.device_port)
+                self.server.reply(b"\xffnot osc", dest)
+                for n, (name, db, pan, mute) in self.tracks.items():
+                    for msg in (OscMessage(f"/track/{n}/name", (name,)), OscMessage(f"/track/{n}/volume/db", (db,)),
+                                OscMessage(f"/track/{n}/pan", (pan,)), OscMessage(f"/track/{n}/mute", (mute,)),
+                                OscMessage(f"/track/{n}/fx/2/fxparam/5/value", (0.75,))):
+                        self.server.reply(encode_message(msg), dest)
+
+
+def test_reaper_pull_from_documented_feedback_counts_garbage(tmp_path, capsys):
+    device_port = free_udp_port()
+    fake = FakeReaper(device_port)
+    with fake.server:
+        out = tmp_path / "pulled.json"
+        rc = main(["pull", "--daw", "reaper", "--port", str(fake.server.port), "--reply-port", str(device_port),
+                   "--timeout", "1", "-o", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "1 unparseable datagram" in text
+    data = json.loads(out.read_text())
+    kick, snare = data["tracks"]
+    assert kick["name"] == "Kick" and kick["params"]["fader"]["fader_db"] == pytest.approx(-3.5)
+    assert kick["params"]["pan"]["pan"] == pytest.approx(-0.5)
+    assert kick["params"]["compressor"]["threshold_db"] == pytest.approx(-20.0)  # 0.75 of -80..0
+    assert snare["params"]["fader"]["mute"] == 1.0
+
+
+def test_reaper_push_matches_names_from_feedback_and_widens_the_bank():
+    device_port = free_udp_port()
+    fake = FakeReaper(device_port)
+    s = Session(48000, [Track("snare", "s.wav"), Track("Kick", "k.wav"), Track("vox", "v.wav")])
+    s.validate()
+    s.tracks[0].params["fader"]["fader_db"] = -9.0
+    s.tracks[1].params["fader"]["fader_db"] = -1.0
+    with fake.server:
+        rep = push(s, "reaper", port=fake.server.port, reply_port=device_port, timeout_s=0.5)
+        deadline = time.monotonic() + 2
+        while len(fake.received) < rep.sent + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert rep.plan.match.unmatched_session == ["vox"] and rep.feedback.unparsed == 1
+    got = {m.address: m.args for m in fake.received}
+    counts = [m.args for m in fake.received if m.address == "/device/track/count"]
+    assert counts == [(64,), (2,)]  # widen to look for up to 64 tracks, then to the 2 REAPER has
+    assert got["/device/track/bank/select"] == (1,)
+    assert got["/track/2/volume/db"] == (pytest.approx(-9.0),)  # "snare" matched REAPER's "Snare" (track 2)
+    assert got["/track/1/volume/db"] == (pytest.approx(-1.0),)
+
+
+def test_oscdump_decodes_what_push_sends(tmp_path):
+    """liblo's oscdump (an independent OSC implementation) receives a REAPER push."""
+    import shutil
+
+    if shutil.which("oscdump") is None:
+        pytest.skip("liblo-tools (oscdump) not installed")
+    path = save(make_session(2), tmp_path / "s.json")
+    port = free_udp_port()
+    dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)  # oscdump binds its port
+        assert main(["push", str(path), "--daw", "reaper", "--port", str(port), "--no-query"]) == 0
+        time.sleep(0.3)
+    finally:
+        dump.terminate()
+        out, _ = dump.communicate(timeout=5)
+    lines = [l.split(" ", 1)[1] for l in out.splitlines() if l.strip()]  # drop oscdump's time tag column
+    plan = plan_push(make_session(2), "reaper", match="order")
+    expected = []
+    for m in plan.messages:
+        args = " ".join(f"{a:f}" if isinstance(a, float) else (f'"{a}"' if isinstance(a, str) else str(a)) for a in m.args)
+        expected.append(f"{m.address} {m.typetags} {args}".rstrip())
+    assert [l.rstrip() for l in lines] == expected
+    assert "/track/1/volume/db f -6.000000" in lines

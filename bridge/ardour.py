@@ -43,6 +43,7 @@ for i = 1, {n_tracks} do
   local r = tl:front()
   {plugins}
 end
+{bus}
 Session:save_state("", false, false, false, false, false)
 close_session()
 print("MIXBRIDGE-CREATED")
@@ -53,6 +54,14 @@ _PLUGIN_LUA = """
     assert(not p:isnil(), "plugin {uri} not found")
     r:add_processor_by_index(p, {index}, nil, true)
   end"""
+#: A bus after the tracks and a post-fader aux send from every track to it (``send.send_db``).
+_BUS_LUA = """
+local bus = Session:new_audio_route(2, 2, nil, 1, "{bus_name}", ARDOUR.PresentationInfo.Flag.AudioBus,
+                                    ARDOUR.PresentationInfo.max_order):front()
+local senders = ARDOUR.RouteListPtr()
+for t in Session:get_tracks():iter() do senders:push_back(t) end
+Session:add_internal_sends(bus, ARDOUR.Placement.PostFader, senders)
+"""
 _RUN_LUA = """
 AudioEngine:set_backend("None (Dummy)", "", "")
 local s = load_session("{folder}", "{name}")
@@ -70,18 +79,25 @@ def ardour_available() -> bool:
 
 
 class HeadlessArdour:
-    """One headless Ardour session under ``workdir`` with its OSC surface on ``osc_port``."""
+    """One headless Ardour session under ``workdir`` with its OSC surface on ``osc_port``.
+
+    ``send_bus``: also create a bus of that name after the tracks, fed by a post-fader aux
+    send from every track (sends start silent, as Ardour makes them).
+    """
 
     def __init__(self, workdir: str | Path, *, n_tracks: int = 8, name: str = "mixbridge",
                  track_prefix: str = "T", osc_port: int | None = None, sample_rate: int = 48000,
-                 plugins: tuple[str, ...] = DEFAULT_PLUGINS):
+                 plugins: tuple[str, ...] = DEFAULT_PLUGINS, send_bus: str | None = None):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not re.fullmatch(r"[A-Za-z0-9_ -]*", track_prefix):
             raise ArdourError(f"session name {name!r} / track prefix {track_prefix!r}: use letters, digits, _ and -")
+        if send_bus is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", send_bus):
+            raise ArdourError(f"send bus name {send_bus!r}: use letters, digits, _ and -")
         self.workdir = Path(workdir).resolve()
         self.n_tracks, self.name, self.track_prefix = n_tracks, name, track_prefix
         self.osc_port = osc_port or free_udp_port()
         self.sample_rate = sample_rate
         self.plugins = plugins
+        self.send_bus = send_bus
         self.folder = self.workdir / "session"
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / "ardour.log"
@@ -118,14 +134,15 @@ class HeadlessArdour:
             raise ArdourError(f"{ARDOUR_LUA} {tag} did not finish within {timeout_s:g} s") from None
 
     def create(self) -> Path:
-        """Create the session (tracks ``T1..Tn`` with the plugins), enable OSC in its XML."""
+        """Create the session (tracks ``T1..Tn`` with the plugins, the send bus), enable OSC in its XML."""
         if self.folder.exists():
             shutil.rmtree(self.folder)
         self.workdir.mkdir(parents=True, exist_ok=True)
         plugins = "".join(_PLUGIN_LUA.format(uri=u, index=i) for i, u in enumerate(self.plugins))
+        bus = _BUS_LUA.format(bus_name=self.send_bus) if self.send_bus else ""
         res = self._lua(_CREATE_LUA.format(folder=self.folder, name=self.name, sample_rate=self.sample_rate,
-                                           n_tracks=self.n_tracks, prefix=self.track_prefix, plugins=plugins),
-                        CREATE_TIMEOUT_S, "create")
+                                           n_tracks=self.n_tracks, prefix=self.track_prefix, plugins=plugins,
+                                           bus=bus), CREATE_TIMEOUT_S, "create")
         if "MIXBRIDGE-CREATED" not in res.stdout or not self.session_file.exists():
             tail = "\n".join((res.stdout + res.stderr).splitlines()[-15:])
             raise ArdourError(f"creating the Ardour session failed (exit {res.returncode}):\n{tail}")
@@ -228,7 +245,8 @@ def enable_osc(session_file: str | Path) -> None:
 
 def read_routes(root: ET.Element) -> dict[str, dict[str, float]]:
     """Mixer values from a saved session XML: per route name, gain/trim (dB), mute, polarity,
-    azimuth (0 left .. 1 right) and every plugin control as ``"<plugin>/<control name>"``."""
+    azimuth (0 left .. 1 right), the first aux send's level (``send_db``) and every plugin
+    control as ``"<plugin>/<control name>"``."""
     import math
 
     out: dict[str, dict[str, float]] = {}
@@ -254,6 +272,9 @@ def read_routes(root: ET.Element) -> dict[str, dict[str, float]]:
                 elif ptype == "trim" and c.get("name") == "trimcontrol":
                     g = float(c.get("value", "1"))
                     vals["trim_db"] = 20 * math.log10(g) if g > 0 else float("-inf")
+                elif ptype == "intsend" and c.get("name") == "gaincontrol" and "send_db" not in vals:
+                    g = float(c.get("value", "1"))
+                    vals["send_db"] = 20 * math.log10(g) if g > 0 else float("-inf")
                 elif ptype == "lv2" and c.get("parameter") is not None:
                     vals[f"{proc.get('name')}/{c.get('name')}"] = float(c.get("value", "nan"))
         out[name] = vals

@@ -1,19 +1,36 @@
-"""Layer 1 of the bridge: OSC 1.0 messages and bundles as bytes, no sockets.
+"""Layer 1 of the bridge: OSC 1.0 messages and bundles as bytes, no sockets, on python-osc.
 
-Encoding follows the OSC 1.0 specification (opensoundcontrol.org, "The Open
-Sound Control 1.0 Specification"): an address string, a type-tag string that
-starts with ``,``, then the arguments, every part padded with zero bytes to a
-multiple of 4 bytes, integers and floats big-endian. Bundles are ``#bundle``,
-a 64-bit NTP time tag (seconds since 1900-01-01 in the upper 32 bits, the
-fraction in the lower 32; the value 1 means "immediately") and size-prefixed
-elements.
+python-osc (``pythonosc``) does the OSC 1.0 work: :class:`OscMessageBuilder` and
+:class:`OscBundleBuilder` write the bytes, its ``OscMessage`` and ``OscBundle``
+parse them, and ``pythonosc.parsing.ntp`` converts Unix time to NTP time tags.
+This module adds the bridge's value types (frozen, comparable :class:`OscMessage`
+and :class:`OscBundle`) and only what python-osc 1.10.2 lacks or does otherwise:
 
-Python types map to OSC tags: ``int`` -> ``i`` (int32), ``float`` -> ``f``
-(float32), ``str`` -> ``s``, ``bytes`` -> ``b`` (blob), ``True``/``False`` ->
-``T``/``F``, ``None`` -> ``N``. The decoder also reads ``h`` (int64), ``d``
-(float64), ``t`` (time tag) and ``I`` (impulse). Decoding never guesses: bytes
-that do not parse raise :class:`~mixbridge.bridge.errors.OscParseError` with the
-offset, so a receiver can count and report them.
+* **Explicit type tags.** Python types map to tags by one rule: ``int`` -> ``i``
+  (int32), ``float`` -> ``f``, ``str`` -> ``s``, ``bytes`` -> ``b``,
+  ``True``/``False`` -> ``T``/``F``, ``None`` -> ``N``; anything else is an
+  :class:`~mixbridge.bridge.errors.OscEncodeError`. python-osc would guess: an
+  int of more than 31 bits (``-2**31`` included) silently becomes ``h`` (int64,
+  not the ``i`` a DAW method is registered for), a 4-tuple becomes MIDI, a list an
+  array. An int outside int32 is refused by name, as is a NUL inside a string
+  (python-osc would write it, and the receiver would read a truncated string).
+  python-osc refuses an empty blob; that surfaces as ``OscEncodeError`` too.
+* **Exact 64-bit time tags.** python-osc takes bundle times as float Unix seconds
+  (and uses ``0`` for "immediately"); here a time tag is the exact NTP integer
+  (``IMMEDIATELY`` is ``1``, as on the wire), spliced into the bundle header after
+  python-osc framed the elements, and read back exactly when parsing.
+* **Strict parsing, nothing dropped silently.** python-osc skips an unknown type
+  tag with a log line (misreading the arguments after it), drops a bundle element
+  it cannot identify with a log line, and loops forever on a negative element
+  size. So a datagram is checked first (type tags, bundle element sizes and
+  kinds), and every failure, python-osc's own ``ParseError``, undecodable UTF-8
+  and absurd nesting included, raises :class:`~mixbridge.bridge.errors.OscParseError` naming the size
+  and first bytes, which receivers count. Decodable tags: ``ifhdsbtTFN`` (``t``
+  arguments come back as python-osc's ``(datetime, fraction)`` pair). python-osc's
+  leniency stays: bytes after the last argument are ignored, and a final float cut
+  short is zero-padded (Reaktor sends those).
+
+Wire format: OSC 1.0 ("The Open Sound Control 1.0 Specification", opensoundcontrol.org).
 """
 from __future__ import annotations
 
@@ -21,14 +38,23 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from pythonosc import osc_bundle, osc_bundle_builder, osc_message, osc_message_builder
+from pythonosc.parsing import ntp, osc_types
+
 from .errors import OscEncodeError, OscParseError
 
 #: NTP epoch (1900-01-01) to Unix epoch (1970-01-01), in seconds (RFC 5905).
 NTP_UNIX_OFFSET_S = 2208988800
-#: The OSC time tag that means "dispatch immediately" (OSC 1.0 spec).
+#: The OSC time tag that means "dispatch immediately" (OSC 1.0 spec), as on the wire.
 IMMEDIATELY = 1
 BUNDLE_TAG = b"#bundle\x00"
 INT32_RANGE = (-(2**31), 2**31 - 1)
+#: Type tags :func:`decode` accepts: those python-osc parses, less arrays, RGBA and MIDI.
+DECODABLE_TAGS = frozenset("ifhdsbtTFN")
+#: What parsing can raise besides OscParseError: python-osc's errors, undecodable UTF-8, and (for
+#: bundles nested thousands deep, which both parsers walk recursively) RecursionError.
+_PARSE_FAILURES = (osc_types.ParseError, osc_message.ParseError, osc_bundle.ParseError, UnicodeDecodeError,
+                   RecursionError)
 
 
 @dataclass(frozen=True)
@@ -72,72 +98,64 @@ def _fmt(a: object) -> str:
 
 
 def _tag(a: object) -> str:
-    if a is True:
-        return "T"
-    if a is False:
-        return "F"
-    if a is None:
-        return "N"
-    if isinstance(a, int):
-        return "i"
-    if isinstance(a, float):
-        return "f"
-    if isinstance(a, str):
-        return "s"
-    if isinstance(a, (bytes, bytearray)):
-        return "b"
+    """The OSC type tag of one argument, by the rule above (python-osc would guess)."""
+    if a is True or a is False or a is None:
+        return {True: "T", False: "F", None: "N"}[a]
+    for types, tag in ((int, "i"), (float, "f"), (str, "s"), ((bytes, bytearray), "b")):
+        if isinstance(a, types):
+            return tag
     raise OscEncodeError(
         f"OSC argument {a!r} has type {type(a).__name__}; use int, float, str, bytes, bool or None"
     )
 
 
-def _pad(b: bytes) -> bytes:
-    return b + b"\x00" * (-len(b) % 4)
-
-
-def _osc_string(s: str) -> bytes:
-    raw = s.encode("utf-8")
-    if b"\x00" in raw:
-        raise OscEncodeError(f"OSC string {s!r} contains a NUL byte; remove it")
-    return _pad(raw + b"\x00")
-
-
+# ----------------------------------------------------------------------------- encoding
 def encode_message(msg: OscMessage) -> bytes:
-    """Encode one message to its exact OSC 1.0 bytes.
+    """Encode one message to its exact OSC 1.0 bytes (built by python-osc).
 
     Raises:
         OscEncodeError: the address does not start with ``/``, an int does not
-            fit int32, or an argument has an unsupported type.
+            fit int32, a string holds a NUL, a float overflows float32, a blob
+            is empty, or an argument has an unsupported type.
     """
+    return _build_message(msg).dgram
+
+
+def _build_message(msg: OscMessage) -> osc_message.OscMessage:
     if not msg.address.startswith("/"):
         raise OscEncodeError(f"OSC address {msg.address!r} must start with '/'")
-    parts = [_osc_string(msg.address), _osc_string("," + msg.typetags)]
+    if "\x00" in msg.address:
+        raise OscEncodeError(f"OSC address {msg.address!r} contains a NUL byte; remove it")
+    builder = osc_message_builder.OscMessageBuilder(msg.address)
     for a in msg.args:
-        if a is True or a is False or a is None:
-            continue
-        if isinstance(a, int):
-            if not INT32_RANGE[0] <= a <= INT32_RANGE[1]:
-                raise OscEncodeError(f"OSC int {a} is outside int32 {INT32_RANGE}; send it as a float")
-            parts.append(struct.pack(">i", a))
-        elif isinstance(a, float):
-            parts.append(struct.pack(">f", a))
-        elif isinstance(a, str):
-            parts.append(_osc_string(a))
-        else:
-            blob = bytes(a)
-            parts.append(struct.pack(">i", len(blob)) + _pad(blob))
-    return b"".join(parts)
+        tag = _tag(a)
+        if tag == "i" and not INT32_RANGE[0] <= a <= INT32_RANGE[1]:
+            raise OscEncodeError(f"OSC int {a} is outside int32 {INT32_RANGE}; send it as a float")
+        if tag == "s" and "\x00" in a:
+            raise OscEncodeError(f"OSC string {a!r} contains a NUL byte; remove it")
+        builder.add_arg(bytes(a) if tag == "b" else a, tag)
+    try:
+        return builder.build()
+    except (osc_message_builder.BuildError, OverflowError) as e:
+        raise OscEncodeError(f"cannot encode OSC message {msg}: {e}") from e
 
 
 def encode_bundle(elements: Sequence[OscMessage | OscBundle], timetag: int = IMMEDIATELY) -> bytes:
-    """Encode a bundle with an NTP ``timetag`` (see :func:`ntp_timetag`)."""
+    """Encode a bundle with an exact NTP ``timetag`` (see :func:`ntp_timetag`).
+
+    python-osc frames the elements; the 8-byte time tag is then written exactly,
+    since python-osc's builder only takes float Unix seconds.
+    """
     if not 0 <= timetag < 2**64:
         raise OscEncodeError(f"OSC time tag {timetag} is outside 0 .. 2**64-1")
-    parts = [BUNDLE_TAG, struct.pack(">Q", timetag)]
+    builder = osc_bundle_builder.OscBundleBuilder(osc_bundle_builder.IMMEDIATELY)
     for e in elements:
-        body = encode_bundle(e.elements, e.timetag) if isinstance(e, OscBundle) else encode_message(e)
-        parts.append(struct.pack(">i", len(body)) + body)
-    return b"".join(parts)
+        if isinstance(e, OscBundle):
+            builder.add_content(osc_bundle.OscBundle(encode_bundle(e.elements, e.timetag)))
+        else:
+            builder.add_content(_build_message(e))
+    dgram = builder.build().dgram
+    return BUNDLE_TAG + struct.pack(">Q", timetag) + dgram[len(BUNDLE_TAG) + 8:]
 
 
 def encode(packet: OscMessage | OscBundle) -> bytes:
@@ -145,115 +163,96 @@ def encode(packet: OscMessage | OscBundle) -> bytes:
 
 
 def ntp_timetag(unix_time_s: float) -> int:
-    """Unix time in seconds -> 64-bit NTP time tag (OSC 1.0 "Time tags")."""
-    ntp = unix_time_s + NTP_UNIX_OFFSET_S
-    seconds = int(ntp)
-    frac = int(round((ntp - seconds) * 2**32))
-    if frac >= 2**32:
-        seconds, frac = seconds + 1, frac - 2**32
-    return (seconds << 32) | frac
+    """Unix time in seconds -> 64-bit NTP time tag (python-osc's conversion).
+
+    Raises:
+        OscEncodeError: the time is before 1900 or after the NTP era ends (2036).
+    """
+    try:
+        return struct.unpack(">Q", ntp.system_time_to_ntp(unix_time_s))[0]
+    except (struct.error, ntp.NtpError) as e:
+        raise OscEncodeError(f"Unix time {unix_time_s} s has no NTP time tag (1900 .. 2036): {e}") from e
 
 
 def timetag_to_unix(timetag: int) -> float:
     """64-bit NTP time tag -> Unix time in seconds (``IMMEDIATELY`` -> 0.0)."""
     if timetag == IMMEDIATELY:
         return 0.0
-    return (timetag >> 32) - NTP_UNIX_OFFSET_S + (timetag & 0xFFFFFFFF) / 2**32
+    return ntp.ntp_to_system_time(struct.pack(">Q", timetag))
 
 
 # ----------------------------------------------------------------------------- decoding
-def _read_string(data: bytes, pos: int) -> tuple[str, int]:
-    end = data.find(b"\x00", pos)
-    if end < 0:
-        raise OscParseError(f"unterminated OSC string at byte {pos}")
-    try:
-        s = data[pos:end].decode("utf-8")
-    except UnicodeDecodeError:
-        raise OscParseError(f"OSC string at byte {pos} is not UTF-8") from None
-    nxt = end + 1
-    nxt += -nxt % 4
-    if nxt > len(data):
-        raise OscParseError(f"OSC string at byte {pos} is not padded to 4 bytes")
-    return s, nxt
+def _check_message(dgram: bytes) -> None:
+    """Refuse a message python-osc would misread: no leading '/', an unknown type tag."""
+    if not osc_message.OscMessage.dgram_is_message(dgram):
+        raise OscParseError(f"OSC packet must start with '/' or {BUNDLE_TAG!r}, got {dgram[:8]!r}")
+    address, pos = osc_types.get_string(dgram, 0)
+    if pos >= len(dgram):
+        return  # OSC 1.0 allows a missing type-tag string
+    tags, _ = osc_types.get_string(dgram, pos)
+    if not tags.startswith(","):
+        raise OscParseError(f"OSC type tags {tags!r} of {address} must start with ','")
+    unknown = sorted(set(tags[1:]) - DECODABLE_TAGS)
+    if unknown:
+        raise OscParseError(f"OSC type tag(s) {''.join(unknown)!r} in {address} {tags} are not decodable; "
+                            f"known: {''.join(sorted(DECODABLE_TAGS))}")
 
 
-def _need(data: bytes, pos: int, n: int, what: str) -> None:
-    if pos + n > len(data):
-        raise OscParseError(f"OSC {what} at byte {pos} needs {n} bytes, {len(data) - pos} left")
+def _check_bundle(dgram: bytes) -> None:
+    """Check bundle framing before python-osc parses it (it would loop forever on a
+    negative element size and drop an unidentifiable element with only a log line)."""
+    if len(dgram) < len(BUNDLE_TAG) + 8:
+        raise OscParseError(f"OSC bundle needs {BUNDLE_TAG!r} and an 8-byte time tag, got {len(dgram)} bytes")
+    pos = len(BUNDLE_TAG) + 8
+    while pos < len(dgram):
+        size, pos = osc_types.get_int(dgram, pos)
+        if size <= 0 or size % 4 or pos + size > len(dgram):
+            raise OscParseError(f"OSC bundle element size {size} at byte {pos - 4} is not a positive multiple "
+                                f"of 4 within the {len(dgram)}-byte bundle")
+        element = dgram[pos:pos + size]
+        (_check_bundle if osc_bundle.OscBundle.dgram_is_bundle(element) else _check_message)(element)
+        pos += size
+
+
+def _from_python_osc(p: osc_message.OscMessage | osc_bundle.OscBundle) -> OscMessage | OscBundle:
+    if isinstance(p, osc_bundle.OscBundle):
+        timetag, _ = osc_types.get_uint64(p.dgram, len(BUNDLE_TAG))  # exact, unlike p.timestamp
+        return OscBundle(timetag, tuple(_from_python_osc(e) for e in p))
+    return OscMessage(p.address, tuple(p.params))
+
+
+def _parse_error(data: bytes, e: Exception) -> OscParseError:
+    return OscParseError(f"unparseable OSC datagram ({len(data)} bytes, starting {data[:16]!r}): {e}")
 
 
 def decode_message(data: bytes) -> OscMessage:
-    """Decode one OSC message.
+    """Decode one OSC message (parsed by python-osc).
 
     Raises:
-        OscParseError: malformed bytes (with the byte offset) or an unknown type tag.
+        OscParseError: malformed bytes or an unknown type tag.
     """
-    if not data.startswith(b"/"):
-        raise OscParseError(f"OSC message must start with '/', got {data[:8]!r}")
-    address, pos = _read_string(data, 0)
-    if pos >= len(data):
-        return OscMessage(address, ())  # OSC 1.0 allows a missing type-tag string
-    tags, pos = _read_string(data, pos)
-    if not tags.startswith(","):
-        raise OscParseError(f"OSC type tags {tags!r} of {address} must start with ','")
-    args: list = []
-    for t in tags[1:]:
-        if t == "i":
-            _need(data, pos, 4, "int32")
-            args.append(struct.unpack_from(">i", data, pos)[0]); pos += 4
-        elif t == "f":
-            _need(data, pos, 4, "float32")
-            args.append(struct.unpack_from(">f", data, pos)[0]); pos += 4
-        elif t == "h":
-            _need(data, pos, 8, "int64")
-            args.append(struct.unpack_from(">q", data, pos)[0]); pos += 8
-        elif t in "dt":
-            _need(data, pos, 8, "float64")
-            args.append(struct.unpack_from(">d" if t == "d" else ">Q", data, pos)[0]); pos += 8
-        elif t in "sS":
-            s, pos = _read_string(data, pos)
-            args.append(s)
-        elif t == "b":
-            _need(data, pos, 4, "blob size")
-            n = struct.unpack_from(">i", data, pos)[0]; pos += 4
-            _need(data, pos, n, "blob")
-            args.append(bytes(data[pos:pos + n])); pos += n + (-n % 4)
-        elif t == "T":
-            args.append(True)
-        elif t == "F":
-            args.append(False)
-        elif t == "N":
-            args.append(None)
-        elif t == "I":
-            args.append(float("inf"))
-        else:
-            raise OscParseError(f"unknown OSC type tag {t!r} in {address} ,{tags[1:]}")
-    if pos != len(data):
-        raise OscParseError(f"{len(data) - pos} trailing bytes after OSC message {address}")
-    return OscMessage(address, tuple(args))
+    data = bytes(data)
+    try:
+        _check_message(data)
+        return _from_python_osc(osc_message.OscMessage(data))
+    except _PARSE_FAILURES as e:
+        raise _parse_error(data, e) from e
 
 
 def decode(data: bytes) -> OscMessage | OscBundle:
-    """Decode a packet: a message or a (possibly nested) bundle.
+    """Decode a packet: a message or a (possibly nested) bundle (parsed by python-osc).
 
     Raises:
         OscParseError: malformed bytes.
     """
     data = bytes(data)
-    if not data.startswith(b"#bundle"):
+    if not osc_bundle.OscBundle.dgram_is_bundle(data):
         return decode_message(data)
-    if not data.startswith(BUNDLE_TAG) or len(data) < 16:
-        raise OscParseError("OSC bundle header must be '#bundle\\0' and an 8-byte time tag")
-    timetag = struct.unpack_from(">Q", data, 8)[0]
-    pos, elements = 16, []
-    while pos < len(data):
-        _need(data, pos, 4, "bundle element size")
-        n = struct.unpack_from(">i", data, pos)[0]; pos += 4
-        if n <= 0 or n % 4:
-            raise OscParseError(f"OSC bundle element size {n} at byte {pos - 4} is not a positive multiple of 4")
-        _need(data, pos, n, "bundle element")
-        elements.append(decode(data[pos:pos + n])); pos += n
-    return OscBundle(timetag, tuple(elements))
+    try:
+        _check_bundle(data)
+        return _from_python_osc(osc_bundle.OscBundle(data))
+    except _PARSE_FAILURES as e:
+        raise _parse_error(data, e) from e
 
 
 def iter_messages(packet: OscMessage | OscBundle) -> Iterable[tuple[int, OscMessage]]:

@@ -32,8 +32,11 @@ Sources (DESIGN.md §4 and each DAW's documentation):
   (-20..+20 dB), ``/strip/pan_stereo_position ssid p`` (inverted: 0 = right),
   ``/strip/mute ssid 0|1``, ``/strip/polarity ssid 0|1``,
   ``/strip/plugin/parameter ssid piid param value`` (native units),
+  ``/strip/send/gain ssid sendid dB`` (-193..+6 dB; below -192 dB the send is
+  off, ``route_set_send_gain_dB`` in libs/surfaces/osc/osc.cc),
   ``/strip/list``, ``/strip/plugin/list ssid``, ``/strip/plugin/descriptor ssid
-  piid``, ``/save_state``. ssid and piid are 1-based.
+  piid``, ``/strip/sends ssid`` (per aux send: target ssid, name, sendid, fader
+  position 0..1, active), ``/save_state``. ssid, piid and sendid are 1-based.
 """
 from __future__ import annotations
 
@@ -52,6 +55,10 @@ from .plugin_maps import ABLETON_MAP, ARDOUR_MAP, REAPER_MAP, PluginMap
 ARDOUR_MAX_GAIN_DB = 20.0 * math.log10(2.0)
 #: Ardour's trim range in dB (libs/ardour/trim control: -20 .. +20 dB).
 ARDOUR_TRIM_RANGE_DB = (-20.0, 20.0)
+#: Ardour's aux-send level that means "off": ``/strip/send/gain`` sets gain 0 below -192 dB (osc.cc).
+ARDOUR_SEND_OFF_DB = -193.0
+#: The schema path of the post-fader send to the shared reverb bus.
+SEND_PATH = "send.send_db"
 #: Ableton Live's mixer volume maximum: +6 dB at 1.0.
 ABLETON_MAX_DB = 6.0
 #: Live's mixer volume law measured in 3 dB steps (parameter value at each dB);
@@ -137,6 +144,8 @@ class DawProfile:
     plugin_map: PluginMap
     #: Schema paths this profile maps outside the plugin map.
     strip_paths: tuple[str, ...] = ()
+    #: True if the profile maps ``send.send_db`` onto an aux send of the strip (see :meth:`send_message`).
+    maps_send = False
     #: What to check on the DAW's side when it does not answer.
     unreachable_hint = ""
 
@@ -148,6 +157,10 @@ class DawProfile:
         raise NotImplementedError
 
     def plugin_message(self, position: int, slot: int, index: int, wire_value: float) -> OscMessage:
+        raise NotImplementedError
+
+    def send_message(self, position: int, send_id: int, send_db: float) -> OscMessage:
+        """The message setting aux send ``send_id`` (1-based) of a strip to ``send_db`` (schema dB)."""
         raise NotImplementedError
 
     def param_messages(self, position: int, path: str, value: float, *, where: str = "",
@@ -162,13 +175,15 @@ class DawProfile:
         clamped = clamped if clamped is not None else []
         if path in self.strip_paths:
             return self.strip_messages(position, path, value, where=where, clamp=clamp, clamped=clamped)
+        if path == SEND_PATH and self.maps_send:
+            return [self.send_message(position, 1, value)]
         np = self.plugin_map.param(path)
         if np is None:
             return []
         return [self.plugin_message(position, np.slot, np.index, np.to_wire(value, where))]
 
     def mapped_paths(self) -> tuple[str, ...]:
-        return self.strip_paths + self.plugin_map.paths
+        return self.strip_paths + ((SEND_PATH,) if self.maps_send else ()) + self.plugin_map.paths
 
     def unmapped_paths(self) -> list[str]:
         return [p for p, _ in CHANNEL_STRIP.flat_params() if p not in self.mapped_paths()]
@@ -249,6 +264,7 @@ class ArdourProfile(DawProfile):
     reply_port = None
     honours_timetags = True
     accepts_bundles = True
+    maps_send = True
     plugin_map = ARDOUR_MAP
     unreachable_hint = ("Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled, "
                         "port 3819 (or --port)")
@@ -282,6 +298,10 @@ class ArdourProfile(DawProfile):
     def plugin_message(self, position, slot, index, wire_value):
         return OscMessage("/strip/plugin/parameter", (position + 1, slot, index, float(wire_value)))
 
+    def send_message(self, position, send_id, send_db):
+        off = send_db <= CHANNEL_STRIP.param(SEND_PATH).min  # the schema's -80 dB means "off"
+        return OscMessage("/strip/send/gain", (position + 1, send_id, ARDOUR_SEND_OFF_DB if off else float(send_db)))
+
 
 
 def ardour_position_from_pan(pan: float) -> float:
@@ -291,6 +311,18 @@ def ardour_position_from_pan(pan: float) -> float:
 
 def pan_from_ardour_position(position: float) -> float:
     return 1.0 - 2.0 * float(position)
+
+
+def ardour_send_db_from_position(position: float) -> float:
+    """Ardour's aux-send fader position (0..1, as ``/strip/sends`` reports it) -> dB (``-inf`` at 0).
+
+    Inverts ``gain_to_slider_position_with_max(g, 2.0)`` (libs/ardour/utils.cc, then
+    ``gain_to_position`` in libs/pbd/pbd/control_math.h; max gain 2.0 = +6.02 dB):
+    ``position = ((6 log2(g) + 192) / 198) ** 8``. Checked against Ardour 7.3 in the tests.
+    """
+    if position <= 0.0:
+        return float("-inf")
+    return 20.0 * math.log10(2.0) * (float(position) ** 0.125 * 198.0 - 192.0) / 6.0
 
 
 PROFILES: dict[str, Callable[[], DawProfile]] = {

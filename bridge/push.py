@@ -2,7 +2,8 @@
 
 ``push(session, daw=...)`` asks the DAW for its tracks (where it answers),
 matches session tracks by name or order, resolves where the mapped plugins sit
-on each strip, sends gain, pan, mute and plugin parameters, and returns a
+on each strip (and, on Ardour, its first aux send), sends gain, pan, mute, the
+send level and plugin parameters, and returns a
 :class:`PushReport`. ``plan_push`` does the same without a socket and is what
 ``--dry-run`` prints. ``pull(daw=...)`` reads the DAW's state back into a
 :class:`~mixbridge.session.Session`.
@@ -23,8 +24,8 @@ from mixbridge.session import Master, Session, Track
 from .errors import DawRangeError, DawUnreachableError, TrackMatchError
 from .osc import OscMessage
 from .profiles import (
-    AbletonProfile, ArdourProfile, DawProfile, ReaperProfile, StripMessages, ableton_db_from_volume,
-    get_profile, pan_from_ardour_position,
+    SEND_PATH, AbletonProfile, ArdourProfile, DawProfile, ReaperProfile, StripMessages, ableton_db_from_volume,
+    ardour_send_db_from_position, get_profile, pan_from_ardour_position,
 )
 from .routing import ReplyCollector, RouterStats
 from .transport import DEFAULT_QUERY_TIMEOUT_S, LOCALHOST, OscUdpClient
@@ -52,6 +53,8 @@ class StripLayout:
     param_index: dict[int, dict[str, int]] = field(default_factory=dict)
     #: Native (min, max) per slot and parameter index, where the DAW reports them (Ableton).
     ranges: dict[int, dict[int, tuple[float, float]]] = field(default_factory=dict)
+    #: The aux send that carries ``send.send_db`` (1-based; the strip's first send), None: no send.
+    send_id: int | None = 1
 
 
 @dataclass
@@ -144,6 +147,13 @@ def _strip_messages(profile: DawProfile, position: int, track: Track, layout: St
         msgs: list[OscMessage] = []
         if path in profile.strip_paths:
             msgs = profile.strip_messages(position, path, value, where=where, clamp=clamp, clamped=out.clamped)
+        elif path == SEND_PATH and profile.maps_send:
+            send_id = layout.send_id if layout is not None else 1
+            if send_id is None:
+                if value != param.default:
+                    out.unmapped.append(f"{track.name}: {path} = {value:g} (no aux send on the DAW strip)")
+                continue
+            msgs = [profile.send_message(position, send_id, value)]
         else:
             np = profile.plugin_map.param(path)
             if np is not None:
@@ -283,6 +293,31 @@ def ardour_plugins_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int,
     return got
 
 
+def ardour_sends_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, list[tuple[int, str, int, float, int]]]:
+    """``/strip/sends`` for many strips, pipelined: ``{ssid: [(target ssid, name, sendid, fader position,
+    active), ...]}`` per aux send, in strip order (an empty list for a strip without sends)."""
+    want = set(ssids)
+    got: dict[int, list[tuple[int, str, int, float, int]]] = {}
+
+    def on_sends(m: OscMessage) -> None:
+        if not m.args or m.args[0] not in want:
+            return
+        a = m.args[1:]
+        got[m.args[0]] = [(int(a[i]), str(a[i + 1]), int(a[i + 2]), float(a[i + 3]), int(a[i + 4]))
+                          for i in range(0, len(a) - 4, 5)]
+
+    client.router.add("/strip/sends", on_sends)
+    try:
+        client.query([OscMessage("/strip/sends", (s,)) for s in ssids], lambda: want <= set(got),
+                     what=f"/strip/sends for {len(want)} strips", quiet_s=None)
+    finally:
+        client.router.routes.remove(("/strip/sends", on_sends))
+    if not want <= set(got):
+        raise DawUnreachableError(f"Ardour listed the sends of {len(got)} of {len(want)} strips within "
+                                  f"{client.timeout_s:g} s; raise --timeout")
+    return got
+
+
 def ardour_descriptor(client: OscUdpClient, ssid: int, piid: int) -> dict[int, tuple[str, float, float, float]]:
     """``/strip/plugin/descriptor`` -> ``{param id: (name, lower, upper, current value)}``."""
     col = ReplyCollector("/strip/plugin/**", done=lambda m: m.address.endswith("descriptor_end")
@@ -377,10 +412,13 @@ def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None 
         result = match_tracks(session.tracks, daw_tracks, match)
         layouts: dict[int, StripLayout] = {}
         if isinstance(profile, ArdourProfile):
-            present = ardour_plugins_many(client, [d.position + 1 for _, d in result.pairs])
+            ssids = [d.position + 1 for _, d in result.pairs]
+            present = ardour_plugins_many(client, ssids)
+            sends = ardour_sends_many(client, ssids)
             for _, d in result.pairs:
+                first_send = sends[d.position + 1][0][2] if sends[d.position + 1] else None
                 layouts[d.position] = StripLayout({slot: present[d.position + 1].get(name)
-                                                   for slot, name in profile.plugin_map.plugins})
+                                                   for slot, name in profile.plugin_map.plugins}, send_id=first_send)
         elif isinstance(profile, AbletonProfile):
             for _, d in result.pairs:
                 layouts[d.position] = _ableton_layout(client, d.position, profile)
@@ -493,6 +531,8 @@ def pull(daw: str, *, host: str = LOCALHOST, port: int | None = None, clamp: boo
 def _pull_ardour(client, profile, state: _State, clamp):
     strips = ardour_list_strips(client, feedback=True)
     client.pump(0.1)  # the handshake's strip feedback keeps arriving for a moment
+    sends = ardour_sends_many(client, [ssid for ssid, _, _ in strips])
+    send_off_db = CHANNEL_STRIP.param(SEND_PATH).min
     tracks, not_read, clamped = [], [], []
     for ssid, name, _type in strips:
         where = f"track '{name}' "
@@ -510,6 +550,12 @@ def _pull_ardour(client, profile, state: _State, clamp):
                 continue
             _set(t.params, path, conv(float(row[1])), where, clamp, clamped)
         not_read.append(f"{name}: polarity.invert (Ardour's OSC sends no polarity feedback)")
+        if sends[ssid]:  # the first aux send; an inactive or silent send is the schema's "off"
+            _target, _send_name, _send_id, position, active = sends[ssid][0]
+            send_db = ardour_send_db_from_position(position) if active else float("-inf")
+            _set(t.params, SEND_PATH, send_off_db if send_db == float("-inf") else send_db, where, clamp, clamped)
+        else:
+            not_read.append(f"{name}: {SEND_PATH} (no aux send on the strip)")
         present = ardour_plugins(client, ssid)
         for slot, pname in profile.plugin_map.plugins:
             piid = present.get(pname)

@@ -3,6 +3,7 @@
 Creates a session with 8 tracks carrying ACE EQ and ACE Compressor, pushes a mixbridge
 session, reads the state back over OSC (strip list, strip feedback, plugin descriptors) and
 from the XML Ardour writes on ``/save_state``, then checks that ``pull`` reproduces the session.
+Aux sends (``send.send_db``) get a second, smaller session with a bus fed by every track.
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ pytestmark = [
 GAIN_TOLERANCE_DB = 1e-4
 #: Pan position and plugin values cross the wire as float32 (relative error <= 6e-8).
 FLOAT32_REL = 1e-6
+#: /strip/sends reports a send as a float32 fader position p; dB = 6.02 (198 p**(1/8) - 192) / 6 turns
+#: its 6e-8 relative error into < 1e-5 dB at -80..+6 dB (the slope is largest at -80 dB).
+SEND_TOLERANCE_DB = 1e-4
 N_TRACKS = 8
 
 
@@ -113,11 +117,43 @@ def test_gain_above_ardours_clamp_is_an_error_unless_clamped(ardour, tmp_path, c
 def test_unmatched_tracks_are_reported(ardour, tmp_path, capsys):
     s = Session(48000, [Track("T2", "a.wav"), Track("vocals", "v.wav")])
     s.validate()
+    s.tracks[0].params["send"]["send_db"] = -6.0  # this session's strips have no aux send
     path = save(s, tmp_path / "two.json")
     assert main(["push", str(path), "--daw", "ardour", "--port", str(ardour.osc_port)]) == 0
     out = capsys.readouterr().out
     assert "unmatched session tracks (1): vocals" in out
     assert "DAW tracks without a session track (7): T1, T3" in out
+    assert "not sent: T2: send.send_db = -6 (no aux send on the DAW strip)" in out
+
+
+@pytest.fixture
+def ardour_with_sends(tmp_path_factory):
+    a = HeadlessArdour(tmp_path_factory.mktemp("ardour_sends"), n_tracks=3, name="mbsends", plugins=(),
+                       send_bus="Reverb")
+    a.create()
+    a.start()
+    yield a
+    a.stop()
+
+
+def test_send_levels_land_on_the_aux_sends_and_pull_back(ardour_with_sends, tmp_path, capsys):
+    a = ardour_with_sends
+    s = Session(48000, [Track(f"T{i + 1}", "x.wav") for i in range(3)])
+    s.validate()
+    for t, db in zip(s.tracks, (-12.0, 3.5, -80.0)):  # -80 dB is the schema's "off"
+        t.params["send"]["send_db"] = db
+    path = save(s, tmp_path / "sends.json")
+    assert main(["push", str(path), "--daw", "ardour", "--port", str(a.osc_port)]) == 0
+    assert "send.send_db" not in capsys.readouterr().out
+
+    routes = read_routes(a.save_state())
+    assert routes["T1"]["send_db"] == pytest.approx(-12.0, abs=GAIN_TOLERANCE_DB)
+    assert routes["T2"]["send_db"] == pytest.approx(3.5, abs=GAIN_TOLERANCE_DB)
+    assert routes["T3"]["send_db"] == float("-inf")  # off: gain coefficient 0
+
+    got = {t.name: t for t in pull("ardour", port=a.osc_port).session.tracks}
+    for t in s.tracks:  # over OSC, /strip/sends reports a fader position: float32 through Ardour's law
+        assert got[t.name].params["send"]["send_db"] == pytest.approx(t.params["send"]["send_db"], abs=SEND_TOLERANCE_DB)
 
 
 def test_timetagged_automation_lands_in_ardour(ardour):

@@ -34,6 +34,9 @@ FIXTURES = [
     (OscMessage("/strip/plugin/parameter", (1, 2, 5, -20.0)),
      b"/strip/plugin/parameter\x00" b",iiif\x00\x00\x00"
      b"\x00\x00\x00\x01" b"\x00\x00\x00\x02" b"\x00\x00\x00\x05" b"\xc1\xa0\x00\x00"),
+    # Ardour aux send: ssid 3, sendid 1, -12 dB ("/strip/send/gain" = 16 chars -> 20 bytes)
+    (OscMessage("/strip/send/gain", (3, 1, -12.0)),
+     b"/strip/send/gain\x00\x00\x00\x00" b",iif\x00\x00\x00\x00" b"\x00\x00\x00\x03" b"\x00\x00\x00\x01" b"\xc1\x40\x00\x00"),
     # REAPER: /track/3/volume/db -6.0 ("/track/3/volume/db" = 18 chars -> 20 bytes)
     (OscMessage("/track/3/volume/db", (-6.0,)),
      b"/track/3/volume/db\x00\x00" b",f\x00\x00" b"\xc0\xc0\x00\x00"),
@@ -95,6 +98,76 @@ def test_encode_errors_name_the_problem(bad, err):
 def test_decode_rejects_malformed_bytes(junk):
     with pytest.raises(OscParseError):
         decode(junk)
+
+
+# python-osc 1.10.2 would skip these with a log line, loop forever, or raise a non-OSC error;
+# the adapter in bridge/osc.py turns each into an OscParseError a receiver can count.
+_HEADER = b"#bundle\x00" + struct.pack(">Q", IMMEDIATELY)
+_ONE = encode_message(OscMessage("/a", (1,)))
+
+
+def _nested_bundles(depth: int) -> bytes:
+    wire = _HEADER
+    for _ in range(depth):
+        wire = _HEADER + struct.pack(">i", len(wire)) + wire
+    return wire
+
+
+@pytest.mark.parametrize("junk,err", [
+    (_HEADER + struct.pack(">i", -4) + _ONE, "element size -4"),  # python-osc: endless loop
+    (_HEADER + struct.pack(">i", 4 + len(_HEADER)) + _HEADER + struct.pack(">i", -8), "element size -8"),  # nested
+    (_HEADER + struct.pack(">i", 4) + b"abcd", "must start with '/'"),  # python-osc: dropped with a log line
+    (_HEADER + struct.pack(">i", 64) + _ONE, "element size 64"),  # python-osc: truncated element parsed
+    (b"/x\x00\x00,Si\x00" b"ab\x00\x00" b"\x00\x00\x00\x01", "'S'"),  # python-osc: skips S, misreads i
+    (b"/x\x00\x00,I\x00\x00", "'I'"),
+    (b"/x\xff\x00,\x00\x00\x00", "utf-8"),  # python-osc: UnicodeDecodeError
+    (_nested_bundles(3000), "recursion"),  # 60 kB of bundles in bundles: RecursionError
+])
+def test_decode_refuses_what_python_osc_would_mishandle(junk, err):
+    with pytest.raises(OscParseError, match=err):
+        decode(junk)
+
+
+def test_decode_keeps_python_osc_leniency():
+    # documented in bridge/osc.py: bytes after the last argument are ignored, a cut-short final float is padded
+    assert decode(_ONE + b"\x00\x00\x00\x07").args == (1,)
+    assert decode(b"/x\x00\x00,f\x00\x00" b"\x3f\x80").args == (1.0,)
+
+
+def test_exact_timetag_survives_where_float_seconds_would_not():
+    tt = ((1_700_000_000 + NTP_UNIX_OFFSET_S) << 32) | 12345  # not representable as float Unix seconds
+    wire = encode_bundle([OscBundle(IMMEDIATELY, (OscMessage("/a", (1,)),))], tt)
+    assert wire[8:16] == struct.pack(">Q", tt) and wire[28:36] == struct.pack(">Q", IMMEDIATELY)
+    b = decode(wire)
+    assert b.timetag == tt and b.elements[0].timetag == IMMEDIATELY
+    assert [x.address for x in PyOscBundle(wire).content(0)] == ["/a"]
+
+
+def test_time_tags_outside_the_ntp_era_are_refused():
+    with pytest.raises(OscEncodeError, match="no NTP time tag"):
+        ntp_timetag(-NTP_UNIX_OFFSET_S - 1.0)  # before 1900
+    with pytest.raises(OscEncodeError, match="no NTP time tag"):
+        ntp_timetag(2.0**32)  # after the NTP era ends in 2036
+    with pytest.raises(OscEncodeError, match="2\\*\\*64"):
+        encode_bundle([], 2**64)
+
+
+def test_int_tags_are_explicit_not_guessed():
+    # python-osc would guess 'h' for -2**31 (bit_length 32) and MIDI for a 4-tuple
+    assert encode_message(OscMessage("/x", (-(2**31),))) == b"/x\x00\x00,i\x00\x00\x80\x00\x00\x00"
+    assert decode(encode_message(OscMessage("/x", (bytearray(b"ab"),)))).args == (b"ab",)
+
+
+@pytest.mark.parametrize("bad,err", [
+    (OscMessage("/x", (b"",)), "[Bb]lob"),  # python-osc refuses empty blobs
+    (OscMessage("/x", (1e40,)), "float"),
+    (OscMessage("/x", ((1, 2, 3, 4),)), "type tuple"),
+    (OscMessage("/x\x00y", ()), "NUL"),
+    (OscMessage("/x", ("\udc80",)), "encode"),
+])
+def test_encode_errors_from_python_osc_are_typed(bad, err):
+    with pytest.raises(OscEncodeError, match=err):
+        encode_message(bad)
 
 
 def test_router_routes_by_pattern_and_counts_what_it_cannot_use():

@@ -21,10 +21,10 @@ from mixbridge.bridge.plugin_maps import (
     ABLETON_MAP, ARDOUR_MAP, REAPER_MAP, aeq_bw_from_q, aeq_q_from_bw, octaves_from_q, q_from_octaves,
 )
 from mixbridge.bridge.profiles import (
-    ARDOUR_MAX_GAIN_DB, ableton_db_from_volume, ableton_volume_from_db, ardour_position_from_pan,
-    pan_from_ardour_position,
+    ARDOUR_MAX_GAIN_DB, ARDOUR_SEND_OFF_DB, ableton_db_from_volume, ableton_volume_from_db, ardour_position_from_pan,
+    ardour_send_db_from_position, pan_from_ardour_position,
 )
-from mixbridge.bridge.push import DawTrack, match_tracks, plan_push, pull, push
+from mixbridge.bridge.push import DawTrack, StripLayout, match_tracks, plan_push, pull, push
 from mixbridge.bridge.transport import OscUdpServer, free_udp_port
 from mixbridge.schema import CHANNEL_STRIP
 from mixbridge.session import Session, Track, save
@@ -83,6 +83,16 @@ def test_ardour_pan_is_inverted():
     assert pan_from_ardour_position(ardour_position_from_pan(0.3)) == pytest.approx(0.3)
 
 
+def test_ardour_send_position_law():
+    # Ardour's gain_to_slider_position_with_max(g, 2.0) (libs/ardour/utils.cc), written forwards here
+    def position(db):
+        return ((6.0 * math.log2(10 ** (db / 20.0)) + 192.0) / 198.0) ** 8
+    for db in (-80.0, -40.0, -12.0, 0.0, 6.0):
+        assert ardour_send_db_from_position(position(db)) == pytest.approx(db, abs=1e-9)
+    assert ardour_send_db_from_position(0.467359) == pytest.approx(-12.0, abs=1e-3)  # what Ardour 7.3 reported
+    assert ardour_send_db_from_position(0.0) == float("-inf")
+
+
 def test_plugin_maps_match_the_schema():
     for m in (ARDOUR_MAP, REAPER_MAP, ABLETON_MAP):
         for p in m.params:
@@ -109,6 +119,21 @@ def test_each_profile_makes_the_documented_messages():
     assert "/track/1/fx/2/fxparam/5/value ,f 0.7" in by["reaper"]  # -24 dB on ZamComp's -80..0
     assert "/live/track/set/volume ,if 0 0.7" in by["ableton"]       # -6 dB -> 0.85 - 6/40
     assert "/live/track/set/panning ,if 0 -0.5" in by["ableton"]
+
+
+def test_ardour_maps_the_send_to_the_strips_first_aux_send():
+    s = make_session(3)
+    for t, db in zip(s.tracks, (-12.0, 6.0, -80.0)):
+        t.params["send"]["send_db"] = db
+    msgs = [str(m) for m in plan_push(s, "ardour", match="order").messages if m.address == "/strip/send/gain"]
+    assert msgs == ["/strip/send/gain ,iif 1 1 -12", "/strip/send/gain ,iif 2 1 6",
+                    f"/strip/send/gain ,iif 3 1 {ARDOUR_SEND_OFF_DB:g}"]  # -80 dB is the schema's "off"
+    # the send Ardour lists first is used; a strip without a send reports the value instead of dropping it
+    layouts = {0: StripLayout(send_id=2), 1: StripLayout(send_id=None), 2: StripLayout(send_id=None)}
+    plan = plan_push(s, "ardour", match="order", layouts=layouts)
+    assert [str(m) for m in plan.messages if m.address == "/strip/send/gain"] == ["/strip/send/gain ,iif 1 2 -12"]
+    assert plan.unmapped == ["trk2: send.send_db = 6 (no aux send on the DAW strip)"]  # trk3 is at the default
+    assert "send.send_db" not in plan.unmapped_paths
 
 
 def test_ardour_refuses_gain_above_its_clamp_unless_asked():

@@ -1,0 +1,276 @@
+"""Export a proxy to an ONNX or TorchScript streaming artifact (needs torch).
+
+:func:`export_model` takes a model, a checkpoint path or a registry name, wraps
+the eval-mode model in :class:`~mixbridge.models.tcn.StreamingTCN` (batch norm
+folded, explicit state inputs and outputs) and writes an artifact folder (see
+:mod:`mixbridge.export.artifact`). The graph signature is::
+
+    (audio [B, n_inputs, T], params_start [B, P], params_end [B, P],
+     input_state [B, n_inputs, S0], hidden_state [B, channels, S1])
+      -> (output [B, n_outputs, T], input_state_out, hidden_state_out)
+
+with ``B`` and ``T`` dynamic, so any block size from 1 to 4096 streams. State
+goes in and out as two explicit tensors: torch 2.13's ONNX exporter fails on
+``forward(x, p, *states)`` with a dynamic block length (DESIGN.md §4). The ONNX
+export uses the TorchScript-based exporter (``dynamo=False``; the dynamo exporter
+needs onnxscript, which is not a dependency) at opset 17.
+
+The golden pair is a seeded input of ``GOLDEN_SAMPLES`` samples and seeded
+parameters run through the torch wrapper in one call from a zero state (for a
+causal model this equals the offline model). The exported file is checked
+against it before the sidecar is written.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mixbridge import __version__ as mixbridge_version
+from mixbridge.atomic import atomic_write_bytes, atomic_write_text
+from mixbridge.errors import MixbridgeError, UnknownNameError
+from mixbridge.models import registry
+from mixbridge.models.checkpoint import load_checkpoint, sha256_bytes
+from mixbridge.models.proxy_schema import schema_record
+from mixbridge.models.tcn import TCN, StreamingTCN
+
+from .artifact import (
+    ARTIFACT_FORMAT_VERSION, GOLDEN_NAME, GOLDEN_TOLERANCE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MODEL_FILES,
+    SIDECAR_NAME, ArtifactError, file_record,
+)
+
+GOLDEN_SAMPLES = 2048
+GOLDEN_SEED = 1234
+ONNX_OPSET = 17
+INPUT_NAMES = ["audio", "params_start", "params_end", "input_state", "hidden_state"]
+OUTPUT_NAMES = ["output", "input_state_out", "hidden_state_out"]
+
+
+class ExportError(ValueError, MixbridgeError):
+    """An export that cannot be made or whose file disagrees with the torch model."""
+
+
+def resolve_model(source: Any, seed: int = 0) -> tuple[TCN, dict]:
+    """A model and provenance from a model object, a checkpoint path or a registry name.
+
+    Raises:
+        UnknownNameError: ``source`` is neither an existing path nor a registry name.
+        CheckpointError: see :func:`mixbridge.models.checkpoint.load_checkpoint`.
+    """
+    if isinstance(source, TCN):  # a copy: exporting must not move or switch the caller's model
+        return copy.deepcopy(source).eval(), {"source": "model object"}
+    path = Path(str(source))
+    if path.exists():
+        model, record = load_checkpoint(path)
+        return model, {"source": "checkpoint", "model_name": record.get("model_name"),
+                       "checkpoint_weights_sha256": record["weights_sha256"],
+                       "progress": record.get("progress", {})}
+    if str(source) in registry.names():
+        torch.manual_seed(seed)
+        return registry.create(str(source)).eval(), {"source": "registry", "model_name": str(source),
+                                                     "seed": seed, "trained": False}
+    raise UnknownNameError(f"'{source}' is neither a checkpoint path nor a registry model; "
+                           f"known models: {', '.join(registry.names())}")
+
+
+def golden_pair(model: TCN, wrapper: StreamingTCN) -> dict[str, np.ndarray]:
+    gen = torch.Generator().manual_seed(GOLDEN_SEED)
+    x = 0.25 * torch.randn(1, model.n_inputs, GOLDEN_SAMPLES, generator=gen)
+    p = torch.rand(1, model.n_params, generator=gen)
+    s_in, s_hid = wrapper.initial_state(1)
+    with torch.no_grad():
+        y, _, _ = wrapper(x, p, p, s_in, s_hid)
+    return {"input": x.numpy(), "params": p.numpy(), "output": y.numpy()}
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` with fixed zip timestamps (``np.savez`` stamps the current time,
+    which would make two exports of the same weights differ)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            arr = io.BytesIO()
+            np.lib.format.write_array(arr, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, arr.getvalue())
+    return buf.getvalue()
+
+
+def _onnx_bytes(wrapper: StreamingTCN, example: tuple) -> bytes:
+    dyn = {"audio": {0: "batch", 2: "samples"}, "output": {0: "batch", 2: "samples"}}
+    for name in INPUT_NAMES[1:] + OUTPUT_NAMES[1:]:
+        dyn[name] = {0: "batch"}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, example, buf, dynamo=False, input_names=INPUT_NAMES,
+                          output_names=OUTPUT_NAMES, dynamic_axes=dyn, opset_version=ONNX_OPSET,
+                          do_constant_folding=True)
+    return buf.getvalue()
+
+
+def _torchscript_bytes(wrapper: StreamingTCN) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated in torch 2.13 but works
+        torch.jit.save(torch.jit.script(wrapper), buf)
+    return canonical_torchscript(buf.getvalue())
+
+
+_FINAL_LINE = re.compile(r"^  \w+ : Final\[.*\] = .*$")
+
+
+def canonical_torchscript(data: bytes) -> bytes:
+    """Make a ``torch.jit.save`` archive reproducible: the same module gives the same bytes.
+
+    torch 2.13 writes a random ``.data/serialization_id`` and emits a class's
+    ``Final`` constants in set order (which varies with ``PYTHONHASHSEED``). This
+    sorts each run of ``Final`` lines (same lines, same total length, so the debug
+    source ranges of the methods below stay valid) and replaces the id with a
+    digest of the other entries. Entry order and ZIP_STORED are kept.
+    """
+    src = zipfile.ZipFile(io.BytesIO(data))
+    entries = []
+    for info in src.infolist():
+        body = src.read(info)
+        if info.filename.endswith(".py") and "/code/" in info.filename:
+            lines = body.decode("utf-8").split("\n")
+            out, run = [], []
+            for line in lines + [None]:
+                if line is not None and _FINAL_LINE.match(line):
+                    run.append(line)
+                    continue
+                out.extend(sorted(run))
+                run = []
+                if line is not None:
+                    out.append(line)
+            body = "\n".join(out).encode("utf-8")
+        entries.append((info.filename, body))
+    digest = hashlib.sha256(b"".join(name.encode() + body for name, body in entries
+                                     if not name.endswith("serialization_id"))).hexdigest()
+    result = io.BytesIO()
+    with zipfile.ZipFile(result, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, body in entries:
+            if name.endswith(".data/serialization_id"):
+                body = str(int(digest[:32], 16)).encode()
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), body)
+    return result.getvalue()
+
+
+def _stream_exported(path: Path, fmt: str, golden: dict, block_size: int) -> np.ndarray:
+    """Run the golden input through the written file in blocks (checks state passing too)."""
+    x, p = golden["input"], golden["params"]
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        shapes = {i.name: i.shape for i in sess.get_inputs()}
+        s_in = np.zeros([1] + shapes["input_state"][1:], np.float32)
+        s_hid = np.zeros([1] + shapes["hidden_state"][1:], np.float32)
+        outs = []
+        for start in range(0, x.shape[-1], block_size):
+            y, s_in, s_hid = sess.run(None, {"audio": x[..., start:start + block_size], "params_start": p,
+                                             "params_end": p, "input_state": s_in, "hidden_state": s_hid})
+            outs.append(y)
+        return np.concatenate(outs, axis=-1)
+    module = torch.jit.load(str(path))
+    outs = []
+    state = None
+    with torch.no_grad():
+        pt = torch.from_numpy(p)
+        for start in range(0, x.shape[-1], block_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[..., start:start + block_size]))
+            if state is None:
+                state = (torch.zeros(1, module.n_inputs, module.spans[0]),
+                         torch.zeros(1, module.channels, module.hidden_length))
+            y, a, b = module(xb, pt, pt, *state)
+            state = (a, b)
+            outs.append(y.numpy())
+    return np.concatenate(outs, axis=-1)
+
+
+def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artifact", *,
+                 seed: int = 0) -> Path:
+    """Write a streaming artifact for ``source`` to ``out_dir``; returns the sidecar path.
+
+    Args:
+        source: a :class:`TCN`, a checkpoint path (file or folder) or a registry
+            name (an untrained model seeded with ``seed``).
+        format: ``"onnx"`` or ``"torchscript"``.
+        out_dir: the artifact folder (created; existing artifact files are replaced).
+
+    Raises:
+        ExportError: unknown format, or the written file does not reproduce the
+            torch golden output within ``GOLDEN_TOLERANCE`` when streamed in blocks.
+        UnknownNameError, CheckpointError: see :func:`resolve_model`.
+    """
+    if format not in MODEL_FILES:
+        raise ExportError(f"unknown export format '{format}'; known: {', '.join(MODEL_FILES)}")
+    model, provenance = resolve_model(source, seed)
+    model = model.cpu().float().eval()
+    wrapper = StreamingTCN(model).eval()
+    golden = golden_pair(model, wrapper)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / SIDECAR_NAME).exists():
+        (out / SIDECAR_NAME).unlink()  # a half-replaced folder must not look valid
+    s_in, s_hid = wrapper.initial_state(1)
+    example = (torch.from_numpy(golden["input"][..., :64]), torch.from_numpy(golden["params"]),
+               torch.from_numpy(golden["params"]), s_in, s_hid)
+    data = _onnx_bytes(wrapper, example) if format == "onnx" else _torchscript_bytes(wrapper)
+    model_path = atomic_write_bytes(out / MODEL_FILES[format], data)
+    golden_path = atomic_write_bytes(out / GOLDEN_NAME, npz_bytes(golden))
+
+    check_block = 257  # odd and not a power of two: exercises state hand-over
+    err = float(np.max(np.abs(_stream_exported(model_path, format, golden, check_block) - golden["output"])))
+    if not err <= GOLDEN_TOLERANCE:
+        raise ExportError(f"{model_path}: streamed output differs from the torch golden output by {err:.3g} "
+                          f"(> {GOLDEN_TOLERANCE}); the export is wrong, please report it")
+
+    sidecar = {
+        "format_version": ARTIFACT_FORMAT_VERSION,
+        "artifact_format": format,
+        "architecture": model.architecture,
+        "model_name": provenance.get("model_name"),
+        "config": model.config(),
+        "schema": schema_record(model.schema),
+        "sample_rate": model.sample_rate,
+        "latency_samples": model.latency_samples,
+        "receptive_field": model.receptive_field,
+        "causal": model.causal,
+        "block_sizes": {"min": MIN_BLOCK_SIZE, "max": MAX_BLOCK_SIZE},
+        "io": {
+            "inputs": INPUT_NAMES, "outputs": OUTPUT_NAMES,
+            "input_state_shape": [model.n_inputs, wrapper.spans[0]],
+            "hidden_state_shape": [model.channels, wrapper.hidden_length],
+            "params_smoothing": "FiLM coefficients ramp linearly from params_start to params_end over the block",
+            "opset": ONNX_OPSET if format == "onnx" else None,
+        },
+        "golden": {"samples": GOLDEN_SAMPLES, "seed": GOLDEN_SEED, "tolerance": GOLDEN_TOLERANCE,
+                   "export_check_block_size": check_block, "export_check_max_abs_error": err},
+        "files": {"model": file_record(model_path), "golden": file_record(golden_path)},
+        "provenance": {"mixbridge": mixbridge_version, "torch": torch.__version__.split("+")[0],
+                       "state_dict_sha256": _state_sha(model), **provenance},
+    }
+    try:
+        text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
+    except TypeError as e:
+        raise ArtifactError(f"cannot write the sidecar: {e}") from None
+    return atomic_write_text(out / SIDECAR_NAME, text)
+
+
+def _state_sha(model: TCN) -> str:
+    from safetensors.torch import save as st_save
+
+    return sha256_bytes(st_save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Benchmark streaming proxies: time per block and real-time factor, side by side.
+
+For each model and block size (default 32..1024 samples at 48 kHz) it times the
+streaming step of three backends, each on one thread:
+
+* ``eager``: the torch :class:`~mixbridge.models.tcn.StreamingTCN` wrapper;
+* ``torchscript``: :class:`~mixbridge.export.runtime.TorchScriptSession.process`;
+* ``onnxruntime``: :class:`~mixbridge.export.runtime.StreamingSession.process`
+  (IOBinding, preallocated buffers).
+
+Columns: mean and p99 wall time per block in ms, the real-time factor (mean wall
+time / block duration), ``core`` (thread CPU time per block / block duration: the
+fraction of one core the stream needs, unaffected by other processes competing
+for the CPU) and a mark where p99 is over half a block (the live-bus budget). Models are registry names (untrained
+weights time the same as trained ones) or checkpoint paths.
+
+    nice .venv/bin/python scripts/bench_streaming.py
+    nice .venv/bin/python scripts/bench_streaming.py --models tcn-rt --block-sizes 64,128 --seconds 2
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def _time_blocks(step, block: np.ndarray, n_blocks: int, warmup: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Wall-clock and thread CPU seconds per call. With one compute thread, the CPU time is
+    the cost of the block itself; wall time also counts waiting for a busy CPU."""
+    for _ in range(warmup):
+        step(block)
+    wall = np.empty(n_blocks)
+    cpu = np.empty(n_blocks)
+    clock, cpu_clock = time.perf_counter, time.thread_time
+    for i in range(n_blocks):
+        t0, c0 = clock(), cpu_clock()
+        step(block)
+        wall[i], cpu[i] = clock() - t0, cpu_clock() - c0
+    return wall, cpu
+
+
+def bench_model(source: str, block_sizes: list[int], seconds: float, sample_rate_override: int | None,
+                backends: list[str]) -> list[dict]:
+    import torch
+
+    from mixbridge.export.exporter import export_model, resolve_model
+    from mixbridge.export.runtime import StreamingSession, TorchScriptSession
+    from mixbridge.models.tcn import StreamingTCN
+
+    model, _ = resolve_model(source)
+    if sample_rate_override:
+        model.sample_rate = sample_rate_override
+    sample_rate = model.sample_rate
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = {}
+        if "onnxruntime" in backends:
+            export_model(model, "onnx", Path(tmp) / "onnx")
+            sessions["onnxruntime"] = StreamingSession(Path(tmp) / "onnx", num_threads=1)
+        if "torchscript" in backends:
+            export_model(model, "torchscript", Path(tmp) / "ts")
+            sessions["torchscript"] = TorchScriptSession(Path(tmp) / "ts", num_threads=1)
+        torch.set_num_threads(1)
+        wrapper = StreamingTCN(model).eval()
+        p = torch.rand(1, model.n_params)
+        state = list(wrapper.initial_state(1))
+
+        def eager_step(block: np.ndarray) -> None:
+            with torch.inference_mode():
+                _, state[0], state[1] = wrapper(torch.from_numpy(block)[None], p, p, state[0], state[1])
+
+        for n in block_sizes:
+            block = (0.1 * np.random.default_rng(0).standard_normal((1, n))).astype(np.float32)
+            n_blocks = max(100, int(seconds * sample_rate / n))
+            block_ms = 1e3 * n / sample_rate
+            for backend in backends:
+                if backend == "eager":
+                    step = eager_step
+                else:
+                    session = sessions[backend]
+                    session.reset()
+                    step = session.process
+                wall, cpu = _time_blocks(step, block, n_blocks)
+                wall, cpu = 1e3 * wall, 1e3 * cpu
+                mean, p99, cpu_mean = float(wall.mean()), float(np.percentile(wall, 99)), float(cpu.mean())
+                rows.append({"model": source, "backend": backend, "block": n, "mean_ms": mean, "p99_ms": p99,
+                             "rtf": mean / block_ms, "cpu_ms": cpu_mean, "core": cpu_mean / block_ms,
+                             "p99_ok": p99 < block_ms / 2, "block_ms": block_ms})
+    return rows, model
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="tcn-tiny-causal,tcn-rt,tcn-10-causal",
+                    help="comma-separated registry names or checkpoint paths")
+    ap.add_argument("--block-sizes", default="32,64,128,256,512,1024")
+    ap.add_argument("--backends", default="eager,torchscript,onnxruntime")
+    ap.add_argument("--seconds", type=float, default=1.0, help="audio seconds timed per cell (>= 100 blocks)")
+    ap.add_argument("--sample-rate", type=int, default=None, help="override the models' sample rate (Hz)")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    block_sizes = [int(b) for b in args.block_sizes.split(",")]
+    backends = args.backends.split(",")
+    import onnxruntime
+    import torch
+
+    print(f"# torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, 1 thread each; "
+          f"RTF = mean time per block / block duration (= fraction of one core)")
+    for source in args.models.split(","):
+        rows, model = bench_model(source, block_sizes, args.seconds, args.sample_rate, backends)
+        print(f"\n## {source}: {'causal' if model.causal else 'centre-cropped'}, {model.n_blocks} blocks, "
+              f"kernel {model.kernel_size}, {model.channels} channels, {model.n_weights} weights, "
+              f"receptive field {model.receptive_field} samples, latency {model.latency_samples} samples, "
+              f"{model.sample_rate} Hz")
+        header = f"| block | {'ms':>6} |" + "".join(f" {b} mean ms | p99 ms | RTF | core |" for b in backends)
+        print(header)
+        print("|" + "---|" * (2 + 4 * len(backends)))
+        for n in block_sizes:
+            cells = []
+            block_ms = None
+            for b in backends:
+                r = next(r for r in rows if r["block"] == n and r["backend"] == b)
+                block_ms = r["block_ms"]
+                flag = "" if r["p99_ok"] else "!"
+                cells.append(f" {r['mean_ms']:.3f} | {r['p99_ms']:.3f}{flag} | {r['rtf']:.3f} | {r['core']:.3f} |")
+            print(f"| {n} | {block_ms:6.3f} |" + "".join(cells))
+        print("(ms: block duration; RTF: wall mean / block duration; core: thread CPU time / block duration, "
+              "the cost without waiting for a busy CPU; ! = p99 above half a block)")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

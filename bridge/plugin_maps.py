@@ -14,7 +14,8 @@ Built-in maps (sources in each entry's ``source``):
   ``/strip/plugin/descriptor`` ids, values native (Hz, dB, ms, ratio). a-EQ's
   peaking bands take a bandwidth ``bw`` for which the plugin computes
   ``Q = 2**(1/bw) / (2**bw - 1)`` (a-eq.c, ``linear_svf_set_peq``); we invert
-  that exactly. Its shelves use a fixed Q of 1/sqrt(2) (= schema ``SHELF_Q``).
+  that exactly. Its shelves use a fixed Q of 1/sqrt(2) (RBJ slope S = 1), steeper than the schema's
+  slope-form shelf (``SHELF_SLOPE`` = 1/sqrt(2)): up to ~1 dB apart at +-12 dB.
   a-EQ's fourth peaking band is not driven.
 * ``reaper``: the zam-plugins VST2 *ZamEQ2* (FX 1) and *ZamComp* (FX 2), the
   plugins this machine's host renders with. REAPER's ``fxparam/K/value`` is the

@@ -290,8 +290,21 @@ def _eq_params() -> tuple[Param, ...]:
     )
 
 
-#: Shelf Q used by both backends (RBJ shelf with S = 1 slope, i.e. Q = 1/sqrt(2)).
-SHELF_Q = 0.7071067811865476
+#: Shelf slope of the schema's EQ: RBJ cookbook shelves in the slope form with
+#: S = 1/sqrt(2), the design ZamEQ2 uses (measured within 1e-4 dB); the builtin
+#: backend reproduces it exactly through :func:`shelf_q`.
+SHELF_SLOPE = 0.7071067811865476
+
+
+def shelf_q(gain_db: float, slope: float = SHELF_SLOPE) -> float:
+    """The Q-form equivalent of an RBJ shelf of slope ``slope`` at ``gain_db``.
+
+    RBJ Audio EQ Cookbook: alpha = sin(w0)/2 * sqrt((A + 1/A)(1/S - 1) + 2) for a
+    shelf of slope S, and alpha = sin(w0)/(2Q) in the Q form, so
+    Q = 1 / sqrt((A + 1/A)(1/S - 1) + 2) with A = 10^(gain_db/40).
+    """
+    a = 10.0 ** (gain_db / 40.0)
+    return 1.0 / math.sqrt((a + 1.0 / a) * (1.0 / slope - 1.0) + 2.0)
 
 TRIM = Processor("trim", (Param("gain_db", "dB", -24.0, 24.0, 0.0, "db", description="input trim", source=_PYMIX),))
 POLARITY = Processor("polarity", (Param("invert", "", 0.0, 1.0, 0.0, kind="bool", description="1 flips polarity"),))

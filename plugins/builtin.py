@@ -8,7 +8,7 @@ Mapping to pedalboard (0.9), and what it cannot honour (reported as notices):
 
 * ``eq``: ``LowShelfFilter`` / three ``PeakFilter`` / ``HighShelfFilter``. JUCE's
   ``IIRCoefficients`` follow the RBJ Audio EQ Cookbook (peaking: A = 10^(dB/40),
-  alpha = sin(w0)/(2Q); shelves with Q = ``SHELF_Q``).
+  alpha = sin(w0)/(2Q); shelves of slope ``SHELF_SLOPE`` through ``shelf_q``).
 * ``compressor``: ``Compressor`` (hard knee, peak ballistics) then ``Gain`` for
   ``makeup_db``. ``knee_db`` > 0 cannot be honoured: rendered as a hard knee.
 * ``reverb``: ``Delay`` (pre-delay) then ``Reverb`` (JUCE Freeverb), wet only.
@@ -29,7 +29,7 @@ from typing import Mapping
 import numpy as np
 
 from mixbridge.errors import BackendUnavailableError, UnknownNameError
-from mixbridge.schema import SHELF_Q
+from mixbridge.schema import shelf_q
 from mixbridge.session import Automation
 
 from .backend import PLUGIN_PROCESSORS, Backend, automation_blocks
@@ -77,12 +77,14 @@ def eq_board(
     pb = _need_pedalboard()
     bands = []
     if low_shelf_gain_db != 0.0 or all_bands:
-        bands.append(pb.LowShelfFilter(cutoff_frequency_hz=low_shelf_freq_hz, gain_db=low_shelf_gain_db, q=SHELF_Q))
+        bands.append(pb.LowShelfFilter(cutoff_frequency_hz=low_shelf_freq_hz, gain_db=low_shelf_gain_db,
+                                         q=shelf_q(low_shelf_gain_db)))
     for g, f, q in ((peak1_gain_db, peak1_freq_hz, peak1_q), (peak2_gain_db, peak2_freq_hz, peak2_q), (peak3_gain_db, peak3_freq_hz, peak3_q)):
         if g != 0.0 or all_bands:
             bands.append(pb.PeakFilter(cutoff_frequency_hz=f, gain_db=g, q=q))
     if high_shelf_gain_db != 0.0 or all_bands:
-        bands.append(pb.HighShelfFilter(cutoff_frequency_hz=high_shelf_freq_hz, gain_db=high_shelf_gain_db, q=SHELF_Q))
+        bands.append(pb.HighShelfFilter(cutoff_frequency_hz=high_shelf_freq_hz, gain_db=high_shelf_gain_db,
+                                          q=shelf_q(high_shelf_gain_db)))
     return pb.Pedalboard(bands)
 
 

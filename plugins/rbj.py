@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from mixbridge.schema import SHELF_Q
+from mixbridge.schema import shelf_q
 
 
 def peaking(freq_hz: float, gain_db: float, q: float, sample_rate: int):
@@ -25,8 +25,13 @@ def peaking(freq_hz: float, gain_db: float, q: float, sample_rate: int):
     return b / a[0], a / a[0]
 
 
-def shelf(kind: str, freq_hz: float, gain_db: float, sample_rate: int, q: float = SHELF_Q):
-    """Low or high shelf (cookbook 'lowShelf'/'highShelf', Q form): 2 sqrt(A) alpha = sin(w0) sqrt(A)/Q."""
+def shelf(kind: str, freq_hz: float, gain_db: float, sample_rate: int, q: float | None = None):
+    """Low or high shelf (cookbook 'lowShelf'/'highShelf', Q form): 2 sqrt(A) alpha = sin(w0) sqrt(A)/Q.
+
+    ``q`` defaults to the schema's shelf (slope ``SHELF_SLOPE``, via ``shelf_q``).
+    """
+    if q is None:
+        q = shelf_q(gain_db)
     a_ = 10.0 ** (gain_db / 40.0)
     w0 = 2.0 * math.pi * freq_hz / sample_rate
     cw, sw = math.cos(w0), math.sin(w0)

@@ -64,14 +64,14 @@ def raw_pedalboard(session, audio):
 
     import pedalboard as pb
 
-    from mixbridge.schema import SHELF_Q
+    from mixbridge.schema import shelf_q
 
     def eq(p):
-        return [pb.LowShelfFilter(p["low_shelf_freq_hz"], p["low_shelf_gain_db"], SHELF_Q),
+        return [pb.LowShelfFilter(p["low_shelf_freq_hz"], p["low_shelf_gain_db"], shelf_q(p["low_shelf_gain_db"])),
                 pb.PeakFilter(p["peak1_freq_hz"], p["peak1_gain_db"], p["peak1_q"]),
                 pb.PeakFilter(p["peak2_freq_hz"], p["peak2_gain_db"], p["peak2_q"]),
                 pb.PeakFilter(p["peak3_freq_hz"], p["peak3_gain_db"], p["peak3_q"]),
-                pb.HighShelfFilter(p["high_shelf_freq_hz"], p["high_shelf_gain_db"], SHELF_Q)]
+                pb.HighShelfFilter(p["high_shelf_freq_hz"], p["high_shelf_gain_db"], shelf_q(p["high_shelf_gain_db"]))]
 
     def comp(p):
         return [pb.Compressor(p["threshold_db"], p["ratio"], p["attack_ms"], p["release_ms"]), pb.Gain(p["makeup_db"])]

@@ -1,0 +1,649 @@
+"""The ``vst`` backend: real third-party plugins driven through plugin maps.
+
+VST2 plugins (the Debian ``zam-plugins`` and ``dragonfly-reverb-vst``) run in
+DawDreamer; a map whose plugins are VST3 (``.vst3``) runs through pedalboard's
+``load_plugin``. Each schema processor is rendered by its map
+(:mod:`.pluginmap`, defaults in :data:`~.pluginmap.DEFAULT_MAPS`):
+
+========== ======================================= =========================================
+processor  default map                             plugins
+========== ======================================= =========================================
+eq         ``zameq2_x2``                           two ZamEQ2 in series (the 2nd carries peak3)
+compressor ``zamcomp``                             ZamComp (sidechain fed with the main input)
+reverb     ``dragonfly_plate``                     DragonflyPlateReverb, dry 0 % (wet only)
+limiter    ``zamaximx2``                           ZaMaximX2 (10 ms look-ahead, compensated)
+========== ======================================= =========================================
+
+**Channels.** A plugin whose input or output has fewer channels than the
+signal (ZamEQ2 1 -> 1, ZamComp 2 -> 1 where input 2 is the sidechain) runs as
+one instance per channel ("lane"): left and right are processed independently
+(dual mono, so a stereo compressor is *unlinked*). Each lane's plugin input is
+the lane's signal repeated over the plugin's input channels, so ZamComp's
+sidechain equals its main input. A stereo plugin on a mono signal gets the
+signal on both inputs and the first output is kept.
+
+**Automation** is converted through the map to per-sample normalised curves
+and handed to DawDreamer's ``set_automation``; DawDreamer applies them at the
+start of each host block of ``block_size`` samples (block-rate, like
+:func:`~.backend.automation_blocks`). VST3 maps render block by block.
+
+**State and latency.** One RenderEngine and one set of plugin instances is
+kept per (processor, channels) and reused across calls; every render
+re-prepares the plugins (which clears their filter and delay state), so two
+identical calls give identical output, whatever was rendered in between
+(measured bit-identical for ZamEQ2, ZamComp, ZaMaximX2). The Dragonfly reverbs
+do not clear their delay lines when re-prepared (a render starts with the
+previous render's tail: measured max |diff| 0.16 between two identical 0.5 s
+noise renders), so their maps set ``fresh_instance_per_call`` and get a new
+instance every call (a Plate load costs about 0.12 s); Dragonfly Room is not
+reproducible even then (its late tail differs between fresh instances) and
+raises a notice. Plugin latency (``get_latency_samples``,
+ZaMaximX2: 480 samples at 48 kHz) is compensated: the input is padded and the
+first ``latency`` output samples are dropped, so output sample ``i`` lines up
+with input sample ``i``.
+
+**Reverb** is rendered wet only (the map fixes the dry level at 0 %); the
+schema's ``return_db`` is applied by this backend as an exact gain on the wet
+output (also automatable), because the plugin's own wet level tops out at 0 dB.
+The output has the input's length; the tail past it is cut.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from mixbridge.errors import PluginMapError, PluginNotFoundError, UnknownNameError
+from mixbridge.session import Automation
+
+from .backend import PLUGIN_PROCESSORS, Backend, automation_curve
+from .discovery import import_dawdreamer, plugin_name, plugin_not_found, quiet_fds, resolve_plugin
+from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, PluginMap, check_identity, load_map
+
+#: Sample rate used to load a plugin only for inspection or calibration (Hz).
+INSPECT_SAMPLE_RATE = 48000
+
+
+# --------------------------------------------------------------------------- loading
+class LoadedPlugin:
+    """A plugin instance with name-based parameter access (VST2 via DawDreamer, VST3 via pedalboard).
+
+    Attributes:
+        name, path, format ("vst2"|"vst3"), inputs, outputs (channel counts),
+        sample_rate (Hz), processor (the DawDreamer processor or pedalboard plugin).
+    """
+
+    def __init__(self, path: Path, format: str, sample_rate: int, block_size: int = 512, engine=None,
+                 unique_name: str = "plugin", extra_paths: Iterable[str] | None = None) -> None:
+        with quiet_fds():  # loaders and some plugins print chatter on the C-level stdout/stderr
+            self._load(path, format, sample_rate, block_size, engine, unique_name, extra_paths)
+
+    def _load(self, path, format, sample_rate, block_size, engine, unique_name, extra_paths) -> None:
+        self.path = Path(path)
+        self.format = format
+        self.sample_rate = int(sample_rate)
+        self.engine = engine
+        if format == "vst3":
+            try:
+                import pedalboard
+            except ImportError:  # pragma: no cover - pedalboard is a core dependency
+                from mixbridge.errors import BackendUnavailableError
+
+                raise BackendUnavailableError("VST3 plugins need pedalboard; run `pip install pedalboard==0.9.26`") from None
+            try:
+                with quiet_fds():
+                    self.processor = pedalboard.load_plugin(str(self.path))
+            except Exception as e:  # pedalboard raises ImportError/RuntimeError for unloadable files
+                raise plugin_not_found(str(self.path), extra_paths, f"fails to load through pedalboard ({e})") from None
+            self._params = list(self.processor.parameters.values())
+            self.name = plugin_name(self.path)
+            self.inputs = self.outputs = self._vst3_main_channels()
+        else:
+            if self.engine is None:
+                daw = import_dawdreamer()
+                with quiet_fds():
+                    self.engine = daw.RenderEngine(self.sample_rate, int(block_size))
+            try:
+                with quiet_fds():
+                    self.processor = self.engine.make_plugin_processor(unique_name, str(self.path))
+            except Exception as e:  # DawDreamer raises RuntimeError("Unable to load plugin.")
+                raise plugin_not_found(str(self.path), extra_paths, f"fails to load in DawDreamer ({e})") from None
+            self.name = plugin_name(self.path)  # DawDreamer get_name() is our unique processor name
+            self.inputs = int(self.processor.get_num_input_channels())
+            self.outputs = int(self.processor.get_num_output_channels())
+            self._names = [self.processor.get_parameter_name(i) for i in range(self.processor.get_plugin_parameter_size())]
+            desc = self.processor.get_parameters_description()
+            self._labels = [d.get("label", "") for d in desc]
+            self._automatable = [bool(d.get("isAutomatable", True)) for d in desc]
+
+    def _vst3_main_channels(self) -> int:
+        """pedalboard exposes no channel counts: probe the main bus with 2, then 1 channel(s)."""
+        for ch in (2, 1):
+            try:
+                with quiet_fds():
+                    self.processor.process(np.zeros((ch, 64), np.float32), float(self.sample_rate), reset=True)
+                return ch
+            except ValueError:  # "does not support 2-channel output"
+                continue
+        raise PluginMapError(f"{self.path}: the VST3 main bus takes neither 2 nor 1 channels; it cannot be used")
+
+    def close(self) -> None:
+        """Release the plugin instance (DawDreamer keeps it in its engine until the engine goes)."""
+        self.processor = None
+        self._params = []
+
+    # -- ParamAccess
+    def param_names(self) -> list[str]:
+        if self.format == "vst3":
+            return [p.name for p in self._params]
+        return list(self._names)
+
+    def is_automatable(self, index: int) -> bool:
+        """False for parameters the host owns (DPF VST3 "Buffer Size", "Sample Rate")."""
+        if self.format == "vst3":
+            return bool(getattr(self._params[index], "is_automatable", True))
+        return bool(self._automatable[index])
+
+    def param_label(self, index: int) -> str:
+        if self.format == "vst3":
+            return str(getattr(self._params[index], "label", "") or "")
+        return str(self._labels[index]).strip()
+
+    def get_normalised(self, index: int) -> float:
+        if self.format == "vst3":
+            return float(self._params[index].raw_value)
+        return float(self.processor.get_parameter(index))
+
+    def set_normalised(self, index: int, value: float) -> None:
+        if self.format == "vst3":
+            self._params[index].raw_value = float(value)
+        else:
+            self.processor.set_parameter(index, float(value))
+
+    def display_text(self, index: int) -> str:
+        if self.format == "vst3":
+            return str(self._params[index].string_value)
+        return str(self.processor.get_parameter_text(index))
+
+    def index(self, name: str) -> int:
+        """Index of the parameter called ``name``.
+
+        Raises:
+            PluginMapError: no such parameter; lists the plugin's parameters.
+        """
+        names = self.param_names()
+        try:
+            return names.index(name)
+        except ValueError:
+            raise PluginMapError(f"{self.name} ({self.path}) has no parameter '{name}'; it has: {', '.join(names)}") from None
+
+
+def open_plugin(plugin: str | os.PathLike, sample_rate: int = INSPECT_SAMPLE_RATE, plugin_paths: Iterable[str] | None = None,
+                format: str | None = None) -> LoadedPlugin:
+    """Find and load one plugin by name or path (for inspection and calibration).
+
+    Raises:
+        PluginNotFoundError: not found or fails to load; lists the plugins found.
+        BackendUnavailableError: DawDreamer is missing (VST2).
+    """
+    pf = resolve_plugin(plugin, plugin_paths, format)
+    return LoadedPlugin(pf.path, pf.format, sample_rate, extra_paths=plugin_paths)
+
+
+@dataclass
+class ParamInfo:
+    """One row of ``plugins inspect``."""
+
+    index: int
+    name: str
+    label: str
+    default_normalised: float
+    default_text: str
+    text_at_0: str
+    text_at_1: str
+
+
+def inspect_plugin(loaded: LoadedPlugin) -> list[ParamInfo]:
+    """Every parameter's name, label, default (normalised and display) and display at 0 and 1.
+
+    The parameter values are restored afterwards.
+    """
+    rows = []
+    for i, name in enumerate(loaded.param_names()):
+        u0 = loaded.get_normalised(i)
+        t0 = loaded.display_text(i)
+        loaded.set_normalised(i, 0.0)
+        lo = loaded.display_text(i)
+        loaded.set_normalised(i, 1.0)
+        hi = loaded.display_text(i)
+        loaded.set_normalised(i, u0)
+        rows.append(ParamInfo(i, name, loaded.param_label(i), u0, t0, lo, hi))
+    return rows
+
+
+# --------------------------------------------------------------------------- rendering rigs
+_LIBC = None
+
+
+def _seed_libc_rand() -> None:
+    """Seed C ``rand()`` so plugins that draw from it render reproducibly."""
+    global _LIBC
+    try:
+        if _LIBC is None:
+            _LIBC = ctypes.CDLL(None)
+        _LIBC.srand(1)
+    except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+        pass
+
+
+class _Rig:
+    """Plugin instances of one map for one channel count, reused across calls.
+
+    ``lanes`` is a list of (lane channel indices, [LoadedPlugin per stage]).
+    """
+
+    def __init__(self, backend: "VstBackend", pmap: PluginMap, channels: int) -> None:
+        self.pmap = pmap
+        self.channels = channels
+        self.sample_rate = backend.sample_rate
+        self.block_size = backend.block_size
+        first = pmap.plugins[pmap.stages[0].plugin].identity
+        self.format = first.format
+        # Lanes: a plugin whose input or output is narrower than the signal runs per channel.
+        width = min(min(pmap.plugins[st.plugin].identity.outputs for st in pmap.stages), first.inputs)
+        if width >= channels:
+            lane_sets = [tuple(range(channels))]
+        else:
+            lane_sets = [(c,) for c in range(channels)]
+        self.lanes: list[tuple[tuple[int, ...], list[LoadedPlugin]]] = []
+        self.engine = None
+        if self.format == "vst2":
+            daw = import_dawdreamer()
+            with quiet_fds():
+                self.engine = daw.RenderEngine(self.sample_rate, self.block_size)
+        self.playbacks = []
+        graph = []
+        for li, chans in enumerate(lane_sets):
+            instances: list[LoadedPlugin] = []
+            prev = None
+            if self.engine is not None:
+                pb = self.engine.make_playback_processor(f"in{li}", np.zeros((self._in_channels(pmap, 0), 1), np.float32))
+                self.playbacks.append(pb)
+                graph.append((pb, []))
+                prev = f"in{li}"
+            for si, st in enumerate(pmap.stages):
+                spec = pmap.plugins[st.plugin]
+                path = backend.plugin_path(spec)
+                lp = LoadedPlugin(path, spec.identity.format, self.sample_rate, self.block_size, self.engine,
+                                  f"l{li}s{si}", backend.plugin_paths)
+                check_identity(spec, lp, f"plugin map '{pmap.name}' stage {si} ({spec.identity.name})")
+                if self.engine is not None:
+                    if si + 1 < len(pmap.stages):
+                        nxt = pmap.plugins[pmap.stages[si + 1].plugin].identity
+                        if nxt.inputs != lp.outputs:
+                            raise PluginMapError(
+                                f"plugin map '{pmap.name}': stage {si} outputs {lp.outputs} channel(s) but stage "
+                                f"{si + 1} takes {nxt.inputs}; chain plugins with matching I/O"
+                            )
+                    lp.processor.record = si + 1 == len(pmap.stages)
+                    graph.append((lp.processor, [prev]))
+                    prev = f"l{li}s{si}"
+                instances.append(lp)
+            self.lanes.append((chans, instances))
+        self.latency = 0
+        if self.engine is not None:
+            with quiet_fds():
+                self.engine.load_graph(graph)
+            # prepare once so the plugins report their latency
+            self._render_vst2([np.zeros((self._in_channels(pmap, 0), self.block_size), np.float32)] * len(self.lanes),
+                              {}, self.block_size)
+            self.latency = max(sum(int(lp.processor.get_latency_samples()) for lp in inst) for _, inst in self.lanes)
+
+    @staticmethod
+    def _in_channels(pmap: PluginMap, stage: int) -> int:
+        return pmap.plugins[pmap.stages[stage].plugin].identity.inputs
+
+    def _lane_input(self, audio: np.ndarray, chans: tuple[int, ...], n_in: int, pad: int) -> np.ndarray:
+        sig = audio[list(chans)]
+        reps = [sig[i % len(chans)] for i in range(n_in)]
+        x = np.stack(reps).astype(np.float32, copy=False)
+        if pad:
+            x = np.concatenate([x, np.zeros((n_in, pad), np.float32)], axis=1)
+        return np.ascontiguousarray(x)
+
+    def _render_vst2(self, inputs: Sequence[np.ndarray], values: Mapping[int, Sequence[Mapping[str, Any]]], n: int):
+        for pb, x in zip(self.playbacks, inputs):
+            pb.set_data(x)
+        for li, (_, instances) in enumerate(self.lanes):
+            for si, lp in enumerate(instances):
+                for pname, v in (values.get(si) or {}).items():
+                    idx = lp.index(pname)
+                    if np.ndim(v):
+                        lp.processor.set_automation(idx, np.ascontiguousarray(v, dtype=np.float32))
+                    else:
+                        lp.processor.set_parameter(idx, float(v))
+        _seed_libc_rand()
+        self.engine.render((n + 0.5) / self.sample_rate)
+        outs = []
+        for chans, instances in self.lanes:
+            y = instances[-1].processor.get_audio()
+            if y.shape[1] != n:
+                raise RuntimeError(f"DawDreamer rendered {y.shape[1]} samples where {n} were asked")  # pragma: no cover
+            outs.append(y[: len(chans)])
+        return outs
+
+    def render(self, audio: np.ndarray, stage_values: list[dict[str, Any]]) -> np.ndarray:
+        """Render ``audio`` [channels, samples] with per-stage normalised values (floats or per-sample arrays)."""
+        n = audio.shape[1]
+        L = self.latency
+        total = n + L
+        vals: dict[int, dict[str, Any]] = {}
+        for si, sv in enumerate(stage_values):
+            d = {}
+            for k, v in sv.items():
+                if np.ndim(v):
+                    v = np.asarray(v, dtype=np.float64)
+                    if L:
+                        v = np.concatenate([v, np.full(L, v[-1])])
+                d[k] = v
+            vals[si] = d
+        out = np.zeros((self.channels, n), np.float32)
+        if self.format == "vst2":
+            n_in = self._in_channels(self.pmap, 0)
+            inputs = [self._lane_input(audio, chans, n_in, L) for chans, _ in self.lanes]
+            outs = self._render_vst2(inputs, vals, total)
+            for (chans, _), y in zip(self.lanes, outs):
+                out[list(chans)] = y[:, L:L + n]
+            return out
+        return self._render_vst3(audio, vals)
+
+    def _render_vst3(self, audio: np.ndarray, vals: Mapping[int, Mapping[str, Any]]) -> np.ndarray:
+        n = audio.shape[1]
+        automated = any(np.ndim(v) for sv in vals.values() for v in sv.values())
+        out = np.zeros((self.channels, n), np.float32)
+        for chans, instances in self.lanes:
+            x = self._lane_input(audio, chans, instances[0].inputs, 0)
+            step = self.block_size if automated else n
+            y_parts = []
+            for start in range(0, n, step):
+                stop = min(start + step, n)
+                blk = x[:, start:stop]
+                for si, lp in enumerate(instances):
+                    for pname, v in (vals.get(si) or {}).items():
+                        lp.set_normalised(lp.index(pname), float(v[start]) if np.ndim(v) else float(v))
+                    blk = lp.processor.process(blk, float(self.sample_rate), buffer_size=self.block_size,
+                                               reset=(start == 0))
+                y_parts.append(np.asarray(blk, np.float32))
+            y = np.concatenate(y_parts, axis=1)
+            out[list(chans)] = y[: len(chans)]
+        return out
+
+
+class VstBackend(Backend):
+    """Renders schema processors through real plugins (see the module docstring).
+
+    Args:
+        sample_rate: in Hz.
+        block_size: host block in samples (also the automation update rate).
+        maps: ``{processor: map name, JSON path or PluginMap}`` overriding
+            :data:`~.pluginmap.DEFAULT_MAPS`.
+        plugin_paths: extra folders searched for plugins before the defaults.
+
+    Raises:
+        BackendUnavailableError: DawDreamer is not installed (only when a map
+            needs VST2).
+        UnknownNameError: a processor in ``maps`` that is not eq/compressor/reverb/limiter.
+        PluginMapError: a map that fails validation, or one whose processor differs
+            from its key.
+        PluginNotFoundError: (at first use of a processor) a plugin that is not
+            installed or fails to load, listing the plugins found.
+    """
+
+    name = "vst"
+
+    def __init__(self, sample_rate: int, block_size: int = 512, maps: Mapping[str, Any] | None = None,
+                 plugin_paths: Iterable[str | os.PathLike] | None = None) -> None:
+        super().__init__(sample_rate, block_size)
+        self.plugin_paths = [str(p) for p in (plugin_paths or [])]
+        chosen = dict(DEFAULT_MAPS)
+        for proc, m in (maps or {}).items():
+            if proc not in MAP_PROCESSORS:
+                raise UnknownNameError(f"maps: unknown processor '{proc}'; known: {', '.join(MAP_PROCESSORS)}")
+            chosen[proc] = m
+        self.maps: dict[str, PluginMap] = {}
+        for proc, m in chosen.items():
+            pm = load_map(m)
+            if pm.processor != proc:
+                raise PluginMapError(f"maps['{proc}'] is map '{pm.name}' for processor '{pm.processor}'; give a '{proc}' map")
+            self.maps[proc] = pm
+        if any(spec.identity.format == "vst2" for pm in self.maps.values() for spec in pm.plugins.values()):
+            import_dawdreamer()  # fail early with the install hint
+        self._rigs: dict[tuple[str, int], _Rig] = {}
+        self._paths: dict[str, Path] = {}
+
+    def plugin_path(self, spec) -> Path:
+        """Where the plugin of a map entry is installed (by its file name, then its name).
+
+        Raises:
+            PluginNotFoundError: not on the search paths; lists what was found.
+        """
+        ident = spec.identity
+        if ident.file in self._paths:
+            return self._paths[ident.file]
+        from .discovery import find_plugins
+
+        found = find_plugins(self.plugin_paths)
+        hit = [pf for pf in found if pf.path.name == ident.file and pf.format == ident.format]
+        if not hit:
+            hit = [pf for pf in found if pf.name.lower() == ident.name.lower() and pf.format == ident.format]
+        if not hit:
+            raise plugin_not_found(f"{ident.name} ({ident.file}, {ident.format})", self.plugin_paths)
+        self._paths[ident.file] = hit[0].path
+        return hit[0].path
+
+    def latency_samples(self, processor: str, channels: int = 2) -> int:
+        """Latency the plugins of ``processor`` report (compensated by :meth:`process`)."""
+        return self._rig(processor, channels).latency
+
+    def _rig(self, processor: str, channels: int) -> _Rig:
+        key = (processor, channels)
+        if key not in self._rigs:
+            rig = _Rig(self, self.maps[processor], channels)
+            if rig.latency:
+                self.notice(f"{processor}: plugin latency {rig.latency} samples, compensated")
+            if not self.maps[processor].deterministic:
+                self.notice(
+                    f"{processor}: map '{self.maps[processor].name}' is not reproducible (the plugin's output "
+                    "differs between identical renders)"
+                )
+            self._rigs[key] = rig
+        return self._rigs[key]
+
+    def process(self, processor: str, audio: np.ndarray, params: Mapping[str, float],
+                automation: Mapping[str, Automation] | None = None, *, label: str = "") -> np.ndarray:
+        """Render one processor through its plugin map.
+
+        Args:
+            processor: ``eq``, ``compressor``, ``reverb`` or ``limiter``.
+            audio: float32 ``[channels, samples]``, channels 1 or 2 (``reverb``: 2).
+            params: real-unit schema values (missing ones take schema defaults).
+            automation: optional ``{param: Automation}`` in real units.
+            label: where the call comes from, for messages.
+
+        Returns:
+            float32 ``[channels, samples]`` (``reverb``: ``[2, samples]``, wet only,
+            scaled by ``return_db``).
+
+        Raises:
+            UnknownNameError: unknown processor.
+            ValueError: audio of the wrong shape.
+            ParamRangeError: a value the plugin cannot reach.
+            PluginNotFoundError / PluginMapError: see the class docstring.
+        """
+        if processor not in PLUGIN_PROCESSORS:
+            raise UnknownNameError(f"unknown processor '{processor}'; the vst backend renders {', '.join(PLUGIN_PROCESSORS)}")
+        audio = np.asarray(audio)
+        if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] < 1:
+            raise ValueError(f"{label or processor}: audio must be float32 [channels 1|2, samples >= 1], got shape {audio.shape}")
+        if processor == "reverb" and audio.shape[0] != 2:
+            raise ValueError(f"{label or 'reverb'}: the reverb takes the stereo send bus [2, samples], got {audio.shape}")
+        audio = audio.astype(np.float32, copy=False)
+        pmap = self.maps[processor]
+        schema = MAP_PROCESSORS[processor]
+        values: dict[str, Any] = schema.defaults()
+        values.update({k: float(v) for k, v in params.items()})
+        n = audio.shape[1]
+        auto = dict(automation or {})
+        for k in auto:
+            schema.param(k)  # UnknownParamError for a name the processor lacks
+        for k, a in auto.items():
+            values[k] = automation_curve(a, n, self.sample_rate)
+        if pmap.fresh_instance_per_call:
+            self._rigs.pop((processor, audio.shape[0]), None)
+        rig = self._rig(processor, audio.shape[0])
+        stage_values = [pmap.stage_values(st, values, self.sample_rate) for st in pmap.stages]
+        y = rig.render(audio, stage_values)
+        if processor == "reverb":
+            g = np.power(10.0, np.asarray(values["return_db"], dtype=np.float64) / 20.0)
+            y = (y * g).astype(np.float32)
+        return y
+
+    def close(self) -> None:
+        """Drop the plugin instances and engines."""
+        self._rigs.clear()
+
+
+# --------------------------------------------------------------------------- benchmark baseline
+_RAW_CACHE: dict = {}
+
+
+def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The default VST chain rendered with DawDreamer directly: the benchmark baseline.
+
+    What a user would write by hand for ``scripts/bench_render.py``'s session:
+    per track one DawDreamer graph (per channel: ZamEQ2 -> ZamEQ2 -> ZamComp with
+    its sidechain fed from the same signal), numpy fader/pan/send with the
+    console's laws, a fresh Dragonfly Plate on the send bus (as the backend does,
+    for reproducibility), then a master graph (EQ -> compressor per channel) and a
+    ZaMaximX2 on 2x the compressor output, its 480-sample latency removed). Parameters
+    are set by index from the shipped maps' curves (computed here, outside any
+    mixbridge backend). Graphs are built once and cached.
+
+    Args:
+        session: a :class:`~mixbridge.session.Session` (tracks' params; master params).
+        audio: ``{track name: float32 [channels, samples]}``, all the same length.
+
+    Returns:
+        float32 ``[2, samples]``: the limited master (same work as
+        ``render_console`` followed by master EQ, compressor and limiter).
+    """
+    import math
+
+    daw = import_dawdreamer()
+    sr = int(session.sample_rate)
+    maps = {p: load_map(m) for p, m in DEFAULT_MAPS.items()}
+    from .discovery import find_plugins
+
+    files = {pf.path.name: str(pf.path) for pf in find_plugins() if pf.format == "vst2"}
+
+    def path_of(proc, stage=0):
+        return files[maps[proc].plugins[maps[proc].stages[stage].plugin].identity.file]
+
+    def indexed(proc, params):
+        """Per stage ``{plugin parameter name: normalised value}``."""
+        return [maps[proc].stage_values(st, params, sr) for st in maps[proc].stages]
+
+    def strip_engine(channels):
+        key = (sr, channels)
+        if key in _RAW_CACHE:
+            return _RAW_CACHE[key]
+        with quiet_fds():
+            eng = daw.RenderEngine(sr, 512)
+            graph, pbs, lanes = [], [], []
+            for c in range(channels):
+                pb = eng.make_playback_processor(f"pb{c}", np.zeros((1, 1), np.float32))
+                a = eng.make_plugin_processor(f"eqa{c}", path_of("eq", 0))
+                b = eng.make_plugin_processor(f"eqb{c}", path_of("eq", 1))
+                k = eng.make_plugin_processor(f"comp{c}", path_of("compressor"))
+                k.record = True
+                graph += [(pb, []), (a, [f"pb{c}"]), (b, [f"eqa{c}"]), (k, [f"eqb{c}", f"eqb{c}"])]
+                pbs.append(pb)
+                lanes.append((a, b, k))
+            eng.load_graph(graph)
+        entry = (eng, pbs, lanes)
+        _RAW_CACHE[key] = entry
+        return entry
+
+    def set_all(proc_obj, values):
+        idx = {}
+        for name, u in values.items():
+            if name not in idx:
+                idx[name] = [proc_obj.get_parameter_name(i) for i in range(proc_obj.get_plugin_parameter_size())].index(name)
+            proc_obj.set_parameter(idx[name], float(u))
+
+    n = next(iter(audio.values())).shape[1]
+    mix = np.zeros((2, n), np.float32)
+    bus = np.zeros((2, n), np.float32)
+    for t in session.tracks:
+        p = t.params
+        x = audio[t.name]
+        eng, pbs, lanes = strip_engine(x.shape[0])
+        eq_vals = indexed("eq", p["eq"])
+        comp_vals = indexed("compressor", p["compressor"])[0]
+        for c, (a, b, k) in enumerate(lanes):
+            pbs[c].set_data(np.ascontiguousarray(x[c:c + 1]))
+            set_all(a, eq_vals[0])
+            set_all(b, eq_vals[1])
+            set_all(k, comp_vals)
+        eng.render((n + 0.5) / sr)
+        y = np.concatenate([k.get_audio() for _, _, k in lanes])
+        g = 10 ** (p["fader"]["fader_db"] / 20)
+        pan = p["pan"]["pan"]
+        if y.shape[0] == 1:
+            th = (pan + 1) * math.pi / 4
+            out = np.stack([y[0] * np.float32(g * math.cos(th)), y[0] * np.float32(g * math.sin(th))])
+        else:
+            gl = math.cos(pan * math.pi / 2) if pan > 0 else 1.0
+            gr = math.cos(-pan * math.pi / 2) if pan < 0 else 1.0
+            out = np.stack([y[0] * np.float32(g * gl), y[1] * np.float32(g * gr)])
+        mix += out
+        if p["send"]["send_db"] > -80.0:
+            bus += out * np.float32(10 ** (p["send"]["send_db"] / 20))
+    mp = session.master.params
+    with quiet_fds():
+        reng = daw.RenderEngine(sr, 512)
+        rpb = reng.make_playback_processor("bus", bus)
+        plate = reng.make_plugin_processor("plate", path_of("reverb"))
+        set_all(plate, indexed("reverb", mp["reverb"])[0])
+        reng.load_graph([(rpb, []), (plate, ["bus"])])
+    _seed_libc_rand()
+    reng.render((n + 0.5) / sr)
+    mix += reng.get_audio() * np.float32(10 ** (mp["reverb"]["return_db"] / 20))
+    eng, pbs, lanes = strip_engine(2)
+    eq_vals = indexed("eq", mp["eq"])
+    comp_vals = indexed("compressor", mp["compressor"])[0]
+    for c, (a, b, k) in enumerate(lanes):
+        pbs[c].set_data(np.ascontiguousarray(mix[c:c + 1]))
+        set_all(a, eq_vals[0])
+        set_all(b, eq_vals[1])
+        set_all(k, comp_vals)
+    eng.render((n + 0.5) / sr)
+    x = np.concatenate([k.get_audio() for _, _, k in lanes]) * np.float32(2.0)
+    key = (sr, "limiter")
+    if key not in _RAW_CACHE:
+        with quiet_fds():
+            leng = daw.RenderEngine(sr, 512)
+            lpb = leng.make_playback_processor("in", np.zeros((2, 512), np.float32))
+            lim = leng.make_plugin_processor("lim", path_of("limiter"))
+            leng.load_graph([(lpb, []), (lim, ["in"])])
+            leng.render(512.5 / sr)  # prepared: the look-ahead is now reported
+        _RAW_CACHE[key] = (leng, lpb, lim, int(lim.get_latency_samples()))
+    eng, lpb, lim, latency = _RAW_CACHE[key]
+    set_all(lim, indexed("limiter", mp["limiter"])[0])
+    lpb.set_data(np.ascontiguousarray(np.pad(x, ((0, 0), (0, latency)))))
+    eng.render((n + latency + 0.5) / sr)
+    return eng.get_audio()[:, latency:latency + n].astype(np.float32)

@@ -1,0 +1,35 @@
+"""Typed errors of data generation (each subclasses a builtin and ``MixbridgeError``).
+
+Messages name the path, the value, the limit and the fix (STYLE.md point 4).
+"""
+from __future__ import annotations
+
+from mixbridge.errors import MixbridgeError
+
+
+class DatasetConfigMismatchError(ValueError, MixbridgeError):
+    """A dataset folder that already holds data generated with another configuration."""
+
+
+class DatasetFormatError(ValueError, MixbridgeError):
+    """A folder that is not a mixbridge dataset, or one in an unknown format version."""
+
+
+class DatasetIntegrityError(ValueError, MixbridgeError):
+    """A shard whose checksum, contents or manifest entry do not match."""
+
+
+class DatasetBusyError(RuntimeError, MixbridgeError):
+    """Another generator run holds the dataset folder's lock."""
+
+
+class DiskFullError(OSError, MixbridgeError):
+    """The disk filled up while writing a shard; complete shards were kept."""
+
+
+class WorkerSetupError(RuntimeError, MixbridgeError):
+    """A worker process could not set up its job (backend, plugins, sources)."""
+
+
+class DatagenConfigError(ValueError, MixbridgeError):
+    """A generator option that is out of range or malformed (a --param spec, a chain name...)."""

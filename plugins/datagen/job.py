@@ -1,0 +1,190 @@
+"""The job contract shared by every generator, the per-example seeding, and fault injection.
+
+A *job* turns an example index into one example. It is built from its JSON
+config alone (so a worker process, a Ray task or the parent can rebuild it) and
+works in two steps:
+
+* :meth:`Job.plan` draws everything random for the index (parameters, source
+  position, augmentations) and may read source audio. Its ``params`` are sent
+  to the parent *before* rendering, so a crash during rendering is recorded
+  with the exact parameters that caused it.
+* :meth:`Job.render` runs the processors (the part that may crash or hang) and
+  returns named arrays (and optional side files such as PNG images).
+
+Seeding: example ``index`` of a dataset with ``seed`` draws from
+``numpy.random.SeedSequence([seed, index])`` (spawned into independent streams),
+never from worker order, so the same seed gives the same examples with any
+number of workers and after any interruption.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from mixbridge.plugins.backend import Backend, get_backend
+
+from .errors import DatagenConfigError
+
+FAULT_KINDS = ("crash", "exit", "hang", "nan", "error", "delay")
+
+
+def example_rngs(seed: int, index: int, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators for example ``index`` of a dataset seeded ``seed``."""
+    ss = np.random.SeedSequence([int(seed), int(index)])
+    return [np.random.default_rng(s) for s in ss.spawn(n)]
+
+
+@dataclass
+class Spec:
+    """What :meth:`Job.plan` decided for one example; ``params`` is JSON-able (real units)."""
+
+    index: int
+    params: dict
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Example:
+    """One rendered example: named arrays (first axis is *not* the batch) and side files."""
+
+    index: int
+    arrays: dict[str, np.ndarray]
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+class FaultyBackend(Backend):
+    """A backend wrapper that misbehaves on chosen example indices, to test isolation.
+
+    ``faults`` maps an example index to ``crash`` (SIGKILL itself, like a
+    segfaulting plugin), ``exit`` (``os._exit(3)``), ``hang`` (sleeps forever),
+    ``nan`` (returns NaN), ``error`` (raises ``RuntimeError``) or ``delay:S``
+    (sleeps S seconds, then renders). The key ``"*"`` applies to every index.
+    The fault fires inside ``process``, where a real plugin would fail.
+    """
+
+    name = "faulty"
+
+    def __init__(self, inner: Backend, faults: Mapping[Any, str]):
+        super().__init__(inner.sample_rate, inner.block_size)
+        self.inner = inner
+        self.faults = {str(k): v for k, v in faults.items()}
+        self.current_index: int | None = None
+
+    def process(self, processor, audio, params, automation=None, *, label=""):
+        fault = self.faults.get(str(self.current_index)) or self.faults.get("*")
+        if fault == "crash":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif fault == "exit":
+            os._exit(3)
+        elif fault == "hang":
+            time.sleep(3600)
+        elif fault == "error":
+            raise RuntimeError(f"injected processor error at example {self.current_index}")
+        elif fault and fault.startswith("delay:"):
+            time.sleep(float(fault.split(":", 1)[1]))
+        out = self.inner.process(processor, audio, params, automation, label=label)
+        if fault == "nan":
+            out = out.copy()
+            out[..., out.shape[-1] // 2] = np.nan
+        return out
+
+    @property
+    def notices(self):  # type: ignore[override]
+        return self.inner.notices
+
+    @notices.setter
+    def notices(self, value):
+        pass
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Job:
+    """Base class of generators. Subclasses set ``kind`` and implement ``setup/plan/render``."""
+
+    kind = ""
+    #: Arrays that must be finite (NaN/inf there fails the example as ``nan``).
+    finite_keys: tuple[str, ...] = ()
+
+    def __init__(self, config: Mapping[str, Any], faults: Mapping[Any, str] | None = None):
+        self.config = dict(config)
+        self.faults = dict(faults or {})
+        self.sample_rate = int(config["sample_rate"])
+        self.seed = int(config["seed"])
+        self.backend: Backend | None = None
+
+    def make_backend(self) -> Backend:
+        """The configured backend (wrapped by :class:`FaultyBackend` when faults are injected).
+
+        Raises:
+            UnknownNameError / BackendUnavailableError / PluginMapError: from the backend.
+        """
+        be = get_backend(self.config["backend"], self.sample_rate, **self.config.get("backend_options", {}))
+        return FaultyBackend(be, self.faults) if self.faults else be
+
+    def warm_up(self, processors, channels: int) -> None:
+        """Render a short silent block through each processor once.
+
+        Loads the plugins now, so a missing plugin or a plugin map that does not
+        match the installed plugin stops the job at setup (``PluginMapError``,
+        ``PluginNotFoundError``) instead of failing every example.
+        """
+        from .params import PROCESSORS
+
+        be = self.backend.inner if isinstance(self.backend, FaultyBackend) else self.backend
+        for proc in processors:
+            if proc in PROCESSORS:
+                ch = 2 if proc == "reverb" else channels
+                be.process(proc, np.zeros((ch, 256), dtype=np.float32), PROCESSORS[proc].defaults())
+
+    def setup(self) -> None:
+        """Load what rendering needs (sources, backend). Runs once per worker."""
+
+    def plan(self, index: int) -> Spec:
+        raise NotImplementedError
+
+    def render(self, spec: Spec) -> Example:
+        raise NotImplementedError
+
+    def set_current(self, index: int) -> None:
+        if isinstance(self.backend, FaultyBackend):
+            self.backend.current_index = index
+
+    def notices(self) -> list[str]:
+        return list(self.backend.notices) if self.backend is not None else []
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+
+_JOBS: dict[str, Callable[..., Job]] = {}
+
+
+def register_job(kind: str, factory: Callable[..., Job]) -> None:
+    if kind in _JOBS:
+        raise ValueError(f"job kind '{kind}' is already registered")
+    _JOBS[kind] = factory
+
+
+def make_job(config: Mapping[str, Any], faults: Mapping[Any, str] | None = None) -> Job:
+    """Build the job of ``config["kind"]``.
+
+    Raises:
+        DatagenConfigError: an unknown kind.
+    """
+    import importlib
+
+    kind = config.get("kind")
+    if kind in ("effect", "demaster", "mixes") and kind not in _JOBS:
+        importlib.import_module(f"{__package__}.{kind}")  # registers the job
+    if kind not in _JOBS:
+        raise DatagenConfigError(f"unknown dataset kind {kind!r}; known: {', '.join(_JOBS)}")
+    return _JOBS[kind](config, faults)

@@ -1,0 +1,114 @@
+"""Parameter sampling over the schema: dense and uniform in each parameter's scale.
+
+For every parameter of a chain of schema processors a normalised value
+``u`` in [0, 1] is drawn and mapped to real units with
+:meth:`mixbridge.schema.Param.from_normalised`, so a ``log`` parameter
+(frequencies, Q, ratio, times) is uniform in log-space and a ``db`` parameter
+uniform in decibels. Per-parameter distributions narrow or fix this:
+
+* ``fixed:V`` - always V (real units);
+* ``uniform:LO:HI`` - uniform between LO and HI (real units) in the schema's scale.
+
+Spec strings are ``processor.param=fixed:0`` as on the command line
+(``--param compressor.knee_db=fixed:0``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from mixbridge.schema import EQ, COMPRESSOR, LIMITER, REVERB, Param, Processor
+
+from .errors import DatagenConfigError
+
+PROCESSORS: dict[str, Processor] = {p.name: p for p in (EQ, COMPRESSOR, REVERB, LIMITER)}
+
+
+@dataclass(frozen=True)
+class Dist:
+    """A distribution over one parameter, as normalised bounds ``[u_lo, u_hi]`` (equal: fixed)."""
+
+    kind: str
+    u_lo: float
+    u_hi: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.kind == "fixed":
+            rng.random()  # keep one draw per parameter whatever the spec: the stream stays aligned
+            return self.u_lo
+        return float(self.u_lo + (self.u_hi - self.u_lo) * rng.random())
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "u_lo": self.u_lo, "u_hi": self.u_hi}
+
+
+def flat_params(processors: Sequence[str]) -> list[tuple[str, Param]]:
+    """``("processor.param", Param)`` for a processor list, in order.
+
+    Raises:
+        DatagenConfigError: an unknown processor name (the message lists them).
+    """
+    out = []
+    for name in processors:
+        if name not in PROCESSORS:
+            raise DatagenConfigError(f"unknown processor '{name}'; known: {', '.join(PROCESSORS)}")
+        out += [(f"{name}.{p.name}", p) for p in PROCESSORS[name].params]
+    return out
+
+
+def parse_dists(specs: Iterable[str] | Mapping[str, str], params: Sequence[tuple[str, Param]]) -> dict[str, Dist]:
+    """Parse ``name=fixed:V`` / ``name=uniform:LO:HI`` specs against ``params``.
+
+    Raises:
+        DatagenConfigError: unknown parameter, malformed spec, or a value outside
+            the schema range (named with the range and unit).
+    """
+    by_name = dict(params)
+    items = specs.items() if isinstance(specs, Mapping) else [s.split("=", 1) if "=" in s else (s, "") for s in specs]
+    out: dict[str, Dist] = {}
+    for name, spec in items:
+        name = name.strip()
+        if name not in by_name:
+            raise DatagenConfigError(f"--param {name}: unknown parameter; known: {', '.join(by_name)}")
+        p = by_name[name]
+        parts = spec.strip().split(":")
+        try:
+            values = [float(v) for v in parts[1:]]
+        except ValueError:
+            raise DatagenConfigError(f"--param {name}={spec}: values must be numbers") from None
+        if parts[0] == "fixed" and len(values) == 1:
+            lo = hi = values[0]
+        elif parts[0] == "uniform" and len(values) == 2 and values[0] <= values[1]:
+            lo, hi = values
+        else:
+            raise DatagenConfigError(f"--param {name}={spec}: use {name}=fixed:V or {name}=uniform:LO:HI (LO <= HI)")
+        for v in (lo, hi):
+            if not p.min <= v <= p.max:
+                raise DatagenConfigError(f"--param {name}={spec}: {v:g} is outside {p.range_text()}")
+        out[name] = Dist(parts[0], p.to_normalised(lo), p.to_normalised(hi))
+    return out
+
+
+def sample_params(rng: np.random.Generator, params: Sequence[tuple[str, Param]],
+                  dists: Mapping[str, Dist] | None = None) -> tuple[dict[str, dict[str, float]], np.ndarray, np.ndarray]:
+    """Draw one parameter set.
+
+    Returns ``(nested, real, norm)``: ``{processor: {param: value}}`` in real units,
+    and float64 ``[P]`` arrays of real and normalised values in ``params`` order.
+    One uniform draw per parameter, always (fixed ones too).
+    """
+    dists = dists or {}
+    nested: dict[str, dict[str, float]] = {}
+    real = np.empty(len(params))
+    norm = np.empty(len(params))
+    for i, (path, p) in enumerate(params):
+        d = dists.get(path)
+        u = d.sample(rng) if d else float(rng.random())
+        v = p.from_normalised(min(max(u, 0.0), 1.0))
+        proc, _, name = path.partition(".")
+        nested.setdefault(proc, {})[name] = v
+        real[i] = v
+        norm[i] = p.to_normalised(v)
+    return nested, real, norm

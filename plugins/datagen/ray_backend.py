@@ -1,0 +1,168 @@
+"""The same generator jobs on a Ray cluster (``--backend ray --address auto|HOST:PORT``).
+
+Each of ``slots`` Ray actors builds the job once (sources, plugins) and renders
+examples one at a time: ``plan(index)`` returns the example's parameters to the
+driver, and only then is ``render(index)`` submitted, so a crash during rendering
+is always recorded with the parameters that caused it (a reply still in flight
+when a process dies is lost, so the driver waits for it first). Isolation mirrors the local executor: an actor that dies (a crashing
+plugin takes its worker process down) costs the example it was rendering and is
+replaced; one that exceeds ``timeout_s`` is killed and replaced; NaN/inf output
+and exceptions come back as failures. Results travel through Ray's object store
+to the driver, which commits shards exactly like a local run (same seeding, so
+the same seed gives byte-identical shards on a cluster).
+
+Every node needs mixbridge (and its plugins for ``--render vst``) installed in
+the Python environment Ray workers use. With no address, a local Ray instance is
+started with ``slots`` CPUs and shut down at the end.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from mixbridge.errors import BackendUnavailableError
+
+from .errors import WorkerSetupError
+
+
+class _Runner:
+    """Ray actor body: one job instance, example by example."""
+
+    def __init__(self, config: dict, faults: dict | None):
+        from .job import make_job
+
+        self.job = make_job(config, faults)
+        self.job.setup()
+        self.spec = None
+        self.seen = 0
+
+    def ready(self) -> bool:
+        return True
+
+    def plan(self, index: int):
+        try:
+            self.spec = self.job.plan(index)
+        except Exception as e:
+            self.spec = ("fail", index, "error", f"planning failed: {type(e).__name__}: {e}", None)
+            return None
+        return self.spec.params
+
+    def render(self, index: int):
+        import numpy as np
+
+        if isinstance(self.spec, tuple):
+            res = self.spec
+        else:
+            spec, self.spec = self.spec, None
+            self.job.set_current(index)
+            try:
+                ex = self.job.render(spec)
+                bad = [k for k in self.job.finite_keys if k in ex.arrays and not np.isfinite(ex.arrays[k]).all()]
+                res = (("fail", index, "nan", f"non-finite values in {', '.join(bad)}", spec.params) if bad
+                       else ("done", index, ex, spec.params))
+            except Exception as e:
+                res = ("fail", index, "error", f"{type(e).__name__}: {e}", spec.params)
+        notes = self.job.notices()
+        out = res + (notes[self.seen:],)
+        self.seen = len(notes)
+        return out
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailableError("--backend ray needs Ray: pip install 'ray==2.40.0'") from None
+    return ray
+
+
+def run_ray(config: dict, faults, indices: list[int], slots: int, timeout_s: float, collector,
+            address: str | None) -> None:
+    """Render ``indices`` on Ray actors and feed results to ``collector`` (see :mod:`.runner`)."""
+    ray = _import_ray()
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=slots, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            started = True
+    Runner = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Runner)
+    queue = deque(indices)
+    actors: list[dict[str, Any]] = []
+    setup_failures = 0
+
+    def new_actor() -> dict[str, Any]:
+        a = Runner.remote(config, faults)
+        return {"actor": a, "ready": a.ready.remote(), "index": None, "plan": None, "render": None,
+                "params": None, "t0": 0.0}
+
+    try:
+        actors = [new_actor() for _ in range(max(1, min(slots, len(queue))))]
+        while queue or any(s["index"] is not None for s in actors):
+            for s in actors:
+                if s["ready"] is not None:
+                    done, _ = ray.wait([s["ready"]], timeout=0)
+                    if done:
+                        try:
+                            ray.get(s["ready"])
+                            s["ready"] = None
+                            setup_failures = 0
+                        except Exception as e:  # the job's setup raised inside the actor
+                            cause = getattr(e, "cause", None)
+                            if cause is not None and hasattr(cause, "args") and "MixbridgeError" in [
+                                    c.__name__ for c in type(cause).__mro__]:
+                                raise cause from None
+                            setup_failures += 1
+                            if setup_failures >= 3:
+                                raise WorkerSetupError(f"Ray actors failed to set up the job 3 times: {e}") from None
+                            s.update(new_actor())
+                if s["ready"] is None and s["index"] is None and queue:
+                    i = queue.popleft()
+                    s.update(index=i, plan=s["actor"].plan.remote(i), render=None, params=None, t0=time.monotonic())
+            pending = [s["render"] for s in actors if s["render"] is not None]
+            pending += [s["plan"] for s in actors if s["plan"] is not None]
+            pending += [s["ready"] for s in actors if s["ready"] is not None]
+            if pending:
+                ray.wait(pending, num_returns=1, timeout=0.5)
+            now = time.monotonic()
+            for s in actors:
+                if s["index"] is None:
+                    continue
+                if s["plan"] is not None and ray.wait([s["plan"]], timeout=0)[0]:
+                    try:
+                        s["params"] = ray.get(s["plan"])
+                        s["render"] = s["actor"].render.remote(s["index"])
+                    except Exception as e:  # the actor died while planning
+                        collector.add(("fail", s["index"], "crash",
+                                       f"Ray actor died while planning this example ({type(e).__name__})", None))
+                        s.update(new_actor())
+                        s.update(index=None)
+                    s["plan"] = None
+                    continue
+                if s["render"] is not None and ray.wait([s["render"]], timeout=0)[0]:
+                    try:
+                        res = ray.get(s["render"])
+                        collector.add(res[:-1], res[-1])
+                    except Exception as e:  # the actor died while rendering
+                        collector.add(("fail", s["index"], "crash",
+                                       f"Ray actor died while rendering this example ({type(e).__name__})",
+                                       s["params"]))
+                        s.update(new_actor())
+                    s.update(index=None, render=None, plan=None)
+                elif now - s["t0"] > timeout_s:
+                    ray.kill(s["actor"], no_restart=True)
+                    collector.add(("fail", s["index"], "timeout",
+                                   f"no result after {timeout_s:g} s (Ray actor killed); raise --timeout-s if the "
+                                   "processor is just slow", s["params"]))
+                    s.update(new_actor())
+                    s.update(index=None, render=None, plan=None)
+    finally:
+        for s in actors:
+            try:
+                ray.kill(s["actor"], no_restart=True)
+            except Exception:
+                pass
+        if started:
+            ray.shutdown()

@@ -1,0 +1,251 @@
+"""Source audio for data generation: scanning a folder, fingerprinting it, reading patches.
+
+A :class:`SourceSet` lists every audio file under a folder (recursively) with its
+length, rate and channel count, read from the file header only; patches are read
+on demand with a seek (``soundfile``), so folders of hours of masters never sit
+in memory. Patches are float32 ``[channels, samples]`` at the dataset's
+``sample_rate`` (band-limited resampling when a file's rate differs). Lossy
+decodes (Vorbis, Opus) can exceed full scale: samples are kept as decoded, never
+clipped, and the peak is reported by the caller when it matters.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mixbridge.audio import AUDIO_SUFFIXES, resample
+from mixbridge.errors import AudioInputError
+
+#: A patch whose peak is below this is treated as silence and drawn again.
+SILENT_PATCH_PEAK_DB = -60.0
+#: How many draws before a silent patch is accepted (the flag ``silent`` is then set).
+MAX_PATCH_DRAWS = 16
+
+#: Provenance of the Debian music packages this project uses (DATA.md).
+KNOWN_PROVENANCE = (
+    ("/usr/share/games/wesnoth/", {"package": "wesnoth-1.16-music", "licence": "GPL-2+",
+                                    "attribution": "The Battle for Wesnoth project, music by its composers"}),
+    ("/usr/share/games/warzone2100/", {"package": "warzone2100-music", "licence": "GPL-2+ / CC-BY-SA-3.0",
+                                        "attribution": "Warzone 2100 project, music by its composers"}),
+)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    rel: str
+    frames: int
+    sample_rate: int
+    channels: int
+    sha256: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def provenance(path: Path) -> dict:
+    """Package, licence and attribution of a file when it is known Debian music, else {}."""
+    s = str(path.resolve())
+    for prefix, prov in KNOWN_PROVENANCE:
+        if s.startswith(prefix):
+            return dict(prov)
+    return {}
+
+
+def demo_provenance(root: Path) -> dict[str, dict]:
+    """``{relative stem path: {source, licence, attribution}}`` from a demo ``manifest.json`` (or {})."""
+    import json
+
+    man = root / "manifest.json"
+    if not man.is_file():
+        return {}
+    try:
+        data = json.loads(man.read_text())
+        out = {}
+        for song in data.get("songs", []):
+            for stem in song.get("stems", []):
+                out[f"{song['folder']}/{stem['file']}"] = {
+                    "source": stem.get("source"), "licence": stem.get("license"), "attribution": stem.get("attribution")}
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+class SourceSet:
+    """Every readable audio file under ``root``; patches drawn by duration.
+
+    Args:
+        root: a folder (searched recursively) or one audio file.
+        min_duration_s: files shorter than this are skipped (and counted).
+        hash_files: fingerprint each file by sha256 (stored in the dataset config).
+
+    Raises:
+        AudioInputError: ``root`` is missing, holds no audio file, holds no file
+            long enough, or a file's header cannot be read (the path is named).
+    """
+
+    def __init__(self, root: str | Path, *, min_duration_s: float = 0.0, hash_files: bool = True):
+        root = Path(root)
+        if not root.exists():
+            raise AudioInputError(f"{root}: source not found; give a folder of audio files")
+        if root.is_file():
+            paths, base = [root], root.parent
+        else:
+            paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(root).parts))
+            base = root
+        if not paths:
+            raise AudioInputError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in the source; "
+                                  "give a folder of stems or masters")
+        import soundfile as sf
+
+        files, self.skipped = [], []
+        for p in paths:
+            try:
+                inf = sf.info(str(p))
+            except Exception as e:
+                raise AudioInputError(f"{p}: cannot read the audio header ({e}); remove or re-export the file") from None
+            if inf.frames <= 0 or inf.frames / inf.samplerate < min_duration_s:
+                self.skipped.append(p.relative_to(base).as_posix())
+                continue
+            files.append(SourceFile(p, p.relative_to(base).as_posix(), int(inf.frames), int(inf.samplerate),
+                                    int(inf.channels), _sha256(p) if hash_files else ""))
+        if not files:
+            raise AudioInputError(f"{root}: no audio file is at least {min_duration_s:g} s long "
+                                  f"({len(self.skipped)} too short); give longer sources or a shorter --patch-s")
+        self.root = root
+        self.files: list[SourceFile] = files
+        self._weights = np.array([f.duration_s for f in files], dtype=np.float64)
+        self._weights /= self._weights.sum()
+
+    @classmethod
+    def from_fingerprint(cls, root: str | Path, files: list[dict]) -> "SourceSet":
+        """Rebuild the set a config recorded (same files, same order, no rescan or hashing).
+
+        Raises:
+            AudioInputError: a recorded file is gone (named).
+        """
+        root = Path(root)
+        self = cls.__new__(cls)
+        self.root, self.skipped = root, []
+        base = root if root.is_dir() else root.parent
+        self.files = []
+        for d in files:
+            path = base / d["path"]
+            if not path.is_file():
+                raise AudioInputError(f"{path}: a source file of this dataset is missing; restore it to resume")
+            self.files.append(SourceFile(path, d["path"], int(d["frames"]), int(d["sample_rate"]),
+                                         int(d["channels"]), d.get("sha256", "")))
+        self._weights = np.array([f.duration_s for f in self.files], dtype=np.float64)
+        self._weights /= self._weights.sum()
+        return self
+
+    def _handle(self, file_index: int):
+        """An open ``soundfile.SoundFile`` per file, kept for the set's lifetime (no re-open per patch)."""
+        import soundfile as sf
+
+        handles = self.__dict__.setdefault("_handles", {})
+        if file_index not in handles:
+            handles[file_index] = sf.SoundFile(str(self.files[file_index].path))
+        return handles[file_index]
+
+    def close(self) -> None:
+        for h in self.__dict__.pop("_handles", {}).values():
+            h.close()
+
+    def fingerprint(self) -> list[dict]:
+        """JSON-able list of the files (relative path, frames, rate, channels, sha256, provenance).
+
+        Provenance (package, licence, attribution) comes from a mixbridge demo
+        ``manifest.json`` at the source root when there is one, else from the
+        known Debian music packages.
+        """
+        demo = demo_provenance(self.root) if self.root.is_dir() else {}
+        out = []
+        for f in self.files:
+            d = {"path": f.rel, "frames": f.frames, "sample_rate": f.sample_rate, "channels": f.channels,
+                 "sha256": f.sha256}
+            prov = demo.get(f.rel) or provenance(f.path)
+            if prov:
+                d["provenance"] = prov
+            out.append(d)
+        return out
+
+    def read(self, file_index: int, start_s: float, n_samples: int, sample_rate: int) -> np.ndarray:
+        """Read ``n_samples`` at ``sample_rate`` from file ``file_index`` starting at ``start_s``.
+
+        Returns float32 ``[channels, n_samples]`` (zero-padded past the file's end).
+
+        Raises:
+            AudioInputError: the file cannot be decoded (named).
+        """
+        f = self.files[file_index]
+        start = int(round(start_s * f.sample_rate))
+        want = n_samples if f.sample_rate == sample_rate else int(math.ceil(n_samples * f.sample_rate / sample_rate)) + 64
+        try:
+            handle = self._handle(file_index)
+            handle.seek(min(start, f.frames))
+            data = handle.read(want, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioInputError(f"{f.path}: cannot decode frames {start}..{start + want} ({e})") from None
+        audio = np.ascontiguousarray(data.T)
+        if f.sample_rate != sample_rate:
+            audio = resample(audio, f.sample_rate, sample_rate)
+        if audio.shape[1] < n_samples:
+            audio = np.pad(audio, ((0, 0), (0, n_samples - audio.shape[1])))
+        audio = audio[:, :n_samples]
+        if not np.isfinite(audio).all():
+            raise AudioInputError(f"{f.path}: NaN/inf samples near {start_s:.2f} s; repair the file")
+        return audio.astype(np.float32, copy=False)
+
+    def draw(self, rng: np.random.Generator, n_samples: int, sample_rate: int, channels: int,
+             reject_silence: bool = True) -> tuple[np.ndarray, dict]:
+        """Draw a random patch (file chosen by duration, start uniform); silent patches are redrawn.
+
+        Returns ``(audio [channels, n_samples], where)`` with ``where`` =
+        ``{"file": rel, "start_s": float, "silent": bool}``. Mono files are
+        duplicated to stereo; stereo files are averaged when ``channels`` is 1.
+        """
+        dur_s = n_samples / sample_rate
+        audio, where = None, {}
+        for _ in range(MAX_PATCH_DRAWS):
+            fi = int(rng.choice(len(self.files), p=self._weights))
+            f = self.files[fi]
+            span = max(0.0, f.duration_s - dur_s)
+            start_s = float(rng.uniform(0.0, span))
+            audio = conform_channels(self.read(fi, start_s, n_samples, sample_rate), channels)
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+            silent = peak <= 10 ** (SILENT_PATCH_PEAK_DB / 20.0)
+            where = {"file": f.rel, "file_index": fi, "start_s": round(start_s, 6), "silent": silent}
+            if not (silent and reject_silence):
+                break
+        return audio, where
+
+
+def conform_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Mono -> duplicated stereo; stereo -> mean for mono; otherwise unchanged."""
+    if audio.shape[0] == channels:
+        return audio
+    if channels == 2 and audio.shape[0] == 1:
+        return np.repeat(audio, 2, axis=0)
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True).astype(np.float32)
+    return audio[:channels]
+
+
+def stack_channels(items: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack(items).astype(np.float32)

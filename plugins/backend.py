@@ -112,6 +112,22 @@ class Backend(ABC):
             UnknownNameError: an unknown processor name.
         """
 
+    def process_chain(
+        self,
+        stages: "list[tuple[str, Mapping[str, float], Mapping[str, Automation] | None]]",
+        audio: np.ndarray,
+        *,
+        label: str = "",
+    ) -> np.ndarray:
+        """Render several processors in series: ``[(processor, params, automation), ...]``.
+
+        The default calls :meth:`process` stage by stage; a backend may fuse the
+        stages into one engine call (same result, less overhead).
+        """
+        for processor, params, automation in stages:
+            audio = self.process(processor, audio, params, automation, label=label)
+        return audio
+
     def close(self) -> None:  # pragma: no cover - default has nothing to free
         """Free plugin handles."""
 

@@ -186,6 +186,14 @@ class BuiltinBackend(Backend):
             return limiter_board(**params)
         raise UnknownNameError(f"unknown processor '{processor}'; known: {', '.join(PLUGIN_PROCESSORS)}")
 
+    def process_chain(self, stages, audio, *, label: str = "") -> np.ndarray:
+        """Fuse unautomated stages into one ``Pedalboard`` call (identical output, one pass)."""
+        if any(auto for _, _, auto in stages):
+            return super().process_chain(stages, audio, label=label)
+        boards = [self._board(proc, params, label) for proc, params, _ in stages]
+        fused = _need_pedalboard().Pedalboard([plugin for board in boards for plugin in board])
+        return fused(np.ascontiguousarray(audio, dtype=np.float32), self.sample_rate)
+
     def process(
         self,
         processor: str,

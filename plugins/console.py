@@ -74,7 +74,7 @@ class TrackRender:
     """What the console measured on one track (for the report)."""
 
     name: str
-    output: np.ndarray  # [2, samples] post-pan, pre-sum
+    output: np.ndarray | None  # [2, samples] post-pan, pre-sum (kept only when measuring)
     pre_comp_rms_db: np.ndarray  # [frames] short-term RMS before the compressor
     post_comp_rms_db: np.ndarray  # [frames] after the compressor (before makeup)
 
@@ -120,10 +120,15 @@ def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate:
         x = np.ascontiguousarray(audio, dtype=np.float32)
     else:
         x = audio * (sign * db_to_gain(trim)).astype(np.float32)
-    x = backend.process("eq", x, p["eq"], _split_automation(auto, "eq"), label=label)
-    pre = short_term_rms_db(x, sample_rate) if measure else np.zeros(0)
     comp_params = p["compressor"]
-    x = backend.process("compressor", x, comp_params, _split_automation(auto, "compressor"), label=label)
+    if measure:  # the report needs the level between EQ and compressor
+        x = backend.process("eq", x, p["eq"], _split_automation(auto, "eq"), label=label)
+        pre = short_term_rms_db(x, sample_rate)
+        x = backend.process("compressor", x, comp_params, _split_automation(auto, "compressor"), label=label)
+    else:
+        pre = np.zeros(0)
+        x = backend.process_chain([("eq", p["eq"], _split_automation(auto, "eq")),
+                                   ("compressor", comp_params, _split_automation(auto, "compressor"))], x, label=label)
     if measure:
         makeup = comp_params["makeup_db"] if "compressor.makeup_db" not in auto else 0.0
         post = short_term_rms_db(x, sample_rate) - makeup
@@ -208,6 +213,8 @@ def render_console(
         if send is not None:
             bus += send
             any_send = True
+        if not measure:
+            tr.output = None  # do not hold N full-length tracks in memory
         renders.append(tr)
     if any_send:
         rv = session.master.params["reverb"]

@@ -59,8 +59,9 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], backend: 
     sr = backend.sample_rate
     automation = automation or {}
     notices: list[str] = []
-    x = backend.process("eq", mix, params["eq"], _split(automation, "eq"), label="master")
-    x = backend.process("compressor", x, params["compressor"], _split(automation, "compressor"), label="master")
+    x = backend.process_chain([("eq", params["eq"], _split(automation, "eq")),
+                               ("compressor", params["compressor"], _split(automation, "compressor"))],
+                              mix, label="master")
     target = params["loudness"]["target_lufs"]
     ceiling = params["limiter"]["ceiling_dbtp"]
     release = params["limiter"]["release_ms"]

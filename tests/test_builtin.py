@@ -126,3 +126,13 @@ def test_knee_notice_is_reported():
 def test_schema_defaults_cover_limiter_and_reverb():
     assert set(LIMITER.param_names) == {"ceiling_dbtp", "release_ms"}
     assert set(REVERB.param_names) == {"decay_s", "predelay_ms", "return_db"}
+
+
+def test_fused_chain_equals_stage_by_stage():
+    be = get_backend("builtin", SR)
+    x = _noise()
+    eqp = EQ.defaults() | {"peak1_gain_db": 6.0, "low_shelf_gain_db": -9.0}
+    cp = COMPRESSOR.defaults() | {"threshold_db": -30.0, "ratio": 4.0, "makeup_db": 3.0}
+    staged = be.process("compressor", be.process("eq", x, eqp), cp)
+    fused = be.process_chain([("eq", eqp, None), ("compressor", cp, None)], x)
+    np.testing.assert_array_equal(fused, staged)

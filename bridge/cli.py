@@ -1,4 +1,4 @@
-"""``mixbridge push``, ``pull``, ``automate`` and ``midi-export``: thin commands over the bridge API.
+"""``mixbridge push``, ``pull``, ``automate``, ``midi-export`` and ``live``: thin commands over the bridge API.
 
 Only the standard library is imported at module level; handlers import the
 bridge lazily, so ``mixbridge --help`` stays fast and torch-free.
@@ -56,6 +56,28 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help=".mid file to write")
     p.add_argument("--rate-hz", type=float, default=100.0, help="curve sampling rate (default 100 Hz)")
     p.set_defaults(func=_midi_export)
+
+    p = subparsers.add_parser(
+        "live", help="stream mastering (and an exported proxy) on a live JACK bus, controlled over OSC",
+        description="Run the master chain of a session (EQ, bus compressor, gain, true-peak limiter), after an "
+                    "optional exported proxy, as a JACK client. Stop with Ctrl-C (SIGINT) or SIGTERM.")
+    p.add_argument("--session", help="session file whose master bus (and solved master gain) to run")
+    p.add_argument("--artifact", help="exported ONNX proxy artifact folder to run before the master chain")
+    p.add_argument("--jack-server", default=None, help="JACK server name (jackd -n NAME); default server if omitted")
+    p.add_argument("--client-name", default="mixbridge-live", help="JACK client name (default mixbridge-live)")
+    p.add_argument("--channels", type=int, default=2, help="audio channels / port pairs (default 2)")
+    p.add_argument("--osc-port", type=int, default=9310, help="UDP port for OSC parameter changes (default 9310; "
+                                                              "0 picks a free one)")
+    p.add_argument("--osc-host", default="127.0.0.1", help="address the OSC socket binds (default 127.0.0.1)")
+    p.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    p.add_argument("--proxy-param", action="append", default=[], metavar="PROCESSOR.PARAM=VALUE",
+                   help="initial proxy parameter in real units (repeatable)")
+    p.add_argument("--lookahead-ms", type=float, default=None, help="limiter look-ahead in ms (default 1.5)")
+    p.add_argument("--auto-connect", action="store_true",
+                   help="connect the physical capture ports to the inputs and the outputs to the physical playback")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until "
+                                                                "SIGINT/SIGTERM)")
+    p.set_defaults(func=_live)
 
 
 def _print_plan_notes(plan, out) -> None:
@@ -147,3 +169,24 @@ def _midi_export(args) -> int:
               f"[{row.min:g}, {row.max:g}] {row.unit} {row.scale}")
     print(f"wrote {args.output}: {len(table)} CC lanes")
     return 0
+
+
+def _live(args) -> int:
+    from .errors import BridgeConfigError
+    from .live import bus_from_files, run_live
+
+    proxy_params = {}
+    for item in args.proxy_param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise BridgeConfigError(f"--proxy-param {item!r} must look like processor.param=value")
+        try:
+            proxy_params[name.strip()] = float(value)
+        except ValueError:
+            raise BridgeConfigError(f"--proxy-param {item!r}: {value!r} is not a number") from None
+    bus = bus_from_files(session=args.session, artifact=args.artifact, proxy_params=proxy_params,
+                         channels=args.channels, client_name=args.client_name, jack_server=args.jack_server,
+                         osc_port=None if args.no_osc else args.osc_port, osc_host=args.osc_host,
+                         lookahead_ms=args.lookahead_ms, auto_connect=args.auto_connect)
+    summary = run_live(bus, duration_s=args.duration)
+    return 1 if summary.callback_errors else 0

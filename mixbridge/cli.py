@@ -23,7 +23,7 @@ COMMAND_MODULES = (
     "mixbridge.plugins.datagen_cli",  # datagen effect|demaster|mixes|verify|info
     "mixbridge.bridge.cli",        # push, pull
     "mixbridge.models.cli",        # train, compare
-    "mixbridge.export.cli",        # export, live
+    "mixbridge.export.cli",        # export (live is in mixbridge.bridge.cli)
 )
 
 

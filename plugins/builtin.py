@@ -17,9 +17,13 @@ Mapping to pedalboard (0.9), and what it cannot honour (reported as notices):
   RT60 = -3 D / (sample_rate * log10 g) with D the mean comb delay
   (1378 samples at 44.1 kHz, JUCE ``Reverb`` tunings). Decays outside the
   reachable 0.61-10.7 s are reported and set to the nearest reachable value.
-* ``limiter``: JUCE ``Limiter`` at threshold 0 dB (its output ceiling is
-  always 0 dBFS) followed by ``Gain(ceiling_dbtp)``: a sample-peak ceiling; the
-  mastering stage closes the loop on true peak.
+* ``limiter``: JUCE ``Limiter`` at threshold 0 dB followed by
+  ``Gain(ceiling_dbtp)``. JUCE's limiter is two compressors (a 4:1 stage above
+  -10 dBFS, then a fast limiting stage) with make-up to 0 dBFS and a final clip:
+  its output never passes 0 dBFS, but it is not transparent below the ceiling
+  (a -20 dBFS sine comes out about +3.75 dB louder). The mastering stage
+  solves the input gain with this limiter in the loop, so the loudness target
+  still holds, and closes the loop on true peak.
 """
 from __future__ import annotations
 

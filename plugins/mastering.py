@@ -76,10 +76,12 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], backend: 
     prev: tuple[float, float] | None = None
     out, lufs, tp = x, start_lufs, pre_tp
     it = 0
+    used_gain_db, used_limit_db = gain_db, limit_db  # the settings that produced `out`
     for it in range(1, MAX_ITERATIONS + 1):
         gain_db = float(np.clip(gain_db, -MAX_MASTER_GAIN_DB, MAX_MASTER_GAIN_DB))
         driven = x * np.float32(10.0 ** (gain_db / 20.0))
         out = backend.process("limiter", driven, {"ceiling_dbtp": limit_db, "release_ms": release}, label="master")
+        used_gain_db, used_limit_db = gain_db, limit_db
         lufs = integrated_lufs(out, sr)
         tp = true_peak_dbtp(out, sr)
         ok_tp = tp <= ceiling
@@ -105,4 +107,4 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], backend: 
         )
     if tp > ceiling:
         notices.append(f"master: true peak {tp:.2f} dBTP exceeds the {ceiling:g} dBTP ceiling")
-    return MasterResult(out, gain_db, limit_db, lufs, tp, pre_lufs, pre_tp, it, notices)
+    return MasterResult(out, used_gain_db, used_limit_db, lufs, tp, pre_lufs, pre_tp, it, notices)

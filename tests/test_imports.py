@@ -11,7 +11,8 @@ import pytest
     "mixbridge", "mixbridge.schema", "mixbridge.session", "mixbridge.cli", "mixbridge.commands",
     "mixbridge.plugins", "mixbridge.plugins.backend", "mixbridge.plugins.builtin", "mixbridge.plugins.console",
     "mixbridge.plugins.mastering", "mixbridge.models", "mixbridge.models.mixers", "mixbridge.models.automix",
-    "mixbridge.bridge", "mixbridge.export", "mixbridge.export.runtime", "mixbridge.export.artifact",
+    "mixbridge.bridge", "mixbridge.export", "mixbridge.export.runtime", "mixbridge.export.artifact", "mixbridge.export.master",
+    "mixbridge.bridge.live",
     "mixbridge.models.registry", "mixbridge.models.proxy_schema",
 ])
 def test_no_torch_import(module):

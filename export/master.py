@@ -162,8 +162,10 @@ def live_params_from_session(session: Any) -> tuple[dict[str, dict[str, float]],
     if getattr(session.master, "automation", None):
         notices.append(f"master automation ({', '.join(sorted(session.master.automation))}) is not played "
                        "live; the session's static values are used")
-    solved = (session.provenance or {}).get("master", {}).get("solved_gain_db") \
-        if isinstance((session.provenance or {}).get("master"), Mapping) else None
+    pm = (session.provenance or {}).get("master")
+    solved = None
+    if isinstance(pm, Mapping):  # prefer the gain solved for this chain (see solve_live_gain)
+        solved = pm.get("live_gain_db", pm.get("solved_gain_db"))
     if solved is None:
         gain_db = 0.0
         notices.append("the session has no solved master gain (provenance.master.solved_gain_db); the gain stage "
@@ -627,6 +629,45 @@ class StreamingMaster:
         new_state = float(values[-1])
         np.exp(values, out=values)
         return new_state
+
+
+#: Accepted distance of the live chain's solved loudness from the target, in LU.
+LIVE_SOLVE_TOLERANCE_LU = 0.1
+
+
+def solve_live_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Any], target_lufs: float,
+                    max_iterations: int = 10) -> tuple[float, float]:
+    """The gain stage value that brings ``mix`` to ``target_lufs`` through *this* chain.
+
+    The offline master (pedalboard's or ZaMaximX2's limiter) and the live chain's
+    limiter react differently to the same gain, so the live chain's gain is solved
+    on its own (secant steps on BS.1770-4 loudness of :func:`render_master`).
+
+    Args:
+        mix: ``[2, samples]`` pre-master mix. params: :data:`LIVE_MASTER` values
+            (``gain.gain_db`` is the start point).
+
+    Returns:
+        ``(gain_db, lufs)`` with ``lufs`` the loudness reached.
+    """
+    from mixbridge.loudness import integrated_lufs
+
+    p = {k: dict(v) for k, v in params.items()}
+    lo, hi = GAIN.param("gain_db").min, GAIN.param("gain_db").max
+    gain = float(p["gain"]["gain_db"])
+    prev = None
+    lufs = float("-inf")
+    for _ in range(max_iterations):
+        p["gain"]["gain_db"] = gain
+        lufs = integrated_lufs(render_master(mix, sample_rate, p), sample_rate)
+        if abs(lufs - target_lufs) <= LIVE_SOLVE_TOLERANCE_LU:
+            break
+        slope = 1.0
+        if prev is not None and gain != prev[0] and abs(lufs - prev[1]) > 1e-3:
+            slope = min(max((lufs - prev[1]) / (gain - prev[0]), 0.05), 1.0)
+        prev = (gain, lufs)
+        gain = min(max(gain + (target_lufs - lufs) / slope, lo), hi)
+    return gain, lufs
 
 
 def render_master(audio: np.ndarray, sample_rate: int, params: Mapping[str, Any] | None = None, *,

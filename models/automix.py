@@ -81,6 +81,17 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
     return console, mres, be
 
 
+def _solve_live_gain(session: Session, mix) -> float | None:
+    """The gain for ``mixbridge live --session``'s streaming master chain (its limiter differs
+    from the offline backends', so the offline gain does not carry over)."""
+    from mixbridge.export.master import live_params_from_session, solve_live_gain
+
+    params, _, _ = live_params_from_session(session)
+    gain_db, _ = solve_live_gain(mix, session.sample_rate, params,
+                                 session.master.params["loudness"]["target_lufs"])
+    return gain_db
+
+
 def automix(
     stems_dir: str | Path,
     out_dir: str | Path,
@@ -127,6 +138,9 @@ def automix(
         "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
     }
     session.provenance["render_notices"] = list(console.notices) + list(mres.notices)
+    live = _solve_live_gain(session, console.mix)
+    if live is not None:
+        session.provenance["master"]["live_gain_db"] = round(live, 3)
     staging = Path(tempfile.mkdtemp(prefix=".automix-", dir=out_dir))
     try:
         write_audio(staging / "mix.wav", console.mix, session.sample_rate)

@@ -187,3 +187,18 @@ def test_mixer_registry():
     assert {"knowledge", "mono_sum", "random", "equal_loudness"} <= set(mixer_names())
     with pytest.raises(UnknownNameError):
         get_mixer("nope")
+
+
+def test_live_chain_gain_is_solved_so_live_master_meets_the_target(multitrack, tmp_path):
+    """`mixbridge live --session` uses provenance.master.live_gain_db: the streaming chain reaches the target."""
+    from mixbridge.export.master import live_params_from_session, render_master
+    from mixbridge.session import load
+
+    automix(multitrack, tmp_path / "out", progress=False, report=False)
+    session = load(tmp_path / "out" / "session.json")
+    assert "live_gain_db" in session.provenance["master"]
+    mix, sr = read_audio(tmp_path / "out" / "mix.wav")
+    params, _, _ = live_params_from_session(session)
+    live = render_master(mix, sr, params)
+    assert integrated_lufs(live, sr) == pytest.approx(-14.0, abs=LUFS_TOL)
+    assert true_peak_dbtp(live, sr) <= CEILING_DBTP

@@ -24,7 +24,6 @@ and numpy.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from mixbridge.errors import MixbridgeError
+from mixbridge.checksum import sha256_file as _sha256_file
 from mixbridge.models.proxy_schema import schema_differences
 
 ARTIFACT_FORMAT_VERSION = 1
@@ -64,11 +64,8 @@ class SchemaMismatchError(ArtifactError):
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Bare hex SHA-256 of a file (the sidecar's form)."""
+    return _sha256_file(path, prefixed=False)
 
 
 def file_record(path: Path) -> dict:

@@ -5,13 +5,13 @@ Audio in mixbridge is float32 ``[channels, samples]`` with an explicit
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_path
+from .checksum import sha256_file  # re-exported: sessions store "sha256:<hex>"
 from .errors import AudioInputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".opus", ".mp3")
@@ -66,12 +66,6 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
     return Path(path)
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def peak_db(audio: np.ndarray) -> float:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -44,6 +43,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_text
+from .checksum import sha256_file
 from .errors import BackendUnavailableError, MixbridgeError, UnknownNameError
 
 # --------------------------------------------------------------------------- errors
@@ -845,11 +845,7 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: st
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    return sha256_file(path)
 
 
 def _package_version(package: str) -> str | None:

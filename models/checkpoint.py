@@ -23,7 +23,6 @@ sample rate than the caller expects.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +32,7 @@ from safetensors.torch import load as st_load, save as st_save
 
 from mixbridge.atomic import atomic_write_bytes, atomic_write_text
 from mixbridge.errors import MixbridgeError
+from mixbridge.checksum import sha256_bytes as _sha256_bytes
 
 from .registry import architecture_class
 from .proxy_schema import schema_differences, schema_record
@@ -51,7 +51,7 @@ class CheckpointMismatchError(CheckpointError):
 
 
 def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return _sha256_bytes(data, prefixed=False)
 
 
 def checkpoint_record(model: torch.nn.Module, model_name: str | None = None) -> dict:

@@ -45,6 +45,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from mixbridge.atomic import atomic_path, atomic_write_text
+from mixbridge.checksum import sha256_bytes as _sha256_bytes
 
 from .errors import (DatasetBusyError, DatasetConfigMismatchError, DatasetFormatError, DatasetIntegrityError,
                      DiskFullError)
@@ -64,7 +65,7 @@ NON_IDENTITY_KEYS = ("n", "format", "version", "source_root", "mixbridge_version
 
 
 def sha256_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return _sha256_bytes(data, prefixed=True)
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

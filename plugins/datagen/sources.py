@@ -10,7 +10,6 @@ clipped, and the peak is reported by the caller when it matters.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from mixbridge.audio import AUDIO_SUFFIXES, resample
+from mixbridge.checksum import sha256_file
 from mixbridge.errors import AudioInputError
 
 #: A patch whose peak is below this is treated as silence and drawn again.
@@ -50,11 +50,7 @@ class SourceFile:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    return sha256_file(path)
 
 
 def provenance(path: Path) -> dict:

@@ -14,6 +14,10 @@ def _automix(args: argparse.Namespace) -> int:
     res = automix(args.stems_dir, args.output, mixer=args.mixer, backend=args.backend,
                   target_lufs=args.target_lufs, seed=args.seed, progress=not args.quiet)
     print(res.summary())
+    if args.push:  # DESIGN.md §3 step 6: optionally push the session into a DAW
+        from mixbridge.cli import main
+
+        return main(["push", str(res.out_dir / "session.json"), "--daw", args.push])
     return 0
 
 
@@ -54,6 +58,8 @@ def register(sub) -> None:
     p.add_argument("--target-lufs", type=float, default=None, help="integrated loudness target (default -14)")
     p.add_argument("--seed", type=int, default=0, help="seed of random mixers")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--push", choices=("ardour", "reaper", "ableton"), default=None,
+                   help="then push session.json into this DAW on 127.0.0.1 (see `mixbridge push --help`)")
     p.set_defaults(func=_automix)
 
     p = sub.add_parser("render", help="re-render a (possibly edited) session file")

@@ -202,3 +202,17 @@ def test_live_chain_gain_is_solved_so_live_master_meets_the_target(multitrack, t
     live = render_master(mix, sr, params)
     assert integrated_lufs(live, sr) == pytest.approx(-14.0, abs=LUFS_TOL)
     assert true_peak_dbtp(live, sr) <= CEILING_DBTP
+
+
+def test_cli_automix_push_reports_an_unreachable_daw(multitrack, tmp_path, capsys):
+    """--push hands session.json to `mixbridge push`; with no DAW on 127.0.0.1:3819 it fails clearly
+    within a few seconds, and the automix outputs stay."""
+    import time
+
+    t0 = time.monotonic()
+    rc = main(["automix", str(multitrack), "-o", str(tmp_path / "o"), "-q", "--push", "ardour"])
+    assert rc == 2
+    assert (tmp_path / "o" / "session.json").exists() and (tmp_path / "o" / "master.wav").exists()
+    err = capsys.readouterr().err
+    assert "mixbridge push: error:" in err and "3819" in err
+    assert time.monotonic() - t0 < 60

@@ -204,3 +204,18 @@ def test_cli_export(tmp_path, capsys):
     assert load_artifact(tmp_path / "ts").format == "torchscript"
     assert main(["export", "no-such-model", "-o", str(tmp_path / "x")]) == 2
     assert "known models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_shipped_proxy_export_load_golden_reexport_identical(fmt, tmp_path):
+    """A shipped proxy (models/proxies/comp_builtin) exports, loads, reproduces its golden pair
+    and re-exports to identical bytes, like the tiny model."""
+    ckpt = Path(__file__).resolve().parents[1] / "models" / "proxies" / "comp_builtin.json"
+    export_model(str(ckpt), fmt, tmp_path / "a")
+    artifact = load_artifact(tmp_path / "a")
+    assert artifact.sidecar["schema"]["param_names"][0].startswith("compressor.")
+    session = open_session(artifact)
+    for block_size in (1, 64, 4096):
+        assert session.verify(block_size) <= GOLDEN_TOLERANCE
+    export_model(str(ckpt), fmt, tmp_path / "b")
+    assert _files(tmp_path / "b") == _files(tmp_path / "a")

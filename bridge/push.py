@@ -251,15 +251,14 @@ def ardour_list_strips(client: OscUdpClient, *, feedback: bool = False) -> list[
     every strip's state (gain, trim, pan, mute), which :func:`pull` reads."""
     rows: list[tuple[int, str, str]] = []
     done = ReplyCollector("/reply", done=lambda m: bool(m.args) and m.args[0] == "end_route_list")
-    client.router.add("/reply", done)
     handshake = ArdourProfile.HANDSHAKE if feedback else ArdourProfile.HANDSHAKE_QUIET
-    client.query(list(handshake) + [OscMessage("/strip/list")], done.finished.is_set,
-                 what="/strip/list", quiet_s=None)
+    with client.router.routed("/reply", done):
+        client.query(list(handshake) + [OscMessage("/strip/list")], done.finished.is_set,
+                     what="/strip/list", quiet_s=None)
     for m in done.messages:
         a = m.args
         if len(a) >= 7 and a[0] in ("AT", "MT", "B", "MB") and isinstance(a[6], int):
             rows.append((a[6], str(a[1]), str(a[0])))
-    client.router.routes.remove(("/reply", done))
     return sorted(rows)
 
 
@@ -268,64 +267,57 @@ def ardour_plugins(client: OscUdpClient, ssid: int) -> dict[str, int]:
     return ardour_plugins_many(client, [ssid])[ssid]
 
 
-def ardour_plugins_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """``/strip/plugin/list`` for many strips, pipelined: all queries first, then the replies."""
+def _per_strip_query(client: OscUdpClient, address: str, ssids: Sequence[int], parse, noun: str) -> dict:
+    """Send ``address ssid`` for every strip at once, then collect ``{ssid: parse(reply args after ssid)}``.
+
+    Raises:
+        DawUnreachableError: not every strip answered within the client's timeout.
+    """
     want = set(ssids)
-    got: dict[int, dict[str, int]] = {}
+    got: dict = {}
 
-    def on_list(m: OscMessage) -> None:
-        if not m.args or m.args[0] not in want:
-            return
-        args, names = m.args[1:], {}
-        for i in range(0, len(args) - 2, 3):  # piid, name, active
-            names.setdefault(str(args[i + 1]), int(args[i]))
-        got[m.args[0]] = names
+    def on_reply(m: OscMessage) -> None:
+        if m.args and m.args[0] in want:
+            got[m.args[0]] = parse(m.args[1:])
 
-    client.router.add("/strip/plugin/list", on_list)
-    try:
-        client.query([OscMessage("/strip/plugin/list", (s,)) for s in ssids], lambda: want <= set(got),
-                     what=f"/strip/plugin/list for {len(want)} strips", quiet_s=None)
-    finally:
-        client.router.routes.remove(("/strip/plugin/list", on_list))
+    with client.router.routed(address, on_reply):
+        client.query([OscMessage(address, (s,)) for s in ssids], lambda: want <= set(got),
+                     what=f"{address} for {len(want)} strips", quiet_s=None)
     if not want <= set(got):
-        raise DawUnreachableError(f"Ardour listed the plugins of {len(got)} of {len(want)} strips within "
+        raise DawUnreachableError(f"Ardour listed the {noun} of {len(got)} of {len(want)} strips within "
                                   f"{client.timeout_s:g} s; raise --timeout")
     return got
+
+
+def _plugin_names(args) -> dict[str, int]:
+    names: dict[str, int] = {}
+    for i in range(0, len(args) - 2, 3):  # piid, name, active
+        names.setdefault(str(args[i + 1]), int(args[i]))
+    return names
+
+
+def ardour_plugins_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """``/strip/plugin/list`` for many strips, pipelined: all queries first, then the replies."""
+    return _per_strip_query(client, "/strip/plugin/list", ssids, _plugin_names, "plugins")
 
 
 def ardour_sends_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, list[tuple[int, str, int, float, int]]]:
     """``/strip/sends`` for many strips, pipelined: ``{ssid: [(target ssid, name, sendid, fader position,
     active), ...]}`` per aux send, in strip order (an empty list for a strip without sends)."""
-    want = set(ssids)
-    got: dict[int, list[tuple[int, str, int, float, int]]] = {}
-
-    def on_sends(m: OscMessage) -> None:
-        if not m.args or m.args[0] not in want:
-            return
-        a = m.args[1:]
-        got[m.args[0]] = [(int(a[i]), str(a[i + 1]), int(a[i + 2]), float(a[i + 3]), int(a[i + 4]))
-                          for i in range(0, len(a) - 4, 5)]
-
-    client.router.add("/strip/sends", on_sends)
-    try:
-        client.query([OscMessage("/strip/sends", (s,)) for s in ssids], lambda: want <= set(got),
-                     what=f"/strip/sends for {len(want)} strips", quiet_s=None)
-    finally:
-        client.router.routes.remove(("/strip/sends", on_sends))
-    if not want <= set(got):
-        raise DawUnreachableError(f"Ardour listed the sends of {len(got)} of {len(want)} strips within "
-                                  f"{client.timeout_s:g} s; raise --timeout")
-    return got
+    return _per_strip_query(
+        client, "/strip/sends", ssids,
+        lambda a: [(int(a[i]), str(a[i + 1]), int(a[i + 2]), float(a[i + 3]), int(a[i + 4]))
+                   for i in range(0, len(a) - 4, 5)],
+        "sends")
 
 
 def ardour_descriptor(client: OscUdpClient, ssid: int, piid: int) -> dict[int, tuple[str, float, float, float]]:
     """``/strip/plugin/descriptor`` -> ``{param id: (name, lower, upper, current value)}``."""
     col = ReplyCollector("/strip/plugin/**", done=lambda m: m.address.endswith("descriptor_end")
                          and tuple(m.args[:2]) == (ssid, piid))
-    client.router.add("/strip/plugin/**", col)
-    client.query([OscMessage("/strip/plugin/descriptor", (ssid, piid))], col.finished.is_set,
-                 what=f"/strip/plugin/descriptor {ssid} {piid}", quiet_s=None)
-    client.router.routes.remove(("/strip/plugin/**", col))
+    with client.router.routed("/strip/plugin/**", col):
+        client.query([OscMessage("/strip/plugin/descriptor", (ssid, piid))], col.finished.is_set,
+                     what=f"/strip/plugin/descriptor {ssid} {piid}", quiet_s=None)
     out = {}
     for m in col.messages:
         a = m.args
@@ -336,18 +328,16 @@ def ardour_descriptor(client: OscUdpClient, ssid: int, piid: int) -> dict[int, t
 
 def ableton_track_names(client: OscUdpClient) -> list[str]:
     col = ReplyCollector("/live/song/get/track_names", done=lambda m: True)
-    client.router.add("/live/song/get/track_names", col)
-    client.query([OscMessage("/live/song/get/track_names")], col.finished.is_set, what="/live/song/get/track_names",
-                 quiet_s=None)
-    client.router.routes.remove(("/live/song/get/track_names", col))
+    with client.router.routed("/live/song/get/track_names", col):
+        client.query([OscMessage("/live/song/get/track_names")], col.finished.is_set,
+                     what="/live/song/get/track_names", quiet_s=None)
     return [str(a) for a in col.messages[-1].args]
 
 
 def _ableton_get(client: OscUdpClient, address: str, key: tuple) -> tuple:
     col = ReplyCollector(address, done=lambda m: tuple(m.args[:len(key)]) == key)
-    client.router.add(address, col)
-    client.query([OscMessage(address, key)], col.finished.is_set, what=f"{address} {key}", quiet_s=None)
-    client.router.routes.remove((address, col))
+    with client.router.routed(address, col):
+        client.query([OscMessage(address, key)], col.finished.is_set, what=f"{address} {key}", quiet_s=None)
     return next(m.args for m in reversed(col.messages) if tuple(m.args[:len(key)]) == key)[len(key):]
 
 
@@ -369,10 +359,9 @@ def _ableton_layout(client: OscUdpClient, t: int, profile: DawProfile) -> StripL
 def reaper_refresh(client: OscUdpClient, n_tracks: int, profile: ReaperProfile, timeout_s: float) -> _State:
     """Widen the bank to ``n_tracks``, trigger "refresh all surfaces" and collect REAPER's feedback."""
     state = _State()
-    client.router.add("/**", state)
-    client.query(profile.setup_messages(n_tracks) + [profile.refresh_message()], lambda: False,
-                 what="/action 41743 (refresh all surfaces)", timeout_s=timeout_s)
-    client.router.routes.remove(("/**", state))
+    with client.router.routed("/**", state):
+        client.query(profile.setup_messages(n_tracks) + [profile.refresh_message()], lambda: False,
+                     what="/action 41743 (refresh all surfaces)", timeout_s=timeout_s)
     return state
 
 

@@ -10,6 +10,7 @@ messages no handler wants are counted in ``stats.unrouted``.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -57,6 +58,15 @@ class Router:
 
     def add(self, pattern: str, handler: Handler) -> None:
         self.routes.append((pattern, handler))
+
+    @contextlib.contextmanager
+    def routed(self, pattern: str, handler: Handler):
+        """Route ``pattern`` to ``handler`` for the ``with`` block only (removed on errors too)."""
+        self.add(pattern, handler)
+        try:
+            yield handler
+        finally:
+            self.routes.remove((pattern, handler))
 
     def dispatch_message(self, msg: OscMessage) -> int:
         """Call every matching handler; returns how many matched."""

@@ -11,7 +11,7 @@ ports (``in_1``.., ``out_1``..). In the JACK process callback each period runs:
    re-arms it): the callback only sets a flag, and :meth:`LiveBus.poll_messages`
    (outside the callback) says so. The bypass path is delayed by the proxy's
    ``latency_samples`` so the reported latency stays true;
-3. the streaming master chain, :class:`~mixbridge.export.master.StreamingMaster`
+3. the streaming master chain, :class:`~mixbridge.plugins.master_bus.StreamingMaster`
    (EQ -> bus compressor -> gain -> true-peak look-ahead limiter to ``ceiling_dbtp``,
    with its own sample-peak guard);
 4. a last guard: a block that is still not finite is replaced by silence
@@ -159,7 +159,7 @@ class LiveBus:
     """The live bus as a JACK client (see the module docstring).
 
     Args:
-        master_params: live master chain parameters (:data:`~mixbridge.export.master.LIVE_MASTER`,
+        master_params: live master chain parameters (:data:`~mixbridge.plugins.master_bus.MASTER_RENDER`,
             nested or flat, real units); ``None`` takes the schema defaults (a flat EQ,
             a ratio-1 compressor, 0 dB gain, a -1 dBTP limiter).
         reference: ``{"gain_db", "target_lufs"}`` so ``loudness.target_lufs`` can be set live.
@@ -171,10 +171,10 @@ class LiveBus:
         jack_server: JACK server name (``jackd -n NAME``); ``None`` is the default server.
         osc_port: UDP port for OSC (0 picks a free one; ``None`` disables OSC).
         osc_host: address the OSC socket binds (default 127.0.0.1: loopback only).
-        lookahead_ms, smoothing_ms: see :class:`~mixbridge.export.master.StreamingMaster`.
+        lookahead_ms, smoothing_ms: see :class:`~mixbridge.plugins.master_bus.StreamingMaster`.
         auto_connect: connect the physical capture ports to the inputs and the outputs to the
             physical playback ports.
-        notices: messages to report at start (e.g. from :func:`live_params_from_session`).
+        notices: messages to report at start (e.g. from :func:`master_params_from_session`).
         source_sample_rate: the session's sample rate, Hz; a notice says so when JACK runs at another.
         provider: onnxruntime provider for an artifact (default CPU: a GPU round trip per
             64-256-sample period costs more than the proxy; ``None`` picks CUDA when available).
@@ -253,7 +253,7 @@ class LiveBus:
         except (ImportError, OSError) as e:
             raise LiveBusError(f"the live bus needs JACK-Client and libjack ({e}); "
                                "pip install JACK-Client and apt-get install jackd2") from None
-        from mixbridge.export.master import StreamingMaster
+        from mixbridge.plugins.master_bus import StreamingMaster
 
         self._jack = jack
         try:
@@ -634,11 +634,11 @@ def bus_from_files(*, session: str | Path | None = None, artifact: str | Path | 
     params = reference = source_rate = None
     notices: list[str] = []
     if session is not None:
-        from mixbridge.export.master import live_params_from_session
+        from mixbridge.plugins.master_bus import master_params_from_session
         from mixbridge.session import load
 
         loaded = load(session)
-        params, reference, notices = live_params_from_session(loaded)
+        params, reference, notices = master_params_from_session(loaded)
         source_rate = loaded.sample_rate
     else:
         notices.append("no session: the master chain runs at the schema defaults (flat EQ, ratio-1 compressor, "

@@ -4,8 +4,6 @@
   (numpy only);
 * :mod:`mixbridge.export.runtime` — :class:`StreamingSession` (numpy + onnxruntime, never torch)
   and :class:`TorchScriptSession` (imports torch lazily);
-* :mod:`mixbridge.export.master` — the torch-free streaming master chain (EQ, bus compressor,
-  gain, look-ahead true-peak limiter) used by the live bus;
 * :mod:`mixbridge.export.exporter` — :func:`export_model` (needs torch);
 * :mod:`mixbridge.export.cli` — ``mixbridge export``.
 

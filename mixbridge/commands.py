@@ -24,8 +24,11 @@ def _automix(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from mixbridge.models.automix import render
 
-    res = render(args.session, args.output, backend=args.backend, progress=not args.quiet, mix_out=args.mix_output)
-    print(f"wrote {args.output}: {res.lufs:.2f} LUFS, true peak {res.true_peak_dbtp:.2f} dBTP")
+    res = render(args.session, args.output, backend=args.backend, progress=not args.quiet, mix_out=args.mix_output,
+                 resolve_gain=args.resolve_gain)
+    how = "solved" if res.solved else "stored"
+    print(f"wrote {args.output}: {res.lufs:.2f} LUFS, true peak {res.true_peak_dbtp:.2f} dBTP "
+          f"({how} master gain {res.gain_db:+.2f} dB)")
     for n in res.notices:
         print(f"  notice: {n}")
     return 0
@@ -67,6 +70,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="mastered output")
     p.add_argument("--mix-output", default=None, metavar="MIX.wav", help="also write the pre-master mix")
     p.add_argument("--backend", default="builtin")
+    p.add_argument("--resolve-gain", action="store_true",
+                   help="solve the master gain again for this render instead of applying the session's "
+                        "master.solved_gain_db (the file is not changed)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_render)
 

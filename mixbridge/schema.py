@@ -312,14 +312,39 @@ EQ = Processor("eq", _eq_params(), "RBJ low shelf, three peaking bands, high she
 COMPRESSOR = Processor(
     "compressor",
     (
-        Param("threshold_db", "dB", -60.0, 0.0, 0.0, "db", source=_PYMIX + " / " + _DMST),
-        Param("ratio", "", 1.0, 20.0, 1.0, "log", source="1-10 anchors extended to ZamComp's 20"),
-        Param("attack_ms", "ms", 0.1, 100.0, 10.0, "log", source="anchors clipped to ZamComp 0.1-100 ms"),
-        Param("release_ms", "ms", 10.0, 500.0, 100.0, "log", source=_DMST + " extended to ZamComp 500 ms"),
-        Param("knee_db", "dB", 0.0, 8.0, 0.0, "db", source=_DMST + " clipped to ZamComp 0-8 dB"),
-        Param("makeup_db", "dB", 0.0, 12.0, 0.0, "db", source=_DMST + " / " + _PYMIX),
+        Param("threshold_db", "dB", -60.0, 0.0, 0.0, "db",
+              description="centre of the knee, in dBFS of the detector level (see COMPRESSOR_SEMANTICS)",
+              source=_PYMIX + " / " + _DMST),
+        Param("ratio", "", 1.0, 20.0, 1.0, "log",
+              description="static slope above the knee: output rises 1 dB per `ratio` dB of input; 1 is the identity",
+              source="1-10 anchors extended to ZamComp's 20"),
+        Param("attack_ms", "ms", 0.1, 100.0, 10.0, "log",
+              description="63 % time constant of the gain-reduction step response when the reduction grows",
+              source="anchors clipped to ZamComp 0.1-100 ms"),
+        Param("release_ms", "ms", 10.0, 500.0, 100.0, "log",
+              description="63 % time constant of the gain-reduction step response when the reduction falls",
+              source=_DMST + " extended to ZamComp 500 ms"),
+        Param("knee_db", "dB", 0.0, 8.0, 0.0, "db",
+              description="full width of the quadratic soft knee centred on threshold_db (Giannoulis et al. 2012, eq. 4)",
+              source=_DMST + " clipped to ZamComp 0-8 dB"),
+        Param("makeup_db", "dB", 0.0, 12.0, 0.0, "db", description="gain after the compressor",
+              source=_DMST + " / " + _PYMIX),
     ),
-    "feed-forward compressor",
+    "feed-forward compressor; its meaning is pinned in COMPRESSOR_SEMANTICS",
+)
+
+#: What every compressor implementation must render (the semantic contract measures it:
+#: :mod:`mixbridge.plugins.contract`). Source: D. Giannoulis, M. Massberg, J. D. Reiss,
+#: "Digital Dynamic Range Compressor Design -- A Tutorial and Analysis", JAES 60(6), 2012.
+COMPRESSOR_SEMANTICS = (
+    "Feed-forward. Detector: the per-sample peak level 20 log10 max_c |x_c[n]| over the channels "
+    "(stereo-linked: one gain for all channels, on the strip and on the master bus alike). "
+    "Gain computer: quadratic soft knee of full width knee_db centred on threshold_db (eq. 4), hard "
+    "knee at 0 dB; ratio 1 is the identity. Ballistics act on the gain reduction in dB (eq. 17, "
+    "smooth decoupled peak detector): attack_ms and release_ms are the 63 % time constants of the "
+    "gain-reduction step response (a level step that raises the static reduction reaches 63 % of "
+    "its final reduction after attack_ms; one that removes it falls to 37 % after release_ms, "
+    "within the contract's tolerance for release_ms >= 4 attack_ms). makeup_db is applied after."
 )
 SEND = Processor("send", (Param("send_db", "dB", -80.0, 6.0, -80.0, "db", description="post-fader send to the reverb bus; -80 dB is off", source=_DMST),))
 FADER = Processor(
@@ -329,27 +354,64 @@ FADER = Processor(
         Param("mute", "", 0.0, 1.0, 0.0, kind="bool", description="1 mutes the track"),
     ),
 )
-PAN = Processor("pan", (Param("pan", "", -1.0, 1.0, 0.0, description="-1 left, 0 centre, +1 right; constant-power (-3 dB) law", source=_PYMIX + " rescaled"),))
+PAN = Processor("pan", (Param("pan", "", -1.0, 1.0, 0.0, description="-1 left, 0 centre, +1 right; one constant-power law for mono and stereo tracks (PAN_SEMANTICS)", source=_PYMIX + " rescaled"),))
 
 REVERB = Processor(
     "reverb",
     (
-        Param("decay_s", "s", 0.3, 8.0, 1.2, "log", description="RT60 of the shared reverb bus"),
-        Param("predelay_ms", "ms", 0.0, 100.0, 10.0),
-        Param("return_db", "dB", -60.0, 6.0, 0.0, "db", description="reverb bus return level"),
+        Param("decay_s", "s", 0.3, 8.0, 1.2, "log",
+              description="RT60 of the reverb return: the time its energy decay curve (Schroeder) takes to fall 60 dB"),
+        Param("predelay_ms", "ms", 0.0, 100.0, 10.0, description="delay of the return's onset after the send"),
+        Param("return_db", "dB", -60.0, 6.0, 0.0, "db",
+              description="return level: at 0 dB the return's energy equals the send bus energy for stationary noise"),
     ),
-    "shared reverb bus fed by every track's send",
+    "shared reverb bus fed by every track's send; its meaning is pinned in REVERB_SEMANTICS",
+)
+
+#: What every reverb implementation must render (measured by :mod:`mixbridge.plugins.contract`).
+REVERB_SEMANTICS = (
+    "Wet only (the dry signal is in the mix already). decay_s is the broadband RT60 of the return, "
+    "measured by Schroeder backward integration of its impulse response (T20 extrapolated to 60 dB; "
+    "ISO 3382-1). Wet level: the return's energy over the send bus's energy, for stationary white noise, "
+    "is return_db (send_db sets each track's contribution to the bus, post-fader and post-pan)."
 )
 LIMITER = Processor(
     "limiter",
     (
-        Param("ceiling_dbtp", "dBTP", -6.0, 0.0, -1.0, "db", description="true-peak ceiling (ITU-R BS.1770-4 Annex 2)"),
-        Param("release_ms", "ms", 1.0, 100.0, 50.0, "log", source="ZaMaximX2 range"),
+        Param("ceiling_dbtp", "dBTP", -6.0, 0.0, -1.0, "db",
+              description="true-peak ceiling: the output's true peak (ITU-R BS.1770-4 Annex 2, 4x oversampling) "
+                          "never exceeds it"),
+        Param("release_ms", "ms", 1.0, 100.0, 50.0, "log",
+              description="63 % time constant of the limiter's gain recovery", source="ZaMaximX2 range"),
     ),
+    "look-ahead true-peak limiter",
 )
 LOUDNESS = Processor(
     "loudness",
     (Param("target_lufs", "LUFS", -30.0, -6.0, -14.0, description="integrated loudness target (ITU-R BS.1770-4)"),),
+)
+#: Largest master gain the one gain solver applies before the limiter, in dB.
+MAX_MASTER_GAIN_DB = 36.0
+#: The master bus's gain stage: not a user parameter of ``master_bus`` but the value the one
+#: gain solver (:func:`mixbridge.plugins.mastering.solve_master_gain`) finds for
+#: ``loudness.target_lufs``; a session stores it once (``master.solved_gain_db``) and every path
+#: that renders the master (builtin, vst, the live bus) applies it.
+GAIN = Processor(
+    "gain",
+    (Param("gain_db", "dB", -MAX_MASTER_GAIN_DB, MAX_MASTER_GAIN_DB, 0.0, "db",
+           description="master gain before the limiter (the solved gain to the loudness target)"),),
+    "master gain stage of the one master bus",
+)
+
+#: Pan of a track. Mono track: constant power, L = cos(theta), R = sin(theta),
+#: theta = (pan + 1) pi / 4 (-3.01 dB each side at the centre). Stereo track: constant-power
+#: balance, L_out = sqrt(2) cos(theta) L_in, R_out = sqrt(2) sin(theta) R_in (unity at the
+#: centre), so a stereo stem whose channels are equal sits exactly where a mono stem with the
+#: same pan sits, at the same power; mixers choose ``pan`` with this one law for both.
+PAN_SEMANTICS = (
+    "mono: L = cos(theta), R = sin(theta), theta = (pan + 1) pi / 4; stereo: constant-power balance "
+    "L = sqrt(2) cos(theta) L_in, R = sqrt(2) sin(theta) R_in (unity at centre): the image of a "
+    "centred stereo stem moves exactly as a mono stem with the same pan"
 )
 
 CHANNEL_STRIP = Chain(
@@ -362,6 +424,11 @@ MASTER_BUS = Chain(
     (EQ, COMPRESSOR, REVERB, LIMITER, LOUDNESS),
     "reverb return joins the stereo sum, then EQ -> bus compressor -> gain to target -> true-peak limiter",
 )
+
+#: The one master bus as it renders (offline, live and in torch): the ``master_bus`` chain's
+#: processors after the reverb return joins the sum, with the solved gain stage.
+MASTER_RENDER = Chain("master_render", (EQ, COMPRESSOR, GAIN, LIMITER),
+                      "EQ -> bus compressor -> solved gain -> true-peak look-ahead limiter")
 
 CHAINS: dict[str, Chain] = {c.name: c for c in (CHANNEL_STRIP, MASTER_BUS)}
 
@@ -393,3 +460,70 @@ def schema_dict() -> dict:
         }
         for chain in CHAINS.values()
     }
+
+
+# --------------------------------------------------------------------------- demastering degradations
+# Added for ``mixbridge datagen demaster --mode dsp`` (plugins/datagen/demaster.py). These are not
+# console processors: they degrade a finished master so that a model learns to undo them. They get
+# their own processor names so that no parameter name means two things (``compressor.threshold_db``
+# is the console's compressor over -60..0 dB; ``demaster_compressor.threshold_db`` degrades masters
+# over -40..-5 dB). Not in ``CHAINS``: no model head, export sidecar or DAW mapping uses them; the
+# generator reads ``DEMASTER`` directly.
+_KHOO = "Khoo's demastering recipe (DESIGN.md §2)"
+
+DEMASTER_EQ = Processor(
+    "demaster_eq",
+    (
+        Param("centre_hz", "Hz", 60.0, 12000.0, 1000.0, "log", description="centre of the bell", source=_KHOO),
+        Param("q", "", 0.5, 4.0, 1.0, "log",
+              description="width: the bell's full width at half maximum, in octaves, is the RBJ bandwidth of "
+                          "this Q, 2 asinh(1/(2q))/ln 2", source=_KHOO),
+        Param("gain_db", "dB", -12.0, 12.0, 0.0, "db", description="gain at the centre", source=_KHOO),
+    ),
+    "a Gaussian bell in log-frequency applied to every STFT frame (Hann, 2048, hop 512); not an RBJ peaking "
+    "filter",
+)
+DEMASTER_COMPRESSOR = Processor(
+    "demaster_compressor",
+    (
+        Param("threshold_db", "dB", -40.0, -5.0, -20.0, "db", description="centre of the knee, dBFS", source=_KHOO),
+        Param("ratio", "", 1.5, 10.0, 4.0, "log", description="static slope above the knee", source=_KHOO),
+        Param("knee_db", "dB", 0.0, 12.0, 6.0, "db", description="full width of the quadratic soft knee",
+              source=_KHOO),
+        Param("attack_ms", "ms", 1.0, 50.0, 10.0, "log",
+              description="63 % time constant of the gain-reduction step response (reduction growing)", source=_KHOO),
+        Param("release_ms", "ms", 20.0, 500.0, 100.0, "log",
+              description="63 % time constant of the gain-reduction step response (reduction falling)",
+              source=_KHOO),
+        Param("makeup_db", "dB", 0.0, 12.0, 0.0, "db", description="gain after the compressor", source=_KHOO),
+    ),
+    "the console compressor's meaning exactly (COMPRESSOR_SEMANTICS; rendered by "
+    "mixbridge.plugins.dynamics.compress) over ranges that degrade a master",
+)
+DEMASTER_REVERB = Processor(
+    "demaster_reverb",
+    (
+        Param("decay_s", "s", 0.2, 3.0, 1.0, "log", description="RT60 of the added reverb (as reverb.decay_s)",
+              source=_KHOO),
+        Param("return_db", "dB", -30.0, -6.0, -18.0, "db",
+              description="wet level: wet energy over dry energy for stationary white noise (as reverb.return_db)",
+              source=_KHOO),
+    ),
+    "the reference reverb (REVERB_SEMANTICS; mixbridge.plugins.reverb, no pre-delay) as an insert: dry + wet, "
+    "with a noise realisation drawn per example",
+)
+DEMASTER_ECHO = Processor(
+    "demaster_echo",
+    (
+        Param("delay_ms", "ms", 50.0, 500.0, 200.0, "log", description="delay of the copy, rounded to whole samples",
+              source=_KHOO),
+        Param("gain_db", "dB", -24.0, -6.0, -12.0, "db", description="level of the copy", source=_KHOO),
+    ),
+    "dry + one delayed, attenuated copy",
+)
+#: The degradations in the order they are applied (each with its own probability).
+DEMASTER = Chain(
+    "demaster",
+    (DEMASTER_EQ, DEMASTER_COMPRESSOR, DEMASTER_REVERB, DEMASTER_ECHO),
+    "demastering degradations: bell EQ -> compressor -> reverb -> echo, each stage applied with its own probability",
+)

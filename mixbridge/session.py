@@ -14,14 +14,17 @@ A session is versioned JSON (DESIGN.md §3)::
       ],
       "master": {"params": {"eq": {...}, "compressor": {...}, "reverb": {...},
                             "limiter": {...}, "loudness": {...}},
-                 "automation": {}},
+                 "automation": {}, "solved_gain_db": 3.36},
       "provenance": {"mixer": "knowledge", "mixbridge_version": "0.1.0",
                      "created_utc": "...", "inputs": {"kick.wav": "sha256:..."}}
     }
 
 Parameters are in real units (the schema's). Automation curves are piecewise
 linear in ``times_s`` (seconds, strictly increasing) and hold their first and
-last value outside that span. ``source`` paths are relative to the session
+last value outside that span. ``master.solved_gain_db`` (optional) is the one
+master gain that the gain solver found for ``loudness.target_lufs``
+(:func:`mixbridge.plugins.mastering.solve_master_gain`); every path that renders
+the master (builtin, vst, the live bus) applies it. ``source`` paths are relative to the session
 file's folder unless absolute.
 """
 from __future__ import annotations
@@ -72,11 +75,17 @@ class Track:
 
 @dataclass
 class Master:
+    """The master bus: ``master_bus`` parameters, automation, and the one solved gain (dB) or None."""
+
     params: dict[str, dict[str, float]] = field(default_factory=MASTER_BUS.defaults)
     automation: dict[str, Automation] = field(default_factory=dict)
+    solved_gain_db: float | None = None
 
     def to_json(self) -> dict:
-        return {"params": self.params, "automation": {k: a.to_json() for k, a in self.automation.items()}}
+        out = {"params": self.params, "automation": {k: a.to_json() for k, a in self.automation.items()}}
+        if self.solved_gain_db is not None:
+            out["solved_gain_db"] = float(self.solved_gain_db)
+        return out
 
 
 @dataclass
@@ -202,7 +211,13 @@ def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
     rm = data.get("master") or {}
     if not isinstance(rm, Mapping):
         raise SessionError("'master' must be an object")
-    master = Master(MASTER_BUS.validate(rm.get("params") or {}, "master"), _automation(rm.get("automation"), MASTER_BUS, "master"))
+    solved = rm.get("solved_gain_db")
+    if solved is not None:
+        from .schema import GAIN
+
+        solved = GAIN.param("gain_db").validate(solved, "master.solved_gain_db")
+    master = Master(MASTER_BUS.validate(rm.get("params") or {}, "master"), _automation(rm.get("automation"), MASTER_BUS, "master"),
+                    solved)
     prov = data.get("provenance") or {}
     if not isinstance(prov, Mapping):
         raise SessionError("'provenance' must be an object")

@@ -54,8 +54,13 @@ def _progress(enabled: bool, total: int, desc: str):
 
 
 def render_session(session: Session, backend: str = "builtin", progress: bool = False,
-                   on_track: Callable[[str], None] | None = None, measure: bool = False):
+                   on_track: Callable[[str], None] | None = None, measure: bool = False,
+                   resolve_gain: bool = False):
     """Render a session's console and master bus.
+
+    The master applies the session's stored ``master.solved_gain_db`` (the one master
+    gain, the same for every backend and the live bus); it is solved when the session
+    has none or ``resolve_gain`` is set, and then stored in ``session.master``.
 
     Returns:
         ``(console_render, master_result, backend_instance)``.
@@ -75,21 +80,14 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
 
     console = render_console(session, be, progress=tick, measure=measure)
     bar.set_postfix_str("master bus")
-    mres = master(console.mix, session.master.params, be, session.master.automation)
+    stored = None if resolve_gain else session.master.solved_gain_db
+    mres = master(console.mix, session.master.params, session.sample_rate, gain_db=stored,
+                  automation=session.master.automation)
+    if mres.solved:
+        session.master.solved_gain_db = float(mres.gain_db)
     bar.update(1)
     bar.close()
     return console, mres, be
-
-
-def _solve_live_gain(session: Session, mix) -> float | None:
-    """The gain for ``mixbridge live --session``'s streaming master chain (its limiter differs
-    from the offline backends', so the offline gain does not carry over)."""
-    from mixbridge.export.master import live_params_from_session, solve_live_gain
-
-    params, _, _ = live_params_from_session(session)
-    gain_db, _ = solve_live_gain(mix, session.sample_rate, params,
-                                 session.master.params["loudness"]["target_lufs"])
-    return gain_db
 
 
 def automix(
@@ -132,15 +130,11 @@ def automix(
     notices = list(stems.notices) + list(console.notices) + list(mres.notices)
     notices += session.provenance.get("mixer_notes", [])
     session.provenance["master"] = {
-        "solved_gain_db": round(mres.gain_db, 3),
-        "limiter_sample_ceiling_db": round(mres.limiter_ceiling_db, 3),
         "lufs": round(mres.lufs, 3),
         "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
+        "backend": backend,
     }
     session.provenance["render_notices"] = list(console.notices) + list(mres.notices)
-    live = _solve_live_gain(session, console.mix)
-    if live is not None:
-        session.provenance["master"]["live_gain_db"] = round(live, 3)
     staging = Path(tempfile.mkdtemp(prefix=".automix-", dir=out_dir))
     try:
         write_audio(staging / "mix.wav", console.mix, session.sample_rate)
@@ -160,8 +154,11 @@ def automix(
 
 
 def render(session_path: str | Path, out_path: str | Path, backend: str = "builtin",
-           progress: bool = True, mix_out: str | Path | None = None):
+           progress: bool = True, mix_out: str | Path | None = None, resolve_gain: bool = False):
     """Re-render a (possibly edited) session file to a mastered WAV.
+
+    The master applies the session's stored ``master.solved_gain_db``; ``resolve_gain``
+    (or a session without one) solves it again for this render (the file is not changed).
 
     Returns:
         The :class:`~mixbridge.plugins.mastering.MasterResult`.
@@ -170,7 +167,7 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
         SessionError and friends: an invalid session. AudioInputError: missing sources.
     """
     session = load(session_path)
-    console, mres, _ = render_session(session, backend, progress=progress)
+    console, mres, _ = render_session(session, backend, progress=progress, resolve_gain=resolve_gain)
     write_audio(out_path, mres.audio, session.sample_rate)
     if mix_out:
         write_audio(mix_out, console.mix, session.sample_rate)

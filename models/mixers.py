@@ -18,6 +18,11 @@ Registered here:
   Sources for the rules: Izhaki, *Mixing Audio* (3rd ed.), chs. 13-16 and 22;
   Owsinski, *The Mixing Engineer's Handbook*; De Man & Reiss, "A
   knowledge-engineered autonomous mixing system" (AES 135, 2013).
+
+Every mixer chooses ``pan.pan`` with the console's one law for mono and stereo
+stems (``mixbridge.schema.PAN_SEMANTICS``: a stereo stem is a constant-power
+balance that puts its centred image exactly where a mono stem with the same pan
+goes), so a role's pan means the same position whatever the stem's channel count.
 """
 from __future__ import annotations
 

@@ -12,12 +12,16 @@ under automation. The reverb return joins the stereo sum to give the *mix*;
 the master bus (EQ -> bus compressor -> gain to the loudness target -> limiter)
 gives the *master*: see :mod:`mixbridge.plugins.mastering`.
 
-Pan laws (sources: Izhaki, *Mixing Audio*, ch. 13; common DAW practice):
+Pan law (``mixbridge.schema.PAN_SEMANTICS``; Izhaki, *Mixing Audio*, ch. 13), one
+law for mono and stereo tracks, theta = (pan + 1) * pi / 4:
 
-* mono track: constant power, L = cos(theta), R = sin(theta),
-  theta = (pan + 1) * pi / 4 — each side -3.01 dB at the centre;
-* stereo track: balance with unity at the centre; moving right scales the
-  left channel by cos(pan * pi / 2) and vice versa.
+* mono track: constant power, L = cos(theta), R = sin(theta) -- each side
+  -3.01 dB at the centre;
+* stereo track: constant-power balance, L_out = sqrt(2) cos(theta) L_in,
+  R_out = sqrt(2) sin(theta) R_in -- unity at the centre, and a stem whose two
+  channels are equal lands exactly where a mono stem with the same pan lands,
+  at the same power (a plain balance control would move it two- to fourfold
+  less than the mixer asked).
 """
 from __future__ import annotations
 
@@ -42,17 +46,14 @@ def db_to_gain(gain_db):
 
 
 def pan_gains(pan, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Left/right gains for ``pan`` in -1..1 (scalar or per-sample array).
+    """Left/right gains for ``pan`` in -1..1 (scalar or per-sample array); see the module docstring.
 
-    Mono input: constant-power law. Stereo input: balance, unity at centre.
+    Mono input: ``(cos theta, sin theta)``; stereo input: ``sqrt(2)`` times that
+    (unity at the centre), theta = (pan + 1) pi / 4.
     """
-    pan = np.asarray(pan, dtype=np.float64)
-    if channels == 1:
-        theta = (pan + 1.0) * (math.pi / 4.0)
-        return np.cos(theta), np.sin(theta)
-    left = np.where(pan > 0, np.cos(pan * math.pi / 2.0), 1.0)
-    right = np.where(pan < 0, np.cos(-pan * math.pi / 2.0), 1.0)
-    return left, right
+    theta = (np.asarray(pan, dtype=np.float64) + 1.0) * (math.pi / 4.0)
+    scale = 1.0 if channels == 1 else math.sqrt(2.0)
+    return scale * np.cos(theta), scale * np.sin(theta)
 
 
 def _param_signal(track_params: Mapping[str, Mapping[str, float]], automation: Mapping[str, Automation],

@@ -1,11 +1,18 @@
-"""The master bus: EQ -> bus compressor -> gain to the loudness target -> true-peak limiter.
+"""Mastering a mix with the one master bus, and the one gain solver.
 
-The gain stage is solved, not guessed: starting from the loudness of the
-compressed mix, mixbridge renders the limiter, measures integrated loudness
-(ITU-R BS.1770-4) and true peak (Annex 2, 4x oversampling), and corrects the
-gain (secant steps on loudness) and the limiter's internal sample-peak ceiling
-(lowered by the measured true-peak overshoot) until the master is within
-``LOUDNESS_TOLERANCE_LU`` of ``target_lufs`` and at or below ``ceiling_dbtp``.
+The master bus is :mod:`mixbridge.plugins.master_bus` (EQ -> bus compressor ->
+gain -> true-peak look-ahead limiter), the same chain for the builtin and the vst
+backend, for ``render`` and for the live JACK bus. Its gain stage is solved here,
+once, by :func:`solve_master_gain`: secant steps on the integrated loudness
+(ITU-R BS.1770-4) of the chain's own output until it is within
+``LOUDNESS_TOLERANCE_LU`` of ``loudness.target_lufs``. A session stores the result
+(``master.solved_gain_db``) and every later render applies that one value, so the
+same session gives the same master in every path; :func:`master` reports, and never
+hides, a stored gain that no longer meets the target (e.g. after the tracks changed).
+
+The limiter's ceiling is a true-peak ceiling by construction (its detector is the
+4x interpolator of BS.1770-4 Annex 2); the result's ``true_peak_dbtp`` is measured
+with :func:`mixbridge.loudness.true_peak_dbtp`.
 """
 from __future__ import annotations
 
@@ -14,97 +21,142 @@ from typing import Mapping
 
 import numpy as np
 
+from mixbridge.errors import ParamRangeError
 from mixbridge.loudness import SILENT_LUFS, integrated_lufs, true_peak_dbtp
+from mixbridge.schema import GAIN, MAX_MASTER_GAIN_DB
 from mixbridge.session import Automation
 
-from .backend import Backend
+from .master_bus import render_master
 
 #: Accepted distance from the loudness target after solving, in LU.
 LOUDNESS_TOLERANCE_LU = 0.1
-#: Margin kept under the true-peak ceiling, in dB (the meter's own accuracy).
-TRUE_PEAK_MARGIN_DB = 0.05
+#: Secant iterations before the solver gives up (it converges in 2-4 on music).
 MAX_ITERATIONS = 12
-#: Largest gain the solver applies before the limiter, in dB.
-MAX_MASTER_GAIN_DB = 36.0
+__all__ = ["MasterResult", "master", "solve_master_gain", "chain_params", "LOUDNESS_TOLERANCE_LU",
+           "MAX_MASTER_GAIN_DB"]
 
 
 @dataclass
 class MasterResult:
-    """The mastered audio ``[2, samples]`` and what was measured on the way."""
+    """The mastered audio float32 ``[2, samples]`` and what was measured on the way.
+
+    ``gain_db`` is the gain stage's value (solved, or the stored one);
+    ``solved`` says which; ``lufs``/``true_peak_dbtp`` are measured on ``audio``;
+    ``pre_lufs``/``pre_true_peak_dbtp`` on the mix that went in.
+    """
 
     audio: np.ndarray
     gain_db: float
-    limiter_ceiling_db: float
     lufs: float
     true_peak_dbtp: float
     pre_lufs: float
     pre_true_peak_dbtp: float
     iterations: int
+    solved: bool = True
     notices: list[str] = field(default_factory=list)
 
 
-def _split(automation: Mapping[str, Automation], processor: str) -> dict[str, Automation]:
-    prefix = processor + "."
-    return {k[len(prefix):]: a for k, a in automation.items() if k.startswith(prefix)}
+def chain_params(params: Mapping[str, Mapping[str, float]], gain_db: float) -> dict[str, dict[str, float]]:
+    """The master chain's parameters (:data:`mixbridge.schema.MASTER_RENDER`) from ``master_bus`` values."""
+    return {"eq": dict(params["eq"]), "compressor": dict(params["compressor"]), "gain": {"gain_db": float(gain_db)},
+            "limiter": dict(params["limiter"])}
 
 
-def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], backend: Backend,
-           automation: Mapping[str, Automation] | None = None) -> MasterResult:
-    """Master a stereo ``mix`` float32 ``[2, samples]`` with the ``master_bus`` ``params``.
+def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Mapping[str, float]],
+                      start_gain_db: float | None = None) -> tuple[float, float, np.ndarray, int]:
+    """The gain stage value that brings ``mix`` to ``params["loudness"]["target_lufs"]`` through the master bus.
+
+    Args:
+        mix: float ``[2, samples]`` pre-master mix.
+        sample_rate: Hz.
+        params: ``master_bus`` values (``eq``, ``compressor``, ``limiter``, ``loudness``).
+        start_gain_db: first guess; default the target minus the loudness after EQ and compressor.
 
     Returns:
-        :class:`MasterResult`; ``notices`` explain a target that could not be met
-        (a silent mix, or a loudness the limiter cannot reach).
+        ``(gain_db, lufs, audio, iterations)``: the gain, the loudness it reaches, the
+        mastered audio float32 ``[2, samples]`` and the renders it took. ``lufs`` is
+        ``SILENT_LUFS`` for a silent mix (gain 0 dB).
     """
-    sr = backend.sample_rate
-    automation = automation or {}
-    notices: list[str] = []
-    x = backend.process_chain([("eq", params["eq"], _split(automation, "eq")),
-                               ("compressor", params["compressor"], _split(automation, "compressor"))],
-                              mix, label="master")
-    target = params["loudness"]["target_lufs"]
-    ceiling = params["limiter"]["ceiling_dbtp"]
-    release = params["limiter"]["release_ms"]
-    pre_lufs = integrated_lufs(mix, sr)
-    pre_tp = true_peak_dbtp(mix, sr)
-    start_lufs = integrated_lufs(x, sr)
-    if start_lufs <= SILENT_LUFS:
-        notices.append("master: the mix is silent (below -70 LUFS); no loudness gain applied")
-        return MasterResult(x, 0.0, ceiling, SILENT_LUFS, true_peak_dbtp(x, sr), pre_lufs, pre_tp, 0, notices)
-    gain_db = target - start_lufs
-    limit_db = ceiling - TRUE_PEAK_MARGIN_DB
+    target = float(params["loudness"]["target_lufs"])
+    lo, hi = GAIN.param("gain_db").min, GAIN.param("gain_db").max
+    if start_gain_db is None:
+        pre = integrated_lufs(render_master(mix, sample_rate, chain_params(params, 0.0)), sample_rate)
+        if pre <= SILENT_LUFS:
+            return 0.0, SILENT_LUFS, render_master(mix, sample_rate, chain_params(params, 0.0)), 1
+        start_gain_db = target - pre
+    gain = float(np.clip(start_gain_db, lo, hi))
     prev: tuple[float, float] | None = None
-    out, lufs, tp = x, start_lufs, pre_tp
+    best: tuple[float, float, np.ndarray] | None = None
     it = 0
-    used_gain_db, used_limit_db = gain_db, limit_db  # the settings that produced `out`
     for it in range(1, MAX_ITERATIONS + 1):
-        gain_db = float(np.clip(gain_db, -MAX_MASTER_GAIN_DB, MAX_MASTER_GAIN_DB))
-        driven = x * np.float32(10.0 ** (gain_db / 20.0))
-        out = backend.process("limiter", driven, {"ceiling_dbtp": limit_db, "release_ms": release}, label="master")
-        used_gain_db, used_limit_db = gain_db, limit_db
-        lufs = integrated_lufs(out, sr)
-        tp = true_peak_dbtp(out, sr)
-        ok_tp = tp <= ceiling
-        ok_lufs = abs(lufs - target) <= LOUDNESS_TOLERANCE_LU
-        if ok_tp and ok_lufs:
+        out = render_master(mix, sample_rate, chain_params(params, gain))
+        lufs = integrated_lufs(out, sample_rate)
+        if best is None or abs(lufs - target) < abs(best[1] - target):
+            best = (gain, lufs, out)
+        if abs(lufs - target) <= LOUDNESS_TOLERANCE_LU or lufs <= SILENT_LUFS:
             break
-        if not ok_tp:
-            limit_db -= (tp - ceiling) + TRUE_PEAK_MARGIN_DB
-        err = target - lufs
-        if prev is not None and abs(lufs - prev[1]) > 1e-3:
-            slope = (lufs - prev[1]) / (gain_db - prev[0]) if gain_db != prev[0] else 1.0
-            slope = float(np.clip(slope, 0.05, 1.0))
-        else:
-            slope = 1.0
-        prev = (gain_db, lufs)
-        if abs(gain_db) >= MAX_MASTER_GAIN_DB and np.sign(err) == np.sign(gain_db):
+        slope = 1.0
+        if prev is not None and gain != prev[0] and abs(lufs - prev[1]) > 1e-3:
+            slope = float(np.clip((lufs - prev[1]) / (gain - prev[0]), 0.05, 1.0))
+        prev = (gain, lufs)
+        nxt = float(np.clip(gain + (target - lufs) / slope, lo, hi))
+        if nxt == gain:  # pinned at the gain range
             break
-        gain_db += err / slope
-    if abs(lufs - target) > LOUDNESS_TOLERANCE_LU:
-        notices.append(
-            f"master: reached {lufs:.2f} LUFS, {lufs - target:+.2f} LU from the {target:g} LUFS target "
-            f"(ceiling {ceiling:g} dBTP); lower target_lufs or raise ceiling_dbtp"
-        )
+        gain = nxt
+    assert best is not None
+    return best[0], best[1], best[2], it
+
+
+def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_rate: int, *,
+           gain_db: float | None = None, automation: Mapping[str, Automation] | None = None) -> MasterResult:
+    """Master a stereo ``mix`` float32 ``[2, samples]`` with the ``master_bus`` ``params``.
+
+    Args:
+        gain_db: a stored solved gain (``session.master.solved_gain_db``) to apply; if it
+            misses the target by more than ``LOUDNESS_TOLERANCE_LU`` (the mix or the target
+            was edited) it is re-solved, with a notice that says by how much it missed.
+            ``None`` solves it.
+        automation: master-bus automation; only ``reverb.*`` (rendered by the console's
+            reverb bus) is allowed.
+
+    Returns:
+        :class:`MasterResult`; ``notices`` explain a target that was not met (a silent mix,
+        a loudness the limiter cannot reach, a stored gain that misses the target).
+
+    Raises:
+        ParamRangeError: automation of a master-chain parameter, which the one master bus does
+            not render (it would be silently dropped otherwise); a stored gain out of range.
+    """
+    automated = sorted(k for k in (automation or {}) if not k.startswith("reverb."))
+    if automated:
+        raise ParamRangeError(
+            f"master automation of {', '.join(automated)} cannot be rendered: the master bus takes static "
+            "eq/compressor/limiter/loudness values; remove those curves from master.automation")
+    notices: list[str] = []
+    target = float(params["loudness"]["target_lufs"])
+    ceiling = float(params["limiter"]["ceiling_dbtp"])
+    pre_lufs = integrated_lufs(mix, sample_rate)
+    pre_tp = true_peak_dbtp(mix, sample_rate)
+    if gain_db is None:
+        gain, lufs, out, it = solve_master_gain(mix, sample_rate, params)
+        solved = True
+    else:
+        gain = GAIN.param("gain_db").validate(gain_db, "master.solved_gain_db")
+        out = render_master(mix, sample_rate, chain_params(params, gain))
+        lufs, it, solved = integrated_lufs(out, sample_rate), 1, False
+        if pre_lufs > SILENT_LUFS and abs(lufs - target) > LOUDNESS_TOLERANCE_LU:
+            stale = (f"master: the stored master.solved_gain_db {gain:+.2f} dB gave {lufs:.2f} LUFS, "
+                     f"{lufs - target:+.2f} LU from the {target:g} LUFS target (the mix or the target changed)")
+            gain, lufs, out, more = solve_master_gain(mix, sample_rate, params, start_gain_db=gain + (target - lufs))
+            it, solved = it + more, True
+            notices.append(f"{stale}; re-solved to {gain:+.2f} dB")
+    tp = true_peak_dbtp(out, sample_rate)
+    if pre_lufs <= SILENT_LUFS:
+        notices.append("master: the mix is silent (below -70 LUFS); no loudness gain applied")
+    elif abs(lufs - target) > LOUDNESS_TOLERANCE_LU:
+        notices.append(f"master: reached {lufs:.2f} LUFS, {lufs - target:+.2f} LU from the {target:g} LUFS target "
+                       f"(ceiling {ceiling:g} dBTP, gain {gain:+.2f} dB of +-{MAX_MASTER_GAIN_DB:g}); "
+                       "lower target_lufs or raise ceiling_dbtp")
     if tp > ceiling:
         notices.append(f"master: true peak {tp:.2f} dBTP exceeds the {ceiling:g} dBTP ceiling")
-    return MasterResult(out, used_gain_db, used_limit_db, lufs, tp, pre_lufs, pre_tp, it, notices)
+    return MasterResult(out, float(gain), float(lufs), float(tp), float(pre_lufs), float(pre_tp), it, solved, notices)

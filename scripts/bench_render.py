@@ -5,8 +5,10 @@ reverb send; a master bus with EQ, compressor and limiter) is rendered
 
 * by mixbridge (``render_console`` + ``master`` with one fixed master gain, i.e.
   one limiter pass, so both sides do the same work), and
-* directly in the raw engine: pedalboard boards for ``builtin``; a DawDreamer
-  graph of the same plugins for ``vst``,
+* directly in the raw engines: for ``builtin``, pedalboard EQ boards, the
+  reference compressor kernel, one scipy convolution with the reference reverb's
+  response and the master-bus kernels called without the host; for ``vst``, a
+  DawDreamer graph of the same plugins (and the same master-bus kernels),
 
 side by side in one run, alternating, best of ``--repeats``. The ratio
 mixbridge / raw is the host's overhead (aim: <= 1.10).
@@ -52,10 +54,10 @@ def make_session(n_tracks: int, seconds: float, seed: int = 0):
 def mixbridge_render(session, audio, backend):
     from mixbridge.plugins.console import render_console
 
+    from mixbridge.plugins.mastering import master
+
     r = render_console(session, backend, audio=audio)
-    mp = session.master.params
-    x = backend.process_chain([("eq", mp["eq"], None), ("compressor", mp["compressor"], None)], r.mix)
-    return backend.process("limiter", x * np.float32(2.0), mp["limiter"])
+    return master(r.mix, session.master.params, SR, gain_db=6.0).audio
 
 
 def raw_pedalboard(session, audio):
@@ -72,34 +74,29 @@ def raw_pedalboard(session, audio):
                 pb.PeakFilter(p["peak3_freq_hz"], p["peak3_gain_db"], p["peak3_q"]),
                 pb.HighShelfFilter(p["high_shelf_freq_hz"], p["high_shelf_gain_db"], shelf_q(p["high_shelf_gain_db"]))]
 
-    def comp(p):
-        return [pb.Compressor(p["threshold_db"], p["ratio"], p["attack_ms"], p["release_ms"]), pb.Gain(p["makeup_db"])]
+    from scipy.signal import oaconvolve
+
+    from mixbridge.plugins.dynamics import compress
+    from mixbridge.plugins.master_bus import render_master
+    from mixbridge.plugins.mastering import chain_params
+    from mixbridge.plugins.reverb import reverb_ir
 
     n = next(iter(audio.values())).shape[1]
     mix = np.zeros((2, n), np.float32)
     bus = np.zeros((2, n), np.float32)
     for t in session.tracks:
         p = t.params
-        y = pb.Pedalboard(eq(p["eq"]) + comp(p["compressor"]) + [pb.Gain(p["fader"]["fader_db"])])(audio[t.name], SR)
-        pan = p["pan"]["pan"]
-        if y.shape[0] == 1:
-            th = (pan + 1) * math.pi / 4
-            st = np.stack([y[0] * math.cos(th), y[0] * math.sin(th)])
-        else:
-            st = y * np.array([[math.cos(pan * math.pi / 2) if pan > 0 else 1.0],
-                               [math.cos(-pan * math.pi / 2) if pan < 0 else 1.0]], np.float32)
+        y = pb.Pedalboard(eq(p["eq"]))(audio[t.name], SR)
+        y = compress(y, SR, **p["compressor"]) * np.float32(10 ** (p["fader"]["fader_db"] / 20))
+        th = (p["pan"]["pan"] + 1) * math.pi / 4
+        scale = 1.0 if y.shape[0] == 1 else math.sqrt(2.0)
+        st = np.stack([y[0] * np.float32(scale * math.cos(th)), y[-1] * np.float32(scale * math.sin(th))])
         mix += st
         bus += st * np.float32(10 ** (p["send"]["send_db"] / 20))
     rv = session.master.params["reverb"]
-    from mixbridge.plugins.builtin import FREEVERB_DAMPING, freeverb_room_size
-
-    mix += pb.Pedalboard([pb.Delay(rv["predelay_ms"] / 1000, 0.0, 1.0),
-                          pb.Reverb(min(max(freeverb_room_size(rv["decay_s"], SR), 0), 1), FREEVERB_DAMPING, 1.0, 0.0, 1.0),
-                          pb.Gain(rv["return_db"])])(bus, SR)
-    mp = session.master.params
-    x = pb.Pedalboard(eq(mp["eq"]) + comp(mp["compressor"]))(mix, SR)
-    lim = mp["limiter"]
-    return pb.Pedalboard([pb.Limiter(0.0, lim["release_ms"]), pb.Gain(lim["ceiling_dbtp"])])(x * np.float32(2.0), SR)
+    ir = reverb_ir(SR, decay_s=rv["decay_s"], predelay_ms=rv["predelay_ms"])
+    mix += (oaconvolve(bus.astype(np.float64), ir, axes=1)[:, :n] * 10 ** (rv["return_db"] / 20)).astype(np.float32)
+    return render_master(mix, SR, chain_params(session.master.params, 6.0))
 
 
 def raw_dawdreamer(session, audio):

@@ -16,7 +16,7 @@ for the CPU) and a mark where p99 is over half a block (the live-bus budget). Mo
 weights time the same as trained ones) or checkpoint paths.
 
 The ``master`` part times the live bus's torch-free streaming master chain
-(:class:`~mixbridge.export.master.StreamingMaster`: EQ, bus compressor, gain,
+(:class:`~mixbridge.plugins.master_bus.StreamingMaster`: EQ, bus compressor, gain,
 true-peak look-ahead limiter; stereo, every stage engaged) alone and after a
 proxy streamed by onnxruntime (``--live-proxy``, default ``tcn-rt``), which is what
 ``mixbridge live`` runs per period.
@@ -136,7 +136,7 @@ def bench_master(block_sizes: list[int], seconds: float, sample_rate: int, live_
                  paced_seconds: float = 1.0) -> list[dict]:
     """Time the streaming master chain (stereo), alone and after ``live_proxy`` in onnxruntime:
     back to back (as the proxy part) and paced at one block per block duration."""
-    from mixbridge.export.master import StreamingMaster
+    from mixbridge.plugins.master_bus import StreamingMaster
 
     chains = {"master": None}
     tmp = None
@@ -179,7 +179,7 @@ def bench_master(block_sizes: list[int], seconds: float, sample_rate: int, live_
 
 
 def print_master(rows: list[dict], chains: list[str], block_sizes: list[int], sample_rate: int) -> None:
-    from mixbridge.export.master import StreamingMaster
+    from mixbridge.plugins.master_bus import StreamingMaster
 
     m = StreamingMaster(sample_rate, MASTER_BENCH_PARAMS, channels=2)
     print(f"\n## master chain: stereo, EQ (5 RBJ biquads) -> compressor (knee 6 dB) -> gain -> true-peak limiter "

@@ -189,19 +189,22 @@ def test_mixer_registry():
         get_mixer("nope")
 
 
-def test_live_chain_gain_is_solved_so_live_master_meets_the_target(multitrack, tmp_path):
-    """`mixbridge live --session` uses provenance.master.live_gain_db: the streaming chain reaches the target."""
-    from mixbridge.export.master import live_params_from_session, render_master
+def test_one_stored_master_gain_drives_the_live_chain_to_the_target(multitrack, tmp_path):
+    """`mixbridge live --session` takes the session's one master.solved_gain_db and the chain of master.wav."""
+    from mixbridge.plugins.master_bus import master_params_from_session, render_master
     from mixbridge.session import load
 
     automix(multitrack, tmp_path / "out", progress=False, report=False)
     session = load(tmp_path / "out" / "session.json")
-    assert "live_gain_db" in session.provenance["master"]
+    assert session.master.solved_gain_db is not None
     mix, sr = read_audio(tmp_path / "out" / "mix.wav")
-    params, _, _ = live_params_from_session(session)
+    params, _, _ = master_params_from_session(session)
+    assert params["gain"]["gain_db"] == session.master.solved_gain_db
     live = render_master(mix, sr, params)
     assert integrated_lufs(live, sr) == pytest.approx(-14.0, abs=LUFS_TOL)
     assert true_peak_dbtp(live, sr) <= CEILING_DBTP
+    offline, _ = read_audio(tmp_path / "out" / "master.wav")
+    np.testing.assert_array_equal(live, offline)  # one chain: the same samples
 
 
 def test_cli_automix_push_reports_an_unreachable_daw(multitrack, tmp_path, capsys):

@@ -30,10 +30,22 @@ def test_constant_power_pan_law_values():
         assert l ** 2 + r ** 2 == pytest.approx(1.0)
     assert pan_gains(-1.0, 1)[1] == pytest.approx(0.0, abs=1e-12)
     assert pan_gains(1.0, 1)[0] == pytest.approx(0.0, abs=1e-12)
-    # stereo balance: unity at the centre, the far side closes
-    assert pan_gains(0.0, 2) == (1.0, 1.0)
-    l, r = pan_gains(0.5, 2)
-    assert (l, r) == (pytest.approx(math.cos(math.pi / 4)), 1.0)
+    # stereo: constant-power balance, unity at the centre, the far side closes
+    assert pan_gains(0.0, 2) == (pytest.approx(1.0, abs=1e-15), pytest.approx(1.0, abs=1e-15))
+    assert pan_gains(-1.0, 2) == (pytest.approx(math.sqrt(2.0)), pytest.approx(0.0, abs=1e-15))
+
+
+@pytest.mark.parametrize("pan", [-0.6, -0.25, 0.1, 0.35, 0.9])
+def test_stereo_stem_with_equal_channels_lands_where_a_mono_stem_lands(pan):
+    """Measured image position 4/pi atan2(rms_R, rms_L) - 1 of a dual-mono stem equals ``pan``, as for mono."""
+    x = np.random.default_rng(0).standard_normal(8192).astype(np.float32) * 0.1
+    s = _session()
+    s.tracks[0].params["pan"]["pan"] = pan
+    for audio in (x[None, :], np.stack([x, x])):
+        out = _render(s, {"t0": audio}).mix.astype(np.float64)
+        rms_l, rms_r = np.sqrt(np.mean(out[0] ** 2)), np.sqrt(np.mean(out[1] ** 2))
+        assert 4 / math.pi * math.atan2(rms_r, rms_l) - 1 == pytest.approx(pan, abs=1e-6)
+        assert np.mean(out ** 2) * 2 == pytest.approx(np.mean(x.astype(np.float64) ** 2) * audio.shape[0], rel=1e-5)
 
 
 def test_minus_6_02_db_fader_halves_amplitude():

@@ -11,7 +11,7 @@ import pytest
     "mixbridge", "mixbridge.schema", "mixbridge.session", "mixbridge.cli", "mixbridge.commands",
     "mixbridge.plugins", "mixbridge.plugins.backend", "mixbridge.plugins.builtin", "mixbridge.plugins.console",
     "mixbridge.plugins.mastering", "mixbridge.models", "mixbridge.models.mixers", "mixbridge.models.automix",
-    "mixbridge.bridge", "mixbridge.export", "mixbridge.export.runtime", "mixbridge.export.artifact", "mixbridge.export.master",
+    "mixbridge.bridge", "mixbridge.export", "mixbridge.export.runtime", "mixbridge.export.artifact", "mixbridge.plugins.master_bus",
     "mixbridge.bridge.live",
     "mixbridge.models.registry", "mixbridge.models.proxy_schema",
 ])

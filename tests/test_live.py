@@ -43,16 +43,23 @@ if shutil.which("jackd") is None:  # pragma: no cover - depends on the machine
 from mixbridge.bridge.live import LiveBus  # noqa: E402
 from mixbridge.bridge.live_jack import CAPTURE, PLAYBACK, port_latency_range  # noqa: E402
 from mixbridge.bridge.osc import OscMessage, decode_message, encode_message  # noqa: E402
-from mixbridge.export.master import render_master  # noqa: E402
+from mixbridge.plugins.master_bus import render_master  # noqa: E402
 
 pytestmark = pytest.mark.jack
 
 SAMPLE_RATE = 48000
 PERIOD = 256
 FIXTURE_ARTIFACT = Path(__file__).parent / "fixtures" / "artifacts" / "tcn-tiny-causal-onnx-v1"
-#: Recording vs offline render: the same float64 kernels on the same float32 samples; what
-#: remains is float32 rounding of the proxy and the pre-roll the bus ran before the signal.
+#: Recording vs offline render of the master chain alone: the same float64 kernels on the same
+#: float32 samples, so what remains is the float32 output rounding (a few ulps of full scale).
 LIVE_TOL = 1e-5
+#: With the proxy in front, the live bus runs the ONNX graph on JACK periods while the offline
+#: reference runs it on 4096-sample chunks: onnxruntime's float32 kernels round differently per
+#: block size and per CPU (AVX2 vs AVX-512). That error is measured in the test on this CPU
+#: (proxy streamed at the JACK period vs rendered in chunks) and scaled by the chain's largest
+#: gain (compressor makeup + master gain); this factor covers the limiter and compressor
+#: responding to the perturbed signal.
+PROXY_ERROR_SAFETY = 4.0
 #: Start-up of a `mixbridge live` subprocess (imports numpy, scipy, onnxruntime) on a loaded machine.
 STARTUP_TIMEOUT_S = 60.0
 #: How long to wait for JACK to run the periods a test needs, beyond their real-time duration.
@@ -264,8 +271,9 @@ def live_factory():
 
 def _session(tmp_path: Path, master: dict, solved_gain_db: float | None = None) -> Path:
     data = {"format": "mixbridge-session", "version": 1, "sample_rate": SAMPLE_RATE,
-            "tracks": [{"name": "mix", "source": "mix.wav"}], "master": {"params": master},
-            "provenance": {"master": {"solved_gain_db": solved_gain_db}} if solved_gain_db is not None else {}}
+            "tracks": [{"name": "mix", "source": "mix.wav"}], "master": {"params": master}}
+    if solved_gain_db is not None:
+        data["master"]["solved_gain_db"] = solved_gain_db
     path = tmp_path / "session.json"
     path.write_text(json.dumps(data))
     return path
@@ -336,18 +344,26 @@ def test_live_output_equals_offline_render(jack_server, rig_factory, live_factor
     # offline, with a pre-roll of silence like the one the bus ran before the signal
     preroll = SAMPLE_RATE // 2
     src = np.concatenate([np.zeros((2, preroll), np.float32), x, np.zeros((2, latency), np.float32)], axis=1)
-    if with_proxy:
-        src = StreamingSession(FIXTURE_ARTIFACT, channels=2).render(src)
+    tol = LIVE_TOL
     params = {**MASTER, "gain": {"gain_db": 6.0}}
+    if with_proxy:
+        raw = src
+        src = StreamingSession(FIXTURE_ARTIFACT, channels=2).render(raw)
+        streamer = StreamingSession(FIXTURE_ARTIFACT, channels=2)
+        streamed = np.concatenate([streamer.process(raw[:, i:i + PERIOD]).copy()
+                                   for i in range(0, raw.shape[1], PERIOD)], axis=1)
+        proxy_err = float(np.max(np.abs(streamed - src)))
+        chain_gain = 10 ** ((MASTER["compressor"]["makeup_db"] + params["gain"]["gain_db"]) / 20)
+        tol = LIVE_TOL + PROXY_ERROR_SAFETY * proxy_err * chain_gain
     offline = render_master(src, SAMPLE_RATE, params, compensate_latency=False)[:, preroll:]
     recorded = rig.recording[:, :n + latency]
     text = live.text()
     xruns = int(_summary_value(text, "xruns:"))
     err = float(np.max(np.abs(recorded - offline)))
-    assert err <= LIVE_TOL, f"live vs offline max error {err:.3g} ({xruns} xruns)\n{text}"
+    assert err <= tol, f"live vs offline max error {err:.3g} > {tol:.3g} ({xruns} xruns)\n{text}"
     # aligned after the reported latency: the bus's output at t + latency is the offline master at t
     aligned = render_master(src, SAMPLE_RATE, params)[:, preroll:preroll + n]
-    assert float(np.max(np.abs(recorded[:, latency:] - aligned))) <= LIVE_TOL
+    assert float(np.max(np.abs(recorded[:, latency:] - aligned))) <= tol
     ceiling = 10 ** (-1.0 / 20)
     assert np.max(np.abs(recorded)) <= ceiling * (1 + 1e-6)
     if not with_proxy:

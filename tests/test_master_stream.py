@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError
-from mixbridge.export.master import (
-    INTERP_DELAY_SAMPLES, LIVE_MASTER, ReverbNotLiveError, StreamingMaster, _filters, interpolation_filter,
-    live_params_from_session, render_master,
+from mixbridge.plugins.master_bus import (
+    INTERP_DELAY_SAMPLES, MASTER_RENDER, ReverbNotInMasterError, StreamingMaster, _filters, interpolation_filter,
+    master_params_from_session, render_master,
 )
 from mixbridge.loudness import true_peak_dbtp
 from mixbridge.plugins.rbj import eq_sections
@@ -236,7 +236,7 @@ def test_parameters_are_validated():
     m = StreamingMaster(SAMPLE_RATE)
     with pytest.raises(ParamRangeError, match=r"master.limiter.ceiling_dbtp = 3 is outside \[-6, 0\] dBTP"):
         m.post("limiter.ceiling_dbtp", 3.0)
-    with pytest.raises(ReverbNotLiveError, match="no reverb"):
+    with pytest.raises(ReverbNotInMasterError, match="no reverb"):
         m.post("reverb.decay_s", 1.0)
     with pytest.raises(UnknownParamError, match="no parameter 'compressor.speed'"):
         m.set_params({"compressor": {"speed": 1.0}})
@@ -248,7 +248,7 @@ def test_parameters_are_validated():
         m.process(np.zeros((1, 64), np.float32))
     with pytest.raises(ParamRangeError):
         StreamingMaster(44100.5)
-    assert set(p for p, _ in LIVE_MASTER.flat_params()) >= {"gain.gain_db", "limiter.ceiling_dbtp"}
+    assert set(p for p, _ in MASTER_RENDER.flat_params()) >= {"gain.gain_db", "limiter.ceiling_dbtp"}
 
 
 def _session(provenance: dict) -> Session:
@@ -258,14 +258,14 @@ def _session(provenance: dict) -> Session:
 
 
 def test_session_master_and_solved_gain():
-    params, reference, notices = live_params_from_session(_session({"master": {"solved_gain_db": 7.25}}))
+    params, reference, notices = master_params_from_session(_session({"master": {"solved_gain_db": 7.25}}))
     assert params["gain"] == {"gain_db": 7.25}
     assert params["compressor"]["threshold_db"] == -12.0 and "reverb" not in params
     assert reference == {"gain_db": 7.25, "target_lufs": -16.0}
     assert any("no reverb" in n for n in notices)
     m = StreamingMaster(SAMPLE_RATE, params, reference=reference)
     assert m.post("loudness.target_lufs", -14.0) == pytest.approx(9.25)  # 2 dB louder target: 2 dB more gain
-    params, reference, notices = live_params_from_session(_session({}))
+    params, reference, notices = master_params_from_session(_session({}))
     assert params["gain"] == {"gain_db": 0.0}
     assert any("no solved master gain" in n for n in notices)
 
@@ -283,7 +283,7 @@ def test_interpolator_is_the_true_peak_meters():
 
 
 def test_modules_import_without_torch():
-    code = ("import sys; import mixbridge.export.master, mixbridge.bridge.live, mixbridge.bridge.live_jack; "
+    code = ("import sys; import mixbridge.plugins.master_bus, mixbridge.bridge.live, mixbridge.bridge.live_jack; "
             "bad = [m for m in ('torch', 'pedalboard') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -49,7 +49,7 @@ from mixbridge.schema import CHANNEL_STRIP
 
 from .errors import BridgeConfigError, DawRangeError
 from .osc import OscMessage
-from .plugin_maps import ABLETON_MAP, ARDOUR_MAP, REAPER_MAP, PluginMap
+from .plugin_maps import DawMap, get_daw_map
 
 #: Ardour's fader maximum: gain coefficient 2.0 = +6.0206 dB (libs/ardour gain_control).
 ARDOUR_MAX_GAIN_DB = 20.0 * math.log10(2.0)
@@ -141,7 +141,6 @@ class DawProfile:
     #: overflows a DAW's socket buffer (measured with Ardour: mutes went missing), so Ardour gets
     #: one bundle per strip; the others get individual messages, paced.
     accepts_bundles = False
-    plugin_map: PluginMap
     #: Schema paths this profile maps outside the plugin map.
     strip_paths: tuple[str, ...] = ()
     #: True if the profile maps ``send.send_db`` onto an aux send of the strip (see :meth:`send_message`).
@@ -163,10 +162,19 @@ class DawProfile:
         """The message setting aux send ``send_id`` (1-based) of a strip to ``send_db`` (schema dB)."""
         raise NotImplementedError
 
+    @property
+    def plugin_map(self) -> DawMap:
+        """This DAW's plugin map (``plugins/maps/daw/<name>.json``, loaded once per process)."""
+        return get_daw_map(self.name)
+
     def param_messages(self, position: int, path: str, value: float, *, where: str = "",
-                       clamp: bool = False, clamped: list[str] | None = None) -> list[OscMessage]:
+                       clamp: bool = False, clamped: list[str] | None = None,
+                       context: dict[str, float] | None = None, sample_rate: int = 48000) -> list[OscMessage]:
         """Messages setting schema parameter ``path`` on the track at ``position``.
 
+        For a plugin parameter, every plugin parameter that depends on ``path`` is sent
+        (a ZamEQ2 bandwidth depends on the band's Q and frequency); ``context`` holds the
+        processor's other real-unit values (schema defaults where missing).
         Returns ``[]`` if this profile does not map ``path``.
 
         Raises:
@@ -177,10 +185,17 @@ class DawProfile:
             return self.strip_messages(position, path, value, where=where, clamp=clamp, clamped=clamped)
         if path == SEND_PATH and self.maps_send:
             return [self.send_message(position, 1, value)]
-        np = self.plugin_map.param(path)
-        if np is None:
-            return []
-        return [self.plugin_message(position, np.slot, np.index, np.to_wire(value, where))]
+        proc, name = path.split(".")
+        out = []
+        for plug in self.plugin_map.plugins:
+            if plug.processor.name != proc or name not in plug.sources:
+                continue
+            values = {**plug.processor.defaults(), **(context or {}), name: float(value)}
+            wire = plug.values(values, sample_rate, where)
+            for b in (plug.stage.set if plug.stage is not None else plug.bindings):
+                if b.source == name or name in b.with_:
+                    out.append(self.plugin_message(position, plug.slot, plug.params[b.param].index, wire[b.param]))
+        return out
 
     def mapped_paths(self) -> tuple[str, ...]:
         return self.strip_paths + ((SEND_PATH,) if self.maps_send else ()) + self.plugin_map.paths
@@ -197,7 +212,6 @@ class ReaperProfile(DawProfile):
     default_port = 8000
     reply_port = 9000
     honours_timetags = False
-    plugin_map = REAPER_MAP
     strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
     #: REAPER's fader range in dB (its volume control tops out at +12 dB).
     FADER_RANGE_DB = (-150.0, 12.0)
@@ -235,7 +249,6 @@ class AbletonProfile(DawProfile):
     default_port = 11000
     reply_port = 11001
     honours_timetags = False  # AbletonOSC dispatches on arrival
-    plugin_map = ABLETON_MAP
     strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
     unreachable_hint = ("Ableton: install AbletonOSC in Live's MIDI Remote Scripts and select it as a Control "
                         "Surface; it listens on 11000 and replies to port 11001 (= --reply-port)")
@@ -265,7 +278,6 @@ class ArdourProfile(DawProfile):
     honours_timetags = True
     accepts_bundles = True
     maps_send = True
-    plugin_map = ARDOUR_MAP
     unreachable_hint = ("Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled, "
                         "port 3819 (or --port)")
     strip_paths = ("trim.gain_db", "polarity.invert", "fader.fader_db", "fader.mute", "pan.pan")

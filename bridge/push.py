@@ -138,9 +138,11 @@ class PushReport:
 
 
 def _strip_messages(profile: DawProfile, position: int, track: Track, layout: StripLayout | None,
-                    clamp: bool) -> StripMessages:
+                    clamp: bool, sample_rate: int = 48000) -> StripMessages:
     out = StripMessages()
     where = f"track '{track.name}' "
+    dm = profile.plugin_map
+    carried = set(dm.paths)
     for path, param in CHANNEL_STRIP.flat_params():
         proc, name = path.split(".")
         value = track.params[proc][name]
@@ -154,36 +156,50 @@ def _strip_messages(profile: DawProfile, position: int, track: Track, layout: St
                     out.unmapped.append(f"{track.name}: {path} = {value:g} (no aux send on the DAW strip)")
                 continue
             msgs = [profile.send_message(position, send_id, value)]
-        else:
-            np = profile.plugin_map.param(path)
-            if np is not None:
-                slot, index = np.slot, np.index
-                if layout is not None:
-                    slot = layout.slots.get(np.slot, np.slot)
-                    names = layout.param_index.get(np.slot)
-                    if names is not None:
-                        index = names.get(np.native_name, -1)
-                if layout is not None and slot is not None and index >= 0:
-                    rng = layout.ranges.get(np.slot, {}).get(index)
-                    wire = np.to_wire(value, where)
-                    if rng is not None and not rng[0] - 1e-6 <= wire <= rng[1] + 1e-6:
-                        raise DawRangeError(
-                            f"{where}{path} = {value:g} is sent as {np.native_name} = {wire:g}, but "
-                            f"{profile.name} reports that parameter's range as [{rng[0]:g}, {rng[1]:g}]; the "
-                            "built-in plugin map does not fit this device version, so nothing was sent"
-                        )
-                if slot is None or index < 0:
-                    if value != param.default:
-                        what = "plugin" if slot is None else f"parameter '{np.native_name}'"
-                        out.unmapped.append(f"{track.name}: {path} = {value:g} ({what} "
-                                            f"'{profile.plugin_map.plugin_name(np.slot)}' not found on the DAW strip)")
-                    continue
-                msgs = [profile.plugin_message(position, slot, index, np.to_wire(value, where))]
+        elif path in carried:
+            continue  # sent per plugin below
         if msgs:
             out.messages.extend(msgs)
         elif value != param.default:
-            out.unmapped.append(f"{track.name}: {path} = {value:g} (no {profile.name} mapping)")
+            why = next((p.not_carried[name] for p in dm.plugins if p.processor.name == proc and name in p.not_carried),
+                       f"no {profile.name} mapping")
+            out.unmapped.append(f"{track.name}: {path} = {value:g} ({why})")
+    # plugin parameters: per plugin slot, by parameter name, from the DAW map (host maps for REAPER)
+    for plug in dm.plugins:
+        proc = plug.processor.name
+        params = track.params[proc]
+        changed = [f"{proc}.{n}" for n in plug.sources if params[n] != plug.processor.param(n).default]
+        slot: int | None = plug.slot
+        names = None
+        if layout is not None:
+            slot = layout.slots.get(plug.slot, plug.slot)
+            names = layout.param_index.get(plug.slot)
+        if slot is None:
+            out.unmapped.extend(f"{track.name}: {p} = {params[p.split('.')[1]]:g} (plugin '{plug.name}' not found on "
+                                "the DAW strip)" for p in changed)
+            continue
+        wire = plug.values(params, sample_rate, where)
+        for pname, v in wire.items():
+            index = plug.params[pname].index if names is None else names.get(pname, -1)
+            if index < 0:
+                out.unmapped.extend(f"{track.name}: {p} = {params[p.split('.')[1]]:g} (parameter '{pname}' of "
+                                    f"'{plug.name}' not found on the DAW strip)"
+                                    for p in changed if _drives(plug, pname, p.split(".")[1]))
+                continue
+            rng = layout.ranges.get(plug.slot, {}).get(index) if layout is not None else None
+            if rng is not None and not rng[0] - 1e-6 <= v <= rng[1] + 1e-6:
+                raise DawRangeError(
+                    f"{where}{plug.name} '{pname}' would be sent as {v:g}, but {profile.name} reports that "
+                    f"parameter's range as [{rng[0]:g}, {rng[1]:g}]; the built-in plugin map does not fit this "
+                    "device version, so nothing was sent"
+                )
+            out.messages.append(profile.plugin_message(position, slot, index, v))
     return out
+
+
+def _drives(plug, pname: str, source: str) -> bool:
+    bs = plug.stage.set if plug.stage is not None else plug.bindings
+    return any(b.param == pname and (b.source == source or source in b.with_) for b in bs)
 
 
 def plan_push(session: Session, daw: str | DawProfile, *, daw_tracks: Sequence[DawTrack] | None = None,
@@ -202,7 +218,8 @@ def plan_push(session: Session, daw: str | DawProfile, *, daw_tracks: Sequence[D
     strips = []
     for track, d in result.pairs:
         layout = (layouts or {}).get(d.position)
-        strips.append((track.name, d.position, _strip_messages(profile, d.position, track, layout, clamp)))
+        strips.append((track.name, d.position, _strip_messages(profile, d.position, track, layout, clamp,
+                                                                  session.sample_rate)))
     return PushPlan(profile.name, setup, strips, result, profile.unmapped_paths())
 
 
@@ -344,7 +361,7 @@ def _ableton_get(client: OscUdpClient, address: str, key: tuple) -> tuple:
 def _ableton_layout(client: OscUdpClient, t: int, profile: DawProfile) -> StripLayout:
     devices = [str(x) for x in _ableton_get(client, "/live/track/get/devices/name", (t,))]
     layout = StripLayout()
-    for slot, name in profile.plugin_map.plugins:
+    for slot, name in profile.plugin_map.slots:
         actual = devices.index(name) if name in devices else None
         layout.slots[slot] = actual
         if actual is not None:
@@ -407,7 +424,7 @@ def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None 
             for _, d in result.pairs:
                 first_send = sends[d.position + 1][0][2] if sends[d.position + 1] else None
                 layouts[d.position] = StripLayout({slot: present[d.position + 1].get(name)
-                                                   for slot, name in profile.plugin_map.plugins}, send_id=first_send)
+                                                   for slot, name in profile.plugin_map.slots}, send_id=first_send)
         elif isinstance(profile, AbletonProfile):
             for _, d in result.pairs:
                 layouts[d.position] = _ableton_layout(client, d.position, profile)
@@ -506,18 +523,28 @@ def pull(daw: str, *, host: str = LOCALHOST, port: int | None = None, clamp: boo
         state = _State()
         client.router.add("/**", state)
         if isinstance(profile, ArdourProfile):
-            tracks, not_read, clamped = _pull_ardour(client, profile, state, clamp)
+            tracks, not_read, clamped = _pull_ardour(client, profile, state, clamp, sample_rate)
         elif isinstance(profile, AbletonProfile):
-            tracks, not_read, clamped = _pull_ableton(client, profile, clamp)
+            tracks, not_read, clamped = _pull_ableton(client, profile, clamp, sample_rate)
         else:
-            tracks, not_read, clamped = _pull_reaper(client, profile, max_tracks, clamp)
+            tracks, not_read, clamped = _pull_reaper(client, profile, max_tracks, clamp, sample_rate)
         s = _new_session(daw, host, port, tracks)
         s.sample_rate = sample_rate
         s.validate()
         return PullReport(s, not_read, clamped, client.router.stats)
 
 
-def _pull_ardour(client, profile, state: _State, clamp):
+def _read_plugin(t: Track, plug, wire: dict[str, float], name: str, where: str, clamp: bool, clamped: list[str],
+                 not_read: list[str], sample_rate: int) -> None:
+    """Store what one plugin's wire values say about its schema parameters (conversions inverted)."""
+    got, missing = plug.read_back(wire, sample_rate)
+    proc = plug.processor.name
+    for src, v in got.items():
+        _set(t.params, f"{proc}.{src}", v, where, clamp, clamped)
+    not_read.extend(f"{name}: {proc}.{m} ({plug.name} did not report it)" for m in missing)
+
+
+def _pull_ardour(client, profile, state: _State, clamp, sample_rate=48000):
     strips = ardour_list_strips(client, feedback=True)
     client.pump(0.1)  # the handshake's strip feedback keeps arriving for a moment
     sends = ardour_sends_many(client, [ssid for ssid, _, _ in strips])
@@ -546,24 +573,20 @@ def _pull_ardour(client, profile, state: _State, clamp):
         else:
             not_read.append(f"{name}: {SEND_PATH} (no aux send on the strip)")
         present = ardour_plugins(client, ssid)
-        for slot, pname in profile.plugin_map.plugins:
-            piid = present.get(pname)
-            params = [p for p in profile.plugin_map.params if p.slot == slot]
+        for plug in profile.plugin_map.plugins:
+            piid = present.get(plug.name)
             if piid is None:
-                not_read.extend(f"{name}: {p.path} (no {pname} on the strip)" for p in params)
+                not_read.extend(f"{name}: {p} (no {plug.name} on the strip)" for p in plug.paths)
                 continue
             desc = ardour_descriptor(client, ssid, piid)
-            for p in params:
-                d = desc.get(p.index)
-                if d is None or d[0] != p.native_name:
-                    not_read.append(f"{name}: {p.path} ({pname} has no parameter {p.index} '{p.native_name}')")
-                    continue
-                _set(t.params, p.path, p.from_native(d[3]), where, clamp, clamped)
+            wire = {p.name: desc[p.index][3] for p in plug.params.values()
+                    if p.index in desc and desc[p.index][0] == p.name}
+            _read_plugin(t, plug, wire, name, where, clamp, clamped, not_read, sample_rate)
         tracks.append(t)
     return tracks, not_read, clamped
 
 
-def _pull_ableton(client, profile, clamp):
+def _pull_ableton(client, profile, clamp, sample_rate=48000):
     names = ableton_track_names(client)
     tracks, not_read, clamped = [], [], []
     for i, name in enumerate(names):
@@ -574,24 +597,20 @@ def _pull_ableton(client, profile, clamp):
         _set(t.params, "pan.pan", float(_ableton_get(client, "/live/track/get/panning", (i,))[0]), where, clamp, clamped)
         _set(t.params, "fader.mute", float(_ableton_get(client, "/live/track/get/mute", (i,))[0]), where, clamp, clamped)
         layout = _ableton_layout(client, i, profile)
-        for slot, dname in profile.plugin_map.plugins:
-            params = [p for p in profile.plugin_map.params if p.slot == slot]
-            actual = layout.slots.get(slot)
+        for plug in profile.plugin_map.plugins:
+            actual = layout.slots.get(plug.slot)
             if actual is None:
-                not_read.extend(f"{name}: {p.path} (no {dname} on the track)" for p in params)
+                not_read.extend(f"{name}: {p} (no {plug.name} on the track)" for p in plug.paths)
                 continue
             values = _ableton_get(client, "/live/device/get/parameters/value", (i, actual))
-            for p in params:
-                idx = layout.param_index[slot].get(p.native_name)
-                if idx is None or idx >= len(values):
-                    not_read.append(f"{name}: {p.path} ({dname} has no '{p.native_name}')")
-                    continue
-                _set(t.params, p.path, p.from_wire(float(values[idx])), where, clamp, clamped)
+            idx = layout.param_index[plug.slot]
+            wire = {n: float(values[idx[n]]) for n in plug.params if n in idx and idx[n] < len(values)}
+            _read_plugin(t, plug, wire, name, where, clamp, clamped, not_read, sample_rate)
         tracks.append(t)
     return tracks, not_read, clamped
 
 
-def _pull_reaper(client, profile, max_tracks, clamp):
+def _pull_reaper(client, profile, max_tracks, clamp, sample_rate=48000):
     state = reaper_refresh(client, max_tracks, profile, client.timeout_s)
     tracks, not_read, clamped = [], [], []
     for d in _reaper_tracks(state):
@@ -608,11 +627,12 @@ def _pull_reaper(client, profile, max_tracks, clamp):
                 not_read.append(f"{d.name}: {path}")
                 continue
             _set(t.params, path, conv(rows[-1][0]), where, clamp, clamped)
-        for p in profile.plugin_map.params:
-            rows = state.by_address.get(f"/track/{n}/fx/{p.slot}/fxparam/{p.index}/value")
-            if not rows or not rows[-1]:
-                not_read.append(f"{d.name}: {p.path}")
-                continue
-            _set(t.params, p.path, p.from_wire(float(rows[-1][0])), where, clamp, clamped)
+        for plug in profile.plugin_map.plugins:
+            wire = {}
+            for pname, p in plug.params.items():
+                rows = state.by_address.get(f"/track/{n}/fx/{plug.slot}/fxparam/{p.index}/value")
+                if rows and rows[-1]:
+                    wire[pname] = float(rows[-1][0])
+            _read_plugin(t, plug, wire, d.name, where, clamp, clamped, not_read, sample_rate)
         tracks.append(t)
     return tracks, not_read, clamped

@@ -12,7 +12,7 @@ def _automix(args: argparse.Namespace) -> int:
     from mixbridge.models.automix import automix
 
     res = automix(args.stems_dir, args.output, mixer=args.mixer, backend=args.backend,
-                  target_lufs=args.target_lufs, seed=args.seed, progress=not args.quiet)
+                  target_lufs=args.target_lufs, seed=args.seed, progress=not args.quiet, clamp=args.clamp)
     print(res.summary())
     if args.push:  # DESIGN.md §3 step 6: optionally push the session into a DAW
         from mixbridge.cli import main
@@ -25,7 +25,7 @@ def _render(args: argparse.Namespace) -> int:
     from mixbridge.models.automix import render
 
     res = render(args.session, args.output, backend=args.backend, progress=not args.quiet, mix_out=args.mix_output,
-                 resolve_gain=args.resolve_gain)
+                 resolve_gain=args.resolve_gain, clamp=args.clamp)
     how = "solved" if res.solved else "stored"
     print(f"wrote {args.output}: {res.lufs:.2f} LUFS, true peak {res.true_peak_dbtp:.2f} dBTP "
           f"({how} master gain {res.gain_db:+.2f} dB)")
@@ -61,6 +61,9 @@ def register(sub) -> None:
     p.add_argument("--target-lufs", type=float, default=None, help="integrated loudness target (default -14)")
     p.add_argument("--seed", type=int, default=0, help="seed of random mixers")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--clamp", action="store_true",
+                   help="move values the backend cannot render into its range and list each one, instead of "
+                        "stopping with an error that names the track, parameter, value and range")
     p.add_argument("--push", choices=("ardour", "reaper", "ableton"), default=None,
                    help="then push session.json into this DAW on 127.0.0.1 (see `mixbridge push --help`)")
     p.set_defaults(func=_automix)
@@ -73,6 +76,9 @@ def register(sub) -> None:
     p.add_argument("--resolve-gain", action="store_true",
                    help="solve the master gain again for this render instead of applying the session's "
                         "master.solved_gain_db (the file is not changed)")
+    p.add_argument("--clamp", action="store_true",
+                   help="move values the backend cannot render into its range and list each one, instead of "
+                        "stopping with an error that names the track, parameter, value and range")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_render)
 

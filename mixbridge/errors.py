@@ -12,7 +12,19 @@ class MixbridgeError(Exception):
 
 
 class ParamRangeError(ValueError, MixbridgeError):
-    """A parameter value lies outside its schema range (or is not finite)."""
+    """A parameter value lies outside its schema range, or outside what a backend can render.
+
+    A backend that refuses a value it cannot render sets ``param`` (the schema name, e.g.
+    ``"peak3_q"``), ``value`` and ``reachable`` (``(lo, hi)`` in real units), so that a render
+    asked to clamp (``--clamp``) can move the value into that range and list it.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, value: float | None = None,
+                 reachable: tuple[float, float] | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.value = value
+        self.reachable = reachable
 
 
 class UnknownParamError(KeyError, MixbridgeError):

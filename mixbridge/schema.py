@@ -370,10 +370,12 @@ REVERB = Processor(
 
 #: What every reverb implementation must render (measured by :mod:`mixbridge.plugins.contract`).
 REVERB_SEMANTICS = (
-    "Wet only (the dry signal is in the mix already). decay_s is the broadband RT60 of the return, "
+    "Wet only (the dry signal is in the mix already); the stereo send bus feeds both return channels "
+    "(mono sum in, decorrelated stereo out, like a plate). decay_s is the broadband RT60 of the return, "
     "measured by Schroeder backward integration of its impulse response (T20 extrapolated to 60 dB; "
-    "ISO 3382-1). Wet level: the return's energy over the send bus's energy, for stationary white noise, "
-    "is return_db (send_db sets each track's contribution to the bus, post-fader and post-pan)."
+    "ISO 3382-1). Wet level: the return's energy over the send bus's energy, for stationary white noise "
+    "independent on the two send channels, is return_db (a send with equal channels returns 3.01 dB more); "
+    "send_db sets each track's contribution to the bus, post-fader and post-pan."
 )
 LIMITER = Processor(
     "limiter",
@@ -506,7 +508,8 @@ DEMASTER_REVERB = Processor(
         Param("decay_s", "s", 0.2, 3.0, 1.0, "log", description="RT60 of the added reverb (as reverb.decay_s)",
               source=_KHOO),
         Param("return_db", "dB", -30.0, -6.0, -18.0, "db",
-              description="wet level: wet energy over dry energy for stationary white noise (as reverb.return_db)",
+              description="wet level: wet energy over dry energy for stationary white noise independent on the two "
+                          "channels (as reverb.return_db)",
               source=_KHOO),
     ),
     "the reference reverb (REVERB_SEMANTICS; mixbridge.plugins.reverb, no pre-delay) as an insert: dry + wet, "

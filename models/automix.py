@@ -55,12 +55,16 @@ def _progress(enabled: bool, total: int, desc: str):
 
 def render_session(session: Session, backend: str = "builtin", progress: bool = False,
                    on_track: Callable[[str], None] | None = None, measure: bool = False,
-                   resolve_gain: bool = False):
+                   resolve_gain: bool = False, clamp: bool = False):
     """Render a session's console and master bus.
 
     The master applies the session's stored ``master.solved_gain_db`` (the one master
     gain, the same for every backend and the live bus); it is solved when the session
     has none or ``resolve_gain`` is set, and then stored in ``session.master``.
+
+    ``clamp``: values the backend cannot render are moved into its range and listed in the
+    notices, instead of stopping the render with an error naming the track, parameter, value
+    and range.
 
     Returns:
         ``(console_render, master_result, backend_instance)``.
@@ -69,7 +73,7 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
     from mixbridge.plugins.console import render_console
     from mixbridge.plugins.mastering import master
 
-    be = get_backend(backend, session.sample_rate)
+    be = get_backend(backend, session.sample_rate, clamp=clamp)
     bar = _progress(progress, len(session.tracks) + 1, f"render ({backend})")
 
     def tick(name: str) -> None:
@@ -99,6 +103,7 @@ def automix(
     seed: int = 0,
     progress: bool = True,
     report: bool = True,
+    clamp: bool = False,
 ) -> AutomixResult:
     """Mix and master a folder of stems.
 
@@ -109,6 +114,8 @@ def automix(
         mixer: a registered mixer name (``mixbridge.models.mixers.mixer_names()``).
         backend: ``builtin`` or ``vst``.
         target_lufs: integrated loudness target; default the schema's -14 LUFS.
+        clamp: move values the backend cannot render into its range (listed in the notices)
+            instead of stopping with an error.
 
     Raises:
         AudioInputError: bad stems. UnknownNameError: unknown mixer/backend.
@@ -126,7 +133,7 @@ def automix(
     out_dir.mkdir(parents=True, exist_ok=True)
     session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
     session.provenance["backend"] = backend
-    console, mres, be = render_session(session, backend, progress=progress, measure=report)
+    console, mres, be = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
     notices = list(stems.notices) + list(console.notices) + list(mres.notices)
     notices += session.provenance.get("mixer_notes", [])
     session.provenance["master"] = {
@@ -154,7 +161,8 @@ def automix(
 
 
 def render(session_path: str | Path, out_path: str | Path, backend: str = "builtin",
-           progress: bool = True, mix_out: str | Path | None = None, resolve_gain: bool = False):
+           progress: bool = True, mix_out: str | Path | None = None, resolve_gain: bool = False,
+           clamp: bool = False):
     """Re-render a (possibly edited) session file to a mastered WAV.
 
     The master applies the session's stored ``master.solved_gain_db``; ``resolve_gain``
@@ -167,7 +175,7 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
         SessionError and friends: an invalid session. AudioInputError: missing sources.
     """
     session = load(session_path)
-    console, mres, _ = render_session(session, backend, progress=progress, resolve_gain=resolve_gain)
+    console, mres, _ = render_session(session, backend, progress=progress, resolve_gain=resolve_gain, clamp=clamp)
     write_audio(out_path, mres.audio, session.sample_rate)
     if mix_out:
         write_audio(mix_out, console.mix, session.sample_rate)

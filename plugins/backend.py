@@ -70,20 +70,94 @@ class Backend(ABC):
     Args:
         sample_rate: in Hz; every call uses it.
         block_size: samples per host block (and the automation update rate).
+        clamp: a value this backend cannot render is moved to the nearest value it can
+            render and listed in :attr:`notices` (``--clamp``); by default it is refused with
+            a :class:`~mixbridge.errors.ParamRangeError` naming the value and the range.
     """
 
     name: str = ""
 
-    def __init__(self, sample_rate: int, block_size: int = 512) -> None:
+    def __init__(self, sample_rate: int, block_size: int = 512, clamp: bool = False) -> None:
         self.sample_rate = int(sample_rate)
         self.block_size = int(block_size)
+        self.clamp = bool(clamp)
         #: Human-readable notices about how the render differs from the request
         #: (e.g. a parameter a processor cannot honour). Reported, never silent.
         self.notices: list[str] = []
+        #: Every notice given with ``changed_value=True``, once per call (not deduplicated): a
+        #: render that used another value than requested. Data generation refuses such examples.
+        self.value_changes: list[str] = []
 
-    def notice(self, text: str) -> None:
+    def notice(self, text: str, *, changed_value: bool = False) -> None:
+        """Report how a render differs from the request.
+
+        ``changed_value=True``: a parameter was rendered as another value than requested (a
+        clamp, a soft knee rendered hard); ``datagen`` then does not store the example.
+        """
+        if changed_value:
+            self.value_changes.append(text)
         if text not in self.notices:
             self.notices.append(text)
+
+    def with_clamp(self, processor: str, params: Mapping[str, float], render: Callable[[dict], np.ndarray],
+                   label: str = "") -> np.ndarray:
+        """``render(params)``, clamping refused values when :attr:`clamp` is set.
+
+        A refusal is a :class:`~mixbridge.errors.ParamRangeError` that names its ``param`` and
+        ``reachable`` range; with ``clamp`` the value moves into that range, the change is
+        listed as a notice (``changed_value=True``) and the render is tried again.
+
+        Raises:
+            ParamRangeError: without ``clamp``, or a refusal that names no reachable range.
+        """
+        from mixbridge.errors import ParamRangeError
+
+        p = dict(params)
+        for _ in range(len(p) + 1):
+            try:
+                return render(p)
+            except ParamRangeError as e:
+                if not (self.clamp and e.param in p and e.reachable is not None):
+                    raise
+                lo, hi = e.reachable
+                old = float(p[e.param])
+                new = min(max(old, lo), hi)
+                if new == old:
+                    raise
+                p[e.param] = new
+                where = f"{label}: " if label else ""
+                self.notice(f"{where}{processor}.{e.param} = {old:g} clamped to {new:g} (the {self.name} backend "
+                            f"renders {lo:g}..{hi:g} here)", changed_value=True)
+        return render(p)
+
+    def check_renderable(self, processor: str, params: Mapping[str, float], *, label: str = "") -> None:
+        """Raise if this backend would refuse ``params`` (static values) for ``processor``; render nothing.
+
+        The default renders every schema value. Data generation calls it to redraw an example's
+        parameters before rendering, so that refused draws cost no render.
+
+        Raises:
+            ParamRangeError: a value this backend cannot render (see :meth:`with_clamp`).
+        """
+
+    def renderable_range(self, processor: str, param: str) -> tuple[float, float]:
+        """``(lo, hi)`` in real units: the values of ``processor.param`` this backend renders as requested.
+
+        The default is the schema's range; a backend that can render only part of it overrides
+        this (data generation samples inside it and refuses ``--param`` ranges beyond it).
+
+        Raises:
+            UnknownParamError: an unknown processor or parameter name.
+        """
+        from mixbridge.schema import COMPRESSOR, EQ, LIMITER, REVERB
+
+        procs = {p.name: p for p in (EQ, COMPRESSOR, REVERB, LIMITER)}
+        if processor not in procs:
+            from mixbridge.errors import UnknownParamError
+
+            raise UnknownParamError(f"unknown processor '{processor}'; backends render {', '.join(procs)}")
+        p = procs[processor].param(param)
+        return (p.min, p.max)
 
     @abstractmethod
     def process(

@@ -124,9 +124,9 @@ class BuiltinBackend(Backend):
 
     name = "builtin"
 
-    def __init__(self, sample_rate: int, block_size: int = 512) -> None:
+    def __init__(self, sample_rate: int, block_size: int = 512, clamp: bool = False) -> None:
         _need_pedalboard()
-        super().__init__(sample_rate, block_size)
+        super().__init__(sample_rate, block_size, clamp)  # renders the whole schema range: nothing to clamp
 
     def _static(self, processor: str, audio: np.ndarray, params: Mapping[str, float]) -> np.ndarray:
         sr = self.sample_rate

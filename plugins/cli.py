@@ -1,6 +1,6 @@
-"""The ``mixbridge plugins`` command group: ``list``, ``inspect PLUGIN``, ``calibrate PLUGIN``.
+"""The ``mixbridge plugins`` command group: ``list``, ``inspect PLUGIN``, ``calibrate PLUGIN``, ``check TARGET``.
 
-Thin handlers over :mod:`.discovery`, :mod:`.vst` and :mod:`.pluginmap`; this
+Thin handlers over :mod:`.discovery`, :mod:`.vst`, :mod:`.pluginmap` and :mod:`.contract`; this
 module imports only the standard library at top level (the CLI contract of
 :mod:`mixbridge.cli`).
 """
@@ -11,7 +11,7 @@ import json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("plugins", help="list, inspect and calibrate installed VST plugins")
+    p = subparsers.add_parser("plugins", help="list, inspect, calibrate and check (against the schema) installed VST plugins")
     sub = p.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -39,6 +39,21 @@ def register(subparsers) -> None:
     pc.add_argument("--points", type=int, default=None, help="sweep points before refinement (default 101)")
     pc.add_argument("--path", action="append", default=[], metavar="DIR", help="extra folder to search")
     pc.set_defaults(func=_calibrate)
+
+    pk = sub.add_parser(
+        "check",
+        help="measure an implementation, plugin map or plugin against the schema's meaning (the semantic contract)",
+        description="Render test signals through TARGET and print the measured-vs-schema table: compressor static "
+        "curve and 63 %% time constants, EQ magnitude vs the RBJ design, limiter true peak, reverb RT60 and wet level, "
+        "pan position. TARGET is an implementation (reference, builtin, vst, live, torch, or one registered later), a "
+        "shipped plugin map (e.g. zamcomp), a map .json path, or a plugin name a shipped map uses (e.g. ZamComp). "
+        "Exit 0 when every row passes or is refused with a stated range, 1 otherwise.",
+    )
+    pk.add_argument("target", metavar="MAP_OR_IMPLEMENTATION", help="implementation, map name, map .json or plugin name")
+    pk.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
+    pk.add_argument("--rows", default=None, metavar="GROUPS",
+                    help="comma-separated row groups to measure: compressor,eq,limiter,reverb,pan (default: all supported)")
+    pk.set_defaults(func=_check)
 
 
 def _silence_vst3_teardown(loaded_format: str) -> None:
@@ -149,3 +164,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     print(f"{summary} -> {out}")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .contract import run_contract
+
+    rows = [g.strip() for g in args.rows.split(",") if g.strip()] if args.rows else None
+    report = run_contract(args.target, sample_rate=args.sample_rate, rows=rows)
+    print(report.table())
+    return 0 if report.passed else 1

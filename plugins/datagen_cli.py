@@ -25,6 +25,17 @@ def _add_common(p: argparse.ArgumentParser, *, default_n: int) -> None:
                    help="where workers run: local processes or a Ray cluster (default local)")
     p.add_argument("--address", default=None, help="Ray address: auto or HOST:PORT (default: start a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _max_failures(p, "the run fails (exit 2, the first distinct reasons listed) when all its examples, or more "
+                     "than this fraction of them, failed")
+
+
+#: The help text's default; the value itself is ``format.DEFAULT_MAX_FAILURE_FRACTION`` (a test compares them).
+MAX_FAILURE_FRACTION_HELP = 0.1
+
+
+def _max_failures(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--max-failure-fraction", type=float, default=None, metavar="F",
+                   help=f"{what} (0..1, default {MAX_FAILURE_FRACTION_HELP:g})")
 
 
 def _render_backend(p: argparse.ArgumentParser) -> None:
@@ -40,7 +51,8 @@ def _run(config: dict, args) -> int:
 
     try:
         summary = generate(config, args.out, workers=args.workers, timeout_s=args.timeout_s, executor=args.executor,
-                           address=args.address, progress=not args.no_progress)
+                           address=args.address, progress=not args.no_progress,
+                           max_failure_fraction=args.max_failure_fraction)
     except BaseException as e:
         if getattr(e, "summary", None) is not None:
             print(e.summary.text(), file=sys.stderr)
@@ -96,7 +108,8 @@ def _mixes(args) -> int:
 def _verify(args) -> int:
     from mixbridge.plugins.datagen.format import verify
 
-    report = verify(args.dataset, allow_incomplete=args.allow_incomplete)
+    report = verify(args.dataset, allow_incomplete=args.allow_incomplete,
+                    max_failure_fraction=args.max_failure_fraction)
     print(report.text())
     return 0 if report.ok else 1
 
@@ -112,7 +125,13 @@ def _info(args) -> int:
           f"({'complete' if d['complete'] else 'incomplete'}), {d['n_failures']} failures "
           f"{d['failures_by_kind'] or ''}")
     print(f"  {d['n_shards']} shards, {d['bytes'] / 1e6:.1f} MB, sample rate {d['sample_rate']} Hz, seed {d['seed']}, "
-          f"backend {d['backend']}, processors {d['processors']}")
+          f"backend {d['backend']}, processors {d['processors']}, format version {d['version']}")
+    for r in d["failure_reasons"]:
+        print(f"  failure reason: {r}")
+    for k, (lo, hi) in d["renderable_ranges"].items():
+        print(f"  {k}: sampled in [{lo:g}, {hi:g}], the range the {d['backend']} backend renders")
+    if d["legacy_problem"]:
+        print(f"  warning: format version 1: {d['legacy_problem']}; regenerate it with this mixbridge")
     for k, a in d["arrays"].items():
         print(f"  {k:16s} {a['dtype']:8s} per example {a['shape_per_example']}")
     return 0
@@ -165,6 +184,8 @@ def register(sub) -> None:
     p = gs.add_parser("verify", help="check a dataset's shards, checksums, manifest and completeness")
     p.add_argument("dataset")
     p.add_argument("--allow-incomplete", action="store_true", help="pass a dataset that is still being generated")
+    _max_failures(p, "fail when no example succeeded or more than this fraction of the generated indices are "
+                     "recorded failures")
     p.set_defaults(func=_verify)
 
     p = gs.add_parser("info", help="summarise a dataset")

@@ -130,9 +130,12 @@ def resolve_plugin(
         fmt = "vst3" if p.name.endswith(VST3_SUFFIX) else "vst2"
         return PluginFile(plugin_name(p), p.resolve(), fmt)
     if os.sep in str(plugin) or str(plugin).endswith((VST2_SUFFIX, VST3_SUFFIX)):
+        found = find_plugins(extra_paths)
+        close = closest_plugins(plugin_name(p), found)
+        near = ", ".join(f"{pf.name} ({pf.format}) [in {pf.path.parent}]" for pf in close) or "none named alike"
         raise PluginNotFoundError(
             f"plugin file {plugin} does not exist; give an existing .so/.vst3 path or a plugin name "
-            f"(found: {_found_text(find_plugins(extra_paths))})"
+            f"({len(found)} plugin(s) found; closest: {near})"
         )
     wanted = plugin_name(Path(str(plugin))).lower()
     candidates = [pf for pf in find_plugins(extra_paths) if pf.name.lower() == wanted]
@@ -165,16 +168,60 @@ def _found_text(found: Sequence[PluginFile]) -> str:
     return "; ".join(parts)
 
 
+#: How many installed plugins a "not found" error names (the closest to the name asked for).
+CLOSEST_LIMIT = 5
+#: difflib similarity (0..1) a name needs to count as close to the one asked for.
+CLOSEST_CUTOFF = 0.5
+
+
+def closest_plugins(name: str, found: Sequence[PluginFile], limit: int = CLOSEST_LIMIT) -> list[PluginFile]:
+    """The installed plugins whose names look most like ``name`` (case-insensitive), best first.
+
+    Names that contain the one asked for, or that it contains, come first (shortest
+    first), then :func:`difflib.get_close_matches` (ratio >= :data:`CLOSEST_CUTOFF`). At most
+    ``limit`` plugins; empty when nothing is close.
+    """
+    import difflib
+
+    wanted = plugin_name(Path(str(name))).lower()
+    by_name: dict[str, list[PluginFile]] = {}
+    for pf in found:
+        by_name.setdefault(pf.name.lower(), []).append(pf)
+    contains = sorted((n for n in by_name if wanted and (wanted in n or n in wanted)), key=lambda n: (len(n), n))
+    similar = difflib.get_close_matches(wanted, list(by_name), n=max(limit, 1) * 2, cutoff=CLOSEST_CUTOFF)
+    order: list[str] = []
+    for n in contains + similar:
+        if n not in order:
+            order.append(n)
+    out: list[PluginFile] = []
+    for n in order:
+        out.extend(by_name[n])
+    return out[:limit]
+
+
 def plugin_not_found(
     plugin: str, extra_paths: Iterable[str | os.PathLike] | None = None, reason: str = "is not installed"
 ) -> PluginNotFoundError:
-    """Build the error for a plugin that is missing or fails to load, listing what was found."""
+    """Build the error for a plugin that is missing or fails to load.
+
+    The message names the number of plugins found and the (at most :data:`CLOSEST_LIMIT`)
+    installed plugins closest to the name asked for (:func:`closest_plugins`), with their
+    folders, then the folders searched and the fix. ``plugin`` may be a name, a path, or
+    ``"Name (file, format)"``.
+    """
     found = find_plugins(extra_paths)
     searched = ", ".join(str(d) for d in search_paths(extra_paths))
+    query = plugin_name(Path(str(plugin).split(" (")[0]))
+    close = closest_plugins(query, found)
+    if close:
+        near = "; ".join(f"{pf.name} ({pf.format}) [in {pf.path.parent}]" for pf in close)
+        listing = f"Closest to '{query}' of the {len(found)} plugin(s) found on the search paths: {near}"
+    else:
+        listing = f"None of the {len(found)} plugin(s) found on the search paths is named like '{query}'"
     return PluginNotFoundError(
-        f"plugin '{plugin}' {reason}. Found on the search paths: {_found_text(found)}. "
+        f"plugin '{plugin}' {reason}. {listing}. "
         f"Searched: {searched}. Install it (Debian: zam-plugins, dragonfly-reverb-vst) or add its folder "
-        f"to VST_PATH / VST3_PATH (or plugin_paths=...)"
+        f"to VST_PATH / VST3_PATH (or plugin_paths=...); `mixbridge plugins list` shows every plugin found"
     )
 
 

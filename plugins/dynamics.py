@@ -31,7 +31,7 @@ equations block by block with preallocated buffers; a test checks that both agre
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import lfilter
@@ -42,23 +42,33 @@ LEVEL_FLOOR = 1e-12
 TINY = 1e-300
 
 
-def static_reduction_db(level_db: np.ndarray, threshold_db: float, ratio: float, knee_db: float) -> np.ndarray:
+def static_reduction_db(level_db: np.ndarray, threshold_db, ratio, knee_db) -> np.ndarray:
     """Static gain reduction in dB (>= 0) of the soft-knee gain computer (Giannoulis et al. 2012, eq. 4).
 
     Args:
         level_db: detector level in dBFS, any shape.
         threshold_db: knee centre, dBFS. ratio: >= 1. knee_db: full knee width, >= 0 dB.
+            Each a float or an array that broadcasts against ``level_db`` (per-sample
+            automation); ``knee_db = 0`` (anywhere) is the hard knee there.
 
     Returns:
-        float64 array of ``level_db``'s shape.
+        float64 array of the broadcast shape of the arguments (``level_db``'s for scalars).
     """
     level_db = np.asarray(level_db, dtype=np.float64)
-    slope = 1.0 - 1.0 / float(ratio)
-    if knee_db > 0.0:
-        inside = np.clip(level_db - (threshold_db - knee_db / 2.0), 0.0, knee_db)
-        above = np.maximum(level_db - (threshold_db + knee_db / 2.0), 0.0)
-        return slope * (inside * inside / (2.0 * knee_db) + above)
-    return slope * np.maximum(level_db - threshold_db, 0.0)
+    if np.ndim(threshold_db) == 0 and np.ndim(ratio) == 0 and np.ndim(knee_db) == 0:
+        threshold_db, ratio, knee_db = float(threshold_db), float(ratio), float(knee_db)
+        slope = 1.0 - 1.0 / ratio
+        if knee_db > 0.0:
+            inside = np.clip(level_db - (threshold_db - knee_db / 2.0), 0.0, knee_db)
+            above = np.maximum(level_db - (threshold_db + knee_db / 2.0), 0.0)
+            return slope * (inside * inside / (2.0 * knee_db) + above)
+        return slope * np.maximum(level_db - threshold_db, 0.0)
+    t = np.asarray(threshold_db, dtype=np.float64)
+    w = np.asarray(knee_db, dtype=np.float64)
+    slope = 1.0 - 1.0 / np.asarray(ratio, dtype=np.float64)
+    inside = np.clip(level_db - (t - w / 2.0), 0.0, w)
+    soft = inside * inside / (2.0 * np.where(w > 0.0, w, 1.0)) + np.maximum(level_db - (t + w / 2.0), 0.0)
+    return slope * np.where(w > 0.0, soft, np.maximum(level_db - t, 0.0))
 
 
 def peak_release(reduction_db: np.ndarray, release_ms: float, sample_rate: int, state: float = -math.inf) -> tuple[np.ndarray, float]:
@@ -85,12 +95,13 @@ def peak_release(reduction_db: np.ndarray, release_ms: float, sample_rate: int, 
 class CompressorState:
     """What the compressor carries from one block to the next (for block-wise automation).
 
-    ``release_log``: natural log of the held reduction before the block; ``attack_zi``: the
-    attack one-pole's ``lfilter`` state.
+    ``release_log``: natural log of the held reduction before the block; ``attack_last``: the
+    attack one-pole's last output (dB), so a block whose ``attack_ms`` differs continues from
+    it with its own coefficient.
     """
 
     release_log: float = -math.inf
-    attack_zi: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    attack_last: float = 0.0
 
 
 def gain_reduction_db(audio: np.ndarray, sample_rate: int, *, threshold_db: float, ratio: float,
@@ -106,7 +117,9 @@ def gain_reduction_db(audio: np.ndarray, sample_rate: int, *, threshold_db: floa
     st = state if state is not None else CompressorState()
     held, st.release_log = peak_release(gr, release_ms, sample_rate, st.release_log)
     a = math.exp(-1.0 / (attack_ms * 1e-3 * sample_rate))
-    out, st.attack_zi = lfilter([1.0 - a], [1.0, -a], held, zi=st.attack_zi * 1.0)
+    out, _ = lfilter([1.0 - a], [1.0, -a], held, zi=np.array([a * st.attack_last]))
+    if out.size:
+        st.attack_last = float(out[-1])
     return out
 
 

@@ -108,7 +108,8 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
 
 
 def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_rate: int, *,
-           gain_db: float | None = None, automation: Mapping[str, Automation] | None = None) -> MasterResult:
+           gain_db: float | None = None, automation: Mapping[str, Automation] | None = None,
+           resolve_stale: bool = True) -> MasterResult:
     """Master a stereo ``mix`` float32 ``[2, samples]`` with the ``master_bus`` ``params``.
 
     Args:
@@ -116,6 +117,7 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
             misses the target by more than ``LOUDNESS_TOLERANCE_LU`` (the mix or the target
             was edited) it is re-solved, with a notice that says by how much it missed.
             ``None`` solves it.
+        resolve_stale: re-solve a stored gain that misses the target (else only report it).
         automation: master-bus automation; only ``reverb.*`` (rendered by the console's
             reverb bus) is allowed.
 
@@ -144,7 +146,7 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
         gain = GAIN.param("gain_db").validate(gain_db, "master.solved_gain_db")
         out = render_master(mix, sample_rate, chain_params(params, gain))
         lufs, it, solved = integrated_lufs(out, sample_rate), 1, False
-        if pre_lufs > SILENT_LUFS and abs(lufs - target) > LOUDNESS_TOLERANCE_LU:
+        if resolve_stale and pre_lufs > SILENT_LUFS and abs(lufs - target) > LOUDNESS_TOLERANCE_LU:
             stale = (f"master: the stored master.solved_gain_db {gain:+.2f} dB gave {lufs:.2f} LUFS, "
                      f"{lufs - target:+.2f} LU from the {target:g} LUFS target (the mix or the target changed)")
             gain, lufs, out, more = solve_master_gain(mix, sample_rate, params, start_gain_db=gain + (target - lufs))

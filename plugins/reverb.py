@@ -2,14 +2,17 @@
 
 What ``reverb.*`` means (``mixbridge.schema.REVERB_SEMANTICS``), rendered exactly:
 
-* the impulse response of channel ``c`` is Gaussian noise from a fixed generator
+* the send bus is summed to mono, ``(L + R) / sqrt(2)``, and feeds both outputs (a
+  plate's topology: a source panned hard left still reverberates in both channels);
+* the impulse response of output channel ``c`` is Gaussian noise from a fixed generator
   (``numpy.random.default_rng([REVERB_SEED, c])``, so the two channels are
   decorrelated and every render is identical) times the envelope
   ``exp(-3 ln(10) t / decay_s)``: its energy decays 60 dB in ``decay_s`` (the RT60,
   as Schroeder backward integration measures it);
 * the response lasts ``IR_SPAN * decay_s`` (down 80 dB) and is scaled to unit energy
-  (``sum h^2 = 1``), so for stationary white noise the wet energy equals the send
-  energy at ``return_db = 0``;
+  (``sum h^2 = 1``), so for stationary white noise, independent on the two send
+  channels, the wet energy equals the send energy at ``return_db = 0`` (a send with
+  equal channels returns 3.01 dB more, as from a plate that sums its inputs);
 * ``predelay_ms`` delays the onset by ``round(predelay_ms / 1000 * sample_rate)`` samples;
 * broadband: no frequency-dependent damping (a real room's highs decay faster; this
   reverb is the measurable reference that the builtin backend renders and the torch
@@ -69,15 +72,19 @@ def reverb_ir(sample_rate: int, *, decay_s: float, predelay_ms: float = 0.0, cha
 
 def reverb(audio: np.ndarray, sample_rate: int, *, decay_s: float, predelay_ms: float, return_db: float,
            seed: int = REVERB_SEED) -> np.ndarray:
-    """Wet-only stereo return of a send bus ``[2, samples]`` (float32, same length; the tail is cut).
+    """Wet-only stereo return of a send bus ``[channels, samples]`` (float32 ``[2, samples]``; the tail is cut).
 
-    Channel ``c`` of the send is convolved with channel ``c`` of :func:`reverb_ir` and
-    scaled by ``10^(return_db/20)``.
+    The send's channels are summed to mono (scaled by ``1/sqrt(channels)``), convolved with
+    each channel of :func:`reverb_ir` and scaled by ``10^(return_db/20)``.
+
+    Raises:
+        ValueError: audio that is not 2-D.
     """
     audio = np.asarray(audio)
     if audio.ndim != 2:
         raise ValueError(f"audio must be [channels, samples], got shape {audio.shape}")
     n = audio.shape[1]
-    ir = reverb_ir(sample_rate, decay_s=decay_s, predelay_ms=predelay_ms, channels=audio.shape[0], seed=seed)
-    wet = oaconvolve(audio.astype(np.float64), ir, mode="full", axes=1)[:, :n]
+    mono = audio.astype(np.float64).sum(axis=0, keepdims=True) / math.sqrt(audio.shape[0])
+    ir = reverb_ir(sample_rate, decay_s=decay_s, predelay_ms=predelay_ms, channels=2, seed=seed)
+    wet = oaconvolve(mono, ir, mode="full", axes=1)[:, :n]
     return (wet * 10.0 ** (return_db / 20.0)).astype(np.float32)

@@ -9,18 +9,26 @@ DawDreamer; a map whose plugins are VST3 (``.vst3``) runs through pedalboard's
 processor  default map                             plugins
 ========== ======================================= =========================================
 eq         ``zameq2_x2``                           two ZamEQ2 in series (the 2nd carries peak3)
-compressor ``zamcomp``                             ZamComp (sidechain fed with the main input)
-reverb     ``dragonfly_plate``                     DragonflyPlateReverb, dry 0 % (wet only)
-limiter    ``zamaximx2``                           ZaMaximX2 (10 ms look-ahead, compensated)
+compressor ``zamcomp``                             ZamComp (sidechain: host-made schema reduction drive)
+reverb     ``dragonfly_plate``                     DragonflyPlateReverb, dry 0 % (wet only), measured RT60/gain
+limiter    none: the master bus's true-peak limiter  ``zamaximx2`` on request (it fails the contract)
 ========== ======================================= =========================================
 
 **Channels.** A plugin whose input or output has fewer channels than the
 signal (ZamEQ2 1 -> 1, ZamComp 2 -> 1 where input 2 is the sidechain) runs as
-one instance per channel ("lane"): left and right are processed independently
-(dual mono, so a stereo compressor is *unlinked*). Each lane's plugin input is
-the lane's signal repeated over the plugin's input channels, so ZamComp's
-sidechain equals its main input. A stereo plugin on a mono signal gets the
-signal on both inputs and the first output is kept.
+one instance per channel ("lane"): left and right are processed independently.
+Each lane's plugin input is the lane's signal repeated over the plugin's input
+channels, except the input a map stage's ``sidechain`` names: it gets the
+host-made signal (:data:`~.pluginmap.SIDECHAIN_SIGNALS`), the same in every lane.
+The compressor maps feed ZamComp's sidechain with
+:func:`~.pluginmap.schema_reduction_drive`: the level that makes the plugin's own
+hard knee and attack/release one-pole produce the schema's gain reduction (stereo
+linked, soft knee, peak hold), so a stereo compressor is *linked* (one gain) and
+renders the reference (:mod:`.dynamics`) on any material, not only on steps
+(measured: gated-noise bursts 1.5-3.2 LU louder than the reference before,
+within 0.001 LU after). A stereo plugin on a mono signal gets the signal on both
+inputs and the first output is kept. The sidechain signal sees automated values
+held per host block, as the plugin does.
 
 **Automation** is converted through the map to per-sample normalised curves
 and handed to DawDreamer's ``set_automation``; DawDreamer applies them at the
@@ -38,13 +46,17 @@ noise renders), so their maps set ``fresh_instance_per_call`` and get a new
 instance every call (a Plate load costs about 0.12 s); Dragonfly Room is not
 reproducible even then (its late tail differs between fresh instances) and
 raises a notice. Plugin latency (``get_latency_samples``,
-ZaMaximX2: 480 samples at 48 kHz) is compensated: the input is padded and the
+ZaMaximX2: 480 samples at 48 kHz), plus a map's measured unreported onset delay
+(``delay_ms``: the Plate's 55.9 ms), is compensated: the input is padded and the
 first ``latency`` output samples are dropped, so output sample ``i`` lines up
 with input sample ``i``.
 
-**Reverb** is rendered wet only (the map fixes the dry level at 0 %); the
-schema's ``return_db`` is applied by this backend as an exact gain on the wet
-output (also automatable), because the plugin's own wet level tops out at 0 dB.
+**Reverb** is rendered wet only (the map fixes the dry level at 0 %); the map's
+measured ``output_gain`` (the Plate's wet energy over its Decay knob, negated)
+and then the schema's ``return_db`` are applied by this backend as exact gains on
+the wet output (also automatable), because the plugin's own wet level tops out
+at 0 dB. ``decay_s`` is the RT60: the Decay knob comes from the map's measured
+RT60 table; a value outside it raises ``ParamRangeError`` (never clamped).
 The output has the input's length; the tail past it is cut.
 """
 from __future__ import annotations
@@ -62,7 +74,7 @@ from mixbridge.session import Automation
 
 from .backend import PLUGIN_PROCESSORS, Backend, automation_curve
 from .discovery import import_dawdreamer, plugin_name, plugin_not_found, quiet_fds, resolve_plugin
-from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, PluginMap, check_identity, load_map
+from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, SIDECHAIN_SIGNALS, PluginMap, check_identity, load_map
 
 #: Sample rate used to load a plugin only for inspection or calibration (Hz).
 INSPECT_SAMPLE_RATE = 48000
@@ -302,14 +314,26 @@ class _Rig:
             self._render_vst2([np.zeros((self._in_channels(pmap, 0), self.block_size), np.float32)] * len(self.lanes),
                               {}, self.block_size)
             self.latency = max(sum(int(lp.processor.get_latency_samples()) for lp in inst) for _, inst in self.lanes)
+        self.reported_latency = self.latency
+        # an onset delay the plugin does not report (map 'delay_ms', measured) is removed the same way
+        self.latency += int(round(pmap.delay_ms * 1e-3 * self.sample_rate))
 
     @staticmethod
     def _in_channels(pmap: PluginMap, stage: int) -> int:
         return pmap.plugins[pmap.stages[stage].plugin].identity.inputs
 
-    def _lane_input(self, audio: np.ndarray, chans: tuple[int, ...], n_in: int, pad: int) -> np.ndarray:
+    def _lane_input(self, audio: np.ndarray, chans: tuple[int, ...], n_in: int, pad: int,
+                    sidechain: tuple[int, np.ndarray] | None = None) -> np.ndarray:
+        """The plugin input of one lane: its channels repeated over the inputs; a host-made
+        ``sidechain`` ``(input index, [samples])`` takes its input instead."""
         sig = audio[list(chans)]
-        reps = [sig[i % len(chans)] for i in range(n_in)]
+        sc_in = sidechain[0] if sidechain is not None else -1
+        main = [i for i in range(n_in) if i != sc_in]
+        reps = [None] * n_in
+        for k, i in enumerate(main):
+            reps[i] = sig[k % len(chans)]
+        if sidechain is not None:
+            reps[sc_in] = sidechain[1]
         x = np.stack(reps).astype(np.float32, copy=False)
         if pad:
             x = np.concatenate([x, np.zeros((n_in, pad), np.float32)], axis=1)
@@ -336,8 +360,12 @@ class _Rig:
             outs.append(y[: len(chans)])
         return outs
 
-    def render(self, audio: np.ndarray, stage_values: list[dict[str, Any]]) -> np.ndarray:
-        """Render ``audio`` [channels, samples] with per-stage normalised values (floats or per-sample arrays)."""
+    def render(self, audio: np.ndarray, stage_values: list[dict[str, Any]],
+               sidechain: tuple[int, np.ndarray] | None = None) -> np.ndarray:
+        """Render ``audio`` [channels, samples] with per-stage normalised values (floats or per-sample arrays).
+
+        ``sidechain``: ``(input index, float32 [samples])`` fed to that input of the first stage in every lane.
+        """
         n = audio.shape[1]
         L = self.latency
         total = n + L
@@ -354,19 +382,20 @@ class _Rig:
         out = np.zeros((self.channels, n), np.float32)
         if self.format == "vst2":
             n_in = self._in_channels(self.pmap, 0)
-            inputs = [self._lane_input(audio, chans, n_in, L) for chans, _ in self.lanes]
+            inputs = [self._lane_input(audio, chans, n_in, L, sidechain) for chans, _ in self.lanes]
             outs = self._render_vst2(inputs, vals, total)
             for (chans, _), y in zip(self.lanes, outs):
                 out[list(chans)] = y[:, L:L + n]
             return out
-        return self._render_vst3(audio, vals)
+        return self._render_vst3(audio, vals, sidechain)
 
-    def _render_vst3(self, audio: np.ndarray, vals: Mapping[int, Mapping[str, Any]]) -> np.ndarray:
+    def _render_vst3(self, audio: np.ndarray, vals: Mapping[int, Mapping[str, Any]],
+                     sidechain: tuple[int, np.ndarray] | None = None) -> np.ndarray:
         n = audio.shape[1]
         automated = any(np.ndim(v) for sv in vals.values() for v in sv.values())
         out = np.zeros((self.channels, n), np.float32)
         for chans, instances in self.lanes:
-            x = self._lane_input(audio, chans, instances[0].inputs, 0)
+            x = self._lane_input(audio, chans, instances[0].inputs, 0, sidechain)
             step = self.block_size if automated else n
             y_parts = []
             for start in range(0, n, step):
@@ -406,8 +435,8 @@ class VstBackend(Backend):
     name = "vst"
 
     def __init__(self, sample_rate: int, block_size: int = 512, maps: Mapping[str, Any] | None = None,
-                 plugin_paths: Iterable[str | os.PathLike] | None = None) -> None:
-        super().__init__(sample_rate, block_size)
+                 plugin_paths: Iterable[str | os.PathLike] | None = None, clamp: bool = False) -> None:
+        super().__init__(sample_rate, block_size, clamp)
         self.plugin_paths = [str(p) for p in (plugin_paths or [])]
         chosen = dict(DEFAULT_MAPS)
         for proc, m in (maps or {}).items():
@@ -445,16 +474,27 @@ class VstBackend(Backend):
         self._paths[ident.file] = hit[0].path
         return hit[0].path
 
+    def check_renderable(self, processor: str, params: Mapping[str, float], *, label: str = "") -> None:
+        """Evaluate the plugin map for ``params`` (no audio): raises what :meth:`process` would refuse."""
+        if processor not in self.maps:
+            return
+        pmap = self.maps[processor]
+        values = {**MAP_PROCESSORS[processor].defaults(), **{k: float(v) for k, v in params.items()}}
+        for st in pmap.stages:
+            pmap.stage_values(st, values, self.sample_rate, label=label or processor)
+
     def latency_samples(self, processor: str, channels: int = 2) -> int:
-        """Latency the plugins of ``processor`` report (compensated by :meth:`process`)."""
+        """Latency the plugins of ``processor`` report (compensated by :meth:`process`); 0 without a map."""
+        if processor not in self.maps:
+            return 0
         return self._rig(processor, channels).latency
 
     def _rig(self, processor: str, channels: int) -> _Rig:
         key = (processor, channels)
         if key not in self._rigs:
             rig = _Rig(self, self.maps[processor], channels)
-            if rig.latency:
-                self.notice(f"{processor}: plugin latency {rig.latency} samples, compensated")
+            if rig.reported_latency:
+                self.notice(f"{processor}: plugin latency {rig.reported_latency} samples, compensated")
             if not self.maps[processor].deterministic:
                 self.notice(
                     f"{processor}: map '{self.maps[processor].name}' is not reproducible (the plugin's output "
@@ -492,6 +532,11 @@ class VstBackend(Backend):
         if processor == "reverb" and audio.shape[0] != 2:
             raise ValueError(f"{label or 'reverb'}: the reverb takes the stereo send bus [2, samples], got {audio.shape}")
         audio = audio.astype(np.float32, copy=False)
+        if processor not in self.maps:  # no map for it (the limiter by default): the shared reference
+            from .builtin import BuiltinBackend
+
+            return BuiltinBackend(self.sample_rate, self.block_size).process(processor, audio, params, automation,
+                                                                             label=label)
         pmap = self.maps[processor]
         schema = MAP_PROCESSORS[processor]
         values: dict[str, Any] = schema.defaults()
@@ -504,17 +549,36 @@ class VstBackend(Backend):
             values[k] = automation_curve(a, n, self.sample_rate)
         if pmap.fresh_instance_per_call:
             self._rigs.pop((processor, audio.shape[0]), None)
+        def evaluate(v: dict) -> list:
+            values.update(v)
+            return [pmap.stage_values(st, values, self.sample_rate, label=label or processor) for st in pmap.stages]
+
+        stage_values = self.with_clamp(processor, {k: v for k, v in values.items() if k not in auto}, evaluate,
+                                       label=label)
         rig = self._rig(processor, audio.shape[0])
-        stage_values = [pmap.stage_values(st, values, self.sample_rate) for st in pmap.stages]
-        y = rig.render(audio, stage_values)
+        sidechain = None
+        if pmap.stages[0].sidechain is not None:
+            sc_input, signal = pmap.stages[0].sidechain
+            # the plugin sees automation at the start of each host block: the signal must assume the same values
+            held = {k: _block_held(v, self.block_size) if np.ndim(v) else v for k, v in values.items()}
+            sidechain = (sc_input, SIDECHAIN_SIGNALS[signal].func(audio, held, self.sample_rate))
+        y = rig.render(audio, stage_values, sidechain)
+        gain_db = pmap.output_gain_db(stage_values)
         if processor == "reverb":
-            g = np.power(10.0, np.asarray(values["return_db"], dtype=np.float64) / 20.0)
-            y = (y * g).astype(np.float32)
+            gain_db = gain_db + np.asarray(values["return_db"], dtype=np.float64)
+        if np.ndim(gain_db) or gain_db != 0.0:
+            y = (y * np.power(10.0, np.asarray(gain_db, dtype=np.float64) / 20.0)).astype(np.float32)
         return y
 
     def close(self) -> None:
         """Drop the plugin instances and engines."""
         self._rigs.clear()
+
+
+def _block_held(curve: np.ndarray, block_size: int) -> np.ndarray:
+    """``curve`` [samples] with each host block holding its first sample's value (what a plugin sees)."""
+    curve = np.asarray(curve, dtype=np.float64)
+    return np.repeat(curve[::block_size], block_size)[: curve.shape[0]]
 
 
 # --------------------------------------------------------------------------- benchmark baseline
@@ -525,11 +589,12 @@ def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
     """The default VST chain rendered with DawDreamer directly: the benchmark baseline.
 
     What a user would write by hand for ``scripts/bench_render.py``'s session:
-    per track one DawDreamer graph (per channel: ZamEQ2 -> ZamEQ2 -> ZamComp with
-    its sidechain fed from the same signal), numpy fader/pan/send with the
-    console's laws, a fresh Dragonfly Plate on the send bus (as the backend does,
-    for reproducibility), then a master graph (EQ -> compressor per channel) and a
-    ZaMaximX2 on 2x the compressor output, its 480-sample latency removed). Parameters
+    per track one DawDreamer graph (per channel: ZamEQ2 -> ZamEQ2), then one with
+    ZamComp per channel, its sidechain fed with the map's schema reduction drive
+    signal, numpy fader/pan/send with the console's laws, a fresh Dragonfly Plate on
+    the send bus (as the backend does, for reproducibility; its measured onset delay
+    removed and its measured wet gain applied), then the one master bus's kernels
+    (:func:`~.master_bus.render_master` at a fixed +6 dB gain, as the backend's master). Parameters
     are set by index from the shipped maps' curves (computed here, outside any
     mixbridge backend). Graphs are built once and cached.
 
@@ -539,9 +604,9 @@ def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
 
     Returns:
         float32 ``[2, samples]``: the limited master (same work as
-        ``render_console`` followed by master EQ, compressor and limiter).
+        ``render_console`` followed by ``mastering.master`` at a fixed gain).
     """
-    import math
+    from .console import pan_gains
 
     daw = import_dawdreamer()
     sr = int(session.sample_rate)
@@ -558,23 +623,34 @@ def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
         return [maps[proc].stage_values(st, params, sr) for st in maps[proc].stages]
 
     def strip_engine(channels):
+        """Per channel ZamEQ2 -> ZamEQ2 (one graph), then per channel ZamComp fed (main, sidechain)."""
         key = (sr, channels)
         if key in _RAW_CACHE:
             return _RAW_CACHE[key]
         with quiet_fds():
             eng = daw.RenderEngine(sr, 512)
-            graph, pbs, lanes = [], [], []
+            graph, pbs, eqs = [], [], []
             for c in range(channels):
                 pb = eng.make_playback_processor(f"pb{c}", np.zeros((1, 1), np.float32))
                 a = eng.make_plugin_processor(f"eqa{c}", path_of("eq", 0))
                 b = eng.make_plugin_processor(f"eqb{c}", path_of("eq", 1))
-                k = eng.make_plugin_processor(f"comp{c}", path_of("compressor"))
-                k.record = True
-                graph += [(pb, []), (a, [f"pb{c}"]), (b, [f"eqa{c}"]), (k, [f"eqb{c}", f"eqb{c}"])]
+                b.record = True
+                graph += [(pb, []), (a, [f"pb{c}"]), (b, [f"eqa{c}"])]
                 pbs.append(pb)
-                lanes.append((a, b, k))
+                eqs.append((a, b))
             eng.load_graph(graph)
-        entry = (eng, pbs, lanes)
+            ceng = daw.RenderEngine(sr, 512)
+            cgraph, cpbs, comps = [], [], []
+            for c in range(channels):
+                main = ceng.make_playback_processor(f"main{c}", np.zeros((1, 1), np.float32))
+                side = ceng.make_playback_processor(f"side{c}", np.zeros((1, 1), np.float32))
+                k = ceng.make_plugin_processor(f"comp{c}", path_of("compressor"))
+                k.record = True
+                cgraph += [(main, []), (side, []), (k, [f"main{c}", f"side{c}"])]
+                cpbs.append((main, side))
+                comps.append(k)
+            ceng.load_graph(cgraph)
+        entry = (eng, pbs, eqs, ceng, cpbs, comps)
         _RAW_CACHE[key] = entry
         return entry
 
@@ -585,65 +661,57 @@ def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
                 idx[name] = [proc_obj.get_parameter_name(i) for i in range(proc_obj.get_plugin_parameter_size())].index(name)
             proc_obj.set_parameter(idx[name], float(u))
 
+    comp_map = maps["compressor"]
+    sc_input, sc_signal = comp_map.stages[0].sidechain
+
+    def strip(x, eq_params, comp_params):
+        eng, pbs, eqs, ceng, cpbs, comps = strip_engine(x.shape[0])
+        eq_vals = indexed("eq", eq_params)
+        for c, (a, b) in enumerate(eqs):
+            pbs[c].set_data(np.ascontiguousarray(x[c:c + 1]))
+            set_all(a, eq_vals[0])
+            set_all(b, eq_vals[1])
+        eng.render((n + 0.5) / sr)
+        e = np.concatenate([b.get_audio() for _, b in eqs])
+        cp = {**MAP_PROCESSORS["compressor"].defaults(), **comp_params}
+        side = SIDECHAIN_SIGNALS[sc_signal].func(e, cp, sr)[None]
+        comp_vals = indexed("compressor", cp)[0]
+        for c, ((main, sc), k) in enumerate(zip(cpbs, comps)):
+            main.set_data(np.ascontiguousarray(e[c:c + 1]))
+            sc.set_data(np.ascontiguousarray(side))
+            set_all(k, comp_vals)
+        ceng.render((n + 0.5) / sr)
+        return np.concatenate([k.get_audio() for k in comps])
+
     n = next(iter(audio.values())).shape[1]
     mix = np.zeros((2, n), np.float32)
     bus = np.zeros((2, n), np.float32)
     for t in session.tracks:
         p = t.params
-        x = audio[t.name]
-        eng, pbs, lanes = strip_engine(x.shape[0])
-        eq_vals = indexed("eq", p["eq"])
-        comp_vals = indexed("compressor", p["compressor"])[0]
-        for c, (a, b, k) in enumerate(lanes):
-            pbs[c].set_data(np.ascontiguousarray(x[c:c + 1]))
-            set_all(a, eq_vals[0])
-            set_all(b, eq_vals[1])
-            set_all(k, comp_vals)
-        eng.render((n + 0.5) / sr)
-        y = np.concatenate([k.get_audio() for _, _, k in lanes])
+        y = strip(audio[t.name], p["eq"], p["compressor"])
         g = 10 ** (p["fader"]["fader_db"] / 20)
-        pan = p["pan"]["pan"]
-        if y.shape[0] == 1:
-            th = (pan + 1) * math.pi / 4
-            out = np.stack([y[0] * np.float32(g * math.cos(th)), y[0] * np.float32(g * math.sin(th))])
-        else:
-            gl = math.cos(pan * math.pi / 2) if pan > 0 else 1.0
-            gr = math.cos(-pan * math.pi / 2) if pan < 0 else 1.0
-            out = np.stack([y[0] * np.float32(g * gl), y[1] * np.float32(g * gr)])
+        gl, gr = pan_gains(p["pan"]["pan"], y.shape[0])  # the console's pan law (PAN_SEMANTICS)
+        src_r = y[0] if y.shape[0] == 1 else y[1]
+        out = np.stack([y[0] * np.float32(g * gl), src_r * np.float32(g * gr)])
         mix += out
         if p["send"]["send_db"] > -80.0:
             bus += out * np.float32(10 ** (p["send"]["send_db"] / 20))
     mp = session.master.params
+    rmap = maps["reverb"]
+    delay = int(round(rmap.delay_ms * 1e-3 * sr))  # the plate's measured onset delay, removed
+    rvals = indexed("reverb", mp["reverb"])
     with quiet_fds():
         reng = daw.RenderEngine(sr, 512)
-        rpb = reng.make_playback_processor("bus", bus)
+        rpb = reng.make_playback_processor("bus", np.ascontiguousarray(np.pad(bus, ((0, 0), (0, delay)))))
         plate = reng.make_plugin_processor("plate", path_of("reverb"))
-        set_all(plate, indexed("reverb", mp["reverb"])[0])
+        set_all(plate, rvals[0])
         reng.load_graph([(rpb, []), (plate, ["bus"])])
     _seed_libc_rand()
-    reng.render((n + 0.5) / sr)
-    mix += reng.get_audio() * np.float32(10 ** (mp["reverb"]["return_db"] / 20))
-    eng, pbs, lanes = strip_engine(2)
-    eq_vals = indexed("eq", mp["eq"])
-    comp_vals = indexed("compressor", mp["compressor"])[0]
-    for c, (a, b, k) in enumerate(lanes):
-        pbs[c].set_data(np.ascontiguousarray(mix[c:c + 1]))
-        set_all(a, eq_vals[0])
-        set_all(b, eq_vals[1])
-        set_all(k, comp_vals)
-    eng.render((n + 0.5) / sr)
-    x = np.concatenate([k.get_audio() for _, _, k in lanes]) * np.float32(2.0)
-    key = (sr, "limiter")
-    if key not in _RAW_CACHE:
-        with quiet_fds():
-            leng = daw.RenderEngine(sr, 512)
-            lpb = leng.make_playback_processor("in", np.zeros((2, 512), np.float32))
-            lim = leng.make_plugin_processor("lim", path_of("limiter"))
-            leng.load_graph([(lpb, []), (lim, ["in"])])
-            leng.render(512.5 / sr)  # prepared: the look-ahead is now reported
-        _RAW_CACHE[key] = (leng, lpb, lim, int(lim.get_latency_samples()))
-    eng, lpb, lim, latency = _RAW_CACHE[key]
-    set_all(lim, indexed("limiter", mp["limiter"])[0])
-    lpb.set_data(np.ascontiguousarray(np.pad(x, ((0, 0), (0, latency)))))
-    eng.render((n + latency + 0.5) / sr)
-    return eng.get_audio()[:, latency:latency + n].astype(np.float32)
+    reng.render((n + delay + 0.5) / sr)
+    wet_db = rmap.output_gain_db(rvals) + np.asarray(mp["reverb"]["return_db"], dtype=np.float64)
+    mix += (reng.get_audio()[:, delay:delay + n] * np.power(10.0, wet_db / 20.0)).astype(np.float32)
+    # the one master bus (the backend's master for every backend): its kernels called directly
+    from .master_bus import render_master
+    from .mastering import chain_params
+
+    return render_master(mix, sr, chain_params(mp, 6.0))

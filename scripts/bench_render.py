@@ -57,7 +57,7 @@ def mixbridge_render(session, audio, backend):
     from mixbridge.plugins.mastering import master
 
     r = render_console(session, backend, audio=audio)
-    return master(r.mix, session.master.params, SR, gain_db=6.0).audio
+    return master(r.mix, session.master.params, SR, gain_db=6.0, resolve_stale=False).audio
 
 
 def raw_pedalboard(session, audio):
@@ -95,7 +95,8 @@ def raw_pedalboard(session, audio):
         bus += st * np.float32(10 ** (p["send"]["send_db"] / 20))
     rv = session.master.params["reverb"]
     ir = reverb_ir(SR, decay_s=rv["decay_s"], predelay_ms=rv["predelay_ms"])
-    mix += (oaconvolve(bus.astype(np.float64), ir, axes=1)[:, :n] * 10 ** (rv["return_db"] / 20)).astype(np.float32)
+    mono = bus.astype(np.float64).sum(axis=0, keepdims=True) / math.sqrt(2.0)
+    mix += (oaconvolve(mono, ir, axes=1)[:, :n] * 10 ** (rv["return_db"] / 20)).astype(np.float32)
     return render_master(mix, SR, chain_params(session.master.params, 6.0))
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from mixbridge.bridge.ardour import HeadlessArdour, ardour_available, read_routes
 from mixbridge.bridge.automation import play_session_automation
-from mixbridge.bridge.plugin_maps import ARDOUR_MAP, aeq_bw_from_q
+from mixbridge.bridge.plugin_maps import ARDOUR_MAP, aeq_bw_from_q, aeq_shelf_gain
 from mixbridge.bridge.push import pull
 from mixbridge.cli import main
 from mixbridge.session import Automation, Session, Track, load, save
@@ -85,7 +85,7 @@ def test_push_then_read_back_over_osc_xml_and_pull(ardour, tmp_path, capsys):
         assert r["ACE Compressor/Ratio"] == pytest.approx(p["compressor"]["ratio"], rel=FLOAT32_REL)
         assert r["ACE EQ/Frequency 1"] == pytest.approx(p["eq"]["peak1_freq_hz"], rel=FLOAT32_REL)
         assert r["ACE EQ/Bandwidth 1"] == pytest.approx(aeq_bw_from_q(p["eq"]["peak1_q"]), rel=FLOAT32_REL)
-        assert r["ACE EQ/Gain H"] == pytest.approx(-3.0)
+        assert r["ACE EQ/Gain H"] == pytest.approx(aeq_shelf_gain(-3.0), rel=FLOAT32_REL)  # the fitted shelf
 
     # 2. over OSC: strip list, strip feedback and plugin descriptors, through pull
     out = tmp_path / "pulled.json"

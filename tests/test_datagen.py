@@ -19,15 +19,17 @@ import pytest
 import soundfile as sf
 
 from mixbridge.cli import main
-from mixbridge.errors import AudioInputError
+from mixbridge.errors import AudioInputError, ParamRangeError
+from mixbridge.plugins import backend as backend_registry
 from mixbridge.plugins.backend import get_backend
+from mixbridge.plugins.builtin import BuiltinBackend
 from mixbridge.plugins.datagen import format as fmt
 from mixbridge.plugins.datagen.augment import AUG_NAMES, Augmentations, augment
 from mixbridge.plugins.datagen.effect import effect_config, render_chain
-from mixbridge.plugins.datagen.errors import (DatagenConfigError, DatasetBusyError, DatasetConfigMismatchError,
-                                              DatasetFormatError, DiskFullError)
+from mixbridge.plugins.datagen.errors import (DatagenConfigError, DatagenFailuresError, DatasetBusyError,
+                                              DatasetConfigMismatchError, DatasetFormatError, DiskFullError)
 from mixbridge.plugins.datagen.format import Dataset, plan_units, verify
-from mixbridge.plugins.datagen.params import flat_params, parse_dists, sample_params
+from mixbridge.plugins.datagen.params import UNRENDERABLE, flat_params, parse_dists, sample_params, says_value_changed
 from mixbridge.plugins.datagen.runner import generate
 
 SAMPLE_RATE = 44100
@@ -307,7 +309,7 @@ def test_verify_catches_corruption_and_manifest_tail_is_tolerated(stems, tmp_pat
 # --------------------------------------------------------------------------- isolation
 def test_crash_exit_nan_and_error_cost_one_example_each(stems, tmp_path):
     faults = {1: "crash", 4: "exit", 6: "nan", 9: "error"}
-    s = generate(_cfg(stems), tmp_path / "i", workers=2, progress=False, faults=faults)
+    s = generate(_cfg(stems), tmp_path / "i", workers=2, progress=False, faults=faults, max_failure_fraction=0.5)
     assert s.examples_ok == 8
     assert s.failures == {"crash": 2, "nan": 1, "error": 1}
     recs = Dataset.open(tmp_path / "i").records
@@ -324,11 +326,14 @@ def test_crash_exit_nan_and_error_cost_one_example_each(stems, tmp_path):
         for name, value in zip(names, ex[i]["params_real"]):
             proc, _, p = name.partition(".")
             assert fails[i]["params"]["params"][proc][p] == value
-    assert verify(tmp_path / "i").ok
+    report = verify(tmp_path / "i", max_failure_fraction=0.5)
+    assert report.ok and report.failures_by_kind == {"crash": 2, "nan": 1, "error": 1}
+    assert not verify(tmp_path / "i").ok  # 4 of 12 is more than the default 10 %
 
 
 def test_a_hang_times_out_and_the_job_goes_on(stems, tmp_path):
-    s = generate(_cfg(stems, n=4), tmp_path / "k", workers=1, timeout_s=3.0, progress=False, faults={2: "hang"})
+    s = generate(_cfg(stems, n=4), tmp_path / "k", workers=1, timeout_s=3.0, progress=False, faults={2: "hang"},
+                 max_failure_fraction=0.5)
     assert s.examples_ok == 3 and s.failures == {"timeout": 1}
     fails = [f for r in Dataset.open(tmp_path / "k").records for f in r.failures]
     assert fails[0]["index"] == 2 and "no result after 3 s" in fails[0]["message"]
@@ -387,7 +392,7 @@ def test_kill_a_worker_then_kill_the_parent_then_resume(stems, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    before = verify(root, allow_incomplete=True)
+    before = verify(root, allow_incomplete=True, max_failure_fraction=0.5)  # the killed worker's example
     assert before.ok and len(before.missing) > 0, before.text()
     s = generate(_cfg(stems, n=40), root, workers=2, progress=False)
     report = verify(root)
@@ -419,3 +424,177 @@ def test_cli_effect_info_verify(stems, tmp_path, capsys):
     assert "refusing to mix two configurations" in capsys.readouterr().err
     assert main(["datagen", "effect", "--chain", "eq", "--source", str(tmp_path / "nope"), "-o", str(tmp_path / "x")]) == 2
     assert "source not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- labels are what was rendered
+#: The knee above which the test backends below cannot render (a soft knee up to 4 dB, like a plugin
+#: whose knee control ends there).
+KNEE_LIMIT_DB = 4.0
+
+
+class _HardKneeBackend(BuiltinBackend):
+    """Renders ``knee_db`` > KNEE_LIMIT_DB as a hard knee and says so only in a notice (like main's builtin)."""
+
+    name = "hardknee"
+
+    def process(self, processor, audio, params, automation=None, *, label=""):
+        if processor == "compressor" and params["knee_db"] > KNEE_LIMIT_DB:
+            self.notice("hardknee backend: knee_db > 4 was rendered as 0 dB")
+            params = dict(params, knee_db=0.0)
+        return super().process(processor, audio, params, automation, label=label)
+
+
+class _DeclaringBackend(_HardKneeBackend):
+    """The same renderer, but it declares what it renders (``renderable_range``) and flags the change."""
+
+    name = "declaring"
+
+    def renderable_range(self, processor, param):
+        if (processor, param) == ("compressor", "knee_db"):
+            return (0.0, KNEE_LIMIT_DB)
+        return super().renderable_range(processor, param)
+
+
+class _RefusingBackend(BuiltinBackend):
+    """Refuses ``knee_db`` > KNEE_LIMIT_DB with ParamRangeError, as a plugin map does for an unreachable value."""
+
+    name = "refusing"
+
+    def process(self, processor, audio, params, automation=None, *, label=""):
+        if processor == "compressor" and params["knee_db"] > KNEE_LIMIT_DB:
+            raise ParamRangeError(f"plugin parameter 'Knee' = {params['knee_db']:g} dB is outside the plugin's "
+                                  f"range [0, {KNEE_LIMIT_DB:g}] dB")
+        return super().process(processor, audio, params, automation, label=label)
+
+
+@pytest.fixture
+def narrow_backends(monkeypatch):
+    """Register the three test backends for this test only (in-process runs: ``workers=0``)."""
+    for cls in (_HardKneeBackend, _DeclaringBackend, _RefusingBackend):
+        monkeypatch.setitem(backend_registry._BACKENDS, cls.name, lambda sr, _c=cls, **kw: _c(sr, **kw))
+
+
+def _knees(root: Path) -> tuple[dict[int, float], dict[int, dict]]:
+    """Stored knee_db per example index, and the recorded failures by index."""
+    ds = Dataset.open(root)
+    col = ds.config["param_names"].index("compressor.knee_db")
+    stored = {i: float(ex["params_real"][col]) for i, ex in _all_examples(root).items()}
+    return stored, {f["index"]: f for r in ds.records for f in r.failures}
+
+
+def test_values_the_backend_declares_it_cannot_render_are_never_drawn(stems, tmp_path, narrow_backends):
+    cfg = _cfg(stems, chain="compressor", backend="declaring", n=12)
+    assert cfg["renderable_ranges"] == {"compressor.knee_db": [0.0, KNEE_LIMIT_DB]}
+    s = generate(cfg, tmp_path / "dec", workers=0, progress=False)
+    assert s.examples_ok == 12 and s.failures == {}
+    stored, _ = _knees(tmp_path / "dec")
+    assert max(stored.values()) <= KNEE_LIMIT_DB and max(stored.values()) > 1.0  # drawn across [0, 4], not fixed
+    # what is stored is what renders: the honest builtin renders the same output from the stored labels
+    backend = get_backend("builtin", SAMPLE_RATE)
+    names = cfg["param_names"]
+    for ex in _all_examples(tmp_path / "dec").values():
+        params = {"compressor": {n.partition(".")[2]: float(v) for n, v in zip(names, ex["params_real"])}}
+        assert np.max(np.abs(render_chain(backend, ["compressor"], ex["input"], params) - ex["output"])) <= RERENDER_TOL
+    # a --param range beyond what the backend renders is refused up front, naming that range
+    with pytest.raises(DatagenConfigError, match=r"--param compressor.knee_db: the declaring backend renders "
+                                                 r"compressor.knee_db only in \[0, 4\] dB of the schema's \[0, 8\] dB"):
+        _cfg(stems, chain="compressor", backend="declaring", param_specs=["compressor.knee_db=uniform:0:8"])
+    ok = _cfg(stems, chain="compressor", backend="declaring", param_specs=["compressor.knee_db=uniform:1:3"])
+    assert ok["param_dists"]["compressor.knee_db"]["kind"] == "uniform"
+
+
+@pytest.mark.parametrize("backend", ["hardknee", "refusing"])
+def test_an_example_the_backend_cannot_honour_is_not_stored_with_the_requested_label(stems, tmp_path,
+                                                                                      narrow_backends, backend):
+    cfg = _cfg(stems, chain="compressor", backend=backend, n=16)
+    assert cfg["renderable_ranges"] == {}  # these backends do not declare their range: caught at render time
+    s = generate(cfg, tmp_path / backend, workers=0, progress=False, max_failure_fraction=1.0)
+    stored, fails = _knees(tmp_path / backend)
+    assert s.failures == {UNRENDERABLE: len(fails)} and 0 < len(fails) < 16 and s.examples_ok == len(stored)
+    assert all(v <= KNEE_LIMIT_DB for v in stored.values())  # no stored label was rendered as something else
+    for f in fails.values():  # the refused examples keep their requested values, in the manifest only
+        assert f["kind"] == UNRENDERABLE and f["params"]["params"]["compressor"]["knee_db"] > KNEE_LIMIT_DB
+        assert f"the {backend} backend" in f["message"]
+    reason = next(iter(fails.values()))["message"]
+    assert ("rendered another value than requested: hardknee backend: knee_db > 4 was rendered as 0 dB" in reason
+            if backend == "hardknee" else "cannot render a requested value: plugin parameter 'Knee'" in reason)
+    assert sorted(set(stored) | set(fails)) == list(range(16))
+
+
+def test_flagged_value_changes_are_seen_by_every_example(stems, tmp_path, narrow_backends, monkeypatch):
+    """A deduplicated notice is seen once per backend; ``changed_value=True`` and the per-example
+    notice window make every example that changed a value fail, not only the first."""
+    def flagged(self, processor, audio, params, automation=None, *, label=""):
+        if processor == "compressor" and params["knee_db"] > KNEE_LIMIT_DB:
+            self.notice("knee limited", changed_value=True)
+            params = dict(params, knee_db=KNEE_LIMIT_DB)
+        return BuiltinBackend.process(self, processor, audio, params, automation, label=label)
+
+    monkeypatch.setattr(_HardKneeBackend, "process", flagged)
+    cfg = _cfg(stems, chain="compressor", backend="hardknee", n=16)
+    generate(cfg, tmp_path / "fl", workers=0, progress=False, max_failure_fraction=1.0)
+    stored, fails = _knees(tmp_path / "fl")
+    requested = {**stored, **{i: f["params"]["params"]["compressor"]["knee_db"] for i, f in fails.items()}}
+    assert sorted(fails) == sorted(i for i, v in requested.items() if v > KNEE_LIMIT_DB) and len(fails) > 1
+    assert says_value_changed("builtin backend: reverb decay_s=0.3 s is outside Freeverb's reachable 0.61-10.7 s; "
+                              "rendered at the nearest reachable decay")
+    assert not says_value_changed("compressor: plugin latency 64 samples, compensated")
+
+
+def test_an_all_failing_job_exits_non_zero_and_verify_reports_it(stems, tmp_path, monkeypatch, capsys):
+    # the library: every example raises -> DatagenFailuresError after the failures are committed
+    with pytest.raises(DatagenFailuresError, match=r"12 of the 12 examples this run rendered failed \(error 12; "
+                                                   r"no example succeeded\); first reasons: error: RuntimeError: "
+                                                   r"injected processor error at example \d+\.") as e:
+        generate(_cfg(stems), tmp_path / "all", workers=1, progress=False, faults={"*": "error"})
+    assert e.value.summary.failures == {"error": 12}
+    assert e.value.summary.failure_reasons == ["error: RuntimeError: injected processor error at example 0"]
+    report = verify(tmp_path / "all")
+    assert not report.ok and report.n_failures == 12 and report.failure_reasons[0].startswith("error: RuntimeError")
+    assert any("no example succeeded" in p for p in report.problems)
+    # more than the stated fraction: 2 of 12 fail, allowed 10 % -> fails; allowed 20 % -> passes
+    with pytest.raises(DatagenFailuresError, match=r"2 of the 12 .*more than the allowed 10%"):
+        generate(_cfg(stems), tmp_path / "two", workers=0, progress=False, faults={3: "error", 7: "nan"})
+    assert generate(_cfg(stems), tmp_path / "two2", workers=0, progress=False, faults={3: "error", 7: "nan"},
+                    max_failure_fraction=0.2).examples_ok == 10
+    # the CLI: exit 2, the summary and the reasons on stderr; verify exits 1 and lists the reasons
+    import mixbridge.plugins.datagen.effect as effect_mod
+
+    def broken(*a, **k):
+        raise RuntimeError("the plugin returned no audio")
+
+    monkeypatch.setattr(effect_mod, "render_chain", broken)
+    out = tmp_path / "cli_all"
+    rc = main(["datagen", "effect", "--chain", "eq", "--source", str(stems), "--n", "5", "--patch-s", "0.1",
+               "--workers", "0", "--no-progress", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "failures: error 5" in err and "failure reason: error: RuntimeError: the plugin returned no audio" in err
+    assert "5 of the 5 examples this run rendered failed" in err
+    assert main(["datagen", "verify", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "FAILED - 0 examples, 5 recorded failures (error 5)" in text
+    assert "failure reason: error: RuntimeError: the plugin returned no audio" in text
+    from mixbridge.plugins.datagen_cli import MAX_FAILURE_FRACTION_HELP
+
+    assert MAX_FAILURE_FRACTION_HELP == fmt.DEFAULT_MAX_FAILURE_FRACTION
+
+
+def test_version_1_datasets_are_not_resumed_and_changed_labels_are_refused(stems, tmp_path):
+    root = tmp_path / "v1"
+    generate(_cfg(stems, n=4, chain="eq"), root, workers=0, progress=False)
+    cfg_path = root / "config.json"
+    old = json.loads(cfg_path.read_text())
+    assert old["version"] == fmt.FORMAT_VERSION == 2
+    old["version"] = 1
+    cfg_path.write_text(json.dumps(old))
+    assert Dataset.open(root).config["version"] == 1  # a builtin EQ-only v1 dataset: its labels still hold
+    with pytest.raises(DatasetConfigMismatchError, match="format version 1 dataset and this mixbridge writes version 2"):
+        generate(_cfg(stems, n=8, chain="eq"), root, workers=0, progress=False)
+    old["processors"] = ["eq", "compressor"]  # pedalboard's hard-knee compressor rendered these labels
+    cfg_path.write_text(json.dumps(old))
+    with pytest.raises(DatasetFormatError, match=r"format version 1 effect dataset: its builtin compressor labels "
+                                                 r"were rendered by pedalboard \(knee_db > 0 as a hard knee"):
+        Dataset.open(root)
+    report = verify(root)  # integrity is still checked, with the reason as a warning
+    assert report.ok and any("format version 1" in w for w in report.warnings)

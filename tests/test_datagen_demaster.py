@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixbridge.plugins.datagen.demaster import (DSP_PARAMS, HOP, N_MELS, STAGES, bell_eq, compress, demaster_config,
-                                                echo, exp_reverb, mel_db, mel_filterbank, soft_knee_gain_db)
+from mixbridge.plugins import dynamics
+from mixbridge.plugins.datagen.demaster import (DSP_PARAMS, HOP, N_MELS, STAGES, bell_eq, demaster_config, echo,
+                                                mel_db, mel_filterbank, reverb_insert)
 from mixbridge.plugins.datagen.format import Dataset, verify
 from mixbridge.plugins.datagen.job import make_job
 from mixbridge.plugins.datagen.runner import generate
@@ -43,23 +44,26 @@ def test_bell_eq_is_identity_at_0_db_and_exact_at_its_centre():
     assert _rms_db(z[:, mid]) - _rms_db(far[:, mid]) == pytest.approx(0.0, abs=BELL_CENTRE_TOL_DB)
 
 
-def test_soft_knee_gain_computer_matches_giannoulis():
-    lv = np.array([-60.0, -20.0, 0.0])
-    # threshold -20, ratio 4, no knee: below 0 dB gain; above, (level - thr) * (1/4 - 1)
-    assert soft_knee_gain_db(lv, -20.0, 4.0, 0.0).tolist() == [0.0, 0.0, -15.0]
-    # inside a 10 dB knee at the threshold: (1/R - 1)(x - T + W/2)^2 / (2W) = -0.75 * 25 / 20
-    assert soft_knee_gain_db(np.array([-20.0]), -20.0, 4.0, 10.0)[0] == pytest.approx(-0.9375)
-    # ratio 1 is the identity whatever the level
-    x = _sine(200.0, amp=0.9)
-    y = compress(x, SAMPLE_RATE, threshold_db=-40.0, ratio=1.0, knee_db=6.0, attack_ms=1.0, release_ms=50.0,
-                 makeup_db=0.0)
-    assert np.max(np.abs(y - x)) < 1e-6
-    # a steady loud sine settles to the static curve: 0.9 peak = -0.92 dBFS, threshold -20, ratio 4
-    y = compress(x, SAMPLE_RATE, threshold_db=-20.0, ratio=4.0, knee_db=0.0, attack_ms=1.0, release_ms=50.0,
-                 makeup_db=0.0)
+def _dsp_job(stages_p: float = 1.0):
+    """A dsp-mode demaster job (no sources needed for :meth:`degrade`)."""
+    from mixbridge.plugins.datagen.demaster import DemasterJob
+
+    return DemasterJob({"mode": "dsp", "sample_rate": SAMPLE_RATE, "seed": 0, "clip_samples": SAMPLE_RATE,
+                        "backend": "builtin", "stage_p": {s: stages_p for s in STAGES}})
+
+
+def test_demaster_compressor_is_the_reference_compressor():
+    """One implementation: the compressor stage is plugins/dynamics.compress (COMPRESSOR_SEMANTICS)."""
+    p = {"threshold_db": -20.0, "ratio": 4.0, "knee_db": 6.0, "attack_ms": 5.0, "release_ms": 80.0, "makeup_db": 2.0}
+    x = _sine(200.0, amp=0.9) * np.linspace(0.1, 1.0, SAMPLE_RATE, dtype=np.float32)[None]
+    y = _dsp_job().degrade(x, {"demaster_compressor": p}, ["demaster_compressor"], 0)
+    assert np.array_equal(y, dynamics.compress(x, SAMPLE_RATE, **p))
+    # a steady loud sine settles to the static curve: 0.9 peak = -0.92 dBFS, above the 6 dB knee at -20
+    steady = _sine(200.0, amp=0.9)
+    y = _dsp_job().degrade(steady, {"demaster_compressor": dict(p, makeup_db=0.0)}, ["demaster_compressor"], 0)
     tail = slice(SAMPLE_RATE // 2, None)
-    expected_db = (20 * math.log10(0.9) + 20) * (1 / 4 - 1)
-    assert _rms_db(y[:, tail]) - _rms_db(x[:, tail]) == pytest.approx(expected_db, abs=0.3)
+    expected_db = -(20 * math.log10(0.9) + 20) * (1 - 1 / 4)
+    assert _rms_db(y[:, tail]) - _rms_db(steady[:, tail]) == pytest.approx(expected_db, abs=0.3)
 
 
 def test_echo_and_reverb_shapes():
@@ -69,12 +73,20 @@ def test_echo_and_reverb_shapes():
     assert y[0, 0] == 1.0 and y[0, 441] == pytest.approx(0.5, abs=1e-4) and np.count_nonzero(y[0]) == 2
     imp = np.zeros((2, SAMPLE_RATE * 2), dtype=np.float32)
     imp[:, 0] = 1.0
-    r = exp_reverb(imp, SAMPLE_RATE, np.random.default_rng(0), rt60_s=0.5, wet_db=0.0) - imp
+    r = reverb_insert(imp, SAMPLE_RATE, decay_s=0.5, return_db=0.0, seed=11) - imp
     # energy in 50 ms windows falls 60 dB per 0.5 s: compare 0.1 s and 0.35 s (-30 dB expected)
     def win_db(t0):
         s = int(t0 * SAMPLE_RATE)
         return _rms_db(r[:, s:s + 2205])
     assert win_db(0.1) - win_db(0.35) == pytest.approx(30.0, abs=3.0)
+    # one implementation: the wet part is plugins/reverb.reverb with this example's noise seed;
+    # another seed is another realisation with the same (unit) energy
+    from mixbridge.plugins.reverb import reverb, reverb_ir
+
+    assert np.array_equal(r + imp, (imp + reverb(imp, SAMPLE_RATE, decay_s=0.5, predelay_ms=0.0, return_db=0.0,
+                                                 seed=11)).astype(np.float32))
+    a, b = reverb_ir(SAMPLE_RATE, decay_s=0.5, seed=11), reverb_ir(SAMPLE_RATE, decay_s=0.5, seed=12)
+    assert not np.allclose(a, b) and (a ** 2).sum(axis=1) == pytest.approx([1.0, 1.0], abs=1e-9)
 
 
 def test_mel_front_end_shapes_and_peak_band():
@@ -167,3 +179,41 @@ def test_cli_demaster(masters, tmp_path, capsys):
     assert main(["datagen", "verify", str(out)]) == 0
     assert main(["datagen", "demaster", "--source", str(tmp_path / "none"), "-o", str(tmp_path / "x")]) == 2
     assert "source not found" in capsys.readouterr().err
+
+
+def test_demaster_labels_use_their_own_schema_names(masters, tmp_path):
+    """No label shares a name with a console parameter (item 2): the dsp labels are the schema's
+    ``demaster_*`` processors, RT60 is ``demaster_reverb.decay_s``."""
+    from mixbridge.schema import CHANNEL_STRIP, DEMASTER, MASTER_BUS, MASTER_RENDER
+
+    cfg = demaster_config(str(masters), n=2, seed=0, clip_s=0.5, images=False)
+    names = cfg["param_names"]
+    assert names == [p for p, _ in DEMASTER.flat_params()] and cfg["processors"] == list(DEMASTER.processor_names)
+    assert "demaster_reverb.decay_s" in names and not any("rt60" in n or "wet_db" in n for n in names)
+    console = {p for chain in (CHANNEL_STRIP, MASTER_BUS, MASTER_RENDER) for p, _ in chain.flat_params()}
+    assert not set(names) & console
+    for name, unit in zip(names, cfg["param_units"]):
+        assert DEMASTER.param(name).unit == unit
+    generate(cfg, tmp_path / "n", workers=0, progress=False)
+    assert Dataset.open(tmp_path / "n").config["version"] == 2
+
+
+def test_version_1_demaster_dataset_is_refused_with_a_clear_message(masters, tmp_path):
+    import json
+
+    from mixbridge.plugins.datagen.errors import DatasetFormatError
+
+    root = tmp_path / "old"
+    generate(demaster_config(str(masters), n=2, seed=0, clip_s=0.5, images=False), root, workers=0, progress=False)
+    cfg_path = root / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["version"] = 1  # as main wrote it: eq.centre_hz ... reverb.rt60_s, reverb.wet_db
+    cfg["param_names"] = [n.replace("demaster_", "").replace("decay_s", "rt60_s").replace("return_db", "wet_db")
+                          for n in cfg["param_names"]]
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(DatasetFormatError, match=r"a format version 1 demaster dataset: its labels use the names of "
+                                                 r"the version 1 demastering generator .*reverb.rt60_s.*now "
+                                                 r"demaster_eq.\*.*demaster_reverb.decay_s.*Regenerate it"):
+        Dataset.open(root)
+    report = verify(root)
+    assert report.ok and any("format version 1" in w for w in report.warnings)

@@ -94,3 +94,25 @@ def test_cli_mixes(songs, tmp_path, capsys):
     assert a["stems"].shape == (3, 3, 2, int(CLIP_S * SAMPLE_RATE))
     assert main(["datagen", "mixes", "--multitracks", str(songs), "--layout", "medley", "-o", str(tmp_path / "y")]) == 2
     assert "unknown layout 'medley'" in capsys.readouterr().err
+
+
+def test_mixes_draw_only_what_the_backend_renders(songs, tmp_path, monkeypatch):
+    """Strip and bus parameters are both cut to the backend's renderable range; a --param beyond it is refused."""
+    from mixbridge.plugins import backend as registry
+    from mixbridge.plugins.builtin import BuiltinBackend
+
+    class ShortReverb(BuiltinBackend):
+        def renderable_range(self, processor, param):
+            return {("reverb", "decay_s"): (0.3, 2.0), ("compressor", "knee_db"): (0.0, 2.0)}.get(
+                (processor, param)) or super().renderable_range(processor, param)
+
+    monkeypatch.setitem(registry._BACKENDS, "short_reverb", lambda sr, **kw: ShortReverb(sr, **kw))
+    cfg = mixes_config(str(songs), clip_s=CLIP_S, n=4, seed=3, backend="short_reverb")
+    assert cfg["renderable_ranges"] == {"compressor.knee_db": [0.0, 2.0], "reverb.decay_s": [0.3, 2.0]}
+    assert generate(cfg, tmp_path / "sr", workers=0, progress=False).examples_ok == 4
+    ds = Dataset.open(tmp_path / "sr")
+    a = ds.load_shard(ds.records[0])
+    knee = a["params_real"][:, :, [p for p, _ in STRIP_PARAMS].index("compressor.knee_db")]
+    assert np.nanmax(knee) <= 2.0 and a["master_params_real"][:, 0].max() <= 2.0
+    with pytest.raises(DatagenConfigError, match=r"renders reverb.decay_s only in \[0.3, 2\] s"):
+        mixes_config(str(songs), clip_s=CLIP_S, backend="short_reverb", param_specs=["reverb.decay_s=uniform:1:4"])

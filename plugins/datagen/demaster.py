@@ -4,23 +4,26 @@ Each example takes a random clip of a finished stereo master (the target) and
 degrades it; a model learns degraded -> master. Two modes:
 
 * ``dsp`` (default, Khoo's recipe), each stage applied with its own probability,
-  in this order, all parameters drawn uniformly in the scale given below:
+  in this order, all parameters drawn uniformly in their scale. The stages are the
+  schema's demastering processors (``mixbridge.schema.DEMASTER``: their own names,
+  ranges and meanings, so no label shares a name with a console parameter of
+  another range), each rendered by the one implementation of its concept:
 
-  ===========  ==========================================================  =========
-  stage        parameters (range, scale)                                   source
-  ===========  ==========================================================  =========
-  eq           ``centre_hz`` 60-12000 log, ``q`` 0.5-4 log, ``gain_db``    Khoo:
-               -12..12: a Gaussian bell in log-frequency (FWHM = the RBJ    bell per
-               bandwidth of that Q) applied to every STFT frame             frame
-  compressor   ``threshold_db`` -40..-5, ``ratio`` 1.5-10 log,              threshold,
-               ``knee_db`` 0-12, ``attack_ms`` 1-50 log, ``release_ms``      ratio, soft
-               20-500 log, ``makeup_db`` 0-12 (Giannoulis et al. 2012       knee,
-               soft-knee gain computer, peak detector, 32-sample blocks)    makeup
-  reverb       ``rt60_s`` 0.2-3 log, ``wet_db`` -30..-6: stereo noise with  exponential
-               an exponential decay of that RT60, added to the dry signal   IR
-  echo         ``delay_ms`` 50-500 log, ``gain_db`` -24..-6: one delayed,   delayed,
-               attenuated copy                                              attenuated
-  ===========  ==========================================================  =========
+  ======================  ===================================================  ==============================
+  stage                   parameters (range, scale)                            rendered by
+  ======================  ===================================================  ==============================
+  ``demaster_eq``         ``centre_hz`` 60-12000 log, ``q`` 0.5-4 log,          :func:`bell_eq`: a Gaussian bell
+                          ``gain_db`` -12..12                                  in log-frequency per STFT frame
+                                                                               (FWHM = the RBJ bandwidth of Q)
+  ``demaster_compressor`` ``threshold_db`` -40..-5, ``ratio`` 1.5-10 log,       :func:`mixbridge.plugins.dynamics.compress`
+                          ``knee_db`` 0-12, ``attack_ms`` 1-50 log,             (COMPRESSOR_SEMANTICS: linked peak
+                          ``release_ms`` 20-500 log, ``makeup_db`` 0-12         detector, soft knee, 63 % times)
+  ``demaster_reverb``     ``decay_s`` 0.2-3 log (RT60), ``return_db``           :func:`reverb_insert`: dry +
+                          -30..-6                                              :func:`mixbridge.plugins.reverb.reverb`
+                                                                               with this example's noise seed
+  ``demaster_echo``       ``delay_ms`` 50-500 log, ``gain_db`` -24..-6          :func:`echo`: one delayed,
+                                                                               attenuated copy
+  ======================  ===================================================  ==============================
 
 * ``plugins``: the master goes through a processor chain of the schema
   (``eq, compressor, reverb`` by default) on the ``builtin`` or ``vst`` backend
@@ -30,12 +33,14 @@ Stored per example (``N`` examples, ``S`` clip samples, ``F`` mel frames)::
 
     master, degraded          float32 [N, 2, S]   target and input, as decoded (never clipped:
                               Vorbis/Opus decodes can exceed full scale; see master_peak)
-    params_real               float64 [N, P]      exact parameters (config param_names)
+    params_real               float64 [N, P]      exact parameters (config param_names, e.g.
+                                                  demaster_reverb.decay_s), the values rendered
     params_norm               float32 [N, P]      normalised 0..1
-    applied                   uint8   [N, 4]      dsp: which stage fired (config stages)
+    applied                   uint8   [N, 4]      dsp: which stage fired (config processors)
     mel_db_master/_degraded   float32 [N, 128, F] mel power spectrograms in dB
     master_peak               float32 [N]         sample peak of the master clip (linear)
-    ir_seed                   int64   [N]         seed of the reverb IR noise (numpy default_rng)
+    ir_seed                   int64   [N]         seed of the reverb IR noise
+                                                  (mixbridge.plugins.reverb.reverb_noise(c, n, ir_seed))
     index, seed, source_file, source_start_s
 
 and ``images/<index>_master.png`` / ``_degraded.png``: the mel spectrograms as
@@ -52,12 +57,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mixbridge import __version__
-from mixbridge.schema import Param
+from mixbridge.plugins.dynamics import compress
+from mixbridge.plugins.reverb import reverb
+from mixbridge.schema import DEMASTER, Param
 
 from .errors import DatagenConfigError
 from .effect import plugin_fingerprint
 from .job import Example, Job, Spec, example_rngs, register_job
-from .params import Dist, flat_params, parse_dists, sample_params
+from .params import Dist, flat_params, parse_dists, renderable_limits, restrict_dists, sample_params
 from .sources import SourceSet
 
 DEFAULT_CLIP_S = 5.0
@@ -67,26 +74,13 @@ N_FFT = 2048
 HOP = 512
 #: Image colour range of the spectrogram PNGs, dB.
 IMAGE_DB_RANGE = (-100.0, 0.0)
-STAGES = ("eq", "compressor", "reverb", "echo")
+#: The dsp stages in order: the schema's ``DEMASTER`` chain.
+STAGES: tuple[str, ...] = DEMASTER.processor_names
 #: Probability that each dsp stage fires.
-DEFAULT_STAGE_P = {"eq": 0.8, "compressor": 0.7, "reverb": 0.6, "echo": 0.4}
-COMP_BLOCK = 32
+DEFAULT_STAGE_P = {"demaster_eq": 0.8, "demaster_compressor": 0.7, "demaster_reverb": 0.6, "demaster_echo": 0.4}
 
-DSP_PARAMS: tuple[tuple[str, Param], ...] = tuple((f"{stage}.{p.name}", p) for stage, p in (
-    ("eq", Param("centre_hz", "Hz", 60.0, 12000.0, 1000.0, "log")),
-    ("eq", Param("q", "", 0.5, 4.0, 1.0, "log")),
-    ("eq", Param("gain_db", "dB", -12.0, 12.0, 0.0, "db")),
-    ("compressor", Param("threshold_db", "dB", -40.0, -5.0, -20.0, "db")),
-    ("compressor", Param("ratio", "", 1.5, 10.0, 4.0, "log")),
-    ("compressor", Param("knee_db", "dB", 0.0, 12.0, 6.0, "db")),
-    ("compressor", Param("attack_ms", "ms", 1.0, 50.0, 10.0, "log")),
-    ("compressor", Param("release_ms", "ms", 20.0, 500.0, 100.0, "log")),
-    ("compressor", Param("makeup_db", "dB", 0.0, 12.0, 0.0, "db")),
-    ("reverb", Param("rt60_s", "s", 0.2, 3.0, 1.0, "log")),
-    ("reverb", Param("wet_db", "dB", -30.0, -6.0, -18.0, "db")),
-    ("echo", Param("delay_ms", "ms", 50.0, 500.0, 200.0, "log")),
-    ("echo", Param("gain_db", "dB", -24.0, -6.0, -12.0, "db")),
-))
+#: ``("demaster_eq.centre_hz", Param)``... in ``DEMASTER`` order: the dsp mode's labels.
+DSP_PARAMS: tuple[tuple[str, Param], ...] = tuple(DEMASTER.flat_params())
 
 
 # --------------------------------------------------------------------------- pure DSP
@@ -113,53 +107,15 @@ def bell_eq(x: np.ndarray, sample_rate: int, *, centre_hz: float, q: float, gain
     return y.astype(np.float32)
 
 
-def soft_knee_gain_db(level_db: np.ndarray, threshold_db: float, ratio: float, knee_db: float) -> np.ndarray:
-    """Static gain (<= 0 dB) of a soft-knee compressor (Giannoulis, Massberg & Reiss, JAES 2012, eq. 4)."""
-    over = level_db - threshold_db
-    out = np.where(over <= -knee_db / 2, level_db, threshold_db + over / ratio)
-    if knee_db > 0:
-        knee = np.abs(over) < knee_db / 2
-        out = np.where(knee, level_db + (1 / ratio - 1) * (over + knee_db / 2) ** 2 / (2 * knee_db), out)
-    return out - level_db
+def reverb_insert(x: np.ndarray, sample_rate: int, *, decay_s: float, return_db: float, seed: int) -> np.ndarray:
+    """Dry + the reference reverb's wet return (no pre-delay) of ``[2, samples]``; float32.
 
-
-def compress(x: np.ndarray, sample_rate: int, *, threshold_db: float, ratio: float, knee_db: float,
-             attack_ms: float, release_ms: float, makeup_db: float) -> np.ndarray:
-    """Feed-forward stereo-linked compressor on ``[channels, samples]``.
-
-    Peak level per block of ``COMP_BLOCK`` samples, soft-knee gain computer, then
-    attack/release smoothing of the gain (one-pole, branching) at block rate,
-    linearly interpolated to samples; makeup gain last.
+    :func:`mixbridge.plugins.reverb.reverb` (REVERB_SEMANTICS: RT60 = ``decay_s``; wet energy =
+    dry energy x 10^(return_db/10) for white noise independent on the two channels) with the
+    noise realisation ``seed``, one per example, so that a model never sees one fixed IR.
     """
-    n = x.shape[1]
-    nb = -(-n // COMP_BLOCK)
-    pad = np.pad(np.abs(x).max(axis=0), (0, nb * COMP_BLOCK - n))
-    level_db = 20 * np.log10(np.maximum(pad.reshape(nb, COMP_BLOCK).max(axis=1), 1e-9))
-    target = soft_knee_gain_db(level_db, threshold_db, ratio, knee_db)
-    block_s = COMP_BLOCK / sample_rate
-    a_att = math.exp(-block_s / (attack_ms / 1000.0))
-    a_rel = math.exp(-block_s / (release_ms / 1000.0))
-    g = np.empty(nb)
-    state = 0.0
-    for i, t in enumerate(target.tolist()):
-        a = a_att if t < state else a_rel
-        state = a * state + (1 - a) * t
-        g[i] = state
-    centres = (np.arange(nb) + 0.5) * COMP_BLOCK
-    gain_db = np.interp(np.arange(n), centres, g) + makeup_db
-    return (x * (10 ** (gain_db / 20.0))[None, :]).astype(np.float32)
-
-
-def exp_reverb(x: np.ndarray, sample_rate: int, rng: np.random.Generator, *, rt60_s: float, wet_db: float) -> np.ndarray:
-    """Dry + wet: convolution with stereo Gaussian noise decaying 60 dB in ``rt60_s`` (unit-energy IR)."""
-    from scipy.signal import fftconvolve
-
-    length = int(min(rt60_s * 1.2, 4.0) * sample_rate)
-    t = np.arange(length) / sample_rate
-    ir = rng.standard_normal((x.shape[0], length)) * np.exp(-3.0 * math.log(10.0) * t / rt60_s)[None, :]
-    ir /= np.sqrt((ir ** 2).sum(axis=1, keepdims=True))
-    wet = fftconvolve(x, ir, axes=-1)[:, : x.shape[1]]
-    return (x + wet * 10 ** (wet_db / 20.0)).astype(np.float32)
+    wet = reverb(x, sample_rate, decay_s=decay_s, predelay_ms=0.0, return_db=return_db, seed=seed)
+    return (x + wet).astype(np.float32)
 
 
 def echo(x: np.ndarray, sample_rate: int, *, delay_ms: float, gain_db: float) -> np.ndarray:
@@ -247,6 +203,8 @@ def demaster_config(source: str, *, mode: str = "dsp", backend: str = "builtin",
         procs = list(processors or ("eq", "compressor", "reverb"))
         params = flat_params(procs)
     dists = parse_dists(param_specs, params)
+    limits = renderable_limits(backend, sample_rate, backend_options, params) if mode == "plugins" else {}
+    dists = restrict_dists(backend, params, dists, limits, dists)
     src = SourceSet(source, min_duration_s=clip_s)
     return {
         "kind": "demaster", "mixbridge_version": __version__, "mode": mode, "n": int(n), "seed": int(seed),
@@ -254,7 +212,7 @@ def demaster_config(source: str, *, mode: str = "dsp", backend: str = "builtin",
         "backend": backend if mode == "plugins" else "builtin", "backend_options": dict(backend_options or {}),
         "plugin_maps": plugin_fingerprint(backend, dict(backend_options or {}), procs) if mode == "plugins" else {},
         "processors": procs, "param_names": [p for p, _ in params], "param_units": [p.unit for _, p in params],
-        "param_dists": {k: d.to_json() for k, d in sorted(dists.items())},
+        "param_dists": {k: d.to_json() for k, d in sorted(dists.items())}, "renderable_ranges": limits,
         "stage_p": probs if mode == "dsp" else {}, "images": bool(images),
         "mel": {"n_mels": N_MELS, "n_fft": N_FFT, "hop": HOP, "scale": "htk", "window": "hann"},
         "shard_size": int(shard_size), "source_root": str(src.root.resolve()), "sources": src.fingerprint(),
@@ -307,14 +265,16 @@ class DemasterJob(Job):
             self.backend.process("eq", x[:, :64], EQ.defaults())
         for s in stages:
             p = params[s]
-            if s == "eq":
+            if s == "demaster_eq":
                 x = bell_eq(x, self.sample_rate, **p)
-            elif s == "compressor":
+            elif s == "demaster_compressor":
                 x = compress(x, self.sample_rate, **p)
-            elif s == "reverb":
-                x = exp_reverb(x, self.sample_rate, np.random.default_rng(ir_seed), **p)
-            elif s == "echo":
+            elif s == "demaster_reverb":
+                x = reverb_insert(x, self.sample_rate, seed=ir_seed, **p)
+            elif s == "demaster_echo":
                 x = echo(x, self.sample_rate, **p)
+            else:
+                raise DatagenConfigError(f"unknown demastering stage '{s}'; known: {', '.join(STAGES)}")
         return x.astype(np.float32)
 
     def render(self, spec: Spec) -> Example:

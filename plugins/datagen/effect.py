@@ -2,9 +2,12 @@
 
 Each example (DESIGN.md §2, neural proxies): a random patch of ``patch_samples``
 from the source audio (silent patches redrawn), augmented (:mod:`.augment`),
-rendered through the chain by the chosen backend (``builtin`` pedalboard or
+rendered through the chain by the chosen backend (``builtin`` reference DSP or
 ``vst`` real plugins) with parameters drawn uniformly in each parameter's schema
-scale (:mod:`.params`). Stored per example (shard arrays, ``N`` examples)::
+scale (:mod:`.params`), inside the range the backend renders as requested
+(``Backend.renderable_range``; config ``renderable_ranges``). An example whose
+render the backend refused or changed fails as ``unrenderable``: the stored
+parameters are the rendered ones. Stored per example (shard arrays, ``N`` examples)::
 
     input        float32 [N, channels, samples]   the augmented patch
     output       float32 [N, channels, samples]   the chain's output
@@ -34,7 +37,7 @@ from mixbridge import __version__
 from .augment import AUG_NAMES, Augmentations, augment
 from .errors import DatagenConfigError
 from .job import Example, Job, Spec, example_rngs, register_job
-from .params import Dist, flat_params, parse_dists, sample_params
+from .params import Dist, flat_params, parse_dists, renderable_limits, restrict_dists, sample_params
 from .sources import SourceSet
 
 #: Named effect chains (``--chain``); the thesis chain is ``eq_comp_reverb``.
@@ -140,7 +143,8 @@ def effect_config(source: str, *, chain: str = "eq_comp_reverb", backend: str = 
 
     Raises:
         AudioInputError: empty or unreadable source.
-        DatagenConfigError: a bad chain, patch length, channel count or --param spec.
+        DatagenConfigError: a bad chain, patch length, channel count or --param spec, or a
+            --param range that the backend cannot render (named with the range it renders).
     """
     if not 0.01 <= patch_s <= 60.0:
         raise DatagenConfigError(f"--patch-s {patch_s:g} is outside [0.01, 60] s")
@@ -153,6 +157,8 @@ def effect_config(source: str, *, chain: str = "eq_comp_reverb", backend: str = 
     procs = tuple(processors) if processors else resolve_chain(chain)
     params = flat_params(procs)
     dists = parse_dists(param_specs, params)
+    limits = renderable_limits(backend, sample_rate, backend_options, params)
+    dists = restrict_dists(backend, params, dists, limits, dists)
     patch_samples = int(round(patch_s * sample_rate))
     src = SourceSet(source)
     return {
@@ -170,6 +176,7 @@ def effect_config(source: str, *, chain: str = "eq_comp_reverb", backend: str = 
         "param_names": [p for p, _ in params],
         "param_units": [p.unit for _, p in params],
         "param_dists": {k: d.to_json() for k, d in sorted(dists.items())},
+        "renderable_ranges": limits,
         "augmentations": (augmentations or Augmentations()).to_json(),
         "aug_names": list(AUG_NAMES),
         "reject_silence": bool(reject_silence),
@@ -200,7 +207,7 @@ class EffectJob(Job):
 
     def plan(self, index: int) -> Spec:
         r_params, r_patch, r_aug = example_rngs(self.seed, index, 3)
-        nested, real, norm = sample_params(r_params, self.params, self.dists)
+        nested, real, norm = self._renderable_draw(r_params, index)
         x, where = self.sources.draw(r_patch, self.n_samples, self.sample_rate, self.channels,
                                      self.config.get("reject_silence", True))
         x, applied, values = augment(
@@ -208,6 +215,27 @@ class EffectJob(Job):
             lambda: self.sources.draw(r_patch, self.n_samples, self.sample_rate, self.channels)[0])
         return Spec(index, {"params": nested, "source": where},
                     {"input": x, "real": real, "norm": norm, "applied": applied, "values": values, "where": where})
+
+    def _renderable_draw(self, rng, index: int):
+        """Draw parameters the backend renders as asked: a draw it would refuse is drawn again
+        (from the example's own generator, so the dataset stays a pure function of its seed),
+        up to ``MAX_REDRAWS`` times; then the last refusal fails the example as ``unrenderable``.
+        The labels' distribution is thereby the sampling distribution restricted to what the
+        backend can render (e.g. no wide ZamEQ2 peaks near Nyquist with ``--backend vst``)."""
+        from mixbridge.errors import ParamRangeError
+
+        for attempt in range(MAX_REDRAWS + 1):
+            nested, real, norm = sample_params(rng, self.params, self.dists)
+            try:
+                for proc in self.processors:
+                    if proc in nested and self.backend is not None:
+                        self.backend.check_renderable(proc, nested[proc], label=f"example {index}")
+            except ParamRangeError:
+                if attempt == MAX_REDRAWS:
+                    break
+                continue
+            break
+        return nested, real, norm
 
     def render(self, spec: Spec) -> Example:
         d = spec.data
@@ -220,5 +248,8 @@ class EffectJob(Job):
             "source_file": np.int32(d["where"]["file_index"]), "source_start_s": np.float64(d["where"]["start_s"]),
         })
 
+
+#: Redraws of an example's parameters that the backend would refuse, before it fails as ``unrenderable``.
+MAX_REDRAWS = 32
 
 register_job("effect", EffectJob)

@@ -33,3 +33,11 @@ class WorkerSetupError(RuntimeError, MixbridgeError):
 
 class DatagenConfigError(ValueError, MixbridgeError):
     """A generator option that is out of range or malformed (a --param spec, a chain name...)."""
+
+
+class DatagenFailuresError(RuntimeError, MixbridgeError):
+    """A run in which every example, or more than the allowed fraction, failed.
+
+    Raised after the run's shards (with the failures and their reasons) were committed;
+    ``summary`` holds the run's :class:`~mixbridge.plugins.datagen.runner.RunSummary`.
+    """

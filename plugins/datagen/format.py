@@ -1,6 +1,6 @@
 """The on-disk dataset format: a config, numbered ``.npz`` shards and an append-only manifest.
 
-Layout of a dataset folder (format ``mixbridge-dataset`` version 1)::
+Layout of a dataset folder (format ``mixbridge-dataset`` version 2)::
 
     DATASET/config.json        what generated the data (kind, chain, backend, seed,
                                sample rate, sources with sha256...) plus ``n``
@@ -29,6 +29,14 @@ then is the manifest line appended (one ``write`` + fsync). A shard without a
 manifest line is an orphan that the next run overwrites with identical bytes; a
 manifest line cut short by a kill is dropped on the next open. Every example
 index is in exactly one committed record, as an example or as a failure.
+
+Versions. 2 (this mixbridge): the stored parameters are the values that were
+rendered. Values the backend cannot render are not drawn (``config.json``'s
+``renderable_ranges`` narrows the sampling) or their examples fail as
+``unrenderable``. Demastering labels use the schema's ``demaster_*`` processors
+(``demaster_reverb.decay_s``, not ``reverb.rt60_s``). 1: written before that.
+Version 1 folders are read only where their labels still mean what they did (see
+:func:`legacy_problem`); none is resumed.
 """
 from __future__ import annotations
 
@@ -51,8 +59,15 @@ from .errors import (DatasetBusyError, DatasetConfigMismatchError, DatasetFormat
                      DiskFullError)
 
 FORMAT_NAME = "mixbridge-dataset"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+#: Versions :meth:`Dataset.open` reads (version 1 only where :func:`legacy_problem` finds nothing).
+SUPPORTED_VERSIONS = (1, 2)
+#: A run, or a dataset, in which more than this fraction of the examples failed is a failed job
+#: (``generate`` raises, ``verify`` fails). A real plugin that crashes now and then costs far less.
+DEFAULT_MAX_FAILURE_FRACTION = 0.1
+#: Processors whose builtin rendering changed meaning in version 2 (pedalboard's Compressor with a
+#: hard knee, Freeverb with RT60 >= 0.61 s, JUCE's sample-peak Limiter became the schema's references).
+_V1_BUILTIN_CHANGED = ("compressor", "reverb", "limiter")
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.jsonl"
 RUNS_FILE = "runs.jsonl"
@@ -165,6 +180,54 @@ class ShardRecord:
                    [int(i) for i in d["indices"]], list(d.get("failures", [])), list(d.get("files", [])))
 
 
+def legacy_problem(config: Mapping[str, Any]) -> str:
+    """Why the labels of a version 1 dataset do not mean what version 2 labels mean ("" if they do).
+
+    * demastering ``dsp`` datasets: their labels are named ``eq.centre_hz``, ``compressor.*``,
+      ``reverb.rt60_s``... (now ``demaster_eq.*``, ``demaster_compressor.*``, ``demaster_reverb.decay_s``),
+      and their compressor used block-rate ballistics that no longer exist;
+    * ``builtin`` datasets with a compressor, reverb or limiter: pedalboard rendered ``knee_db`` > 0 as
+      a hard knee, decays below 0.61 s at 0.61 s, and other time constants than the labels say;
+      ``vst`` datasets (and builtin EQ-only ones) are unaffected.
+    """
+    if config.get("version") != 1:
+        return ""
+    kind = config.get("kind")
+    if kind == "demaster" and config.get("mode", "dsp") == "dsp":
+        return ("its labels use the names of the version 1 demastering generator (eq.centre_hz, compressor.*, "
+                "reverb.rt60_s, echo.*), now demaster_eq.*, demaster_compressor.*, demaster_reverb.decay_s and "
+                "demaster_echo.*, and its compressor's block-rate ballistics are gone")
+    procs = set(config.get("processors") or ())
+    if kind == "mixes":
+        procs |= {"compressor", "reverb"}
+    changed = sorted(procs & set(_V1_BUILTIN_CHANGED))
+    if config.get("backend") == "builtin" and changed:
+        return (f"its builtin {', '.join(changed)} labels were rendered by pedalboard (knee_db > 0 as a hard knee, "
+                "decays below 0.61 s at 0.61 s, other time constants than the labels), not what they say")
+    return ""
+
+
+def distinct_reasons(failures: Iterable[Mapping[str, Any]], limit: int, seen: set | None = None) -> list[str]:
+    """The first ``limit`` failure reasons ``"kind: message"`` that differ in more than their numbers.
+
+    ``seen`` (updated in place) holds the keys of reasons already listed elsewhere.
+    """
+    import re
+
+    seen = set() if seen is None else seen
+    out: list[str] = []
+    for f in failures:
+        text = f"{f.get('kind')}: {f.get('message')}"
+        key = re.sub(r"[-+]?\d[\d.e+-]*", "#", text)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(text)
+        if len(out) >= limit:
+            break
+    return out
+
+
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
@@ -213,13 +276,16 @@ class Dataset:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, root: str | Path, *, repair: bool = False) -> "Dataset":
+    def open(cls, root: str | Path, *, repair: bool = False, legacy: bool = False) -> "Dataset":
         """Read a dataset's config and manifest.
 
         A last manifest line cut short by a kill is ignored (and cut off when ``repair``).
+        ``legacy=True`` also opens a version 1 dataset whose labels changed meaning
+        (:func:`legacy_problem`), for ``verify`` and ``info``; loaders of training data leave it off.
 
         Raises:
-            DatasetFormatError: no ``config.json``, not a mixbridge dataset, an unknown version.
+            DatasetFormatError: no ``config.json``, not a mixbridge dataset, an unknown version,
+                or a version 1 dataset whose labels no longer mean what they say (named; regenerate it).
             DatasetIntegrityError: a malformed manifest line before the last one.
         """
         root = Path(root)
@@ -236,6 +302,12 @@ class Dataset:
         if config.get("version") not in SUPPORTED_VERSIONS:
             raise DatasetFormatError(f"{cfg_path}: format version {config.get('version')!r} is not supported "
                                      f"(this mixbridge reads {SUPPORTED_VERSIONS}); upgrade mixbridge")
+        problem = legacy_problem(config)
+        if problem and not legacy:
+            raise DatasetFormatError(
+                f"{cfg_path}: a format version 1 {config.get('kind')} dataset: {problem}. Regenerate it with this "
+                f"mixbridge (the same `mixbridge datagen {config.get('kind')}` command into a new folder); "
+                "`mixbridge datagen verify` still checks its integrity")
         records, good_bytes, total = _read_manifest(root / MANIFEST_FILE)
         if repair and good_bytes < total:
             with open(root / MANIFEST_FILE, "rb+") as fh:
@@ -259,7 +331,11 @@ class Dataset:
         root = Path(root)
         config = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **config}
         if (root / CONFIG_FILE).exists():
-            ds = cls.open(root, repair=True)
+            ds = cls.open(root, repair=True, legacy=True)
+            if ds.config.get("version") != FORMAT_VERSION:
+                raise DatasetConfigMismatchError(
+                    f"{root}: holds a format version {ds.config.get('version')} dataset and this mixbridge writes "
+                    f"version {FORMAT_VERSION}; refusing to mix the two in one dataset. Generate into a new folder")
             diffs = _diff(_identity(ds.config), _identity(config))
             if diffs:
                 raise DatasetConfigMismatchError(
@@ -429,31 +505,47 @@ class VerifyReport:
     n_failures: int
     n_expected: int
     missing: list[int]
+    #: Recorded failures by kind, and the first distinct reasons (``"kind: message"``).
+    failures_by_kind: dict = field(default_factory=dict)
+    failure_reasons: list = field(default_factory=list)
 
     def text(self) -> str:
+        fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures_by_kind.items()))
         lines = [f"{self.root}: {'OK' if self.ok else 'FAILED'} - {self.n_examples} examples, "
-                 f"{self.n_failures} recorded failures, {len(self.missing)} of {self.n_expected} indices missing"]
+                 f"{self.n_failures} recorded failures{f' ({fails})' if fails else ''}, "
+                 f"{len(self.missing)} of {self.n_expected} indices missing"]
         lines += [f"  problem: {p}" for p in self.problems]
+        lines += [f"  failure reason: {r}" for r in self.failure_reasons]
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
-def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = True) -> VerifyReport:
-    """Check a dataset's integrity.
+def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = True,
+           max_failure_fraction: float | None = None) -> VerifyReport:
+    """Check a dataset's integrity, and that its examples did not mostly fail.
 
     Checks: every manifest record's shard exists with its recorded size and sha256,
     its arrays load without pickle, its ``index`` array equals the record's indices,
     every example array has one row per example and only finite samples; side
     files match their sha256; no index appears twice; every index of ``[0, n)`` is
     covered (unless ``allow_incomplete``). Files on disk that no record names are
-    leftovers of a killed run (warnings: the next run overwrites them).
+    leftovers of a killed run (warnings: the next run overwrites them). Recorded
+    failures are counted by kind with their first distinct reasons; the dataset
+    fails when no example succeeded or more than ``max_failure_fraction`` of the
+    covered indices failed (None: :data:`DEFAULT_MAX_FAILURE_FRACTION`). A version 1 dataset whose labels changed meaning is
+    checked too, with a warning that says why it cannot be loaded for training.
 
     Raises:
         DatasetFormatError: not a dataset.
     """
-    ds = Dataset.open(root)
+    if max_failure_fraction is None:
+        max_failure_fraction = DEFAULT_MAX_FAILURE_FRACTION
+    ds = Dataset.open(root, legacy=True)
     problems: list[str] = []
     warnings: list[str] = []
+    legacy = legacy_problem(ds.config)
+    if legacy:
+        warnings.append(f"format version 1: {legacy}; loaders refuse it, regenerate it with this mixbridge")
     seen: dict[int, str] = {}
     n_ex = n_fail = 0
     named = set()
@@ -501,12 +593,22 @@ def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = Tru
     if missing and not allow_incomplete:
         problems.append(f"{len(missing)} of {ds.n} example indices are not generated yet (first {missing[:5]}); "
                         "rerun the same generate command to finish")
-    return VerifyReport(ds.root, not problems, problems, warnings[:20], n_ex, n_fail, ds.n, missing)
+    failures = [f for r in ds.example_records() for f in r.failures]
+    by_kind: dict[str, int] = {}
+    for f in failures:
+        by_kind[f["kind"]] = by_kind.get(f["kind"], 0) + 1
+    covered = n_ex + n_fail
+    if n_fail and (n_ex == 0 or n_fail > max_failure_fraction * covered):
+        limit = "no example succeeded" if n_ex == 0 else f"more than the allowed {max_failure_fraction:.0%}"
+        problems.append(f"{n_fail} of {covered} generated indices are recorded failures ({limit}); see the "
+                        "failure reasons below")
+    return VerifyReport(ds.root, not problems, problems, warnings[:20], n_ex, n_fail, ds.n, missing, by_kind,
+                        distinct_reasons(failures, 5))
 
 
 def info(root: str | Path) -> dict:
-    """Summarise a dataset: kind, config, counts, failures by kind, sizes, arrays of one shard."""
-    ds = Dataset.open(root)
+    """Summarise a dataset: kind, config, counts, failures by kind and first reasons, sizes, arrays of one shard."""
+    ds = Dataset.open(root, legacy=True)
     fails: dict[str, int] = {}
     for r in ds.records:
         for f in r.failures:
@@ -525,7 +627,9 @@ def info(root: str | Path) -> dict:
         "bytes": sum(r.bytes for r in ds.records) + sum(f["bytes"] for r in ds.records for f in r.files),
         "sample_rate": cfg.get("sample_rate"), "seed": cfg.get("seed"), "backend": cfg.get("backend"),
         "processors": cfg.get("processors"), "param_names": cfg.get("param_names"), "arrays": arrays,
-        "complete": len(ds.done_indices() & set(range(ds.n))) == ds.n,
+        "complete": len(ds.done_indices() & set(range(ds.n))) == ds.n, "version": cfg.get("version"),
+        "failure_reasons": distinct_reasons((f for r in ds.example_records() for f in r.failures), 5),
+        "renderable_ranges": cfg.get("renderable_ranges", {}), "legacy_problem": legacy_problem(cfg),
     }
 
 

@@ -74,6 +74,9 @@ class FaultyBackend(Backend):
         self.faults = {str(k): v for k, v in faults.items()}
         self.current_index: int | None = None
 
+    def check_renderable(self, processor, params, *, label=""):
+        return self.inner.check_renderable(processor, params, label=label)
+
     def process(self, processor, audio, params, automation=None, *, label=""):
         fault = self.faults.get(str(self.current_index)) or self.faults.get("*")
         if fault == "crash":
@@ -100,7 +103,20 @@ class FaultyBackend(Backend):
 
     @notices.setter
     def notices(self, value):
-        pass
+        if hasattr(self, "inner"):  # Backend.__init__ sets it before inner exists
+            self.inner.notices = value
+
+    @property
+    def value_changes(self):  # type: ignore[override]
+        return self.inner.value_changes
+
+    @value_changes.setter
+    def value_changes(self, value):
+        if hasattr(self, "inner"):
+            self.inner.value_changes = value
+
+    def renderable_range(self, processor, param):
+        return self.inner.renderable_range(processor, param)
 
     def close(self) -> None:
         self.inner.close()
@@ -159,6 +175,40 @@ class Job:
 
     def notices(self) -> list[str]:
         return list(self.backend.notices) if self.backend is not None else []
+
+    def begin_example(self) -> None:
+        """Start watching the backend for values it did not render as requested (one example).
+
+        The backend's notices are deduplicated, so they are set aside and restored by
+        :meth:`end_example`: a notice repeated by every example is seen by every example.
+        """
+        be = self.backend
+        if be is None:
+            return
+        self._kept_notices = list(be.notices)
+        self._n_changes = len(getattr(be, "value_changes", ()))
+        be.notices = []
+
+    def end_example(self) -> list[str]:
+        """Stop watching; returns what the backend said it rendered differently during this example.
+
+        That is every notice given with ``changed_value=True`` and every other notice that
+        says so in words (:func:`~.params.says_value_changed`), first first, without repeats.
+        """
+        from .params import says_value_changed
+
+        be = self.backend
+        if be is None or not hasattr(self, "_kept_notices"):
+            return []
+        fresh = list(be.notices)
+        kept = self._kept_notices
+        be.notices = kept + [n for n in fresh if n not in kept]
+        changes = list(getattr(be, "value_changes", [])[self._n_changes:])
+        if changes:  # read once per example: keep the list from growing over a long job
+            be.value_changes = be.value_changes[:self._n_changes]
+        changes += [n for n in fresh if says_value_changed(n)]
+        del self._kept_notices
+        return list(dict.fromkeys(changes))
 
     def close(self) -> None:
         if self.backend is not None:

@@ -10,7 +10,9 @@ Parameter ranges default to a "plausible mix" subset of the schema, uniform in
 each parameter's scale (override any with ``--param``); ``MIX_DEFAULT_SPECS``:
 faders -12..+6 dB, pan -1..1, EQ gains +-6 dB, threshold -30..0 dB, ratio 1-6,
 makeup 0-6 dB, sends -50..-10 dB; trim 0 dB, polarity and mute off. Other
-parameters span their schema range.
+parameters span their schema range, cut to what the backend renders as requested
+(config ``renderable_ranges``); an example the backend refuses or renders with
+another value fails as ``unrenderable`` instead of being stored.
 
 Stored per example (``N`` examples, ``T`` = most tracks of any song, ``P`` strip params)::
 
@@ -38,7 +40,7 @@ from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS, REVERB
 from .errors import DatagenConfigError
 from .effect import plugin_fingerprint
 from .job import Example, Job, Spec, example_rngs, register_job
-from .params import Dist, parse_dists, sample_params
+from .params import Dist, parse_dists, renderable_limits, restrict_dists, sample_params
 from .sources import conform_channels
 
 DEFAULT_CLIP_S = 5.0
@@ -110,6 +112,11 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
     bus_specs = {k: v for k, v in specs.items() if k.startswith("reverb.")}
     dists = parse_dists(strip_specs, STRIP_PARAMS)
     bus_dists = parse_dists(bus_specs, BUS_PARAMS)
+    limits = renderable_limits(backend, sample_rate, backend_options, STRIP_PARAMS + BUS_PARAMS)
+    strip_limits = {k: v for k, v in limits.items() if not k.startswith("reverb.")}
+    dists = restrict_dists(backend, STRIP_PARAMS, dists, strip_limits, user)
+    bus_dists = restrict_dists(backend, BUS_PARAMS, bus_dists, {k: v for k, v in limits.items() if k not in strip_limits},
+                               user)
     out_songs = []
     for s in songs:
         stems = []
@@ -139,6 +146,7 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
         "master_param_names": [p for p, _ in BUS_PARAMS],
         "param_dists": {k: d.to_json() for k, d in sorted(dists.items())},
         "master_param_dists": {k: d.to_json() for k, d in sorted(bus_dists.items())},
+        "renderable_ranges": limits,
         "max_tracks": max(len(s["stems"]) for s in out_songs), "store_stems": bool(store_stems),
         "shard_size": int(shard_size), "source_root": str(root), "songs": out_songs,
     }

@@ -14,6 +14,7 @@ Spec strings are ``processor.param=fixed:0`` as on the command line
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -112,3 +113,82 @@ def sample_params(rng: np.random.Generator, params: Sequence[tuple[str, Param]],
         real[i] = v
         norm[i] = p.to_normalised(v)
     return nested, real, norm
+
+
+# --------------------------------------------------------------------------- what the backend can render
+#: Failure kind of an example whose render did not honour a requested value (a ``ParamRangeError``
+#: from the backend or a plugin map, or a backend notice that it rendered another value).
+UNRENDERABLE = "unrenderable"
+
+#: Notices of backends that do not flag ``changed_value`` but say that a value was not rendered as
+#: requested ("knee_db > 0 was rendered as 0 dB", "rendered at the nearest reachable decay").
+_VALUE_CHANGE_WORDS = re.compile(r"\brendered (as|at)\b|\bclamp|\bcannot (be )?honou?r|\bignored\b|"
+                                 r"\bnearest reachable\b", re.IGNORECASE)
+
+
+def says_value_changed(notice: str) -> bool:
+    """Whether a backend notice says a parameter was rendered as another value than requested."""
+    return bool(_VALUE_CHANGE_WORDS.search(notice))
+
+
+def renderable_limits(backend: str, sample_rate: int, options: Mapping | None,
+                      params: Sequence[tuple[str, Param]]) -> dict[str, list[float]]:
+    """``{"processor.param": [lo, hi]}`` for every parameter the backend renders only in part of its schema range.
+
+    Asks :meth:`Backend.renderable_range` of a backend built with ``options`` (the
+    processors the console computes itself, such as ``fader`` or ``pan``, are skipped).
+
+    Raises:
+        UnknownNameError / BackendUnavailableError / PluginMapError: from the backend.
+    """
+    from mixbridge.plugins.backend import PLUGIN_PROCESSORS, get_backend
+
+    wanted = [(path, p) for path, p in params if path.partition(".")[0] in PLUGIN_PROCESSORS]
+    if not wanted:
+        return {}
+    be = get_backend(backend, sample_rate, **dict(options or {}))
+    out: dict[str, list[float]] = {}
+    try:
+        for path, p in wanted:
+            proc, _, name = path.partition(".")
+            lo, hi = (float(v) for v in be.renderable_range(proc, name))
+            lo, hi = max(lo, p.min), min(hi, p.max)
+            if lo > hi:
+                raise DatagenConfigError(f"the {backend} backend renders no value of {path} in {p.range_text()}")
+            if (lo, hi) != (p.min, p.max):
+                out[path] = [lo, hi]
+    finally:
+        be.close()
+    return out
+
+
+def restrict_dists(backend: str, params: Sequence[tuple[str, Param]], dists: Mapping[str, Dist],
+                   limits: Mapping[str, Sequence[float]], user_names: Iterable[str] = ()) -> dict[str, Dist]:
+    """Narrow the distributions to what the backend renders (``limits`` from :func:`renderable_limits`).
+
+    A parameter's default distribution (its schema range, or a generator's default
+    spec) is cut to the renderable range, so every example is drawn inside it; a
+    range the user asked for (``user_names``) that reaches beyond it is refused.
+
+    Raises:
+        DatagenConfigError: a user ``--param`` range outside the renderable range (named with both).
+    """
+    by_name = dict(params)
+    user = set(user_names)
+    out = dict(dists)
+    for path, (lo, hi) in limits.items():
+        p = by_name[path]
+        u_lo, u_hi = p.to_normalised(lo), p.to_normalised(hi)
+        d = out.get(path, Dist("uniform", 0.0, 1.0))
+        if path in user and (d.u_lo < u_lo - 1e-12 or d.u_hi > u_hi + 1e-12):
+            unit = f" {p.unit}" if p.unit else ""
+            raise DatagenConfigError(
+                f"--param {path}: the {backend} backend renders {path} only in [{lo:g}, {hi:g}]{unit} of the "
+                f"schema's {p.range_text()}; give a range inside it (e.g. {path}=uniform:{lo:g}:{hi:g}) or "
+                "choose another backend")
+        a, b = max(d.u_lo, u_lo), min(d.u_hi, u_hi)
+        if a > b:
+            raise DatagenConfigError(f"{path}: the default range does not meet the {backend} backend's renderable "
+                                     f"[{lo:g}, {hi:g}]; give --param {path}=uniform:LO:HI inside it")
+        out[path] = Dist("fixed" if a == b else "uniform", a, b)
+    return out

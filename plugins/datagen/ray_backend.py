@@ -49,20 +49,13 @@ class _Runner:
         return self.spec.params
 
     def render(self, index: int):
-        import numpy as np
-
         if isinstance(self.spec, tuple):
             res = self.spec
         else:
+            from .runner import render_one
+
             spec, self.spec = self.spec, None
-            self.job.set_current(index)
-            try:
-                ex = self.job.render(spec)
-                bad = [k for k in self.job.finite_keys if k in ex.arrays and not np.isfinite(ex.arrays[k]).all()]
-                res = (("fail", index, "nan", f"non-finite values in {', '.join(bad)}", spec.params) if bad
-                       else ("done", index, ex, spec.params))
-            except Exception as e:
-                res = ("fail", index, "error", f"{type(e).__name__}: {e}", spec.params)
+            res = render_one(self.job, index, spec)
         notes = self.job.notices()
         out = res + (notes[self.seen:],)
         self.seen = len(notes)

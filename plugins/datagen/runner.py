@@ -15,6 +15,12 @@ them with one of three executors and commits each finished shard atomically:
   debugging; a crash takes the job down, exceptions and NaN are still recorded).
 * ``executor="ray"``: tasks on a Ray cluster (:mod:`.ray_backend`).
 
+An example the backend refuses (``ParamRangeError``) or renders with another value
+than requested (a notice during its render) fails as ``unrenderable``
+(:func:`render_one`), so no stored label differs from what was rendered. A run in
+which every example, or more than ``max_failure_fraction`` of them, failed raises
+:class:`DatagenFailuresError` after committing, with the first distinct reasons.
+
 Workers die with the parent (``PR_SET_PDEATHSIG``), so ``kill -9`` of the parent
 leaves no orphans; rerunning the same command resumes from the manifest. A full
 disk stops the job cleanly: complete shards stay, :class:`DiskFullError` is raised
@@ -36,9 +42,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import DatagenConfigError, WorkerSetupError
-from .format import Dataset, plan_units
+from mixbridge.errors import ParamRangeError
+
+from .errors import DatagenConfigError, DatagenFailuresError, WorkerSetupError
+from .format import DEFAULT_MAX_FAILURE_FRACTION, Dataset, distinct_reasons, plan_units
 from .job import Example, Job, make_job
+from .params import UNRENDERABLE
 
 #: Default per-example time limit: a real-plugin render of a few seconds takes well under 1 s.
 DEFAULT_TIMEOUT_S = 120.0
@@ -46,6 +55,8 @@ DEFAULT_TIMEOUT_S = 120.0
 MAX_SETUP_DEATHS = 3
 #: Notices that differ only in their numbers are shown once (the first one).
 MAX_NOTICES_SHOWN = 8
+#: Distinct failure reasons kept in a run summary (and listed when a job fails).
+MAX_REASONS_SHOWN = 5
 
 
 @dataclass
@@ -68,6 +79,12 @@ class RunSummary:
     steady_examples_per_s: float = 0.0
     stopped: str = ""
     notices: list = field(default_factory=list)
+    #: The first distinct failure reasons (``"kind: message"``; reasons differing only in numbers once).
+    failure_reasons: list = field(default_factory=list)
+
+    @property
+    def n_failed(self) -> int:
+        return int(sum(self.failures.values()))
 
     def text(self) -> str:
         fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
@@ -82,6 +99,7 @@ class RunSummary:
         ]
         if self.stopped:
             lines.append(f"  stopped early: {self.stopped}")
+        lines += [f"  failure reason: {r}" for r in self.failure_reasons[:MAX_REASONS_SHOWN]]
         lines += [f"  notice: {n}" for n in self.notices[:MAX_NOTICES_SHOWN]]
         if len(self.notices) > MAX_NOTICES_SHOWN:
             lines.append(f"  ... {len(self.notices) - MAX_NOTICES_SHOWN} more kinds of notice in runs.jsonl")
@@ -98,11 +116,31 @@ def run_one(job: Job, index: int, on_start: Callable[[int, dict], None] | None =
         return ("fail", index, "error", f"planning failed: {type(e).__name__}: {e}", None)
     if on_start is not None:
         on_start(index, spec.params)
+    return render_one(job, index, spec)
+
+
+def render_one(job: Job, index: int, spec) -> tuple:
+    """Render a planned example (the part of :func:`run_one` after planning; the Ray actors call it too).
+
+    An example whose render raised :class:`~mixbridge.errors.ParamRangeError` (a value the backend
+    or its plugin map cannot reach), or during which the backend said it rendered another value
+    than requested, fails as ``unrenderable``: it is never stored with the requested label.
+    """
     job.set_current(index)
+    job.begin_example()
     try:
         ex = job.render(spec)
+    except ParamRangeError as e:  # the backend or its plugin map refused a value: never stored
+        job.end_example()
+        return ("fail", index, UNRENDERABLE, f"the {job.config.get('backend')} backend cannot render a "
+                f"requested value: {e}", spec.params)
     except Exception as e:
+        job.end_example()
         return ("fail", index, "error", f"{type(e).__name__}: {e}", spec.params)
+    changed = job.end_example()
+    if changed:  # rendered, but not with the requested values: the label would be wrong
+        return ("fail", index, UNRENDERABLE, f"the {job.config.get('backend')} backend rendered another value "
+                f"than requested: {'; '.join(changed)}", spec.params)
     bad = [k for k in job.finite_keys if k in ex.arrays and not np.isfinite(ex.arrays[k]).all()]
     if bad:
         return ("fail", index, "nan", f"non-finite values in {', '.join(bad)}", spec.params)
@@ -183,6 +221,7 @@ class _Collector:
         self.ds, self.summary, self.bar, self.example_s = ds, summary, bar, example_s
         self.by_index: dict[int, _Unit] = {}
         self.notice_counts: dict[str, int] = {}
+        self.reason_keys: set[str] = set()
         self.times: list[float] = []
         from concurrent.futures import ThreadPoolExecutor
 
@@ -232,6 +271,9 @@ class _Collector:
             kind, message, params = res[2], res[3], res[4]
             u.failures.append({"index": index, "kind": kind, "message": message, "params": params})
             self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
+            if len(self.summary.failure_reasons) < MAX_REASONS_SHOWN:
+                for r in distinct_reasons([{"kind": kind, "message": message}], MAX_REASONS_SHOWN, self.reason_keys):
+                    self.summary.failure_reasons.append(r)
         if self.bar is not None:
             self.bar.update(1)
             if self.summary.failures:
@@ -388,7 +430,8 @@ def example_duration_s(config: Mapping[str, Any]) -> float:
 
 def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
              executor: str = "local", address: str | None = None, progress: bool = True,
-             faults: Mapping[Any, str] | None = None) -> RunSummary:
+             faults: Mapping[Any, str] | None = None,
+             max_failure_fraction: float | None = None) -> RunSummary:
     """Generate (or resume) the dataset ``config`` describes into ``out``.
 
     Args:
@@ -399,11 +442,16 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
         executor: ``local`` or ``ray``; ``address`` is the Ray address (``auto``, ``HOST:PORT``,
             or None for a local Ray instance).
         faults: ``{index: fault}`` injected through :class:`~.job.FaultyBackend` (tests).
+        max_failure_fraction: the run fails when more than this fraction of the examples it
+            rendered failed, or all of them (0..1; None: :data:`~.format.DEFAULT_MAX_FAILURE_FRACTION`).
 
     Returns:
         :class:`RunSummary` (also appended to ``out/runs.jsonl``).
 
     Raises:
+        DatagenFailuresError: every example of the run failed, or more than ``max_failure_fraction``;
+            raised after everything was committed; the message lists the first distinct reasons
+            and ``e.summary`` is the :class:`RunSummary`.
         DatasetConfigMismatchError: ``out`` holds another configuration.
         DiskFullError: the disk filled up; complete shards were kept.
         WorkerSetupError / PluginMapError / BackendUnavailableError: the job cannot start.
@@ -414,13 +462,41 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
         raise DatagenConfigError(f"--timeout-s {timeout_s} must be > 0")
     if executor not in ("local", "ray"):
         raise DatagenConfigError(f"--backend {executor!r}: use local or ray")
+    if max_failure_fraction is None:
+        max_failure_fraction = DEFAULT_MAX_FAILURE_FRACTION
+    if not 0.0 <= max_failure_fraction <= 1.0:
+        raise DatagenConfigError(f"--max-failure-fraction {max_failure_fraction:g} is outside [0, 1]")
     config = dict(config)
     ds = Dataset.create_or_open(out, config)
     ds.lock()
     try:
-        return _generate(ds, config, workers, timeout_s, executor, address, progress, faults)
+        summary = _generate(ds, config, workers, timeout_s, executor, address, progress, faults)
     finally:
         ds.unlock()
+    check_failures(summary, max_failure_fraction)
+    return summary
+
+
+def check_failures(summary: RunSummary, max_failure_fraction: float = DEFAULT_MAX_FAILURE_FRACTION) -> None:
+    """Raise when every example of a run failed, or more than ``max_failure_fraction`` of them.
+
+    Raises:
+        DatagenFailuresError: with the counts by kind and the first distinct reasons; ``summary``
+            is attached to the error.
+    """
+    n_fail = summary.n_failed
+    attempted = summary.examples_ok + n_fail
+    if not attempted or not (summary.examples_ok == 0 or n_fail > max_failure_fraction * attempted):
+        return
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.failures.items()))
+    limit = "no example succeeded" if summary.examples_ok == 0 else f"more than the allowed {max_failure_fraction:.0%}"
+    reasons = "; ".join(summary.failure_reasons[:MAX_REASONS_SHOWN]) or "none recorded"
+    err = DatagenFailuresError(
+        f"{summary.root}: {n_fail} of the {attempted} examples this run rendered failed ({kinds}; {limit}); "
+        f"first reasons: {reasons}. The failures are recorded in manifest.jsonl and are not retried: fix the "
+        "cause, then generate into a new folder")
+    err.summary = summary
+    raise err
 
 
 def _generate(ds: Dataset, config: dict, workers: int, timeout_s: float, executor: str, address: str | None,

@@ -49,7 +49,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from mixbridge.errors import MixbridgeError, ParamRangeError
-from mixbridge.plugins.pluginmap import CONVERSIONS, Binding, Choices, Conversion, Curve, PluginMap, Stage, load_map
+from mixbridge.plugins.map_laws import CONVERSIONS, Conversion
+from mixbridge.plugins.pluginmap import Binding, Choices, Curve, PluginMap, Stage, load_map
 from mixbridge.schema import CHANNEL_STRIP, Processor
 
 from .errors import BridgeConfigError, DawRangeError

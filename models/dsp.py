@@ -59,10 +59,7 @@ import torch.nn.functional as F
 from mixbridge.errors import AudioInputError, ParamRangeError
 from mixbridge.schema import SHELF_SLOPE
 
-try:  # the one master bus; export.master re-exports it while the move settles
-    from mixbridge.plugins import master_bus as _mb
-except ImportError:  # pragma: no cover
-    from mixbridge.export import master as _mb
+from mixbridge.plugins import master_bus as _mb
 from mixbridge.plugins.dynamics import LEVEL_FLOOR, TINY
 from mixbridge.plugins.reverb import IR_SPAN, REVERB_SEED, reverb_noise
 

@@ -31,7 +31,6 @@ an exact per-sample gain, while ``decay_s`` and ``predelay_ms`` cannot be automa
 """
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np

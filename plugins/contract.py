@@ -695,10 +695,8 @@ def _vst(sample_rate: int) -> Implementation:
 
 
 def _master_module():
-    try:
-        from mixbridge.plugins import master_bus as m
-    except ImportError:  # until the lead moves it
-        from mixbridge.export import master as m
+    from mixbridge.plugins import master_bus as m
+
     return m
 
 

@@ -19,9 +19,9 @@ signal (ZamEQ2 1 -> 1, ZamComp 2 -> 1 where input 2 is the sidechain) runs as
 one instance per channel ("lane"): left and right are processed independently.
 Each lane's plugin input is the lane's signal repeated over the plugin's input
 channels, except the input a map stage's ``sidechain`` names: it gets the
-host-made signal (:data:`~.pluginmap.SIDECHAIN_SIGNALS`), the same in every lane.
+host-made signal (:data:`~.map_laws.SIDECHAIN_SIGNALS`), the same in every lane.
 The compressor maps feed ZamComp's sidechain with
-:func:`~.pluginmap.schema_reduction_drive`: the level that makes the plugin's own
+:func:`~.map_laws.schema_reduction_drive`: the level that makes the plugin's own
 hard knee and attack/release one-pole produce the schema's gain reduction (stereo
 linked, soft knee, peak hold), so a stereo compressor is *linked* (one gain) and
 renders the reference (:mod:`.dynamics`) on any material, not only on steps
@@ -74,7 +74,8 @@ from mixbridge.session import Automation
 
 from .backend import PLUGIN_PROCESSORS, Backend, automation_curve
 from .discovery import import_dawdreamer, plugin_name, plugin_not_found, quiet_fds, resolve_plugin
-from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, SIDECHAIN_SIGNALS, PluginMap, check_identity, load_map
+from .map_laws import SIDECHAIN_SIGNALS
+from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, PluginMap, check_identity, load_map
 
 #: Sample rate used to load a plugin only for inspection or calibration (Hz).
 INSPECT_SAMPLE_RATE = 48000

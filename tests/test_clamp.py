@@ -19,7 +19,7 @@ WIDE_PEAK = {"peak3_gain_db": 6.0, "peak3_freq_hz": 6000.0, "peak3_q": 0.5}
 def test_vst_refuses_a_value_it_cannot_render_and_clamps_it_on_request():
     from mixbridge.plugins.backend import get_backend
     from mixbridge.plugins.contract import EQ_MAGNITUDE_TOL_DB
-    from mixbridge.plugins.pluginmap import zameq2_peak_deviation_db
+    from mixbridge.plugins.map_laws import zameq2_peak_deviation_db
 
     x = np.random.default_rng(0).standard_normal((1, 4800)).astype(np.float32) * 0.1
     params = EQ.defaults() | WIDE_PEAK

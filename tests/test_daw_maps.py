@@ -70,7 +70,7 @@ def test_reaper_sends_the_host_maps_normalised_values():
     rng = np.random.default_rng(9)
     dm = get_daw_map("reaper")
     from mixbridge.plugins.contract import EQ_MAGNITUDE_TOL_DB
-    from mixbridge.plugins.pluginmap import zameq2_peak_deviation_db
+    from mixbridge.plugins.map_laws import zameq2_peak_deviation_db
 
     def renderable(eq):  # the host map refuses wide ZamEQ2 peaks near Nyquist, and so does the push
         return all(zameq2_peak_deviation_db(eq[f"peak{k}_freq_hz"], eq[f"peak{k}_q"], eq[f"peak{k}_gain_db"],

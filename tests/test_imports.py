@@ -12,7 +12,8 @@ import pytest
     "mixbridge.plugins", "mixbridge.plugins.backend", "mixbridge.plugins.builtin", "mixbridge.plugins.console",
     "mixbridge.plugins.mastering", "mixbridge.models", "mixbridge.models.mixers", "mixbridge.models.automix",
     "mixbridge.bridge", "mixbridge.export", "mixbridge.export.runtime", "mixbridge.export.artifact", "mixbridge.plugins.master_bus",
-    "mixbridge.bridge.live",
+    "mixbridge.bridge.live", "mixbridge.bridge.plugin_maps", "mixbridge.plugins.contract", "mixbridge.plugins.dynamics",
+    "mixbridge.plugins.reverb", "mixbridge.plugins.map_laws", "mixbridge.plugins.pluginmap",
     "mixbridge.models.registry", "mixbridge.models.proxy_schema",
 ])
 def test_no_torch_import(module):

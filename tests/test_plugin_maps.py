@@ -12,7 +12,7 @@ import pytest
 
 from mixbridge.cli import main
 from mixbridge.errors import BackendUnavailableError, ParamRangeError, PluginMapError, PluginNotFoundError, UnknownNameError
-from mixbridge.plugins import pluginmap
+from mixbridge.plugins import map_laws, pluginmap
 from mixbridge.plugins.pluginmap import (
     DEFAULT_MAPS,
     MAP_PROCESSORS,
@@ -81,7 +81,7 @@ def test_schema_extremes_are_reachable_by_the_default_plugins(monkeypatch):
     import dataclasses
 
     name = "zameq2_bandwidth_from_rbj_q"
-    monkeypatch.setitem(pluginmap.CONVERSIONS, name, dataclasses.replace(pluginmap.CONVERSIONS[name], refuse=None))
+    monkeypatch.setitem(map_laws.CONVERSIONS, name, dataclasses.replace(map_laws.CONVERSIONS[name], refuse=None))
     for proc, name in DEFAULT_MAPS.items():
         pm = load_map(name)
         schema = MAP_PROCESSORS[proc]
@@ -168,14 +168,14 @@ def test_zameq2_bandwidth_conversion_meets_its_defining_equation():
     sample_rate = 48000
     for q in (0.2, 0.707, 2.0, 10.0):
         for f in (100.0, 1000.0, 8000.0):
-            bw = pluginmap.zameq2_bandwidth_from_rbj_q(q, f, sample_rate=sample_rate)
+            bw = map_laws.zameq2_bandwidth_from_rbj_q(q, f, sample_rate=sample_rate)
             w0 = np.tan(np.pi * f / sample_rate)
             w2 = 0.5 * (w0 / q + np.sqrt((w0 / q) ** 2 + 4 * w0 * w0))
             dw = 2 * (np.arctan(w2) - np.arctan(w0 * w0 / w2))
             assert 2 ** (1 / bw) / (2 ** bw - 1) == pytest.approx((f / sample_rate) / dw, rel=1e-9)
     # vectorised form agrees with the scalar one
-    arr = pluginmap.zameq2_bandwidth_from_rbj_q(np.array([0.5, 3.0]), np.array([200.0, 2000.0]), sample_rate=sample_rate)
-    assert arr[1] == pytest.approx(pluginmap.zameq2_bandwidth_from_rbj_q(3.0, 2000.0, sample_rate=sample_rate))
+    arr = map_laws.zameq2_bandwidth_from_rbj_q(np.array([0.5, 3.0]), np.array([200.0, 2000.0]), sample_rate=sample_rate)
+    assert arr[1] == pytest.approx(map_laws.zameq2_bandwidth_from_rbj_q(3.0, 2000.0, sample_rate=sample_rate))
 
 
 def test_static_reduction_accepts_per_sample_threshold_ratio_and_knee():
@@ -221,7 +221,7 @@ def test_reduction_drive_makes_the_plugins_detector_the_schemas(setting):
     t = np.arange(n) / sr
     gate = ((t % 0.125) < 0.03) * np.exp(-(t % 0.125) / 0.01)
     audio = (np.random.default_rng(3).standard_normal((2, n)) * gate * [[0.9], [0.2]]).astype(np.float32)
-    side = pluginmap.schema_reduction_drive(audio, setting, sr)
+    side = map_laws.schema_reduction_drive(audio, setting, sr)
     want = gain_reduction_db(audio, sr, **setting)
     assert np.max(np.abs(_branching_one_pole_plugin(side, setting, sr) - want)) <= 1e-5
 
@@ -253,7 +253,7 @@ def test_zameq2_peak_off_rbj_is_refused_when_values_are_computed_not_at_load():
         else:
             for st in pm.stages:
                 pm.stage_values(st, values, 48000)
-    dev, at_hz = pluginmap.zameq2_peak_deviation_db(6000.0, 0.5, 6.0, 48000)
+    dev, at_hz = map_laws.zameq2_peak_deviation_db(6000.0, 0.5, 6.0, 48000)
     assert dev == pytest.approx(0.492, abs=0.005) and at_hz == pytest.approx(16000.0)
 
 
@@ -331,7 +331,7 @@ def test_map_round_trip_reads_back_the_real_value(map_name, loaded):
             for b in st.set:
                 want = values[b.source]
                 if b.convert:
-                    conv = pluginmap.CONVERSIONS[b.convert]
+                    conv = map_laws.CONVERSIONS[b.convert]
                     extra = {"table": b.table} if conv.needs_table else {}
                     want = conv.func(want, *[values[w] for w in b.with_], sample_rate=sample_rate, **extra)
                 i = lp.index(b.param)

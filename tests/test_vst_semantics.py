@@ -213,7 +213,7 @@ def test_automated_compressor_follows_the_builtin_reference():
 
 
 # --------------------------------------------------------------------------- ZamEQ2 peaks vs RBJ
-#: The closed-form ZamEQ2 peak (pluginmap.zameq2_peak_sections) vs the plugin's measured response.
+#: The closed-form ZamEQ2 peak (map_laws.zameq2_peak_sections) vs the plugin's measured response.
 ZAMEQ2_CLOSED_FORM_TOL_DB = 0.01
 
 
@@ -233,11 +233,11 @@ def test_zameq2_peak_closed_form_is_what_the_plugin_renders(monkeypatch, sample_
     """The refusal's deviation comes from a closed form; the real plugin (refusal switched off) must render it."""
     import dataclasses
 
-    from mixbridge.plugins import pluginmap
-    from mixbridge.plugins.pluginmap import _biquad_db, zameq2_peak_sections
+    from mixbridge.plugins import map_laws
+    from mixbridge.plugins.map_laws import _biquad_db, zameq2_peak_sections
 
     name = "zameq2_bandwidth_from_rbj_q"
-    monkeypatch.setitem(pluginmap.CONVERSIONS, name, dataclasses.replace(pluginmap.CONVERSIONS[name], refuse=None))
+    monkeypatch.setitem(map_laws.CONVERSIONS, name, dataclasses.replace(map_laws.CONVERSIONS[name], refuse=None))
     b = _backend(sample_rate)
     x = np.zeros((2, C.EQ_RESPONSE_SAMPLES), np.float32)
     x[:, 0] = C.EQ_IMPULSE_AMPLITUDE

@@ -39,7 +39,6 @@ Laws (sources and measurements in ``docs/bridge.md``):
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -50,7 +49,7 @@ import numpy as np
 
 from mixbridge.errors import MixbridgeError, ParamRangeError
 from mixbridge.plugins.map_laws import CONVERSIONS, Conversion
-from mixbridge.plugins.pluginmap import Binding, Choices, Curve, PluginMap, Stage, load_map
+from mixbridge.plugins.pluginmap import Binding, Choices, Curve, PluginMap, Stage, load_map, read_map_json
 from mixbridge.schema import CHANNEL_STRIP, Processor
 
 from .errors import BridgeConfigError, DawRangeError
@@ -559,30 +558,14 @@ def daw_map_names() -> list[str]:
 
 
 def load_daw_map(name_or_path: str | Path) -> DawMap:
-    """Load a DAW map by shipped name (``"reaper"``) or JSON path.
+    """Load a DAW map by shipped name (``"reaper"``) or JSON path (read by the host's one map reader).
 
     Raises:
         BridgeConfigError: an unknown name (lists the shipped ones).
         DawMapError: a file that is not valid JSON or fails validation.
     """
-    p = Path(name_or_path)
-    if p.suffix == ".json" or p.exists():
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise DawMapError(f"cannot read DAW map {p}: {e.strerror or e}") from None
-        name = p.stem
-    else:
-        name = str(name_or_path)
-        res = resources.files("mixbridge.plugins.maps").joinpath(DAW_MAP_FOLDER, f"{name}.json")
-        if not res.is_file():
-            raise BridgeConfigError(f"no DAW map '{name}'; shipped: {', '.join(daw_map_names())}")
-        text = res.read_text(encoding="utf-8")
-        p = Path(str(res))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DawMapError(f"DAW map {p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    data, name, p = read_map_json(name_or_path, folder=DAW_MAP_FOLDER, what="DAW map", error=DawMapError,
+                                  unknown=BridgeConfigError, shipped=daw_map_names)
     return daw_map_from_dict(data, name, p)
 
 

@@ -96,6 +96,8 @@ import numpy as np
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError
 from mixbridge.schema import EQ, GAIN, MASTER_BUS, MASTER_RENDER
 
+from mixbridge.loudness import TRUE_PEAK_HALF_TAPS as _TP_HALF, TRUE_PEAK_OVERSAMPLING as _TP_UP
+
 from .dynamics import LEVEL_FLOOR as _LEVEL_FLOOR, TINY as _TINY
 
 #: Default parameter smoothing time constant (as the streaming runtime's).
@@ -106,11 +108,9 @@ DEFAULT_LOOKAHEAD_MS = 1.5
 MAX_BLOCK_SIZE = 4096
 #: Chunk of the offline path (the interpolator's matrix product is fastest on blocks that stay in cache).
 OFFLINE_CHUNK = 4096
-#: True-peak oversampling and interpolation filter: scipy ``resample_poly``'s default
-#: for up=4 (half length 10 * 4, Kaiser beta 5), as :func:`mixbridge.loudness.true_peak_dbtp` uses.
-TRUE_PEAK_OVERSAMPLING = 4
-INTERP_HALF_LENGTH = 10 * TRUE_PEAK_OVERSAMPLING
-INTERP_KAISER_BETA = 5.0
+#: True-peak oversampling and interpolation filter: the meter's (:mod:`mixbridge.loudness`).
+TRUE_PEAK_OVERSAMPLING = _TP_UP
+INTERP_HALF_LENGTH = _TP_HALF
 #: Delay of the interpolator in input samples ((81 - 1) / 2 / 4).
 INTERP_DELAY_SAMPLES = INTERP_HALF_LENGTH // TRUE_PEAK_OVERSAMPLING
 #: The limiter aims this far under the ceiling: the gain moves between the interpolator's taps,
@@ -171,11 +171,10 @@ def master_params_from_session(session: Any) -> tuple[dict[str, dict[str, float]
 
 
 def interpolation_filter() -> np.ndarray:
-    """The 4x true-peak interpolation filter, 81 taps (scipy ``resample_poly``'s default for up=4)."""
-    from scipy.signal import firwin
+    """The 4x true-peak interpolation filter, 81 taps: the meter's own (:func:`mixbridge.loudness.true_peak_interpolation_filter`)."""
+    from mixbridge.loudness import true_peak_interpolation_filter
 
-    return firwin(2 * INTERP_HALF_LENGTH + 1, 1.0 / TRUE_PEAK_OVERSAMPLING,
-                  window=("kaiser", INTERP_KAISER_BETA)) * TRUE_PEAK_OVERSAMPLING
+    return true_peak_interpolation_filter()
 
 
 def _interp_matrix() -> np.ndarray:

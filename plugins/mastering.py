@@ -109,7 +109,7 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
 
 def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_rate: int, *,
            gain_db: float | None = None, automation: Mapping[str, Automation] | None = None,
-           resolve_stale: bool = True) -> MasterResult:
+           resolve_stale: bool = True, verify: bool = True) -> MasterResult:
     """Master a stereo ``mix`` float32 ``[2, samples]`` with the ``master_bus`` ``params``.
 
     Args:
@@ -118,6 +118,9 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
             was edited) it is re-solved, with a notice that says by how much it missed.
             ``None`` solves it.
         resolve_stale: re-solve a stored gain that misses the target (else only report it).
+        verify: measure the mix and the master (integrated loudness, true peak) and check the
+            target; ``False`` (with a stored ``gain_db``) only renders: the measured fields are
+            NaN and nothing is checked (batch renders that trust the stored gain; the benchmark).
         automation: master-bus automation; only ``reverb.*`` (rendered by the console's
             reverb bus) is allowed.
 
@@ -135,6 +138,11 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
             f"master automation of {', '.join(automated)} cannot be rendered: the master bus takes static "
             "eq/compressor/limiter/loudness values; remove those curves from master.automation")
     notices: list[str] = []
+    if not verify and gain_db is not None:
+        gain = GAIN.param("gain_db").validate(gain_db, "master.solved_gain_db")
+        out = render_master(mix, sample_rate, chain_params(params, gain))
+        nan = float("nan")
+        return MasterResult(out, float(gain), nan, nan, nan, nan, 1, False, notices)
     target = float(params["loudness"]["target_lufs"])
     ceiling = float(params["limiter"]["ceiling_dbtp"])
     pre_lufs = integrated_lufs(mix, sample_rate)

@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -670,6 +670,43 @@ def builtin_map_names() -> list[str]:
     return sorted(p.name[: -len(".json")] for p in root.iterdir() if p.name.endswith(".json"))
 
 
+def read_map_json(name_or_path: str | Path, *, folder: str = "", what: str = "plugin map",
+                  error: type[Exception] = PluginMapError, unknown: type[Exception] = UnknownNameError,
+                  shipped: Callable[[], list[str]] | None = None) -> tuple[dict, str, Path]:
+    """Read a map's JSON by shipped name (``mixbridge/plugins/maps/[folder/]NAME.json``) or by path.
+
+    The one reader of every map file, the host's plugin maps and the bridge's DAW maps alike.
+
+    Returns:
+        ``(data, name, path)``.
+
+    Raises:
+        ``unknown``: a name that is not shipped (the message lists ``shipped()``).
+        ``error``: a file that cannot be read or is not valid JSON (line and column named).
+    """
+    p = Path(name_or_path)
+    if p.suffix == ".json" or p.exists():
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise error(f"cannot read {what} {p}: {e.strerror or e}") from None
+        name = p.stem
+    else:
+        name = str(name_or_path)
+        root = resources.files("mixbridge.plugins.maps")
+        res = (root.joinpath(folder) if folder else root).joinpath(f"{name}.json")
+        if not res.is_file():
+            known = ", ".join(shipped()) if shipped else ""
+            raise unknown(f"unknown {what} '{name}'; shipped: {known}")
+        text = res.read_text(encoding="utf-8")
+        p = Path(str(res))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{what} {p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    return data, name, p
+
+
 def load_map(name_or_path: str | Path | PluginMap) -> PluginMap:
     """Load a map by shipped name (``"zameq2_x2"``) or by JSON path.
 
@@ -679,24 +716,7 @@ def load_map(name_or_path: str | Path | PluginMap) -> PluginMap:
     """
     if isinstance(name_or_path, PluginMap):
         return name_or_path
-    p = Path(name_or_path)
-    if p.suffix == ".json" or p.exists():
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise PluginMapError(f"cannot read plugin map {p}: {e.strerror or e}") from None
-        name = p.stem
-    else:
-        name = str(name_or_path)
-        res = resources.files("mixbridge.plugins.maps").joinpath(f"{name}.json")
-        if not res.is_file():
-            raise UnknownNameError(f"unknown plugin map '{name}'; shipped maps: {', '.join(builtin_map_names())}")
-        text = res.read_text(encoding="utf-8")
-        p = Path(str(res))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PluginMapError(f"plugin map {p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    data, name, p = read_map_json(name_or_path, shipped=builtin_map_names)
     return map_from_dict(data, name, p)
 
 

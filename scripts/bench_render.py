@@ -3,15 +3,18 @@
 A 16-track, 60-second session (every track with EQ, compressor, fader, pan and a
 reverb send; a master bus with EQ, compressor and limiter) is rendered
 
-* by mixbridge (``render_console`` + ``master`` with one fixed master gain, i.e.
-  one limiter pass, so both sides do the same work), and
+* by mixbridge (``render_console`` + ``master`` with one fixed master gain and
+  ``verify=False``, i.e. one pass of the master chain, so both sides do the same work), and
 * directly in the raw engines: for ``builtin``, pedalboard EQ boards, the
   reference compressor kernel, one scipy convolution with the reference reverb's
   response and the master-bus kernels called without the host; for ``vst``, a
   DawDreamer graph of the same plugins (and the same master-bus kernels),
 
 side by side in one run, alternating, best of ``--repeats``. The ratio
-mixbridge / raw is the host's overhead (aim: <= 1.10).
+mixbridge / raw is the host's overhead (aim: <= 1.10). ``automix`` and ``render`` also
+*verify* the master (integrated loudness and true peak of the mix and of the master, and
+the target check): that cost, which the raw engines do not pay, is reported in its own
+column (``verify CPU s``).
 
 Usage: python scripts/bench_render.py [--seconds 60] [--tracks 16] [--repeats 3] [--backends builtin,vst]
 """
@@ -57,7 +60,7 @@ def mixbridge_render(session, audio, backend):
     from mixbridge.plugins.mastering import master
 
     r = render_console(session, backend, audio=audio)
-    return master(r.mix, session.master.params, SR, gain_db=6.0, resolve_stale=False).audio
+    return master(r.mix, session.master.params, SR, gain_db=6.0, verify=False).audio
 
 
 def raw_pedalboard(session, audio):
@@ -107,6 +110,18 @@ def raw_dawdreamer(session, audio):
     return raw_graph_render(session, audio)
 
 
+def verify_cost(session, audio, backend) -> float:
+    """CPU seconds that ``master``'s verification (loudness, true peak, target check) adds."""
+    from mixbridge.plugins.console import render_console
+    from mixbridge.plugins.mastering import master
+
+    mix = render_console(session, backend, audio=audio).mix
+    mp = session.master.params
+    quick = timed(lambda: master(mix, mp, SR, gain_db=6.0, verify=False))[1]
+    full = timed(lambda: master(mix, mp, SR, gain_db=6.0, resolve_stale=False))[1]
+    return full - quick
+
+
 def timed(fn):
     """(wall seconds, CPU seconds of this process) of one call."""
     w0, c0 = time.perf_counter(), time.process_time()
@@ -129,7 +144,7 @@ def main(argv=None) -> int:
     print(f"{args.tracks} tracks x {args.seconds:g} s at {SR} Hz; best of {args.repeats}")
     print("ratio = mixbridge / raw; CPU time is this process's, robust to other load on the machine")
     print(f"{'backend':<8} {'mixbridge s':>12} {'raw s':>8} {'ratio':>7} {'mb CPU s':>9} {'raw CPU s':>10} "
-          f"{'CPU ratio':>10} {'x realtime':>11}")
+          f"{'CPU ratio':>10} {'x realtime':>11} {'verify CPU s':>13}")
     for name in args.backends.split(","):
         try:
             be = get_backend(name, SR)
@@ -146,7 +161,7 @@ def main(argv=None) -> int:
         mb, rw = min(t[0] for t in t_mb), min(t[0] for t in t_raw)
         mbc, rwc = min(t[1] for t in t_mb), min(t[1] for t in t_raw)
         print(f"{name:<8} {mb:>12.3f} {rw:>8.3f} {mb / rw:>7.3f} {mbc:>9.3f} {rwc:>10.3f} {mbc / rwc:>10.3f} "
-              f"{args.seconds / mb:>11.1f}")
+              f"{args.seconds / mb:>11.1f} {verify_cost(session, audio, be):>13.3f}")
     return 0
 
 

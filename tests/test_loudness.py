@@ -41,3 +41,15 @@ def test_minus_6_02_db_halves_loudness_by_6_02_lu():
 def test_silence():
     assert integrated_lufs(np.zeros((2, SR)), SR) == -70.0
     assert true_peak_dbtp(np.zeros((2, SR))) == float("-inf")
+
+
+def test_true_peak_meter_equals_scipy_resample_poly_oversampling():
+    """The polyphase meter computes exactly resample_poly(x, 4, 1)'s samples (odd lengths, edges, mono)."""
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(4)
+    for channels, n in ((1, 1), (2, 2), (1, 5), (2, 17), (2, 4801), (1, 70001)):
+        x = rng.standard_normal((channels, n))
+        up = resample_poly(x, 4, 1, axis=-1)
+        want = 20 * np.log10(max(np.abs(up).max(), np.abs(x).max()))
+        assert true_peak_dbtp(x, 48000) == pytest.approx(want, abs=1e-12)

@@ -363,7 +363,7 @@ REVERB = Processor(
               description="RT60 of the reverb return: the time its energy decay curve (Schroeder) takes to fall 60 dB"),
         Param("predelay_ms", "ms", 0.0, 100.0, 10.0, description="delay of the return's onset after the send"),
         Param("return_db", "dB", -60.0, 6.0, 0.0, "db",
-              description="return level: at 0 dB the return's energy equals the send bus energy for stationary noise"),
+              description="return level: at 0 dB the return is as loud (BS.1770-4) as the send bus for stationary pink noise"),
     ),
     "shared reverb bus fed by every track's send; its meaning is pinned in REVERB_SEMANTICS",
 )
@@ -373,8 +373,9 @@ REVERB_SEMANTICS = (
     "Wet only (the dry signal is in the mix already); the stereo send bus feeds both return channels "
     "(mono sum in, decorrelated stereo out, like a plate). decay_s is the broadband RT60 of the return, "
     "measured by Schroeder backward integration of its impulse response (T20 extrapolated to 60 dB; "
-    "ISO 3382-1). Wet level: the return's energy over the send bus's energy, for stationary white noise "
-    "independent on the two send channels, is return_db (a send with equal channels returns 3.01 dB more); "
+    "ISO 3382-1). Wet level: the return's loudness over the send bus's loudness (BS.1770-4, K-weighted), "
+    "for stationary pink noise independent on the two send channels, is return_db (a send with equal "
+    "channels returns 3.01 dB more); "
     "send_db sets each track's contribution to the bus, post-fader and post-pan."
 )
 LIMITER = Processor(

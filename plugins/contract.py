@@ -31,8 +31,8 @@ Measurements (each returns :class:`Row` objects; a setting whose render raises
   (:func:`mixbridge.loudness.true_peak_dbtp`, BS.1770-4 Annex 2) <= ``ceiling_dbtp``;
 * :func:`measure_reverb_rt60` -- Schroeder backward integration of the return's impulse
   response, T20 (-5 to -25 dB) extrapolated to 60 dB (ISO 3382-1), vs ``decay_s``;
-* :func:`measure_reverb_level` -- stationary white noise on the send; return energy over
-  send energy in dB vs ``return_db``;
+* :func:`measure_reverb_level` -- stationary pink noise on the send; return loudness over
+  send loudness (BS.1770-4, K-weighted) in LU vs ``return_db``;
 * :func:`measure_pan` -- a mono and a dual-mono stereo track through the console; the
   position ``4/pi atan2(rms_R, rms_L) - 1`` vs ``pan`` (the schema's law puts both there)
   and the output/input power (0 dB for both).
@@ -76,7 +76,7 @@ TRUE_PEAK_TOL_DB = 0.0
 LIMITER_MIN_PEAK_BELOW_DB = 3.0
 #: Reverb RT60 within +-15 % of decay_s (issue 9; ISO 3382-1's T20 itself has a few % spread).
 RT60_TOL = 0.15
-#: Reverb wet level within +-1 dB of return_db for a white-noise send (issue 9).
+#: Reverb wet level within +-1 dB of return_db for a pink-noise send (BS.1770-4 loudness) (issue 9).
 WET_LEVEL_TOL_DB = 1.0
 #: Pan position (4/pi atan2(rms_R, rms_L) - 1) within this of ``pan``: the console's pan is
 #: exact arithmetic in float32 (1e-3 is 0.045 degrees of the pan angle).
@@ -492,25 +492,38 @@ def measure_reverb_rt60(render: Renderer, sample_rate: int, settings: Iterable[f
     return rows
 
 
+def pink_noise(channels: int, samples: int, seed: int) -> np.ndarray:
+    """Stationary pink noise (power 1/f from 20 Hz up), independent per channel, RMS 1: float64 ``[channels, samples]``."""
+    w = np.random.default_rng(seed).standard_normal((channels, samples))
+    f = np.fft.rfftfreq(samples)
+    shape = 1.0 / np.sqrt(np.maximum(f, 20.0 / 48000.0))
+    x = np.fft.irfft(np.fft.rfft(w, axis=1) * shape, n=samples, axis=1)
+    return x / np.sqrt(np.mean(x * x))
+
+
 def measure_reverb_level(render: Renderer, sample_rate: int,
                          settings: Iterable[Sequence[float]] = WET_LEVEL_SETTINGS) -> list[Row]:
-    """Return energy over send energy (dB) for stationary white noise vs ``return_db``.
+    """Loudness of the return over loudness of the send (LU) for stationary pink noise vs ``return_db``.
 
-    The send is independent white noise on both channels, ``predelay + 4.5 decay_s`` long
-    (>= 1.5 s); the energies are compared after the return has built up
-    (``predelay + 4/3 decay_s``, 80 dB into the decay) to the end.
+    The send is independent pink noise on both channels (a music-like spectrum), ``predelay +
+    4.5 decay_s`` long (>= 1.5 s); both are measured with the BS.1770-4 meter
+    (:func:`mixbridge.loudness.integrated_lufs`: K-weighted) after the return has built up
+    (``predelay + 4/3 decay_s``, 80 dB into the decay) to the end. A reverb whose spectrum is
+    tilted against the schema's flat one (Dragonfly Plate's is) is judged by how loud it
+    sounds on such material, not by its white-noise energy, which its highs dominate.
     """
+    from mixbridge.loudness import integrated_lufs
+
     rows = []
     for decay_s, return_db in settings:
-        setting = f"decay {decay_s:g} s, return {return_db:g} dB, white-noise send"
+        setting = f"decay {decay_s:g} s, return {return_db:g} dB, pink-noise send"
         try:
             start = int((REVERB_PREDELAY_MS * 1e-3 + 4.0 / 3.0 * decay_s) * sample_rate)
             n = max(int(1.5 * sample_rate), start + int(3.0 * decay_s * sample_rate))
-            x = (np.random.default_rng(3).standard_normal((2, n)) * 0.1).astype(np.float32)
+            x = (pink_noise(2, n, 3) * 0.05).astype(np.float32)
             params = {"decay_s": float(decay_s), "predelay_ms": REVERB_PREDELAY_MS, "return_db": float(return_db)}
             y = _check_output(render(x, sample_rate, params), 2, n, "reverb")
-            level = 10.0 * math.log10(max(float(np.sum(y[:, start:] ** 2)), 1e-300)
-                                      / float(np.sum(x[:, start:].astype(np.float64) ** 2)))
+            level = integrated_lufs(y[:, start:], sample_rate) - integrated_lufs(x[:, start:], sample_rate)
             rows.append(_row("reverb", "reverb wet level", setting, return_db, level, f"+-{WET_LEVEL_TOL_DB:g} dB", "dB",
                              abs(level - return_db) <= WET_LEVEL_TOL_DB))
         except Exception as e:  # noqa: BLE001

@@ -332,6 +332,9 @@ DRIVE_REQUIRES_FIXED = {"Knee": 0.0, "Slew": 1.0}
 DRIVE_REQUIRES_SET = {"Threshold": "threshold_db", "Ratio": "ratio", "Attack": "attack_ms", "Release": "release_ms"}
 #: Sidechain level (dB below threshold) that asks the plugin for no reduction at all.
 DRIVE_IDLE_BELOW_DB = 10.0
+#: A negative drive smaller than this (dB) is float64 round-off, not a reduction falling faster
+#: than the plugin's release: it is clamped to 0 instead of tracked.
+DRIVE_NEGATIVE_TOL_DB = 1e-9
 
 
 def schema_reduction_drive(audio: np.ndarray, params: Mapping[str, Any], sample_rate: int) -> np.ndarray:
@@ -395,8 +398,11 @@ def schema_reduction_drive(audio: np.ndarray, params: Mapping[str, Any], sample_
     # than the plugin's new release allows (x < 0): send 0 there and follow the plugin's own state
     # (a float64 model of its one-pole) until it can be put back on Y. Measured residual: 0.022 dB
     # for release_ms ramped 20 -> 300 ms over 2 s (the plugin lags Y through that release tail).
-    k = int(np.argmax(x < 0.0)) if np.any(x < 0.0) else n
-    while k < n:
+    # Static parameters give x >= 0 but for float64 round-off (about -1e-16 dB), clamped below.
+    neg = np.flatnonzero(x < -DRIVE_NEGATIVE_TOL_DB)
+    i = 0
+    while i < neg.size:
+        k = int(neg[i])
         yp = y_prev[k]
         while k < n:
             ak = a_att[k] if y[k] > yp else a_rel[k]
@@ -407,8 +413,7 @@ def schema_reduction_drive(audio: np.ndarray, params: Mapping[str, Any], sample_
             x[k] = max(xk, 0.0)
             yp = ak * yp + (1.0 - ak) * x[k]
             k += 1
-        rest = np.flatnonzero(x[k + 1:] < 0.0)
-        k = k + 1 + int(rest[0]) if rest.size else n
+        i = int(np.searchsorted(neg, k + 1))  # the open-loop x after k is unchanged
     x = np.maximum(x, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         level = np.where((x > 0.0) & (slope > 0.0), t + x / np.where(slope > 0.0, slope, 1.0), t - DRIVE_IDLE_BELOW_DB)

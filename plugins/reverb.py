@@ -10,9 +10,11 @@ What ``reverb.*`` means (``mixbridge.schema.REVERB_SEMANTICS``), rendered exactl
   ``exp(-3 ln(10) t / decay_s)``: its energy decays 60 dB in ``decay_s`` (the RT60,
   as Schroeder backward integration measures it);
 * the response lasts ``IR_SPAN * decay_s`` (down 80 dB) and is scaled to unit energy
-  (``sum h^2 = 1``), so for stationary white noise, independent on the two send
-  channels, the wet energy equals the send energy at ``return_db = 0`` (a send with
-  equal channels returns 3.01 dB more, as from a plate that sums its inputs);
+  (``sum h^2 = 1``), so for stationary noise, independent on the two send channels,
+  the wet energy equals the send energy at ``return_db = 0`` whatever its spectrum (the
+  response is flat on average), and so does its BS.1770-4 loudness, which the schema's
+  wet level is defined by (a send with equal channels returns 3.01 dB more, as from a
+  plate that sums its inputs);
 * ``predelay_ms`` delays the onset by ``round(predelay_ms / 1000 * sample_rate)`` samples;
 * broadband: no frequency-dependent damping (a real room's highs decay faster; this
   reverb is the measurable reference that the builtin backend renders and the torch

@@ -121,12 +121,9 @@ class _SessionBase:
             UnknownParamError: a name that is not one of :attr:`param_names`.
         """
         if isinstance(params, Mapping):
-            flat: dict[str, Any] = {}
-            for key, value in params.items():
-                if isinstance(value, Mapping):
-                    flat.update({f"{key}.{k}": v for k, v in value.items()})
-                else:
-                    flat[key] = value
+            from mixbridge.schema import flatten_params
+
+            flat = flatten_params(params)
             index = {name: i for i, name in enumerate(self.param_names)}
             for key, value in flat.items():
                 if key not in index:

@@ -436,6 +436,17 @@ MASTER_RENDER = Chain("master_render", (EQ, COMPRESSOR, GAIN, LIMITER),
 CHAINS: dict[str, Chain] = {c.name: c for c in (CHANNEL_STRIP, MASTER_BUS)}
 
 
+def flatten_params(params: Mapping) -> dict:
+    """``{"processor": {"param": v}}`` and/or ``{"processor.param": v}`` as one flat ``{"processor.param": v}``."""
+    flat: dict = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def get_chain(name: str) -> Chain:
     """Return a chain by name.
 

@@ -94,7 +94,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError
-from mixbridge.schema import EQ, GAIN, MASTER_BUS, MASTER_RENDER
+from mixbridge.schema import EQ, GAIN, MASTER_BUS, MASTER_RENDER, flatten_params
 
 from mixbridge.loudness import TRUE_PEAK_HALF_TAPS as _TP_HALF, TRUE_PEAK_OVERSAMPLING as _TP_UP
 
@@ -346,15 +346,7 @@ class StreamingMaster:
                 "loudness.target_lufs")
         return self._index[path], MASTER_RENDER.param(path).validate(value, f"master.{proc}")
 
-    @staticmethod
-    def _flatten(params: Mapping[str, Any]) -> dict[str, Any]:
-        flat: dict[str, Any] = {}
-        for key, value in params.items():
-            if isinstance(value, Mapping):
-                flat.update({f"{key}.{k}": v for k, v in value.items()})
-            else:
-                flat[key] = value
-        return flat
+    _flatten = staticmethod(flatten_params)
 
     def set_params(self, params: Mapping[str, Any]) -> None:
         """Set target parameters now (not from another thread while streaming: use :meth:`post`).

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError
-from mixbridge.schema import CHANNEL_STRIP, GAIN, MASTER_BUS, Chain, Param
+from mixbridge.schema import CHANNEL_STRIP, GAIN, MASTER_BUS, Chain, Param, flatten_params
 
 from . import dsp
 
@@ -125,12 +125,7 @@ def normalise(chain: Chain | Sequence[tuple[str, Param]], values: Mapping) -> to
 
 
 def _flatten(values: Mapping, known: Sequence[str]) -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
+    flat = flatten_params(values)
     unknown = [k for k in flat if k not in known]
     if unknown:
         raise UnknownParamError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")

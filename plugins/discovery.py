@@ -147,27 +147,6 @@ def resolve_plugin(
     return candidates[0]
 
 
-#: Folders holding more plugins than this are summarised in error messages.
-LIST_FOLDER_LIMIT = 25
-
-
-def _found_text(found: Sequence[PluginFile]) -> str:
-    """Plugin names grouped by folder; big folders (LSP's 135 plugins) are summarised."""
-    if not found:
-        return "none"
-    by_dir: dict[Path, list[str]] = {}
-    for pf in found:
-        by_dir.setdefault(pf.path.parent, []).append(f"{pf.name} ({pf.format})")
-    parts = []
-    for folder, names in by_dir.items():
-        names = sorted(set(names), key=str.lower)
-        if len(names) > LIST_FOLDER_LIMIT:
-            parts.append(f"{len(names)} plugins in {folder} (e.g. {', '.join(names[:3])})")
-        else:
-            parts.append(f"{', '.join(names)} [in {folder}]")
-    return "; ".join(parts)
-
-
 #: How many installed plugins a "not found" error names (the closest to the name asked for).
 CLOSEST_LIMIT = 5
 #: difflib similarity (0..1) a name needs to count as close to the one asked for.

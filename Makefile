@@ -12,7 +12,7 @@ setup:
 
 demo: setup
 	$(MB) demo build -o $(DEMO_DIR) --songs $(SONGS)
-	$(PY) scripts/run_demo.py --demo $(DEMO_DIR) --out $(OUT_DIR)
+	$(PY) scripts/run_demo.py --demo $(DEMO_DIR) -o $(OUT_DIR)
 
 test: setup
 	$(PY) -m pytest -q -ra

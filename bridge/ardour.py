@@ -39,7 +39,8 @@ AudioEngine:set_backend("None (Dummy)", "", "")
 local s = create_session("{folder}", "{name}", {sample_rate})
 assert(s, "create_session failed")
 for i = 1, {n_tracks} do
-  local tl = Session:new_audio_track(1, 2, nil, 1, "{prefix}" .. i, ARDOUR.PresentationInfo.max_order, ARDOUR.TrackMode.Normal, true)
+  local tl = Session:new_audio_track(1, 2, nil, 1, "{prefix}" .. i, ARDOUR.PresentationInfo.max_order,
+                                     ARDOUR.TrackMode.Normal, true)
   local r = tl:front()
   {plugins}
 end
@@ -75,6 +76,7 @@ DEFAULT_PLUGINS = ("urn:ardour:a-eq", "urn:ardour:a-comp")
 
 
 def ardour_available() -> bool:
+    """True if Ardour's headless Lua session runner (``ardour7-lua``) is on PATH."""
     return shutil.which(ARDOUR_LUA) is not None
 
 
@@ -104,6 +106,7 @@ class HeadlessArdour:
 
     @property
     def session_file(self) -> Path:
+        """The session's ``.ardour`` XML file."""
         return self.folder / f"{self.name}.ardour"
 
     def _env(self) -> dict[str, str]:
@@ -149,7 +152,7 @@ class HeadlessArdour:
         enable_osc(self.session_file)
         return self.session_file
 
-    def start(self) -> "HeadlessArdour":
+    def start(self) -> HeadlessArdour:
         """Run the session headless and wait until its OSC surface answers ``/strip/list``."""
         if not self.session_file.exists():
             self.create()
@@ -174,7 +177,9 @@ class HeadlessArdour:
         raise ArdourError(f"Ardour's OSC surface did not answer on port {self.osc_port} within {START_TIMEOUT_S:g} s")
 
     def ping(self, timeout_s: float = 3.0) -> bool:
-        from .push import ardour_list_strips
+        """True if the OSC surface answers ``/strip/list`` with at least one strip within ``timeout_s`` seconds."""
+        from .profile_ardour import ardour_list_strips
+
         try:
             with OscUdpClient(LOCALHOST, self.osc_port, timeout_s=timeout_s) as c:
                 return len(ardour_list_strips(c)) >= 1
@@ -203,8 +208,9 @@ class HeadlessArdour:
         raise ArdourError(f"/save_state did not rewrite {self.session_file} within {timeout_s:g} s")
 
     def log_tail(self, n: int = 20) -> str:
+        """The last ``n`` lines of Ardour's log (lilv noise left out), for error messages."""
         try:
-            lines = [l for l in self.log_path.read_text(errors="replace").splitlines() if "lilv" not in l]
+            lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if "lilv" not in line]
         except FileNotFoundError:
             return ""
         return "\n".join(lines[-n:])
@@ -222,7 +228,7 @@ class HeadlessArdour:
         except ProcessLookupError:
             pass
 
-    def __enter__(self) -> "HeadlessArdour":
+    def __enter__(self) -> HeadlessArdour:
         return self.start()
 
     def __exit__(self, *exc) -> None:

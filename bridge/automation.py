@@ -23,22 +23,21 @@ and sent on a ``time.perf_counter`` clock:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
 from mixbridge.schema import CHANNEL_STRIP, Param
 from mixbridge.session import Automation, Session
 
-from .errors import BridgeConfigError
+from .errors import BridgeConfigError, NoAutomationError
 from .osc import OscMessage, encode_bundle, encode_message, ntp_timetag
+from .pacing import sleep_until
 from .transport import DEFAULT_QUERY_TIMEOUT_S, LOCALHOST, OscUdpClient, OscUdpServer
 
 #: Smallest change worth sending, as a fraction of a parameter's normalised range.
 DEFAULT_RESOLUTION = 1e-3
-#: Sleep until this long before a deadline, then spin: time.sleep overshoots by ~0.1-1 ms.
-SPIN_S = 0.002
 #: How early a timetagged bundle leaves, so network and parsing finish before its time tag.
 DEFAULT_LOOKAHEAD_S = 0.02
 
@@ -70,7 +69,7 @@ def sample_curve(curve: Automation, rate_hz: float, end_s: float | None = None) 
     return times, np.interp(times, curve.times_s, curve.values)
 
 
-def thin(times: Sequence[float], values: Sequence[float], param: Param,
+def thin(times: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray, param: Param,
          resolution: float = DEFAULT_RESOLUTION) -> list[tuple[float, float]]:
     """Keep the samples that changed by >= ``resolution`` (normalised) since the last kept one,
     plus the last sample. Booleans keep every change."""
@@ -91,6 +90,19 @@ def thin(times: Sequence[float], values: Sequence[float], param: Param,
         if v_last != out[-1][1]:
             out.append((float(times[-1]), v_last))
     return out
+
+
+def require_automation(session: Session, what: str = "play") -> None:
+    """Refuse a session with no track automation curve (``midi-export`` and ``automate`` alike).
+
+    Raises:
+        NoAutomationError: no track has a curve; the message names the fix.
+    """
+    if not any(t.automation for t in session.tracks):
+        raise NoAutomationError(
+            f"the session has no automation curves to {what}: add \"automation\": {{\"fader.fader_db\": "
+            "{\"times_s\": [0, 5], \"values\": [-6, 0]}} to a track (README \"The session file\"); "
+            "automix writes none yet")
 
 
 def schedule_session(session: Session, *, rate_hz: float = 100.0,
@@ -116,16 +128,6 @@ def _ticks(events: Sequence[AutomationEvent]) -> list[tuple[float, list[Automati
     return ticks
 
 
-def sleep_until(deadline: float) -> None:
-    """Wait until ``time.perf_counter() >= deadline``: sleep, then spin the last :data:`SPIN_S`."""
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            return
-        # sleep(0) while spinning releases the GIL, so receiver threads are not starved
-        time.sleep(left - SPIN_S if left > SPIN_S else 0)
-
-
 @dataclass
 class PlayReport:
     """What :func:`play_events` did: counts and send lateness (seconds, send minus due)."""
@@ -139,9 +141,11 @@ class PlayReport:
     due_perf_s: list[float] = field(default_factory=list)
 
     def lateness_stats_ms(self) -> tuple[float, float]:
+        """Send lateness ``(median, p99)`` in ms (absolute values; NaN without sends)."""
         return _median_p99_ms(self.send_lateness_s)
 
     def summary(self) -> str:
+        """One line: events, messages, datagrams, duration, coalesced, lateness."""
         med, p99 = self.lateness_stats_ms()
         return (f"{self.events} events -> {self.sent_messages} messages in {self.datagrams} datagrams over "
                 f"{self.duration_s:.2f} s ({self.coalesced} coalesced by the rate limit); "
@@ -222,16 +226,18 @@ def play_session_automation(session: Session, daw: str, *, host: str = LOCALHOST
     """Query and match the DAW's tracks (like push), then play the session's automation into it.
 
     Raises:
+        NoAutomationError: the session has no automation curve (checked before the DAW is asked).
         DawUnreachableError, TrackMatchError, DawRangeError: as for :func:`~mixbridge.bridge.push.push`.
     """
     from .profiles import get_profile
-    from .push import _client, match_tracks, query_daw_tracks
+    from .push import match_tracks
 
+    require_automation(session)
     profile = get_profile(daw)
     use_bundles = profile.honours_timetags if bundles is None else bundles
-    with _client(profile, host, port, timeout_s, reply_port) as client:
+    with profile.open_client(host, port, timeout_s, reply_port) as client:
         client.router.add("/**", lambda m: None)
-        daw_tracks = query_daw_tracks(client, profile, max_tracks=max(64, len(session.tracks)))
+        daw_tracks = profile.query_tracks(client, max_tracks=max(64, len(session.tracks)))
         result = match_tracks(session.tracks, daw_tracks, match)
         position = {t.name: d.position for t, d in result.pairs}
         events = [e for e in schedule_session(session, rate_hz=rate_hz, resolution=resolution) if e.track in position]
@@ -255,6 +261,7 @@ class JitterReport:
     max_ms: float
 
     def summary(self) -> str:
+        """One line: received of sent, lateness median, p99 and max in ms."""
         return (f"{self.received}/{self.sent} received; lateness median {self.median_ms:.3f} ms, "
                 f"p99 {self.p99_ms:.3f} ms, max {self.max_ms:.3f} ms")
 
@@ -285,7 +292,7 @@ def measure_jitter(*, rate_hz: float = 100.0, duration_s: float = 2.0, max_msgs_
     import subprocess
     import sys
 
-    from .profiles import ArdourProfile
+    from .profile_ardour import ArdourProfile
 
     n = int(round(duration_s * rate_hz))
     events = [AutomationEvent(i / rate_hz, "t", "fader.fader_db", -40.0 + 40.0 * i / max(n - 1, 1)) for i in range(n)]
@@ -304,13 +311,15 @@ def measure_jitter(*, rate_hz: float = 100.0, duration_s: float = 2.0, max_msgs_
     elif receiver == "process":
         proc = subprocess.Popen([sys.executable, "-c", _RECEIVER, str(n), str(duration_s + 5.0)],
                                 stdout=subprocess.PIPE, text=True)
+        stdout = proc.stdout
+        assert stdout is not None  # stdout=PIPE
         try:
-            port = int(proc.stdout.readline())
+            port = int(stdout.readline())
             with OscUdpClient(LOCALHOST, port) as client:
                 rep = play_events(events, to_messages, client.send_raw, max_msgs_per_s=max_msgs_per_s)
             import json
 
-            arrivals = json.loads(proc.stdout.readline() or "[]")
+            arrivals = json.loads(stdout.readline() or "[]")
             proc.wait(timeout=5)
         finally:
             if proc.poll() is None:

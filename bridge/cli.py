@@ -1,29 +1,51 @@
 """``mixbridge push``, ``pull``, ``automate``, ``midi-export`` and ``live``: thin commands over the bridge API.
 
-Only the standard library is imported at module level; handlers import the
-bridge lazily, so ``mixbridge --help`` stays fast and torch-free.
+Each handler parses, calls one library function (:func:`~mixbridge.bridge.push.push`,
+:func:`~mixbridge.bridge.push.pull`, :func:`~mixbridge.bridge.automation.play_session_automation`,
+:func:`~mixbridge.bridge.midi.export_smf`, :func:`run_live` over a
+:class:`~mixbridge.bridge.live.LiveBus`) and prints its report; errors are
+:class:`~mixbridge.errors.MixbridgeError` subclasses, which the top CLI prints as one line
+with exit status 2. Options follow :mod:`mixbridge.cli_options` (``-o/--output``,
+``-q/--quiet``, ``--timeout-s``, ``--duration-s``); ``--daw`` choices come from the profile
+registry (:func:`~mixbridge.bridge.profiles.profile_names`). Module level imports only the
+standard library, the vocabulary and the registry's names, so ``mixbridge --help`` stays
+fast and torch-free; handlers import the rest lazily.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
-DAWS = ("reaper", "ableton", "ardour")
+from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, add_duration_s, add_output, add_quiet, add_timeout_s
+
+from .profiles import profile_names
+
+if TYPE_CHECKING:
+    from .live import LiveBus, LiveSummary
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--daw", required=True, choices=DAWS, help="target DAW profile")
+    names = profile_names()
+    p.add_argument("--daw", required=True, choices=names, help="target DAW profile (from the profile registry)")
     p.add_argument("--host", default="127.0.0.1", help="DAW host (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None,
-                   help="DAW OSC receive port (default: reaper 8000, ableton 11000, ardour 3819)")
+                   help="DAW OSC receive port (default: the profile's, e.g. reaper 8000, ableton 11000, ardour 3819)")
     p.add_argument("--reply-port", type=int, default=None,
                    help="local port for the DAW's feedback (default: reaper 9000, ableton 11001, ardour any)")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the DAW to answer (default 2)")
+    add_timeout_s(p, default=2.0, help="seconds to wait for the DAW to answer (default 2)")
     p.add_argument("--clamp", action="store_true",
                    help="send/store the nearest value the DAW or schema takes instead of failing; each is listed")
+    add_quiet(p, help="print only what was not sent, read or kept exact; no summary")
 
 
 def register(subparsers) -> None:
+    """Add ``push``, ``pull``, ``automate``, ``midi-export`` and ``live`` to the top CLI's subparsers."""
     p = subparsers.add_parser("push", help="push a session's faders, pans, mutes and plugin parameters into a DAW")
     p.add_argument("session", help="session file (mixbridge-session JSON)")
     _common(p)
@@ -37,7 +59,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("pull", help="read a DAW's mixer state back into a session file")
     _common(p)
-    p.add_argument("-o", "--output", required=True, help="session file to write")
+    add_output(p, help="session file to write")
     p.set_defaults(func=_pull)
 
     p = subparsers.add_parser("automate", help="play a session's automation curves into a DAW in real time")
@@ -53,8 +75,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("midi-export", help="export a session's automation as a Standard MIDI File (CC lanes)")
     p.add_argument("session")
-    p.add_argument("-o", "--output", required=True, help=".mid file to write")
+    add_output(p, help=".mid file to write")
     p.add_argument("--rate-hz", type=float, default=100.0, help="curve sampling rate (default 100 Hz)")
+    add_quiet(p, help="no lane table or summary")
     p.set_defaults(func=_midi_export)
 
     p = subparsers.add_parser(
@@ -75,12 +98,12 @@ def register(subparsers) -> None:
     p.add_argument("--lookahead-ms", type=float, default=None, help="limiter look-ahead in ms (default 1.5)")
     p.add_argument("--auto-connect", action="store_true",
                    help="connect the physical capture ports to the inputs and the outputs to the physical playback")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until "
-                                                                "SIGINT/SIGTERM)")
+    add_duration_s(p, default=None, help="stop after this many seconds (default: run until SIGINT/SIGTERM)")
+    add_quiet(p, help="print only the ready line and errors: no notices while running, no summary")
     p.set_defaults(func=_live)
 
 
-def _print_plan_notes(plan, out) -> None:
+def _print_plan_notes(plan, out: TextIO) -> None:
     m = plan.match
     if m.unmatched_session:
         print(f"unmatched session tracks ({len(m.unmatched_session)}): {', '.join(m.unmatched_session)}", file=out)
@@ -101,9 +124,10 @@ def _push(args) -> int:
     if args.no_query and not args.dry_run:
         rep = push_blind(session, args.daw, host=args.host, port=args.port, clamp=args.clamp)
         _print_plan_notes(rep.plan, sys.stdout)
-        print(f"sent {rep.sent} messages for {len(rep.plan.strips)} tracks to {args.daw} at {args.host} without "
-              f"querying it, in {rep.elapsed_s * 1000:.1f} ms")
-        return 0
+        if not args.quiet:
+            print(f"sent {rep.sent} messages for {len(rep.plan.strips)} tracks to {args.daw} at {args.host} "
+                  f"without querying it, in {rep.elapsed_s * 1000:.1f} ms")
+        return EXIT_OK
     if args.dry_run:
         plan = plan_push(session, args.daw, daw_tracks=None, match=args.match, clamp=args.clamp)
         print(f"# dry run for {args.daw}: the DAW is not queried; tracks are addressed in session order")
@@ -111,13 +135,14 @@ def _push(args) -> int:
             print(m)
         _print_plan_notes(plan, sys.stdout)
         print(f"# {len(plan.messages)} messages for {len(plan.strips)} tracks")
-        return 0
+        return EXIT_OK
     rep = push(session, args.daw, host=args.host, port=args.port, match=args.match, clamp=args.clamp,
-               timeout_s=args.timeout, reply_port=args.reply_port)
+               timeout_s=args.timeout_s, reply_port=args.reply_port)
     _print_plan_notes(rep.plan, sys.stdout)
-    print(f"pushed {len(rep.plan.strips)} tracks to {args.daw}: {rep.sent} messages in {rep.elapsed_s * 1000:.1f} ms "
-          f"({rep.messages_per_s:.0f} msg/s); feedback: {rep.feedback.summary()}")
-    return 0
+    if not args.quiet:
+        print(f"pushed {len(rep.plan.strips)} tracks to {args.daw}: {rep.sent} messages in "
+              f"{rep.elapsed_s * 1000:.1f} ms ({rep.messages_per_s:.0f} msg/s); feedback: {rep.feedback.summary()}")
+    return EXIT_OK
 
 
 def _pull(args) -> int:
@@ -125,36 +150,39 @@ def _pull(args) -> int:
 
     from .push import pull
 
-    rep = pull(args.daw, host=args.host, port=args.port, clamp=args.clamp, timeout_s=args.timeout,
+    rep = pull(args.daw, host=args.host, port=args.port, clamp=args.clamp, timeout_s=args.timeout_s,
                reply_port=args.reply_port)
     save(rep.session, args.output)
     for n in rep.not_read:
         print(f"not read: {n}")
     for c in rep.clamped:
         print(f"clamped: {c}")
-    print(f"pulled {len(rep.session.tracks)} tracks from {args.daw} into {args.output}; "
-          f"feedback: {rep.feedback.summary()}")
-    return 0
+    if not args.quiet:
+        print(f"pulled {len(rep.session.tracks)} tracks from {args.daw} into {args.output}; "
+              f"feedback: {rep.feedback.summary()}")
+    return EXIT_OK
 
 
 def _automate(args) -> int:
     from mixbridge.session import load
 
-    from .automation import play_session_automation, schedule_session
+    from .automation import play_session_automation, require_automation, schedule_session
 
     session = load(args.session)
     if args.dry_run:
+        require_automation(session)
         events = schedule_session(session, rate_hz=args.rate_hz)
         for e in events:
             print(f"{e.time_s:9.3f} s  {e.track:<16} {e.path:<28} {e.value:g}")
         print(f"# {len(events)} events after thinning")
-        return 0
+        return EXIT_OK
     rep = play_session_automation(session, args.daw, host=args.host, port=args.port, match=args.match,
                                   rate_hz=args.rate_hz, max_msgs_per_s=args.max_msgs_per_s,
                                   bundles={"auto": None, "on": True, "off": False}[args.bundles],
-                                  clamp=args.clamp, timeout_s=args.timeout, reply_port=args.reply_port)
-    print(rep.summary())
-    return 0
+                                  clamp=args.clamp, timeout_s=args.timeout_s, reply_port=args.reply_port)
+    if not args.quiet:
+        print(rep.summary())
+    return EXIT_OK
 
 
 def _midi_export(args) -> int:
@@ -164,16 +192,16 @@ def _midi_export(args) -> int:
 
     session = load(args.session)
     table = export_smf(session, args.output, rate_hz=args.rate_hz)
-    for row in table:
-        print(f"track {row.track:<16} channel {row.channel + 1:>2}  CC{row.cc:<3} {row.path}  "
-              f"[{row.min:g}, {row.max:g}] {row.unit} {row.scale}")
-    print(f"wrote {args.output}: {len(table)} CC lanes")
-    return 0
+    if not args.quiet:
+        for row in table:
+            print(f"track {row.track:<16} channel {row.channel + 1:>2}  CC{row.cc:<3} {row.path}  "
+                  f"[{row.min:g}, {row.max:g}] {row.unit} {row.scale}")
+        print(f"wrote {args.output}: {len(table)} CC lanes")
+    return EXIT_OK
 
 
 def _live(args) -> int:
     from .errors import BridgeConfigError
-    from .live import bus_from_files, run_live
 
     proxy_params = {}
     for item in args.proxy_param:
@@ -188,5 +216,86 @@ def _live(args) -> int:
                          channels=args.channels, client_name=args.client_name, jack_server=args.jack_server,
                          osc_port=None if args.no_osc else args.osc_port, osc_host=args.osc_host,
                          lookahead_ms=args.lookahead_ms, auto_connect=args.auto_connect)
-    summary = run_live(bus, duration_s=args.duration)
-    return 1 if summary.callback_errors else 0
+    summary = run_live(bus, duration_s=args.duration_s, quiet=args.quiet)
+    return EXIT_FAILED if summary.callback_errors else EXIT_OK
+
+
+def bus_from_files(*, session: str | Path | None = None, artifact: str | Path | None = None,
+                   proxy_params: Mapping[str, Any] | None = None, **kwargs: Any) -> LiveBus:
+    """A :class:`~mixbridge.bridge.live.LiveBus` for a session's master bus and/or an exported proxy (at least one).
+
+    The session gives the master chain's parameters and its solved gain
+    (:func:`~mixbridge.plugins.master_bus.master_params_from_session`); ``kwargs`` go to ``LiveBus``.
+
+    Raises:
+        BridgeConfigError: neither given. SessionError etc.: a bad session file.
+    """
+    from .errors import BridgeConfigError
+
+    if session is None and artifact is None:
+        raise BridgeConfigError("give --session SESSION (its master bus) and/or --artifact ART (a proxy)")
+    params = reference = source_rate = None
+    notices: list[str] = []
+    if session is not None:
+        from mixbridge.plugins.master_bus import master_params_from_session
+        from mixbridge.session import load
+
+        loaded = load(session)
+        params, reference, notices = master_params_from_session(loaded)
+        source_rate = loaded.sample_rate
+    else:
+        notices.append("no session: the master chain runs at the schema defaults (flat EQ, ratio-1 compressor, "
+                       "0 dB gain, limiter at -1 dBTP)")
+    from .live import LiveBus
+
+    return LiveBus(params, reference=reference, artifact=artifact, proxy_params=proxy_params, notices=notices,
+                   source_sample_rate=source_rate, **kwargs)
+
+
+def run_live(bus: LiveBus, *, duration_s: float | None = None, out: TextIO | None = None,
+             install_signals: bool = True, poll_s: float = 0.1, quiet: bool = False) -> LiveSummary:
+    """Start ``bus``, print its notices while it runs, stop it on SIGINT/SIGTERM, after ``duration_s``
+    seconds or when the JACK server goes away; print and return the summary.
+
+    ``quiet`` prints only the ready line (no notices, no summary). Signal handlers are installed
+    (and restored after) only on the main thread. Raises what :meth:`LiveBus.start` raises.
+    """
+    out = out or sys.stdout
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(line, file=out, flush=True)
+
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if install_signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        bus.start()
+        print(bus.ready_text(), file=out, flush=True)
+        deadline = None if duration_s is None else time.monotonic() + float(duration_s)
+        reason = "stopped"
+        while True:
+            for line in bus.poll_messages():
+                say(f"live: {line}")
+            if stop.wait(poll_s):
+                reason = "signal received"
+                break
+            if bus.server_gone:
+                reason = f"JACK server gone: {bus.server_gone}"
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                reason = f"duration of {duration_s:g} s reached"
+                break
+        summary = bus.stop()
+        for line in bus.poll_messages():
+            say(f"live: {line}")
+        say(f"live: {reason}; shutting down")
+        say(summary.text())
+        return summary
+    finally:
+        if bus.client is not None:
+            bus.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

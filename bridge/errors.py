@@ -38,3 +38,11 @@ class ArdourError(RuntimeError, MixbridgeError):
 
 class MidiPortError(OSError, MixbridgeError):
     """A MIDI port (mido / JACK MIDI) that cannot be opened."""
+
+
+class LiveBusError(RuntimeError, MixbridgeError):
+    """The live bus cannot start: no JACK server, a sample-rate or channel mismatch, a busy OSC port."""
+
+
+class NoAutomationError(BridgeConfigError):
+    """A session without automation curves given to a command that plays or exports them."""

@@ -1,21 +1,13 @@
 """The live bus: ``mixbridge live``, streaming mastering (and an exported proxy) in a JACK client.
 
 :class:`LiveBus` is a JACK client (JACK-Client) with ``channels`` input and output
-ports (``in_1``.., ``out_1``..). In the JACK process callback each period runs:
-
-1. the input copied from the ports into a preallocated ``[channels, frames]``
-   float32 buffer; non-finite input samples become 0 (counted);
-2. the optional exported proxy, :class:`~mixbridge.export.runtime.StreamingSession`
-   (onnxruntime, 1 thread, IOBinding buffers). If it raises or outputs NaN/inf,
-   the bus falls back to bypass for good (until ``/mixbridge/proxy/bypass 0``
-   re-arms it): the callback only sets a flag, and :meth:`LiveBus.poll_messages`
-   (outside the callback) says so. The bypass path is delayed by the proxy's
-   ``latency_samples`` so the reported latency stays true;
-3. the streaming master chain, :class:`~mixbridge.plugins.master_bus.StreamingMaster`
-   (EQ -> bus compressor -> gain -> true-peak look-ahead limiter to ``ceiling_dbtp``,
-   with its own sample-peak guard);
-4. a last guard: a block that is still not finite is replaced by silence
-   (counted) and every sample is clipped to full scale (+-1.0).
+ports (``in_1``.., ``out_1``..). In the JACK process callback each period is copied from
+the ports into a preallocated ``[channels, frames]`` float32 buffer and run through
+:class:`~mixbridge.bridge.live_chain.LiveChain` (input guard, the optional exported proxy
+:class:`~mixbridge.export.runtime.StreamingSession` with its bypass fallback, the streaming
+master chain :class:`~mixbridge.plugins.master_bus.StreamingMaster`, output guard and clip
+to full scale) in chunks of at most 4096 samples. A proxy failure only sets a flag in the
+callback; :meth:`LiveBus.poll_messages` (outside the callback) says so.
 
 The callback never raises (everything is caught and counted; the output is then
 silence), never blocks (parameter changes arrive through a lock-free deque and
@@ -28,59 +20,34 @@ ranges through libjack's latency callback (:mod:`mixbridge.bridge.live_jack`;
 JACK-Client 0.5.7 does not wrap that API). **Xruns** are counted with JACK-Client's
 ``set_xrun_callback``.
 
-**OSC** (a UDP thread bound to 127.0.0.1 by default), values in real units,
-validated against the schema; invalid messages are counted and reported, never
-raised in the callback:
-
-* ``/mixbridge/param/<processor>/<param> value`` -- the master chain:
-  ``eq``, ``compressor``, ``gain/gain_db``, ``limiter``, and ``loudness/target_lufs``
-  (shifts the gain by the change of target, from a session's solved gain);
-* ``/mixbridge/proxy/<processor>/<param> value`` -- the proxy's parameters;
-* ``/mixbridge/proxy/bypass 0|1`` -- bypass the proxy, or re-arm it after a failure;
-* ``/mixbridge/status`` -- replies to the sender with ``/mixbridge/status`` and
-  ``blocks xruns osc_applied osc_invalid proxy_active latency_samples clipped_samples``.
-
-:func:`run_live` starts a bus, prints its notices while it runs, and stops it on
-SIGINT/SIGTERM (or after ``duration_s``) with a summary: blocks processed, xruns,
-callback times. This module never imports torch.
+**Control**: :mod:`mixbridge.bridge.live_control` (OSC on the bridge's own router and UDP
+transport, 127.0.0.1 by default) calls the bus's control methods
+(:meth:`LiveBus.set_master_param`, :meth:`LiveBus.set_proxy_param`,
+:meth:`LiveBus.set_proxy_bypass`) from its receiving thread; the bus starts it after
+activation when ``osc_port`` is not ``None``. The command line loop (``mixbridge live``:
+notices while it runs, SIGINT/SIGTERM, the summary) is ``run_live`` in
+:mod:`mixbridge.bridge.cli`. This module never imports torch.
 """
 from __future__ import annotations
 
-import math
-import select
-import signal
-import socket
-import sys
-import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any
 
 import numpy as np
 
-from mixbridge.errors import MixbridgeError
+from .errors import BridgeConfigError, LiveBusError
+from .live_chain import MAX_BLOCK, LiveChain
+from .live_control import DEFAULT_OSC_PORT, LiveControl
 
-from .errors import BridgeConfigError, OscParseError
-from .osc import OscMessage, decode, encode_message, iter_messages
+__all__ = ["DEFAULT_OSC_PORT", "LiveBus", "LiveBusError", "LiveSummary"]
 
-#: Default UDP port of the live bus's OSC input (REAPER uses 8000/9000, AbletonOSC 11000/11001,
-#: Ardour 3819: this one collides with none of them).
-DEFAULT_OSC_PORT = 9310
 DEFAULT_CLIENT_NAME = "mixbridge-live"
-#: Largest chunk the chain processes at once (the runtime's and master's block limit).
-MAX_BLOCK = 4096
-#: Last-stage clip level (digital full scale).
-FULL_SCALE = 1.0
-#: OSC datagrams buffered per receive; the socket's receive buffer, bytes.
-OSC_RCVBUF_BYTES = 1 << 20
 #: Notices kept for :meth:`LiveBus.poll_messages` between polls.
 MAX_PENDING_NOTICES = 256
-
-
-class LiveBusError(RuntimeError, MixbridgeError):
-    """The live bus cannot start: no JACK server, a sample-rate or channel mismatch, a busy OSC port."""
 
 
 @dataclass
@@ -109,9 +76,11 @@ class LiveSummary:
 
     @property
     def block_ms(self) -> float:
+        """One JACK period in ms."""
         return 1e3 * self.block_size / self.sample_rate
 
     def text(self) -> str:
+        """The summary ``mixbridge live`` prints on exit (one ``key: value`` group per line)."""
         seconds = self.frames / self.sample_rate if self.sample_rate else 0.0
         load = self.callback_mean_ms / self.block_ms if self.block_ms else 0.0
         cpu_load = self.callback_cpu_mean_ms / self.block_ms if self.block_ms else 0.0
@@ -129,30 +98,6 @@ class LiveSummary:
             f"{self.output_guard_blocks} non-finite output blocks silenced, "
             f"{self.clipped_samples} samples clipped at the ceiling",
         ])
-
-
-class _Delay:
-    """A fixed delay of ``delay`` samples for ``[channels, n]`` blocks, preallocated."""
-
-    def __init__(self, channels: int, delay: int, max_block: int) -> None:
-        self.delay = int(delay)
-        self._ext = np.zeros((channels, self.delay + max_block), np.float32)
-
-    def process(self, x: np.ndarray, n: int) -> np.ndarray:
-        if self.delay == 0:
-            return x
-        d, ext = self.delay, self._ext
-        ext[:, d:d + n] = x
-        return ext[:, :n]   # history first, then the block: valid until advance()
-
-    def advance(self, n: int) -> None:
-        """Shift the history after the block's output has been consumed."""
-        if self.delay:
-            d, ext = self.delay, self._ext
-            ext[:, :d] = ext[:, n:n + d]
-
-    def reset(self) -> None:
-        self._ext.fill(0.0)
 
 
 class LiveBus:
@@ -212,6 +157,7 @@ class LiveBus:
         self._notices: deque[str] = deque(list(notices), maxlen=MAX_PENDING_NOTICES)
         self.client = None
         self.master = None
+        self.chain: LiveChain | None = None
         self.latency_samples = 0
         self.latency_reporting = "not started"
         # counters written by the callbacks (plain ints/floats: no locks on the audio thread)
@@ -222,25 +168,15 @@ class LiveBus:
         self.callback_sum_s = 0.0
         self.callback_max_s = 0.0
         self.callback_cpu_sum_s = 0.0
-        self.nonfinite_input_blocks = 0
-        self.output_guard_blocks = 0
-        self.osc_applied = 0
-        self.osc_invalid = 0
-        self.proxy_bypassed = False
-        self.proxy_failed = False
-        self._proxy_failure: tuple[int, str, BaseException | None] | None = None
-        self._proxy_failure_reported = False
-        self._reset_proxy = False
+        self._failure_reported: tuple | None = None
         self._last_error: BaseException | None = None
         self._error_reported = 0
         self._server_gone: str | None = None
-        self._stop_osc = threading.Event()
-        self._osc_thread: threading.Thread | None = None
-        self._osc_sock: socket.socket | None = None
+        self.control: LiveControl | None = None
         self._started = False
 
     # ------------------------------------------------------------------ set-up
-    def start(self) -> "LiveBus":
+    def start(self) -> LiveBus:
         """Connect to JACK, build the chain at the server's sample rate, register ports and
         callbacks, report latency, activate, and start OSC.
 
@@ -272,7 +208,8 @@ class LiveBus:
             if self.auto_connect:
                 self._connect_physical(client)
             if self.osc_port is not None:
-                self._start_osc()
+                self.control = LiveControl(self, host=self.osc_host, port=self.osc_port).start()
+                self.osc_port = self.control.port
         except BaseException:
             self._close_client()
             raise
@@ -303,9 +240,6 @@ class LiveBus:
                                    "input channels; use --channels to match")
             if self.proxy_params:
                 self.proxy.set_params(self.proxy_params)
-            self.proxy_latency = int(self.proxy.latency_samples)
-        else:
-            self.proxy_latency = 0
         kwargs = {}
         if self.lookahead_ms is not None:
             kwargs["lookahead_ms"] = self.lookahead_ms
@@ -313,8 +247,8 @@ class LiveBus:
             kwargs["smoothing_ms"] = self.smoothing_ms
         self.master = master_cls(self.sample_rate, self.master_params, channels=self.channels, max_block=MAX_BLOCK,
                                  reference=self.reference, **kwargs)
-        self.latency_samples = self.proxy_latency + self.master.latency_samples
-        self._dry = _Delay(self.channels, self.proxy_latency, MAX_BLOCK)
+        self.chain = LiveChain(self.master, self.proxy, channels=self.channels, max_block=MAX_BLOCK)
+        self.latency_samples = self.chain.latency_samples
         self._inbuf = np.zeros(self.channels * MAX_BLOCK, np.float32)
         self._views: dict[int, np.ndarray] = {}
         self._prepare(self.block_size)
@@ -324,11 +258,11 @@ class LiveBus:
         sizes = {min(frames, MAX_BLOCK)}
         if frames > MAX_BLOCK and frames % MAX_BLOCK:
             sizes.add(frames % MAX_BLOCK)
+        chain = self.chain
+        assert chain is not None, "built in _build"
         for n in sizes:
             self._views.setdefault(n, self._inbuf[:self.channels * n].reshape(self.channels, n))
-            self.master.prepare([n])
-            if self.proxy is not None and hasattr(self.proxy, "prepare"):
-                self.proxy.prepare([n])
+            chain.prepare([n])
 
     def _register(self, client: Any) -> None:
         self.inports = [client.inports.register(f"in_{i + 1}") for i in range(self.channels)]
@@ -340,7 +274,8 @@ class LiveBus:
         try:
             from .live_jack import LatencyReporter
 
-            self._latency = LatencyReporter(client, self.inports, self.outports, self.latency_samples)
+            self._latency: LatencyReporter | None = LatencyReporter(client, self.inports, self.outports,
+                                                                    self.latency_samples)
             self.latency_reporting = "port latency ranges (jack_set_latency_callback via cffi)"
         except Exception as e:  # the bus still runs; the latency is printed instead
             self._latency = None
@@ -372,7 +307,9 @@ class LiveBus:
     def _process(self, frames: int) -> None:
         t0, c0 = time.perf_counter(), time.thread_time()
         outs = None
+        chain = self.chain
         try:
+            assert chain is not None, "the callback is registered after _build"  # caught below, never raised
             ins = [p.get_array() for p in self.inports]
             outs = [p.get_array() for p in self.outports]
             pos = 0
@@ -383,7 +320,7 @@ class LiveBus:
                     x = self._views[n] = self._inbuf[:self.channels * n].reshape(self.channels, n)
                 for i, a in enumerate(ins):
                     x[i] = a[pos:pos + n]
-                y = self._chain(x, n)
+                y = chain.process(x, n)
                 for i, a in enumerate(outs):
                     a[pos:pos + n] = y[i]
                 pos += n
@@ -403,154 +340,91 @@ class LiveBus:
         if dt > self.callback_max_s:
             self.callback_max_s = dt
 
-    def _chain(self, x: np.ndarray, n: int) -> np.ndarray:
-        s = float(np.add.reduce(x, axis=None))
-        if not math.isfinite(s):
-            self.nonfinite_input_blocks += 1
-            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        dry = self._dry.process(x, n)
-        y = dry
-        proxy = self.proxy
-        if proxy is not None and not self.proxy_bypassed and not self.proxy_failed:
-            if self._reset_proxy:
-                self._reset_proxy = False
-                proxy.reset()
-            try:
-                wet = proxy.process(x)
-                s = float(np.add.reduce(wet, axis=None))
-                if math.isfinite(s):
-                    y = wet
-                else:
-                    self._fail_proxy("output NaN or inf", None)
-            except Exception as e:
-                self._fail_proxy("raised", e)
-        out = self.master.process(y)
-        self._dry.advance(n)
-        s = float(np.add.reduce(out, axis=None))
-        if not math.isfinite(s):
-            self.output_guard_blocks += 1
-            out.fill(0.0)
-        np.clip(out, -FULL_SCALE, FULL_SCALE, out=out)
-        return out
+    # ------------------------------------------------------------------ control (outside the callback)
+    def notify(self, text: str) -> None:
+        """Queue a notice for :meth:`poll_messages` (any thread; the oldest are dropped past 256)."""
+        self._notices.append(text)
 
-    def _fail_proxy(self, what: str, error: BaseException | None) -> None:
-        self.proxy_failed = True
-        self._proxy_failure = (self.blocks, what, error)
-        self._proxy_failure_reported = False
+    def set_master_param(self, path: str, value: float) -> float:
+        """Set master chain parameter ``path`` (``"gain.gain_db"``, real units) from now on, smoothed.
 
-    # ------------------------------------------------------------------ OSC
-    def _start_osc(self) -> None:
-        if self.osc_host not in ("127.0.0.1", "localhost", "::1"):
-            self._notices.append(f"OSC: listening on {self.osc_host}, not loopback: any host that reaches it "
-                                 "can change the master bus")
-        family = socket.AF_INET6 if ":" in self.osc_host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, OSC_RCVBUF_BYTES)
-        try:
-            sock.bind((self.osc_host if self.osc_host != "localhost" else "127.0.0.1", self.osc_port))
-        except OSError as e:
-            sock.close()
-            raise LiveBusError(f"cannot listen for OSC on {self.osc_host}:{self.osc_port}: {e.strerror}; "
-                               "choose another --osc-port (0 picks a free one)") from None
-        self._osc_sock = sock
-        self.osc_port = sock.getsockname()[1]
-        self._osc_thread = threading.Thread(target=self._osc_loop, name="mixbridge-live-osc", daemon=True)
-        self._osc_thread.start()
+        Returns the value applied. Raises: ParamRangeError / UnknownParamError (from the master
+        chain): a value outside the schema range or an unknown name; LiveBusError: not started.
+        """
+        if self.master is None:
+            raise LiveBusError("the live bus is not started")
+        return self.master.post(path, value)
 
-    def _osc_loop(self) -> None:
-        sock = self._osc_sock
-        while not self._stop_osc.is_set():
-            try:
-                ready, _, _ = select.select([sock], [], [], 0.1)
-                if not ready:
-                    continue
-                data, addr = sock.recvfrom(65536)
-            except OSError:
-                return
-            self.handle_datagram(data, addr)
+    def set_proxy_param(self, path: str, value: float) -> float:
+        """Set proxy parameter ``path`` (real units) from the next period; returns ``value``.
 
-    def handle_datagram(self, data: bytes, addr: Any = None) -> None:
-        """Decode one OSC datagram and apply its messages (the OSC thread calls this; never raises)."""
-        try:
-            packet = decode(data)
-        except OscParseError as e:
-            self._invalid(str(e))
-            return
-        for _, msg in iter_messages(packet):
-            try:
-                self._handle(msg, addr)
-            except Exception as e:  # a bug in a handler must not kill the OSC thread
-                self._invalid(f"{msg.address}: {e}")
+        Raises: BridgeConfigError: no proxy is loaded; the proxy's own range errors.
+        """
+        if self.proxy is None:
+            raise BridgeConfigError("no proxy model is loaded (start with --artifact)")
+        self.proxy.set_params({path: value})
+        return value
 
-    def _invalid(self, text: str) -> None:
-        self.osc_invalid += 1
-        self._notices.append(f"osc: invalid: {text}")
+    def set_proxy_bypass(self, bypass: bool) -> None:
+        """Bypass the proxy (``True``) or run it again (``False``: re-arms it after a failure, state reset).
 
-    def _handle(self, msg: OscMessage, addr: Any) -> None:
-        parts = msg.address.strip("/").split("/")
-        if parts == ["mixbridge", "status"]:
-            if addr is not None and self._osc_sock is not None:
-                reply = OscMessage("/mixbridge/status", (
-                    int(self.blocks), int(self.xruns), int(self.osc_applied), int(self.osc_invalid),
-                    int(self.proxy is not None and not self.proxy_bypassed and not self.proxy_failed),
-                    int(self.latency_samples), int(self.master.clipped_samples if self.master else 0)))
-                self._osc_sock.sendto(encode_message(reply), addr)
-            return
-        if len(parts) >= 3 and parts[:3] == ["mixbridge", "proxy", "bypass"] and len(parts) == 3:
-            value = self._number(msg)
-            if value is None:
-                return
-            if self.proxy is None:
-                self._invalid(f"{msg.address}: no proxy model is loaded (start with --artifact)")
-                return
-            self.proxy_bypassed = bool(value)
-            if not self.proxy_bypassed and self.proxy_failed:
-                self._reset_proxy = True
-                self.proxy_failed = False
-                self._notices.append("proxy: re-armed after its failure (state reset)")
-            self.osc_applied += 1
-            self._notices.append(f"proxy: {'bypassed' if self.proxy_bypassed else 'active'}")
-            return
-        if len(parts) != 4 or parts[0] != "mixbridge" or parts[1] not in ("param", "proxy"):
-            self._invalid(f"unknown address {msg.address}; use /mixbridge/param/<processor>/<param>, "
-                          "/mixbridge/proxy/<processor>/<param>, /mixbridge/proxy/bypass or /mixbridge/status")
-            return
-        value = self._number(msg)
-        if value is None:
-            return
-        path = f"{parts[2]}.{parts[3]}"
-        try:
-            if parts[1] == "param":
-                applied = self.master.post(path, value)
-            else:
-                if self.proxy is None:
-                    self._invalid(f"{msg.address}: no proxy model is loaded (start with --artifact)")
-                    return
-                self.proxy.set_params({path: value})
-                applied = value
-        except (MixbridgeError, ValueError, KeyError) as e:
-            self._invalid(f"{msg.address} {value:g}: {e}")
-            return
-        self.osc_applied += 1
-        self._notices.append(f"osc: {parts[1]} {path} = {applied:g}")
+        Raises: BridgeConfigError: no proxy is loaded.
+        """
+        if self.proxy is None:
+            raise BridgeConfigError("no proxy model is loaded (start with --artifact)")
+        if self.chain is None:
+            raise LiveBusError("the live bus is not started")
+        if self.chain.set_bypass(bypass):
+            self.notify("proxy: re-armed after its failure (state reset)")
+        self.notify(f"proxy: {'bypassed' if bypass else 'active'}")
 
-    def _number(self, msg: OscMessage) -> float | None:
-        if len(msg.args) != 1 or isinstance(msg.args[0], bool) or not isinstance(msg.args[0], (int, float)):
-            self._invalid(f"{msg.address} needs one number (int or float), got {msg.typetags or 'no arguments'}")
-            return None
-        return float(msg.args[0])
+    @property
+    def proxy_active(self) -> bool:
+        """True while a proxy runs in the chain (loaded, not bypassed, not failed)."""
+        return self.chain is not None and self.chain.proxy_active
+
+    @property
+    def proxy_bypassed(self) -> bool:
+        """True while the proxy is bypassed on request (``/mixbridge/proxy/bypass 1``)."""
+        return self.chain is not None and self.chain.proxy_bypassed
+
+    @property
+    def proxy_failed(self) -> bool:
+        """True once the proxy raised or output NaN/inf (until it is re-armed)."""
+        return self.chain is not None and self.chain.proxy_failed
+
+    @property
+    def proxy_latency(self) -> int:
+        """The proxy's latency in samples (0 without a proxy or before start)."""
+        return self.chain.proxy_latency if self.chain is not None else 0
+
+    @property
+    def clipped_samples(self) -> int:
+        """Samples the master chain's last guard clipped at the ceiling so far."""
+        return int(self.master.clipped_samples) if self.master is not None else 0
+
+    @property
+    def osc_applied(self) -> int:
+        """OSC messages applied (0 without OSC control)."""
+        return self.control.applied if self.control is not None else 0
+
+    @property
+    def osc_invalid(self) -> int:
+        """OSC messages refused and reported (0 without OSC control)."""
+        return self.control.invalid if self.control is not None else 0
 
     # ------------------------------------------------------------------ monitoring and shutdown
     def poll_messages(self) -> list[str]:
         """Notices since the last call (model failure, OSC changes, callback errors); call it outside
         the audio thread."""
         out: list[str] = []
-        if self._proxy_failure is not None and not self._proxy_failure_reported:
-            block, what, error = self._proxy_failure
+        failure = self.chain.failure if self.chain is not None else None
+        if failure is not None and failure is not self._failure_reported:
+            block, what, error = failure
             detail = f": {type(error).__name__}: {error}" if error is not None else ""
             out.append(f"proxy FAILED at block {block} ({what}{detail}); the bus bypasses the proxy, the master "
                        "chain and limiter keep running. Send /mixbridge/proxy/bypass 0 to re-arm it")
-            self._proxy_failure_reported = True
+            self._failure_reported = failure
         if self.callback_errors > self._error_reported:
             out.append(f"callback error ({self.callback_errors} so far; the output was silenced for those "
                        f"periods): {type(self._last_error).__name__}: {self._last_error}")
@@ -565,6 +439,7 @@ class LiveBus:
         return self._server_gone
 
     def summary(self) -> LiveSummary:
+        """Counts since start (see :class:`LiveSummary`)."""
         proxy = "none"
         if self.proxy is not None:
             state = "failed -> bypass" if self.proxy_failed else ("bypassed" if self.proxy_bypassed else "active")
@@ -577,17 +452,14 @@ class LiveBus:
             callback_max_ms=1e3 * self.callback_max_s, callback_errors=self.callback_errors,
             callback_cpu_mean_ms=1e3 * self.callback_cpu_sum_s / self.blocks if self.blocks else 0.0,
             osc_applied=self.osc_applied, osc_invalid=self.osc_invalid, proxy=proxy,
-            nonfinite_input_blocks=self.nonfinite_input_blocks, output_guard_blocks=self.output_guard_blocks,
-            clipped_samples=self.master.clipped_samples if self.master else 0)
+            nonfinite_input_blocks=self.chain.nonfinite_input_blocks if self.chain else 0,
+            output_guard_blocks=self.chain.output_guard_blocks if self.chain else 0,
+            clipped_samples=self.clipped_samples)
 
     def stop(self) -> LiveSummary:
         """Stop OSC, deactivate and close the JACK client; returns the summary."""
-        self._stop_osc.set()
-        if self._osc_thread is not None:
-            self._osc_thread.join(timeout=2.0)
-        if self._osc_sock is not None:
-            self._osc_sock.close()
-            self._osc_sock = None
+        if self.control is not None:
+            self.control.stop()
         self._close_client()
         return self.summary()
 
@@ -615,73 +487,10 @@ class LiveBus:
                 f"latency {self.latency_samples} samples ({1e3 * self.latency_samples / self.sample_rate:.2f} ms; "
                 f"{self.latency_reporting}); {osc}")
 
-    def __enter__(self) -> "LiveBus":
+    def __enter__(self) -> LiveBus:
+        """Start the bus (:meth:`start`)."""
         return self.start()
 
     def __exit__(self, *exc) -> None:
+        """Stop the bus (:meth:`stop`)."""
         self.stop()
-
-
-def bus_from_files(*, session: str | Path | None = None, artifact: str | Path | None = None,
-                   proxy_params: Mapping[str, Any] | None = None, **kwargs: Any) -> LiveBus:
-    """A :class:`LiveBus` for a session's master bus and/or an exported proxy (at least one).
-
-    Raises:
-        BridgeConfigError: neither given. SessionError etc.: a bad session file.
-    """
-    if session is None and artifact is None:
-        raise BridgeConfigError("give --session SESSION (its master bus) and/or --artifact ART (a proxy)")
-    params = reference = source_rate = None
-    notices: list[str] = []
-    if session is not None:
-        from mixbridge.plugins.master_bus import master_params_from_session
-        from mixbridge.session import load
-
-        loaded = load(session)
-        params, reference, notices = master_params_from_session(loaded)
-        source_rate = loaded.sample_rate
-    else:
-        notices.append("no session: the master chain runs at the schema defaults (flat EQ, ratio-1 compressor, "
-                       "0 dB gain, limiter at -1 dBTP)")
-    return LiveBus(params, reference=reference, artifact=artifact, proxy_params=proxy_params, notices=notices,
-                   source_sample_rate=source_rate, **kwargs)
-
-
-def run_live(bus: LiveBus, *, duration_s: float | None = None, out: TextIO | None = None,
-             install_signals: bool = True, poll_s: float = 0.1) -> LiveSummary:
-    """Start ``bus``, print its notices while it runs, stop it on SIGINT/SIGTERM, after ``duration_s``
-    or when the JACK server goes away; print and return the summary."""
-    out = out or sys.stdout
-    stop = threading.Event()
-    previous: dict[int, Any] = {}
-    if install_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
-    try:
-        bus.start()
-        print(bus.ready_text(), file=out, flush=True)
-        deadline = None if duration_s is None else time.monotonic() + float(duration_s)
-        reason = "stopped"
-        while True:
-            for line in bus.poll_messages():
-                print(f"live: {line}", file=out, flush=True)
-            if stop.wait(poll_s):
-                reason = "signal received"
-                break
-            if bus.server_gone:
-                reason = f"JACK server gone: {bus.server_gone}"
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                reason = f"duration of {duration_s:g} s reached"
-                break
-        summary = bus.stop()
-        for line in bus.poll_messages():
-            print(f"live: {line}", file=out, flush=True)
-        print(f"live: {reason}; shutting down", file=out)
-        print(summary.text(), file=out, flush=True)
-        return summary
-    finally:
-        if bus.client is not None:
-            bus.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -20,7 +20,8 @@ process callback (JACK calls the latency callback from its notification thread).
 from __future__ import annotations
 
 import ctypes.util
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 CAPTURE = 0   # JackCaptureLatency
 PLAYBACK = 1  # JackPlaybackLatency

@@ -24,16 +24,17 @@ Live output opens a mido port on the ``mido.backends.rtmidi/UNIX_JACK`` backend
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from mixbridge.atomic import atomic_path
 from mixbridge.schema import CHANNEL_STRIP
 from mixbridge.session import Session
 
-from .automation import AutomationEvent, sample_curve, sleep_until
-from .errors import BridgeConfigError, MidiPortError
+from .automation import AutomationEvent, require_automation, sample_curve
+from .errors import MidiPortError
+from .pacing import sleep_until
 
 TICKS_PER_BEAT = 960
 TEMPO_US_PER_BEAT = 500_000  # 120 BPM
@@ -69,7 +70,9 @@ class CcLane:
     scale: str
 
     def describe(self) -> str:
-        return f"CC{self.cc} = {self.path} [{self.min:g}, {self.max:g}] {self.unit} ({self.scale}) on channel {self.channel + 1}"
+        """The lane in words (the text event written into the MIDI file)."""
+        return (f"CC{self.cc} = {self.path} [{self.min:g}, {self.max:g}] {self.unit} ({self.scale}) "
+                f"on channel {self.channel + 1}")
 
 
 def cc_value(path: str, value: float) -> int:
@@ -104,27 +107,28 @@ def export_smf(session: Session, path: str | Path, *, rate_hz: float = 100.0) ->
     after it with a text event per lane describing the mapping.
 
     Raises:
-        BridgeConfigError: a session with no automation.
+        NoAutomationError: a session with no automation (:func:`~mixbridge.bridge.automation.require_automation`).
     """
     import mido
 
+    require_automation(session, "export")
     lanes = cc_table(session)
-    if not lanes:
-        raise BridgeConfigError("the session has no automation curves to export; add Track.automation first")
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     conductor = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0),
                                 mido.MetaMessage("track_name", name="mixbridge automation", time=0)])
     mid.tracks.append(conductor)
     for i, t in enumerate(session.tracks):
-        my = [l for l in lanes if l.track == t.name]
+        my = [lane for lane in lanes if lane.track == t.name]
         if not my:
             continue
         events: list[tuple[int, int, int]] = []  # tick, cc, value
         for lane in my:
             times, values = sample_curve(t.automation[lane.path], rate_hz)
+            boolean = CHANNEL_STRIP.param(lane.path).kind == "bool"
             last = None
             for tt, vv in zip(times, values):
-                v = cc_value(lane.path, float(vv))
+                # a switch sampled between its points is on from half way, as automation plays it (thin)
+                v = cc_value(lane.path, float(vv >= 0.5) if boolean else float(vv))
                 if v != last:
                     events.append((int(round(tt * TICKS_PER_S)), lane.cc, v))
                     last = v
@@ -178,6 +182,11 @@ class MidiCcOutput:
         self.sent = 0
 
     def send_event(self, channel: int, path: str, value: float) -> None:
+        """Send ``value`` (schema units) of ``path`` as its control change on ``channel`` (0-based).
+
+        Raises:
+            ParamRangeError: the value lies outside the parameter's range.
+        """
         import mido
 
         self.port.send(mido.Message("control_change", channel=channel, control=CC_NUMBERS[path],
@@ -193,9 +202,10 @@ class MidiCcOutput:
         return time.perf_counter() - start
 
     def close(self) -> None:
+        """Close the MIDI port."""
         self.port.close()
 
-    def __enter__(self) -> "MidiCcOutput":
+    def __enter__(self) -> MidiCcOutput:
         return self
 
     def __exit__(self, *exc) -> None:

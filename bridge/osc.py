@@ -35,8 +35,8 @@ Wire format: OSC 1.0 ("The Open Sound Control 1.0 Specification", opensoundcontr
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from pythonosc import osc_bundle, osc_bundle_builder, osc_message, osc_message_builder
 from pythonosc.parsing import ntp, osc_types
@@ -69,6 +69,7 @@ class OscMessage:
 
     @property
     def typetags(self) -> str:
+        """The OSC type tag string of :attr:`args` (without the leading comma), e.g. ``"if"``."""
         return "".join(_tag(a) for a in self.args)
 
     def __str__(self) -> str:
@@ -83,6 +84,7 @@ class OscBundle:
     elements: tuple
 
     def messages(self) -> list[OscMessage]:
+        """Every message of the bundle, nested bundles flattened, in order."""
         out: list[OscMessage] = []
         for e in self.elements:
             out.extend(e.messages() if isinstance(e, OscBundle) else [e])
@@ -159,6 +161,7 @@ def encode_bundle(elements: Sequence[OscMessage | OscBundle], timetag: int = IMM
 
 
 def encode(packet: OscMessage | OscBundle) -> bytes:
+    """Encode a message or a bundle (:func:`encode_message` / :func:`encode_bundle`)."""
     return encode_bundle(packet.elements, packet.timetag) if isinstance(packet, OscBundle) else encode_message(packet)
 
 
@@ -234,7 +237,9 @@ def decode_message(data: bytes) -> OscMessage:
     data = bytes(data)
     try:
         _check_message(data)
-        return _from_python_osc(osc_message.OscMessage(data))
+        msg = _from_python_osc(osc_message.OscMessage(data))
+        assert isinstance(msg, OscMessage)  # a message parses to a message
+        return msg
     except _PARSE_FAILURES as e:
         raise _parse_error(data, e) from e
 

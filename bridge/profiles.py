@@ -1,106 +1,65 @@
-"""Layer 4 of the bridge: DAW profiles mapping the session schema onto each DAW's OSC.
+"""Layer 4 of the bridge: the DAW profile contract, its registry, and what every profile shares.
 
-A profile turns one session track's channel strip into the OSC messages one
-DAW understands (addresses, argument types, value scales, track numbering)
-and parses the DAW's feedback back into schema values. Profiles build
-messages only; sockets live in :mod:`mixbridge.bridge.transport` and the
-orchestration (query, match, send, pull) in :mod:`mixbridge.bridge.push`.
+A profile is everything mixbridge knows about one DAW's OSC surface, in one file
+(``bridge/profile_<daw>.py``): it turns one session track's channel strip into the OSC
+messages the DAW understands (addresses, argument types, value scales, track numbering),
+asks the DAW for its tracks and for where the mapped plugins sit on each strip
+(:meth:`DawProfile.query_tracks`, :meth:`DawProfile.strip_layouts`), and reads the DAW's
+mixer state back into schema values (:meth:`DawProfile.pull_tracks`). Profiles build
+messages and parse replies; sockets live in :mod:`mixbridge.bridge.transport` and the
+orchestration (match, plan, send) in :mod:`mixbridge.bridge.push`, which never asks which
+DAW it talks to. Adding a DAW means one ``profile_<daw>.py`` with a :class:`DawProfile`
+subclass, its plugin map ``plugins/maps/daw/<daw>.json`` and one line in :data:`PROFILES`.
 
-Sources (DESIGN.md §4 and each DAW's documentation):
+The shipped profiles and their sources: :mod:`~mixbridge.bridge.profile_reaper` (REAPER's
+``Default.ReaperOSC``), :mod:`~mixbridge.bridge.profile_ableton` (the AbletonOSC README),
+:mod:`~mixbridge.bridge.profile_ardour` (Ardour 7's OSC manual and ``libs/surfaces/osc``).
 
-* **REAPER**, default pattern file ``Default.ReaperOSC`` (REAPER > Preferences >
-  Control/OSC/web > OSC): listens on 8000, sends feedback to the device port
-  9000. Tracks are 1-based within a bank; track 0 is the master;
-  ``/device/track/count N`` widens the bank so tracks 1..N are addressable and
-  ``/device/track/bank/select 1`` selects the first bank. ``/track/N/volume/db``
-  takes raw dB (float), ``/track/N/pan`` 0..1 (0 left, 1 right), ``/track/N/mute``
-  0/1, ``/track/N/fx/M/fxparam/K/value`` the normalised 0..1 plugin value,
-  ``/track/N/name`` a string. ``/action 41743`` ("Control surface: refresh all
-  surfaces") makes REAPER send its whole state, which ``pull`` reads.
-* **Ableton Live via AbletonOSC** (github.com/ideoforms/AbletonOSC README): UDP
-  11000 in, replies to the sender's IP on 11001, 0-based indices.
-  ``/live/track/set/volume t v`` (0..1; 0.85 = 0 dB, 1.0 = +6 dB),
-  ``/live/track/set/panning t p`` (-1..1), ``/live/track/set/mute t m``,
-  ``/live/device/set/parameter/value t d p v`` (native units),
-  ``/live/song/get/track_names``, ``/live/track/get/volume t`` etc. reply on
-  the same address with the indices first, ``/live/test`` is a health check.
-* **Ardour 7** OSC surface (manual.ardour.org, "Controlling Ardour with OSC"):
-  port 3819, handshake ``/set_surface 0 31 16387 2 0 0`` (bank size 0 = all
-  strips, strip types 31, feedback 16387 = values + buttons + ``/reply``
-  instead of ``#reply``), ``/set_surface/port 0`` (reply to the sender's port).
-  ``/strip/gain ssid dB`` (clamps at +6.02 dB), ``/strip/trimdB ssid dB``
-  (-20..+20 dB), ``/strip/pan_stereo_position ssid p`` (inverted: 0 = right),
-  ``/strip/mute ssid 0|1``, ``/strip/polarity ssid 0|1``,
-  ``/strip/plugin/parameter ssid piid param value`` (native units),
-  ``/strip/send/gain ssid sendid dB`` (-193..+6 dB; below -192 dB the send is
-  off, ``route_set_send_gain_dB`` in libs/surfaces/osc/osc.cc),
-  ``/strip/list``, ``/strip/plugin/list ssid``, ``/strip/plugin/descriptor ssid
-  piid``, ``/strip/sends ssid`` (per aux send: target ssid, name, sendid, fader
-  position 0..1, active), ``/save_state``. ssid, piid and sendid are 1-based.
+This module imports only the standard library and the bridge's OSC layers, so the CLI can
+list :func:`profile_names` for ``--daw`` without loading a profile or its plugin map.
 """
 from __future__ import annotations
 
-import bisect
-import math
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
+from mixbridge.errors import UnknownNameError
 from mixbridge.schema import CHANNEL_STRIP
 
-from .errors import BridgeConfigError, DawRangeError
+from .errors import DawRangeError, DawUnreachableError
 from .osc import OscMessage
-from .plugin_maps import DawMap, get_daw_map
+from .transport import OscUdpClient
 
-#: Ardour's fader maximum: gain coefficient 2.0 = +6.0206 dB (libs/ardour gain_control).
-ARDOUR_MAX_GAIN_DB = 20.0 * math.log10(2.0)
-#: Ardour's trim range in dB (libs/ardour/trim control: -20 .. +20 dB).
-ARDOUR_TRIM_RANGE_DB = (-20.0, 20.0)
-#: Ardour's aux-send level that means "off": ``/strip/send/gain`` sets gain 0 below -192 dB (osc.cc).
-ARDOUR_SEND_OFF_DB = -193.0
+if TYPE_CHECKING:
+    from mixbridge.session import Track
+
+    from .plugin_maps import DawMap, DawPlugin
+
 #: The schema path of the post-fader send to the shared reverb bus.
 SEND_PATH = "send.send_db"
-#: Ableton Live's mixer volume maximum: +6 dB at 1.0.
-ABLETON_MAX_DB = 6.0
-#: Live's mixer volume law measured in 3 dB steps (parameter value at each dB);
-#: from -18 dB up it is exactly linear at 1/40 per dB (0.85 at 0 dB, 1.0 at +6 dB).
-#: Source: a public community measurement of Live's volume fader (value vs display);
-#: values between points are interpolated linearly. Below -70 dB the value is 0 (-inf dB).
-ABLETON_VOLUME_TABLE: tuple[tuple[float, float], ...] = (
-    (-70.0, 0.0), (-63.0, 0.021345632150769234), (-60.0, 0.03462362661957741),
-    (-57.0, 0.05101150646805763), (-54.0, 0.06778648495674133), (-51.0, 0.08523604273796082),
-    (-48.0, 0.10353590548038483), (-45.0, 0.12271705269813538), (-42.0, 0.1428816020488739),
-    (-39.0, 0.16421939432621002), (-36.0, 0.18703696131706238), (-33.0, 0.2116302251815796),
-    (-30.0, 0.23843887448310852), (-27.0, 0.2682555615901947), (-24.0, 0.302414208650589),
-    (-21.0, 0.3436638116836548), (-18.0, 0.4),
-)
-ABLETON_LINEAR_FROM_DB = -18.0
 
 
-def ableton_volume_from_db(db: float) -> float:
-    """Live mixer volume value (0..1) for a fader level in dB (-70 .. +6 dB).
+@dataclass(frozen=True)
+class DawTrack:
+    """A track as the DAW lists it: 0-based position in the DAW's order and its name."""
 
-    Exact in Live's linear region (-18 .. +6 dB: ``0.85 + dB/40``), table-interpolated below.
-    """
-    if db >= ABLETON_LINEAR_FROM_DB:
-        return 0.85 + db / 40.0
-    dbs = [d for d, _ in ABLETON_VOLUME_TABLE]
-    if db <= dbs[0]:
-        return 0.0
-    i = bisect.bisect_right(dbs, db) - 1
-    (d0, v0), (d1, v1) = ABLETON_VOLUME_TABLE[i], ABLETON_VOLUME_TABLE[i + 1]
-    return v0 + (db - d0) / (d1 - d0) * (v1 - v0)
+    position: int
+    name: str
 
 
-def ableton_db_from_volume(v: float) -> float:
-    """Inverse of :func:`ableton_volume_from_db` (``-inf`` for 0)."""
-    if v >= 0.4:
-        return (v - 0.85) * 40.0
-    if v <= 0.0:
-        return float("-inf")
-    vals = [x for _, x in ABLETON_VOLUME_TABLE]
-    i = max(0, bisect.bisect_right(vals, v) - 1)
-    (d0, v0), (d1, v1) = ABLETON_VOLUME_TABLE[i], ABLETON_VOLUME_TABLE[i + 1]
-    return d0 + (v - v0) / (v1 - v0) * (d1 - d0)
+@dataclass
+class StripLayout:
+    """Where the mapped plugins sit on one DAW strip: map slot -> actual slot (None: absent),
+    and, where the DAW lists parameter names, native name -> parameter index per slot."""
+
+    slots: dict[int, int | None] = field(default_factory=dict)
+    param_index: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: Native (min, max) per slot and parameter index, where the DAW reports them (Ableton).
+    ranges: dict[int, dict[int, tuple[float, float]]] = field(default_factory=dict)
+    #: The aux send that carries ``send.send_db`` (1-based; the strip's first send), None: no send.
+    send_id: int | None = 1
 
 
 @dataclass
@@ -112,9 +71,41 @@ class StripMessages:
     clamped: list[str] = field(default_factory=list)
 
 
-def _fits(value: float, lo: float, hi: float, what: str, where: str, clamp: bool, clamped: list[str],
-          fix: str) -> float:
-    """Return ``value`` if inside [lo, hi]; clamp and record it if ``clamp``; else raise DawRangeError."""
+@dataclass
+class PulledTracks:
+    """What a profile read from a DAW: session tracks, values it could not read, values it clamped."""
+
+    tracks: list[Track] = field(default_factory=list)
+    not_read: list[str] = field(default_factory=list)
+    clamped: list[str] = field(default_factory=list)
+
+
+class FeedbackState:
+    """A router handler that keeps every feedback message: address -> list of argument tuples."""
+
+    def __init__(self) -> None:
+        self.by_address: dict[str, list[tuple]] = {}
+
+    def __call__(self, msg: OscMessage) -> None:
+        """Keep ``msg``'s arguments under its address."""
+        self.by_address.setdefault(msg.address, []).append(msg.args)
+
+    def last(self, address: str, key: tuple) -> tuple | None:
+        """The last arguments received on ``address`` that start with ``key`` (None: none did)."""
+        hit = None
+        for args in self.by_address.get(address, []):
+            if tuple(args[:len(key)]) == key:
+                hit = args
+        return hit
+
+
+def fits(value: float, lo: float, hi: float, what: str, where: str, clamp: bool, clamped: list[str],
+         fix: str) -> float:
+    """Return ``value`` if inside [lo, hi]; clamp and record it if ``clamp``; else raise.
+
+    Raises:
+        DawRangeError: outside the DAW's range and not ``clamp``; names the value, range and ``fix``.
+    """
     if lo - 1e-9 <= value <= hi + 1e-9:
         return value
     if not clamp:
@@ -124,11 +115,59 @@ def _fits(value: float, lo: float, hi: float, what: str, where: str, clamp: bool
     return v
 
 
+def store_value(track_params: dict, path: str, value: float, where: str, clamp: bool, clamped: list[str]) -> None:
+    """Store a value read from a DAW into a session track's ``params`` (booleans rounded).
+
+    Raises:
+        DawRangeError: outside the schema range and not ``clamp`` (then the nearest limit is stored
+            and listed in ``clamped``).
+    """
+    param = CHANNEL_STRIP.param(path)
+    proc, name = path.split(".")
+    v = float(value)
+    if param.kind == "bool":
+        v = 1.0 if v >= 0.5 else 0.0
+    if not param.min <= v <= param.max:
+        if not clamp:
+            raise DawRangeError(
+                f"{where}{path} reads {v:g} from the DAW, outside the schema's {param.range_text()}; "
+                "change it in the DAW or pass --clamp to store the nearest limit (listed in the report)"
+            )
+        nv = min(max(v, param.min), param.max)
+        clamped.append(f"{where}{path}: {v:g} -> {nv:g}")
+        v = nv
+    track_params[proc][name] = v
+
+
+def read_plugin(track: Track, plug: DawPlugin, wire: dict[str, float], name: str, where: str,
+                pulled: PulledTracks, clamp: bool, sample_rate: int) -> None:
+    """Store what one plugin's wire values say about its schema parameters (conversions inverted);
+    what the plugin did not report goes to ``pulled.not_read``."""
+    got, missing = plug.read_back(wire, sample_rate)
+    proc = plug.processor.name
+    for src, v in got.items():
+        store_value(track.params, f"{proc}.{src}", v, where, clamp, pulled.clamped)
+    pulled.not_read.extend(f"{name}: {proc}.{m} ({plug.name} did not report it)" for m in missing)
+
+
+class _HintingClient(OscUdpClient):
+    """An OscUdpClient whose timeouts name what to check on the DAW's side."""
+
+    hint = ""
+
+    def query(self, *args, **kwargs):
+        try:
+            return super().query(*args, **kwargs)
+        except DawUnreachableError as e:
+            raise DawUnreachableError(f"{e}. {self.hint}" if self.hint else str(e)) from None
+
+
 class DawProfile:
     """Base class: one DAW's OSC address space over the channel-strip schema.
 
     Track positions passed to profiles are 0-based positions in the DAW's track
-    order; each profile converts to its own numbering.
+    order; each profile converts to its own numbering. A subclass sets the class
+    attributes and implements the methods that raise :class:`NotImplementedError`.
     """
 
     name = ""
@@ -148,14 +187,23 @@ class DawProfile:
     #: What to check on the DAW's side when it does not answer.
     unreachable_hint = ""
 
+    # ------------------------------------------------------------------ messages
     def setup_messages(self, n_tracks: int) -> list[OscMessage]:
+        """Messages a push or automation sends first (bank size, surface handshake); none by default."""
         return []
 
     def strip_messages(self, position: int, path: str, value: float, *, where: str = "",
                        clamp: bool = False, clamped: list[str] | None = None) -> list[OscMessage]:
+        """Messages setting strip parameter ``path`` (one of :attr:`strip_paths`) to ``value`` (schema units).
+
+        Raises:
+            DawRangeError: the value is outside what the DAW takes (unless ``clamp``).
+            KeyError: ``path`` is not one of :attr:`strip_paths`.
+        """
         raise NotImplementedError
 
     def plugin_message(self, position: int, slot: int, index: int, wire_value: float) -> OscMessage:
+        """The message setting parameter ``index`` of the plugin in ``slot`` to ``wire_value``."""
         raise NotImplementedError
 
     def send_message(self, position: int, send_id: int, send_db: float) -> OscMessage:
@@ -165,6 +213,8 @@ class DawProfile:
     @property
     def plugin_map(self) -> DawMap:
         """This DAW's plugin map (``plugins/maps/daw/<name>.json``, loaded once per process)."""
+        from .plugin_maps import get_daw_map
+
         return get_daw_map(self.name)
 
     def param_messages(self, position: int, path: str, value: float, *, where: str = "",
@@ -192,163 +242,113 @@ class DawProfile:
                 continue
             values = {**plug.processor.defaults(), **(context or {}), name: float(value)}
             wire = plug.values(values, sample_rate, where)
-            for b in (plug.stage.set if plug.stage is not None else plug.bindings):
+            for b in plug.driven:
                 if b.source == name or name in b.with_:
                     out.append(self.plugin_message(position, plug.slot, plug.params[b.param].index, wire[b.param]))
         return out
 
     def mapped_paths(self) -> tuple[str, ...]:
+        """Every schema path this profile sends (strip paths, the send, the plugin map's paths)."""
         return self.strip_paths + ((SEND_PATH,) if self.maps_send else ()) + self.plugin_map.paths
 
     def unmapped_paths(self) -> list[str]:
+        """Channel-strip paths this profile cannot send (reported by a push, never dropped silently)."""
         return [p for p, _ in CHANNEL_STRIP.flat_params() if p not in self.mapped_paths()]
 
+    # ------------------------------------------------------------------ talking to the DAW
+    def open_client(self, host: str, port: int | None, timeout_s: float, reply_port: int | None) -> OscUdpClient:
+        """A UDP client for this DAW (default ports from the profile) whose timeouts say what to check.
+
+        Raises:
+            BridgeConfigError: a bad host or port, or the reply port cannot be bound.
+        """
+        local = reply_port if reply_port is not None else (self.reply_port or 0)
+        client = _HintingClient(host, port or self.default_port, local_port=local, timeout_s=timeout_s)
+        client.hint = self.unreachable_hint
+        return client
+
+    def query_tracks(self, client: OscUdpClient, *, max_tracks: int = 64) -> list[DawTrack]:
+        """Ask the DAW for its tracks, in the DAW's order.
+
+        Raises:
+            DawUnreachableError: no answer within the client's timeout.
+        """
+        raise NotImplementedError
+
+    def strip_layouts(self, client: OscUdpClient, tracks: Sequence[DawTrack]) -> dict[int, StripLayout]:
+        """Where the mapped plugins (and the send) sit on each of ``tracks``: ``{position: layout}``.
+
+        The default (a DAW that cannot say) is ``{}``: plugins at the map's slots and indices.
+        """
+        return {}
+
+    def pull_tracks(self, client: OscUdpClient, feedback: FeedbackState, *, max_tracks: int = 64,
+                    clamp: bool = False, sample_rate: int = 48000) -> PulledTracks:
+        """Read the DAW's faders, pans, mutes, sends and mapped plugin parameters into session tracks.
+
+        ``feedback`` has been routed every message the client received so far and keeps
+        receiving. Tracks get ``source = "daw:<name>/<track>"``.
+
+        Raises:
+            DawUnreachableError: no answer within the client's timeout.
+            DawRangeError: a DAW value outside the schema range (unless ``clamp``).
+        """
+        raise NotImplementedError
+
+    def new_track(self, name: str) -> Track:
+        """A session track named ``name`` at the schema defaults, sourced ``daw:<daw>/<name>`` (no audio)."""
+        from mixbridge.session import Track
+
+        return Track(name, f"daw:{self.name}/{name}", CHANNEL_STRIP.defaults())
 
 
-class ReaperProfile(DawProfile):
-    """REAPER's default OSC pattern set (``Default.ReaperOSC``)."""
-
-    name = "reaper"
-    default_port = 8000
-    reply_port = 9000
-    honours_timetags = False
-    strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
-    #: REAPER's fader range in dB (its volume control tops out at +12 dB).
-    FADER_RANGE_DB = (-150.0, 12.0)
-    REFRESH_ACTION = 41743
-    unreachable_hint = ("REAPER: Preferences > Control/OSC/web > OSC, mode 'Configure device IP+local port', "
-                        "local listen port 8000, device IP 127.0.0.1, device port 9000 (= --reply-port); "
-                        "or push with --no-query")
-    def setup_messages(self, n_tracks: int) -> list[OscMessage]:
-        return [OscMessage("/device/track/count", (int(max(n_tracks, 1)),)),
-                OscMessage("/device/track/bank/select", (1,))]
-
-    def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
-        n = position + 1
-        if path == "fader.fader_db":
-            v = _fits(value, *self.FADER_RANGE_DB, path, where, clamp, clamped, "lower the fader")
-            return [OscMessage(f"/track/{n}/volume/db", (float(v),))]
-        if path == "fader.mute":
-            return [OscMessage(f"/track/{n}/mute", (1.0 if value >= 0.5 else 0.0,))]
-        if path == "pan.pan":
-            return [OscMessage(f"/track/{n}/pan", ((float(value) + 1.0) / 2.0,))]
-        raise KeyError(path)
-
-    def plugin_message(self, position, slot, index, wire_value):
-        return OscMessage(f"/track/{position + 1}/fx/{slot}/fxparam/{index}/value", (float(wire_value),))
-
-
-    def refresh_message(self) -> OscMessage:
-        return OscMessage("/action", (self.REFRESH_ACTION,))
-
-
-class AbletonProfile(DawProfile):
-    """Ableton Live through the AbletonOSC remote script."""
-
-    name = "ableton"
-    default_port = 11000
-    reply_port = 11001
-    honours_timetags = False  # AbletonOSC dispatches on arrival
-    strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
-    unreachable_hint = ("Ableton: install AbletonOSC in Live's MIDI Remote Scripts and select it as a Control "
-                        "Surface; it listens on 11000 and replies to port 11001 (= --reply-port)")
-
-    def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
-        if path == "fader.fader_db":
-            v = _fits(value, -math.inf, ABLETON_MAX_DB, path, where, clamp, clamped,
-                      "Live's fader tops out at +6 dB: lower the fader or raise trim elsewhere")
-            return [OscMessage("/live/track/set/volume", (position, float(ableton_volume_from_db(v))))]
-        if path == "fader.mute":
-            return [OscMessage("/live/track/set/mute", (position, 1 if value >= 0.5 else 0))]
-        if path == "pan.pan":
-            return [OscMessage("/live/track/set/panning", (position, float(value)))]
-        raise KeyError(path)
-
-    def plugin_message(self, position, slot, index, wire_value):
-        return OscMessage("/live/device/set/parameter/value", (position, slot, index, float(wire_value)))
-
-
-
-class ArdourProfile(DawProfile):
-    """Ardour 7's OSC control surface (liblo; honours bundle time tags)."""
-
-    name = "ardour"
-    default_port = 3819
-    reply_port = None
-    honours_timetags = True
-    accepts_bundles = True
-    maps_send = True
-    unreachable_hint = ("Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled, "
-                        "port 3819 (or --port)")
-    strip_paths = ("trim.gain_db", "polarity.invert", "fader.fader_db", "fader.mute", "pan.pan")
-    HANDSHAKE = (OscMessage("/set_surface", (0, 31, 16387, 2, 0, 0)), OscMessage("/set_surface/port", (0,)))
-    #: The same surface without value feedback (16384 = only "/reply" instead of "#reply"): a push
-    #: does not need Ardour's full strip dump (~40 messages per strip, ~1 s for 64 strips).
-    HANDSHAKE_QUIET = (OscMessage("/set_surface", (0, 31, 16384, 2, 0, 0)), OscMessage("/set_surface/port", (0,)))
-
-    def setup_messages(self, n_tracks: int) -> list[OscMessage]:
-        return list(self.HANDSHAKE_QUIET)
-
-    def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
-        ssid = position + 1
-        if path == "fader.fader_db":
-            v = _fits(value, -math.inf, ARDOUR_MAX_GAIN_DB, path, where, clamp, clamped,
-                      "Ardour clamps the fader at +6.02 dB: lower it, or pass --clamp to send +6.02 dB")
-            return [OscMessage("/strip/gain", (ssid, float(v)))]
-        if path == "trim.gain_db":
-            v = _fits(value, *ARDOUR_TRIM_RANGE_DB, path, where, clamp, clamped,
-                      "Ardour's trim spans -20..+20 dB: move the rest to the fader, or pass --clamp")
-            return [OscMessage("/strip/trimdB", (ssid, float(v)))]
-        if path == "polarity.invert":
-            return [OscMessage("/strip/polarity", (ssid, 1 if value >= 0.5 else 0))]
-        if path == "fader.mute":
-            return [OscMessage("/strip/mute", (ssid, 1 if value >= 0.5 else 0))]
-        if path == "pan.pan":
-            return [OscMessage("/strip/pan_stereo_position", (ssid, float(ardour_position_from_pan(value))))]
-        raise KeyError(path)
-
-    def plugin_message(self, position, slot, index, wire_value):
-        return OscMessage("/strip/plugin/parameter", (position + 1, slot, index, float(wire_value)))
-
-    def send_message(self, position, send_id, send_db):
-        off = send_db <= CHANNEL_STRIP.param(SEND_PATH).min  # the schema's -80 dB means "off"
-        return OscMessage("/strip/send/gain", (position + 1, send_id, ARDOUR_SEND_OFF_DB if off else float(send_db)))
-
-
-
-def ardour_position_from_pan(pan: float) -> float:
-    """Schema pan (-1 left .. +1 right) -> Ardour's inverted OSC position (1 left .. 0 right)."""
-    return (1.0 - float(pan)) / 2.0
-
-
-def pan_from_ardour_position(position: float) -> float:
-    return 1.0 - 2.0 * float(position)
-
-
-def ardour_send_db_from_position(position: float) -> float:
-    """Ardour's aux-send fader position (0..1, as ``/strip/sends`` reports it) -> dB (``-inf`` at 0).
-
-    Inverts ``gain_to_slider_position_with_max(g, 2.0)`` (libs/ardour/utils.cc, then
-    ``gain_to_position`` in libs/pbd/pbd/control_math.h; max gain 2.0 = +6.02 dB):
-    ``position = ((6 log2(g) + 192) / 198) ** 8``. Checked against Ardour 7.3 in the tests.
-    """
-    if position <= 0.0:
-        return float("-inf")
-    return 20.0 * math.log10(2.0) * (float(position) ** 0.125 * 198.0 - 192.0) / 6.0
-
-
-PROFILES: dict[str, Callable[[], DawProfile]] = {
-    "reaper": ReaperProfile, "ableton": AbletonProfile, "ardour": ArdourProfile,
+#: The DAW profile registry: name -> ``"module:Class"`` of a :class:`DawProfile` subclass (bridge modules
+#: are imported on first use) or a zero-argument factory (:func:`register_profile`).
+PROFILES: dict[str, str | Callable[[], DawProfile]] = {
+    "reaper": "mixbridge.bridge.profile_reaper:ReaperProfile",
+    "ableton": "mixbridge.bridge.profile_ableton:AbletonProfile",
+    "ardour": "mixbridge.bridge.profile_ardour:ArdourProfile",
 }
+
+
+def register_profile(name: str, factory: Callable[[], DawProfile]) -> None:
+    """Add a DAW profile under ``name`` (a factory returning a fresh :class:`DawProfile`).
+
+    Raises:
+        BridgeConfigError: the name is taken.
+    """
+    from .errors import BridgeConfigError
+
+    if name in PROFILES:
+        raise BridgeConfigError(f"a DAW profile named '{name}' is already registered; choose another name")
+    PROFILES[name] = factory
+
+
+def profile_names() -> list[str]:
+    """The registered DAW names, in registration order (the CLI's ``--daw`` choices)."""
+    return list(PROFILES)
+
+
+def profile_class(name: str) -> Callable[[], DawProfile]:
+    """The factory of DAW ``name`` (imports its module on first use).
+
+    Raises:
+        UnknownNameError: unknown DAW; the message lists the known ones.
+    """
+    try:
+        entry = PROFILES[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown DAW '{name}'; known: {', '.join(PROFILES)}") from None
+    if isinstance(entry, str):
+        module, _, cls = entry.partition(":")
+        entry = getattr(importlib.import_module(module), cls)
+    return entry
 
 
 def get_profile(name: str) -> DawProfile:
     """Return a fresh profile by DAW name.
 
     Raises:
-        BridgeConfigError: unknown DAW; the message lists the known ones.
+        UnknownNameError: unknown DAW; the message lists the known ones.
     """
-    try:
-        return PROFILES[name]()
-    except KeyError:
-        raise BridgeConfigError(f"unknown DAW '{name}'; known: {', '.join(PROFILES)}") from None
+    return profile_class(name)()

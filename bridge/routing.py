@@ -5,15 +5,19 @@ A :class:`Router` takes raw datagrams (bytes), decodes them with
 message's address. Patterns are addresses in which a ``*`` segment matches any
 one segment (``/track/*/volume/db``) and a trailing ``/**`` matches any rest.
 Nothing is dropped silently: datagrams that do not parse are counted in
-``stats.unparsed`` (with the last error kept in ``stats.last_error``), and
-messages no handler wants are counted in ``stats.unrouted``.
+``stats.unparsed`` (with the last error kept in ``stats.last_error``) and passed
+to ``on_unparsed``, and messages no handler wants are counted in
+``stats.unrouted`` and passed to ``fallback``. While a datagram is dispatched,
+``sender`` holds the address it came from (what :meth:`Router.dispatch` was
+given), so a handler can reply to it.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 from .errors import OscParseError
 from .osc import OscMessage, decode, iter_messages
@@ -32,6 +36,7 @@ class RouterStats:
     last_error: str = ""
 
     def summary(self) -> str:
+        """One line: messages and datagrams seen, and what could not be parsed or routed."""
         text = f"{self.messages} messages in {self.datagrams} datagrams"
         if self.unparsed:
             text += f"; {self.unparsed} unparseable datagram(s) (last: {self.last_error})"
@@ -50,13 +55,24 @@ def address_matches(pattern: str, address: str) -> bool:
 
 @dataclass
 class Router:
-    """Dispatches datagrams to handlers by address pattern; thread-safe counters."""
+    """Dispatches datagrams to handlers by address pattern; thread-safe counters.
+
+    Args:
+        routes: ``(pattern, handler)`` pairs, tried in order; every match is called.
+        fallback: called with each message no route matches (after counting it as unrouted).
+        on_unparsed: called with ``(datagram, error text)`` for each datagram that does not parse.
+    """
 
     routes: list[tuple[str, Handler]] = field(default_factory=list)
     stats: RouterStats = field(default_factory=RouterStats)
+    fallback: Handler | None = None
+    on_unparsed: Callable[[bytes, str], None] | None = None
+    #: The sender address of the datagram being dispatched (``None`` outside :meth:`dispatch`).
+    sender: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, pattern: str, handler: Handler) -> None:
+        """Route messages whose address matches ``pattern`` to ``handler`` (see :func:`address_matches`)."""
         self.routes.append((pattern, handler))
 
     @contextlib.contextmanager
@@ -79,10 +95,15 @@ class Router:
             self.stats.messages += 1
             if not hits:
                 self.stats.unrouted += 1
+        if not hits and self.fallback is not None:
+            self.fallback(msg)
         return hits
 
-    def dispatch(self, datagram: bytes) -> list[OscMessage]:
-        """Decode one datagram and route its messages; never raises on bad bytes."""
+    def dispatch(self, datagram: bytes, sender: Any = None) -> list[OscMessage]:
+        """Decode one datagram from ``sender`` and route its messages; never raises on bad bytes.
+
+        Returns the decoded messages (``[]`` for a datagram that does not parse).
+        """
         with self._lock:
             self.stats.datagrams += 1
         try:
@@ -91,15 +112,25 @@ class Router:
             with self._lock:
                 self.stats.unparsed += 1
                 self.stats.last_error = str(e)
+            if self.on_unparsed is not None:
+                self.on_unparsed(datagram, str(e))
             return []
         msgs = [m for _, m in iter_messages(packet)]
-        for m in msgs:
-            self.dispatch_message(m)
+        self.sender = sender
+        try:
+            for m in msgs:
+                self.dispatch_message(m)
+        finally:
+            self.sender = None
         return msgs
 
 
 class ReplyCollector:
-    """Collects messages matching a pattern until ``done(msg)`` says the reply is complete."""
+    """Collects messages matching a pattern until ``done(msg)`` says the reply is complete.
+
+    A handler for :meth:`Router.add`; ``messages`` holds what matched, ``finished`` is set
+    once ``done`` returned true.
+    """
 
     def __init__(self, pattern: str = "/**", done: Callable[[OscMessage], bool] | None = None):
         self.pattern = pattern
@@ -108,6 +139,7 @@ class ReplyCollector:
         self.finished = threading.Event()
 
     def __call__(self, msg: OscMessage) -> None:
+        """Keep ``msg`` if it matches the pattern; set :attr:`finished` when ``done(msg)`` says so."""
         if not address_matches(self.pattern, msg.address):
             return
         self.messages.append(msg)

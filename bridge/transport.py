@@ -19,8 +19,8 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 from .errors import BridgeConfigError, DawUnreachableError
 from .osc import IMMEDIATELY, OscBundle, OscMessage, encode_bundle, encode_message
@@ -32,7 +32,10 @@ DEFAULT_QUERY_TIMEOUT_S = 2.0
 #: A multi-datagram reply is complete once the DAW has been silent this long.
 DEFAULT_QUIET_S = 0.15
 LOCALHOST = "127.0.0.1"
+#: The largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP header bytes).
 MAX_DATAGRAM_BYTES = 65507
+#: Socket receive buffer, bytes: room for a DAW's whole feedback burst (~40 messages per strip).
+RCVBUF_BYTES = 4 * 1024 * 1024
 
 
 def check_endpoint(host: str, port: int) -> tuple[str, int]:
@@ -66,7 +69,7 @@ class OscUdpClient:
         self.router = router or Router()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
         loopback = ipaddress.ip_address(self.host).is_loopback
         bind_host = (LOCALHOST if family == socket.AF_INET else "::1") if loopback else ""
         try:
@@ -79,27 +82,36 @@ class OscUdpClient:
 
     @property
     def local_port(self) -> int:
+        """The UDP port this client sends from and receives replies on."""
         return self.sock.getsockname()[1]
 
-    def __enter__(self) -> "OscUdpClient":
+    def __enter__(self) -> OscUdpClient:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def close(self) -> None:
+        """Close the socket."""
         self.sock.close()
 
     def send_raw(self, datagram: bytes) -> None:
+        """Send one encoded OSC packet.
+
+        Raises:
+            BridgeConfigError: larger than one UDP datagram (:data:`MAX_DATAGRAM_BYTES`).
+        """
         if len(datagram) > MAX_DATAGRAM_BYTES:
             raise BridgeConfigError(f"OSC packet of {len(datagram)} bytes exceeds UDP's {MAX_DATAGRAM_BYTES}")
         self.sock.sendto(datagram, (self.host, self.port))
         self.sent += 1
 
     def send(self, msg: OscMessage) -> None:
+        """Send one message."""
         self.send_raw(encode_message(msg))
 
     def send_many(self, msgs: Iterable[OscMessage]) -> int:
+        """Send messages one datagram each, unpaced; returns how many."""
         n = 0
         for m in msgs:
             self.send(m)
@@ -107,6 +119,7 @@ class OscUdpClient:
         return n
 
     def send_bundle(self, msgs: Sequence[OscMessage | OscBundle], timetag: int = IMMEDIATELY) -> None:
+        """Send one bundle with NTP ``timetag`` (:func:`~mixbridge.bridge.osc.ntp_timetag`; default immediately)."""
         self.send_raw(encode_bundle(msgs, timetag))
 
     def pump(self, duration_s: float) -> int:
@@ -160,11 +173,16 @@ class OscUdpClient:
 
 @dataclass
 class OscUdpServer:
-    """A background UDP receiver bound to 127.0.0.1 (port 0 picks a free one).
+    """A background UDP receiver bound to 127.0.0.1 by default (port 0 picks a free one).
 
-    Every datagram is routed through ``router`` and, if given, passed to
-    ``on_datagram(data, sender)`` (a fake DAW replies from there). ``arrivals``
-    keeps ``(perf_counter_s, datagram)`` pairs when ``record`` is true.
+    Every datagram is routed through ``router`` (with its sender address, so handlers can
+    reply through :meth:`reply`) and, if given, passed to ``on_datagram(data, sender)`` (a
+    fake DAW replies from there). ``arrivals`` keeps ``(perf_counter_s, datagram)`` pairs when
+    ``record`` is true. ``host`` is an IP literal or ``localhost``; another address than
+    loopback lets any host that reaches it send here.
+
+    Raises:
+        BridgeConfigError: ``host`` is not an IP address, or the port cannot be bound (in use).
     """
 
     port: int = 0
@@ -172,16 +190,29 @@ class OscUdpServer:
     on_datagram: Callable[[bytes, tuple], None] | None = None
     record: bool = True
     arrivals: list = field(default_factory=list)
+    host: str = LOCALHOST
 
     def __post_init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        self.sock.bind((LOCALHOST, self.port))
+        self.host = LOCALHOST if self.host == "localhost" else self.host
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            raise BridgeConfigError(f"host {self.host!r} is not an IP address; give one such as 127.0.0.1") from None
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+        try:
+            self.sock.bind((self.host, self.port))
+        except OSError as e:
+            self.sock.close()
+            raise BridgeConfigError(f"cannot listen for OSC on {self.host}:{self.port}: {e.strerror}; "
+                                    "choose another port (0 picks a free one)") from None
         self.port = self.sock.getsockname()[1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"osc-server-{self.port}", daemon=True)
 
-    def start(self) -> "OscUdpServer":
+    def start(self) -> OscUdpServer:
+        """Start the receiving thread; returns ``self``."""
         self._thread.start()
         return self
 
@@ -197,20 +228,22 @@ class OscUdpServer:
             t = time.perf_counter()
             if self.record:
                 self.arrivals.append((t, data))
-            self.router.dispatch(data)
+            self.router.dispatch(data, addr)
             if self.on_datagram is not None:
                 self.on_datagram(data, addr)
 
     def reply(self, datagram: bytes, addr: tuple) -> None:
+        """Send ``datagram`` to ``addr`` from this server's socket (a reply to a sender)."""
         self.sock.sendto(datagram, addr)
 
     def stop(self) -> None:
+        """Stop the thread (within about 2 s) and close the socket."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2)
         self.sock.close()
 
-    def __enter__(self) -> "OscUdpServer":
+    def __enter__(self) -> OscUdpServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -24,16 +24,15 @@ and numpy.
 """
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from mixbridge.errors import MixbridgeError
-from mixbridge.checksum import sha256_file as _sha256_file
-from mixbridge.models.proxy_schema import schema_differences
+from mixbridge.checksum import sha256_file
+from mixbridge.proxy_schema import schema_differences
+from mixbridge.records import RecordFormatError, read_record
 
 ARTIFACT_FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -47,7 +46,7 @@ MAX_BLOCK_SIZE = 4096
 GOLDEN_TOLERANCE = 1e-5
 
 
-class ArtifactError(ValueError, MixbridgeError):
+class ArtifactError(RecordFormatError):
     """An artifact folder that is missing files, malformed, truncated or modified."""
 
 
@@ -63,13 +62,9 @@ class SchemaMismatchError(ArtifactError):
     """An artifact for other parameters, another schema or another sample rate."""
 
 
-def sha256_file(path: str | Path) -> str:
-    """Bare hex SHA-256 of a file (the sidecar's form)."""
-    return _sha256_file(path, prefixed=False)
-
-
 def file_record(path: Path) -> dict:
-    return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    """The sidecar's record of one artifact file: ``{"name", "bytes", "sha256"}`` (hex, unprefixed)."""
+    return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path, prefixed=False)}
 
 
 @dataclass
@@ -84,38 +79,47 @@ class Artifact:
 
     @property
     def format(self) -> str:
+        """``"onnx"`` or ``"torchscript"``."""
         return self.sidecar["artifact_format"]
 
     @property
     def sample_rate(self) -> int:
+        """The rate the model was trained and exported for, Hz."""
         return int(self.sidecar["sample_rate"])
 
     @property
     def latency_samples(self) -> int:
+        """How many samples the streamed output lags the input."""
         return int(self.sidecar["latency_samples"])
 
     @property
     def receptive_field(self) -> int:
+        """Input samples one output sample depends on."""
         return int(self.sidecar["receptive_field"])
 
     @property
     def param_names(self) -> list[str]:
+        """The ``"processor.param"`` names of the normalised parameter vector, in order."""
         return list(self.sidecar["schema"]["param_names"])
 
     @property
     def n_params(self) -> int:
+        """Length of the normalised parameter vector."""
         return len(self.param_names)
 
     @property
     def n_inputs(self) -> int:
+        """Audio channels the model takes together (1: mono, run per channel)."""
         return int(self.sidecar["config"]["n_inputs"])
 
     @property
     def n_outputs(self) -> int:
+        """Audio channels the model outputs."""
         return int(self.sidecar["config"]["n_outputs"])
 
     @property
     def block_sizes(self) -> tuple[int, int]:
+        """``(min, max)`` block size in samples that streams (1..4096)."""
         b = self.sidecar["block_sizes"]
         return int(b["min"]), int(b["max"])
 
@@ -136,7 +140,7 @@ def _check_file(folder: Path, rec: dict, what: str) -> Path:
         raise ChecksumMismatchError(
             f"{path}: {size} bytes but the sidecar records {rec['bytes']}; the file is truncated or "
             "was modified — re-export the artifact")
-    digest = sha256_file(path)
+    digest = sha256_file(path, prefixed=False)
     if digest != rec["sha256"]:
         raise ChecksumMismatchError(
             f"{path}: checksum mismatch (sha256 {digest[:12]}... != recorded {rec['sha256'][:12]}...); "
@@ -153,21 +157,11 @@ def read_sidecar(folder: str | Path) -> dict:
     """
     folder = Path(folder)
     sidecar_path = folder / SIDECAR_NAME
-    if not sidecar_path.is_file():
-        raise ArtifactError(f"{folder}: not an artifact folder (no {SIDECAR_NAME}); "
-                            "create one with `mixbridge export CHECKPOINT -o DIR`")
-    try:
-        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"{sidecar_path}: cannot parse the sidecar ({e}); it is truncated or "
-                            "not a mixbridge artifact — re-export") from None
-    if not isinstance(sidecar, dict):
-        raise ArtifactError(f"{sidecar_path}: the sidecar is not a JSON object")
-    version = sidecar.get("format_version")
-    if version not in SUPPORTED_VERSIONS:
-        raise ArtifactVersionError(
-            f"{sidecar_path}: artifact format_version {version!r} is not supported; this runtime reads "
-            f"{', '.join(map(str, SUPPORTED_VERSIONS))} — re-export with this mixbridge or upgrade it")
+    sidecar = read_record(sidecar_path, format=None, versions=SUPPORTED_VERSIONS, what="mixbridge artifact sidecar",
+                          version_key="format_version", fix="re-export with this mixbridge or upgrade it",
+                          missing=f"{folder}: not an artifact folder (no {SIDECAR_NAME}); "
+                                  "create one with `mixbridge export CHECKPOINT -o DIR`",
+                          error=ArtifactError, version_error=ArtifactVersionError)
     missing = [k for k in ("artifact_format", "architecture", "config", "schema", "sample_rate",
                            "latency_samples", "receptive_field", "block_sizes", "io", "files")
                if k not in sidecar]

@@ -1,9 +1,12 @@
 """Export a proxy to an ONNX or TorchScript streaming artifact (needs torch).
 
 :func:`export_model` takes a model, a checkpoint path or a registry name, wraps
-the eval-mode model in :class:`~mixbridge.models.tcn.StreamingTCN` (batch norm
-folded, explicit state inputs and outputs) and writes an artifact folder (see
-:mod:`mixbridge.export.artifact`). The graph signature is::
+the eval-mode model in the streaming wrapper its architecture registers
+(:func:`mixbridge.models.registry.streaming_wrapper`; for ``tcn-film``
+:class:`~mixbridge.models.tcn.StreamingTCN`: batch norm folded, explicit state inputs
+and outputs) and writes an artifact folder (see :mod:`mixbridge.export.artifact`).
+A wrapper provides ``initial_state(batch) -> (input_state, hidden_state)`` and the
+graph signature::
 
     (audio [B, n_inputs, T], params_start [B, P], params_end [B, P],
      input_state [B, n_inputs, S0], hidden_state [B, channels, S1])
@@ -23,7 +26,6 @@ against it before the sidecar is written.
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import json
 import re
@@ -37,15 +39,23 @@ import torch
 
 from mixbridge import __version__ as mixbridge_version
 from mixbridge.atomic import atomic_write_bytes, atomic_write_text
+from mixbridge.checksum import sha256_bytes
 from mixbridge.errors import MixbridgeError, UnknownNameError
 from mixbridge.models import registry
-from mixbridge.models.checkpoint import load_checkpoint, sha256_bytes
-from mixbridge.models.proxy_schema import schema_record
-from mixbridge.models.tcn import TCN, StreamingTCN
+from mixbridge.models.checkpoint import load_checkpoint
+from mixbridge.npz import ZIP_EPOCH, npz_bytes
+from mixbridge.proxy_schema import schema_record
 
 from .artifact import (
-    ARTIFACT_FORMAT_VERSION, GOLDEN_NAME, GOLDEN_TOLERANCE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, MODEL_FILES,
-    SIDECAR_NAME, ArtifactError, file_record,
+    ARTIFACT_FORMAT_VERSION,
+    GOLDEN_NAME,
+    GOLDEN_TOLERANCE,
+    MAX_BLOCK_SIZE,
+    MIN_BLOCK_SIZE,
+    MODEL_FILES,
+    SIDECAR_NAME,
+    ArtifactError,
+    file_record,
 )
 
 GOLDEN_SAMPLES = 2048
@@ -59,14 +69,16 @@ class ExportError(ValueError, MixbridgeError):
     """An export that cannot be made or whose file disagrees with the torch model."""
 
 
-def resolve_model(source: Any, seed: int = 0) -> tuple[TCN, dict]:
+def resolve_model(source: Any, seed: int = 0) -> tuple[Any, dict]:
     """A model and provenance from a model object, a checkpoint path or a registry name.
+
+    A model object is deep-copied (exporting must not move or switch the caller's model).
 
     Raises:
         UnknownNameError: ``source`` is neither an existing path nor a registry name.
         CheckpointError: see :func:`mixbridge.models.checkpoint.load_checkpoint`.
     """
-    if isinstance(source, TCN):  # a copy: exporting must not move or switch the caller's model
+    if isinstance(source, torch.nn.Module):
         return copy.deepcopy(source).eval(), {"source": "model object"}
     path = Path(str(source))
     if path.exists():
@@ -82,7 +94,10 @@ def resolve_model(source: Any, seed: int = 0) -> tuple[TCN, dict]:
                            f"known models: {', '.join(registry.names())}")
 
 
-def golden_pair(model: TCN, wrapper: StreamingTCN) -> dict[str, np.ndarray]:
+def golden_pair(model: Any, wrapper: Any) -> dict[str, np.ndarray]:
+    """The golden pair: ``input [1, n_inputs, GOLDEN_SAMPLES]`` (0.25-scaled normal noise) and
+    ``params [1, n_params]`` (uniform 0..1), both seeded with ``GOLDEN_SEED``, and the wrapper's
+    ``output`` for them in one call from a zero state."""
     gen = torch.Generator().manual_seed(GOLDEN_SEED)
     x = 0.25 * torch.randn(1, model.n_inputs, GOLDEN_SAMPLES, generator=gen)
     p = torch.rand(1, model.n_params, generator=gen)
@@ -92,20 +107,7 @@ def golden_pair(model: TCN, wrapper: StreamingTCN) -> dict[str, np.ndarray]:
     return {"input": x.numpy(), "params": p.numpy(), "output": y.numpy()}
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An ``.npz`` with fixed zip timestamps (``np.savez`` stamps the current time,
-    which would make two exports of the same weights differ)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in sorted(arrays):
-            arr = io.BytesIO()
-            np.lib.format.write_array(arr, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            zf.writestr(info, arr.getvalue())
-    return buf.getvalue()
-
-
-def _onnx_bytes(wrapper: StreamingTCN, example: tuple) -> bytes:
+def _onnx_bytes(wrapper: torch.nn.Module, example: tuple) -> bytes:
     dyn = {"audio": {0: "batch", 2: "samples"}, "output": {0: "batch", 2: "samples"}}
     for name in INPUT_NAMES[1:] + OUTPUT_NAMES[1:]:
         dyn[name] = {0: "batch"}
@@ -118,7 +120,7 @@ def _onnx_bytes(wrapper: StreamingTCN, example: tuple) -> bytes:
     return buf.getvalue()
 
 
-def _torchscript_bytes(wrapper: StreamingTCN) -> bytes:
+def _torchscript_bytes(wrapper: torch.nn.Module) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.script is deprecated in torch 2.13 but works
@@ -155,19 +157,21 @@ def canonical_torchscript(data: bytes) -> bytes:
                     out.append(line)
             body = "\n".join(out).encode("utf-8")
         entries.append((info.filename, body))
-    digest = hashlib.sha256(b"".join(name.encode() + body for name, body in entries
-                                     if not name.endswith("serialization_id"))).hexdigest()
+    digest = sha256_bytes(b"".join(name.encode() + body for name, body in entries
+                                   if not name.endswith("serialization_id")), prefixed=False)
     result = io.BytesIO()
     with zipfile.ZipFile(result, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, body in entries:
             if name.endswith(".data/serialization_id"):
                 body = str(int(digest[:32], 16)).encode()
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), body)
+            zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_EPOCH), body)
     return result.getvalue()
 
 
-def _stream_exported(path: Path, fmt: str, golden: dict, block_size: int) -> np.ndarray:
-    """Run the golden input through the written file in blocks (checks state passing too)."""
+def _stream_exported(path: Path, fmt: str, golden: dict, block_size: int,
+                     state_shapes: tuple[list[int], list[int]]) -> np.ndarray:
+    """Run the golden input through the written file in blocks (checks state passing too);
+    ``state_shapes`` are the wrapper's ``(input_state, hidden_state)`` shapes without the batch."""
     x, p = golden["input"], golden["params"]
     if fmt == "onnx":
         import onnxruntime as ort
@@ -192,8 +196,7 @@ def _stream_exported(path: Path, fmt: str, golden: dict, block_size: int) -> np.
         for start in range(0, x.shape[-1], block_size):
             xb = torch.from_numpy(np.ascontiguousarray(x[..., start:start + block_size]))
             if state is None:
-                state = (torch.zeros(1, module.n_inputs, module.spans[0]),
-                         torch.zeros(1, module.channels, module.hidden_length))
+                state = (torch.zeros(1, *state_shapes[0]), torch.zeros(1, *state_shapes[1]))
             y, a, b = module(xb, pt, pt, *state)
             state = (a, b)
             outs.append(y.numpy())
@@ -205,21 +208,25 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
     """Write a streaming artifact for ``source`` to ``out_dir``; returns the sidecar path.
 
     Args:
-        source: a :class:`TCN`, a checkpoint path (file or folder) or a registry
-            name (an untrained model seeded with ``seed``).
+        source: a model (an ``nn.Module`` whose ``architecture`` streams, such as a
+            :class:`~mixbridge.models.tcn.TCN`), a checkpoint path (file or folder) or a
+            registry name (an untrained model seeded with ``seed``).
         format: ``"onnx"`` or ``"torchscript"``.
         out_dir: the artifact folder (created; existing artifact files are replaced).
 
     Raises:
         ExportError: unknown format, or the written file does not reproduce the
             torch golden output within ``GOLDEN_TOLERANCE`` when streamed in blocks.
-        UnknownNameError, CheckpointError: see :func:`resolve_model`.
+        UnknownNameError, CheckpointError: see :func:`resolve_model`; or an architecture
+            without a streaming wrapper.
     """
     if format not in MODEL_FILES:
         raise ExportError(f"unknown export format '{format}'; known: {', '.join(MODEL_FILES)}")
     model, provenance = resolve_model(source, seed)
     model = model.cpu().float().eval()
-    wrapper = StreamingTCN(model).eval()
+    wrapper = registry.streaming_wrapper(model).eval()
+    s_in0, s_hid0 = wrapper.initial_state(1)
+    state_shapes = (list(s_in0.shape[1:]), list(s_hid0.shape[1:]))
     golden = golden_pair(model, wrapper)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,7 +240,8 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
     golden_path = atomic_write_bytes(out / GOLDEN_NAME, npz_bytes(golden))
 
     check_block = 257  # odd and not a power of two: exercises state hand-over
-    err = float(np.max(np.abs(_stream_exported(model_path, format, golden, check_block) - golden["output"])))
+    streamed = _stream_exported(model_path, format, golden, check_block, state_shapes)
+    err = float(np.max(np.abs(streamed - golden["output"])))
     if not err <= GOLDEN_TOLERANCE:
         raise ExportError(f"{model_path}: streamed output differs from the torch golden output by {err:.3g} "
                           f"(> {GOLDEN_TOLERANCE}); the export is wrong, please report it")
@@ -252,8 +260,8 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
         "block_sizes": {"min": MIN_BLOCK_SIZE, "max": MAX_BLOCK_SIZE},
         "io": {
             "inputs": INPUT_NAMES, "outputs": OUTPUT_NAMES,
-            "input_state_shape": [model.n_inputs, wrapper.spans[0]],
-            "hidden_state_shape": [model.channels, wrapper.hidden_length],
+            "input_state_shape": state_shapes[0],
+            "hidden_state_shape": state_shapes[1],
             "params_smoothing": "FiLM coefficients ramp linearly from params_start to params_end over the block",
             "opset": ONNX_OPSET if format == "onnx" else None,
         },
@@ -270,7 +278,8 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
     return atomic_write_text(out / SIDECAR_NAME, text)
 
 
-def _state_sha(model: TCN) -> str:
+def _state_sha(model: torch.nn.Module) -> str:
     from safetensors.torch import save as st_save
 
-    return sha256_bytes(st_save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+    return sha256_bytes(st_save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}),
+                        prefixed=False)

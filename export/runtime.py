@@ -32,19 +32,22 @@ never torch — so a real-time host (the live bus) can use it.
 
 Mono models (``n_inputs == 1``) process each channel independently (channels
 become the batch); a model with ``n_inputs == channels`` takes them together.
-:class:`TorchScriptSession` offers the same interface on a TorchScript artifact,
-importing torch only when constructed.
+:class:`~mixbridge.export.torchscript.TorchScriptSession` offers the same interface on a
+TorchScript artifact (a module of its own, so this one never names torch), and
+:func:`~mixbridge.export.torchscript.open_session` picks whichever fits an artifact.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from mixbridge.errors import AudioInputError, BackendUnavailableError, ParamRangeError, UnknownParamError
-from mixbridge.models.proxy_schema import schema_params
+from mixbridge.proxy_schema import schema_params
+from mixbridge.smoothing import ParamSmoother
 
 from .artifact import GOLDEN_TOLERANCE, Artifact, ArtifactError, load_artifact
 
@@ -69,15 +72,31 @@ def select_provider(provider: str | None = None) -> str:
     return provider
 
 
-class _SessionBase:
-    """Parameters, smoothing, channel mapping and chunked rendering shared by both runtimes."""
+class SessionBase:
+    """Parameters, smoothing, channel mapping and chunked rendering shared by both runtimes.
+
+    Subclasses (:class:`StreamingSession`, :class:`~mixbridge.export.torchscript.TorchScriptSession`)
+    implement ``_step(block, n)`` and ``_reset_state()``.
+
+    Args:
+        artifact: an :class:`Artifact` or an artifact folder.
+        channels: audio channels of the blocks (default: the model's ``n_inputs``).
+        smoothing_ms: parameter smoothing time constant in ms (>= 0, finite).
+        expected_format: the artifact format the subclass runs (``"onnx"``, ``"torchscript"``).
+
+    Raises:
+        ArtifactError: the artifact is of another format, or does not load.
+        AudioInputError: a channel count the model cannot run.
+        ParamRangeError: a negative or non-finite ``smoothing_ms``.
+    """
 
     def __init__(self, artifact: Artifact | str | Path, channels: int | None,
                  smoothing_ms: float, expected_format: str) -> None:
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
         if self.artifact.format != expected_format:
-            raise ArtifactError(f"{self.artifact.path}: a {self.artifact.format} artifact; "
-                                f"use {'StreamingSession' if self.artifact.format == 'onnx' else 'TorchScriptSession'}")
+            other = ("StreamingSession" if self.artifact.format == "onnx"
+                     else "mixbridge.export.torchscript.TorchScriptSession")
+            raise ArtifactError(f"{self.artifact.path}: a {self.artifact.format} artifact; use {other}")
         side = self.artifact.sidecar
         self.sample_rate = self.artifact.sample_rate
         self.latency_samples = self.artifact.latency_samples
@@ -100,12 +119,12 @@ class _SessionBase:
         self._params = schema_params(side["schema"]["entries"])
         self.param_names = [n for n, _ in self._params]
         n = len(self.param_names)
-        self._target = np.array([p.to_normalised(p.default) for _, p in self._params], np.float32)
-        self._current = self._target.copy()
-        self._fresh = True
+        self._smoother = ParamSmoother(np.array([p.to_normalised(p.default) for _, p in self._params], np.float32),
+                                       sample_rate=self.sample_rate, smoothing_ms=self.smoothing_ms)
+        # the smoother's arrays (never rebound): set_params writes targets; the smoothed values at a block's end
+        self._target, self._current = self._smoother.target, self._smoother.current
         self._p_start = np.zeros((self.batch, n), np.float32)
         self._p_end = np.zeros((self.batch, n), np.float32)
-        self._alpha: dict[int, float] = {}
 
     # -------------------------------------------------------------- parameters
     def set_params(self, params: Any) -> None:
@@ -127,7 +146,8 @@ class _SessionBase:
             index = {name: i for i, name in enumerate(self.param_names)}
             for key, value in flat.items():
                 if key not in index:
-                    raise UnknownParamError(f"this model has no parameter '{key}'; known: {', '.join(self.param_names)}")
+                    raise UnknownParamError(
+                        f"this model has no parameter '{key}'; known: {', '.join(self.param_names)}")
                 p = self._params[index[key]][1]
                 self._target[index[key]] = p.to_normalised(p.validate(value, key.split(".")[0]))
             return
@@ -148,20 +168,9 @@ class _SessionBase:
 
     def _advance_params(self, n: int) -> None:
         """Fill ``_p_start``/``_p_end`` for a block of ``n`` samples (no allocation once warm)."""
-        if self._fresh:
-            self._current[:] = self._target
-            self._fresh = False
-        self._p_start[:] = self._current
-        alpha = self._alpha.get(n)
-        if alpha is None:
-            tau = self.smoothing_ms * 1e-3 * self.sample_rate
-            alpha = math.exp(-n / tau) if tau > 0 else 0.0
-            self._alpha[n] = alpha
-        # current = target + (current - target) * alpha, in place
-        self._current -= self._target
-        self._current *= alpha
-        self._current += self._target
-        self._p_end[:] = self._current
+        self._smoother.advance(n)
+        self._p_start[:] = self._smoother.start
+        self._p_end[:] = self._smoother.current
 
     # -------------------------------------------------------------- audio
     def _check_block(self, block: np.ndarray) -> int:
@@ -237,7 +246,7 @@ class _SessionBase:
 
     def reset(self) -> None:
         """Zero every layer state and restart the parameter smoother (tails are cleared)."""
-        self._fresh = True
+        self._smoother.reset()
         self._reset_state()
 
     # subclasses
@@ -252,9 +261,14 @@ class _Buffers:
     """Per-block-size input/output buffers and the two ping-pong IOBindings."""
 
     __slots__ = ("audio", "output", "bindings", "out_view", "in_view")
+    audio: np.ndarray
+    output: np.ndarray
+    bindings: list[Any]
+    out_view: np.ndarray
+    in_view: np.ndarray
 
 
-class StreamingSession(_SessionBase):
+class StreamingSession(SessionBase):
     """Stream an ONNX artifact with onnxruntime (see the module docstring).
 
     Args:
@@ -350,59 +364,3 @@ class StreamingSession(_SessionBase):
             a.fill(0.0)
             b.fill(0.0)
         self._parity = 0
-
-
-class TorchScriptSession(_SessionBase):
-    """Stream a TorchScript artifact with libtorch (torch is imported here, lazily).
-
-    Same interface as :class:`StreamingSession`; ``num_threads`` sets
-    ``torch.set_num_threads`` (process-wide). Torch allocates the output and state
-    tensors of every call, so this path is not allocation-free.
-    """
-
-    def __init__(self, artifact: Artifact | str | Path, num_threads: int | None = 1,
-                 channels: int | None = None, smoothing_ms: float = DEFAULT_SMOOTHING_MS) -> None:
-        try:
-            import torch
-        except ImportError as e:  # pragma: no cover - torch is installed with the models extra
-            raise BackendUnavailableError("TorchScriptSession needs torch; install the models extra") from e
-        super().__init__(artifact, channels, smoothing_ms, "torchscript")
-        self._torch = torch
-        if num_threads is not None:
-            torch.set_num_threads(int(num_threads))
-        try:
-            self.module = torch.jit.load(str(self.artifact.model_path), map_location="cpu").eval()
-        except Exception as e:
-            raise ArtifactError(f"{self.artifact.model_path}: torch cannot load the module ({e})") from None
-        io = self.artifact.sidecar["io"]
-        self._shapes = ([self.batch] + list(io["input_state_shape"]), [self.batch] + list(io["hidden_state_shape"]))
-        self._p_start_t = torch.from_numpy(self._p_start)
-        self._p_end_t = torch.from_numpy(self._p_end)
-        self._audio: dict[int, np.ndarray] = {}
-        self._out: dict[int, np.ndarray] = {}
-        self._reset_state()
-
-    def _reset_state(self) -> None:
-        self._state = tuple(self._torch.zeros(s) for s in self._shapes)
-
-    def _step(self, block: np.ndarray, n: int) -> np.ndarray:
-        audio = self._audio.get(n)
-        if audio is None:
-            audio = self._audio[n] = np.zeros((self.batch, self.n_inputs, n), np.float32)
-            self._out[n] = np.zeros((self.out_channels, n), np.float32)
-        if self.n_inputs == 1:
-            np.copyto(audio[:, 0, :], block, casting="same_kind")
-        else:
-            np.copyto(audio[0], block, casting="same_kind")
-        with self._torch.inference_mode():
-            y, a, b = self.module(self._torch.from_numpy(audio), self._p_start_t, self._p_end_t, *self._state)
-        self._state = (a, b)
-        out = self._out[n]
-        out[:] = y.numpy().reshape(out.shape)
-        return out
-
-
-def open_session(artifact: Artifact | str | Path, **kwargs) -> _SessionBase:
-    """A :class:`StreamingSession` or :class:`TorchScriptSession`, whichever fits the artifact."""
-    art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
-    return StreamingSession(art, **kwargs) if art.format == "onnx" else TorchScriptSession(art, **kwargs)

@@ -5,13 +5,13 @@ Audio in mixbridge is float32 ``[channels, samples]`` with an explicit
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_path
-from .checksum import sha256_file  # re-exported: sessions store "sha256:<hex>"
 from .errors import AudioInputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".opus", ".mp3")
@@ -49,23 +49,42 @@ def read_audio(path: str | Path, *, allow_overshoot: bool = True) -> tuple[np.nd
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:
-    """Write float ``[channels, samples]`` audio atomically (temp file + rename).
+    """Write float ``[channels, samples]`` audio as WAV, atomically (temp file + rename) and reproducibly.
+
+    The same samples always give the same bytes. ``FLOAT`` files are written here
+    as RIFF ``fmt `` (WAVE_FORMAT_IEEE_FLOAT, tag 3, 32 bits) + ``fact`` + ``data``
+    (Microsoft's RIFF/WAVE specification, 1991; the layout libsndfile writes, less
+    its ``PEAK`` chunk, which holds the write time and so made identical audio give
+    different files and checksums; libsndfile cannot leave it out: switching it off
+    leaves a ``PAD`` chunk). Integer subtypes (``PCM_24``, ``PCM_16``) go through
+    soundfile, which writes no time stamp for them. ``sample_rate`` is in Hz.
 
     Raises:
-        AudioInputError: the array has NaN/inf samples or a wrong shape.
+        AudioInputError: the array is not ``[channels, samples]`` or holds NaN/inf samples.
     """
-    import soundfile as sf
-
     audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim != 2:
+    if audio.ndim != 2 or audio.shape[0] < 1:
         raise AudioInputError(f"{path}: audio must be [channels, samples], got shape {audio.shape}")
     if not np.isfinite(audio).all():
         raise AudioInputError(f"{path}: refusing to write NaN/inf samples")
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio.T, int(sample_rate), subtype=subtype, format="WAV")
+        if subtype == "FLOAT":
+            tmp.write_bytes(_float_wav_bytes(audio, int(sample_rate)))
+        else:
+            import soundfile as sf
+
+            sf.write(str(tmp), audio.T, int(sample_rate), subtype=subtype, format="WAV")
     return Path(path)
 
 
+def _float_wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    channels, frames = audio.shape
+    data = np.ascontiguousarray(audio.T).astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, channels, sample_rate, sample_rate * 4 * channels, 4 * channels, 32)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"fact" + struct.pack("<II", 4, frames)
+            + b"data" + struct.pack("<I", len(data)) + data)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def peak_db(audio: np.ndarray) -> float:
@@ -97,17 +116,22 @@ class Stem:
 
     @property
     def silent(self) -> bool:
+        """True when the sample peak is below :data:`SILENCE_PEAK_DB` (-90 dBFS)."""
         return peak_db(self.audio) < SILENCE_PEAK_DB
 
 
 @dataclass
 class StemSet:
+    """Stems of one song, all at ``sample_rate`` Hz and of the same length; ``notices`` says what
+    :func:`load_stems` changed to get there (resampled, padded, silent)."""
+
     stems: list[Stem]
     sample_rate: int
     notices: list[str] = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:
+        """Samples per stem (every stem has the same length)."""
         return self.stems[0].audio.shape[1]
 
 
@@ -157,5 +181,6 @@ def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[s
         notices.append("mono and stereo stems mixed: mono stems are panned, stereo stems balanced")
     for s in stems:
         if s.silent:
-            notices.append(f"{s.path.name}: silent (peak below {SILENCE_PEAK_DB:g} dBFS); excluded from loudness decisions")
+            notices.append(f"{s.path.name}: silent (peak below {SILENCE_PEAK_DB:g} dBFS); "
+                           "excluded from loudness decisions")
     return StemSet(stems, int(sample_rate), notices)

@@ -10,12 +10,17 @@ from pathlib import Path
 
 
 def sha256_bytes(data: bytes, prefixed: bool = True) -> str:
+    """SHA-256 (FIPS 180-4, :mod:`hashlib`) of ``data``: ``"sha256:<hex>"``, or the bare hex digest."""
     digest = hashlib.sha256(data).hexdigest()
     return f"sha256:{digest}" if prefixed else digest
 
 
 def sha256_file(path: str | Path, prefixed: bool = True) -> str:
-    """Checksum of a file, read in 1 MiB chunks."""
+    """SHA-256 of the file at ``path``, read in 1 MiB chunks: ``"sha256:<hex>"``, or the bare hex digest.
+
+    Raises:
+        OSError: the file cannot be read (FileNotFoundError when it is missing).
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -42,8 +42,21 @@ class AudioInputError(ValueError, MixbridgeError):
     """Input audio that cannot be used: empty folder, corrupt file, NaN/inf samples."""
 
 
-class SessionError(ValueError, MixbridgeError):
-    """A session file that is malformed or fails validation."""
+class RecordFormatError(ValueError, MixbridgeError):
+    """A record that is unreadable, not JSON, not an object, of another format or an unsupported version.
+
+    Bases in the order of every mixbridge error (the builtin first), so that a loader's
+    ``class XError(ValueError, MixbridgeError)`` can add it as a base without an MRO conflict.
+
+    Raised by :func:`mixbridge.records.read_record`. Loaders subclass it for their own
+    error types (``SessionError``, ``ArtifactError``, ``CheckpointError``,
+    ``DatasetFormatError``) and pass them to ``read_record``, so a caller can catch
+    either the loader's type or this one.
+    """
+
+
+class SessionError(RecordFormatError):
+    """A session file that is unreadable, malformed or fails validation."""
 
 
 class SessionVersionError(SessionError):

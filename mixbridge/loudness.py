@@ -80,10 +80,9 @@ def true_peak_dbtp(audio: np.ndarray, sample_rate: int | None = None) -> float:
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
 
-def db_to_gain(gain_db: float | np.ndarray) -> float | np.ndarray:
-    """Amplitude gain of a level in dB: 10^(dB/20). -6.02 dB halves the amplitude."""
-    return np.power(10.0, np.asarray(gain_db, dtype=np.float64) / 20.0) if isinstance(gain_db, np.ndarray) else 10.0 ** (gain_db / 20.0)
-
-
-def gain_to_db(gain: float) -> float:
-    return 20.0 * np.log10(gain) if gain > 0 else float("-inf")
+def db_to_gain(gain_db: float | np.ndarray) -> np.ndarray:
+    """Amplitude gain of a level in dB, ``10^(dB / 20)``, as a float64 array of the input's shape
+    (0-d for a scalar). -6.02 dB halves the amplitude; -inf dB gives 0. The numpy console
+    (:mod:`mixbridge.plugins.console`) applies trims, faders and sends with it; the torch console
+    has its own differentiable twin (:func:`mixbridge.models.dsp.db_to_gain`)."""
+    return np.power(10.0, np.asarray(gain_db, dtype=np.float64) / 20.0)

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import MixbridgeError, ParamRangeError, SessionError, SessionVersionError, UnknownParamError
+from .records import read_record
 from .schema import CHANNEL_STRIP, MASTER_BUS, Chain
 
 FORMAT_NAME = "mixbridge-session"
@@ -53,11 +55,17 @@ class Automation:
     values: list[float]
 
     def to_json(self) -> dict:
+        """``{"times_s": [...], "values": [...]}`` as the session file stores it."""
         return {"times_s": list(map(float, self.times_s)), "values": list(map(float, self.values))}
 
 
 @dataclass
 class Track:
+    """One channel strip: ``name`` (unique in the session), ``source`` (an audio file path,
+    relative to the session file unless absolute), ``params`` ``{processor: {param: value}}``
+    of :data:`~mixbridge.schema.CHANNEL_STRIP` in real units, ``automation`` by
+    ``"processor.param"`` path, and the mixing ``role`` (:data:`mixbridge.roles.ROLES`) or None."""
+
     name: str
     source: str
     params: dict[str, dict[str, float]] = field(default_factory=CHANNEL_STRIP.defaults)
@@ -65,6 +73,7 @@ class Track:
     role: str | None = None
 
     def to_json(self) -> dict:
+        """The track as the session file stores it (``role`` only when set)."""
         out: dict[str, Any] = {"name": self.name, "source": self.source}
         if self.role:
             out["role"] = self.role
@@ -82,7 +91,9 @@ class Master:
     solved_gain_db: float | None = None
 
     def to_json(self) -> dict:
-        out = {"params": self.params, "automation": {k: a.to_json() for k, a in self.automation.items()}}
+        """The master as the session file stores it (``solved_gain_db`` only when set)."""
+        out: dict[str, Any] = {"params": self.params,
+                               "automation": {k: a.to_json() for k, a in self.automation.items()}}
         if self.solved_gain_db is not None:
             out["solved_gain_db"] = float(self.solved_gain_db)
         return out
@@ -103,18 +114,21 @@ class Session:
     base_dir: Path | None = None
 
     def source_path(self, track: Track) -> Path:
+        """The path of ``track``'s audio: ``source`` resolved against :attr:`base_dir` when relative."""
         p = Path(track.source)
         if not p.is_absolute() and self.base_dir is not None:
             p = self.base_dir / p
         return p
 
     def track(self, name: str) -> Track:
+        """The track called ``name``; SessionError (listing the track names) when there is none."""
         for t in self.tracks:
             if t.name == name:
                 return t
         raise SessionError(f"session has no track '{name}'; tracks: {', '.join(t.name for t in self.tracks)}")
 
     def to_json(self) -> dict:
+        """The whole session as the file stores it (``format``, ``version`` first; no ``base_dir``)."""
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -124,7 +138,7 @@ class Session:
             "provenance": self.provenance,
         }
 
-    def validate(self) -> "Session":
+    def validate(self) -> Session:
         """Check every value against the schema (in place: fills defaults).
 
         Raises:
@@ -163,6 +177,13 @@ def _automation(raw: Any, chain: Chain, where: str) -> dict[str, Automation]:
     return out
 
 
+def _read_record(source: Any) -> dict:
+    """Check a session's format and version (:func:`mixbridge.records.read_record`)."""
+    return read_record(source, format=FORMAT_NAME, versions=SUPPORTED_VERSIONS, what="mixbridge session",
+                       fix="upgrade mixbridge or re-save the session with it", error=SessionError,
+                       version_error=SessionVersionError)
+
+
 def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
     """Build and validate a session from parsed JSON.
 
@@ -171,18 +192,7 @@ def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
         SessionError: structural problems (missing fields, duplicate track names).
         UnknownParamError, ParamRangeError: parameter problems, naming the track.
     """
-    if not isinstance(data, Mapping):
-        raise SessionError("a session must be a JSON object")
-    if data.get("format") != FORMAT_NAME:
-        raise SessionVersionError(
-            f"not a mixbridge session: 'format' is {data.get('format')!r}, expected '{FORMAT_NAME}'"
-        )
-    version = data.get("version")
-    if version not in SUPPORTED_VERSIONS:
-        raise SessionVersionError(
-            f"session format version {version!r} is not supported; this mixbridge reads versions "
-            f"{', '.join(map(str, SUPPORTED_VERSIONS))}. Upgrade mixbridge or re-save the session with it."
-        )
+    data = _read_record(data)
     sr = data.get("sample_rate")
     if not isinstance(sr, int) or isinstance(sr, bool) or not SAMPLE_RATE_RANGE_HZ[0] <= sr <= SAMPLE_RATE_RANGE_HZ[1]:
         raise SessionError(
@@ -207,7 +217,8 @@ def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
             raise SessionError(f"track '{name}' needs a 'source' audio file path")
         where = f"track '{name}'"
         params = CHANNEL_STRIP.validate(rt.get("params") or {}, where)
-        tracks.append(Track(name, source, params, _automation(rt.get("automation"), CHANNEL_STRIP, where), rt.get("role")))
+        automation = _automation(rt.get("automation"), CHANNEL_STRIP, where)
+        tracks.append(Track(name, source, params, automation, rt.get("role")))
     rm = data.get("master") or {}
     if not isinstance(rm, Mapping):
         raise SessionError("'master' must be an object")
@@ -216,7 +227,8 @@ def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
         from .schema import GAIN
 
         solved = GAIN.param("gain_db").validate(solved, "master.solved_gain_db")
-    master = Master(MASTER_BUS.validate(rm.get("params") or {}, "master"), _automation(rm.get("automation"), MASTER_BUS, "master"),
+    master = Master(MASTER_BUS.validate(rm.get("params") or {}, "master"),
+                    _automation(rm.get("automation"), MASTER_BUS, "master"),
                     solved)
     prov = data.get("provenance") or {}
     if not isinstance(prov, Mapping):
@@ -232,14 +244,7 @@ def load(path: str | Path) -> Session:
         SessionVersionError, UnknownParamError, ParamRangeError: see :func:`from_dict`.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise SessionError(f"cannot read session file {path}: {e.strerror or e}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SessionError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    data = _read_record(path)
     return from_dict(data, base_dir=path.resolve().parent)
 
 
@@ -263,7 +268,8 @@ def validate_report(path: str | Path) -> tuple[bool, str]:
         exists = "" if src.exists() else "  (source file not found)"
         n_auto = f", {len(t.automation)} automation curves" if t.automation else ""
         lines.append(
-            f"  {t.name:<16} fader {t.params['fader']['fader_db']:+6.1f} dB  pan {t.params['pan']['pan']:+5.2f}{n_auto}{exists}"
+            f"  {t.name:<16} fader {t.params['fader']['fader_db']:+6.1f} dB  "
+            f"pan {t.params['pan']['pan']:+5.2f}{n_auto}{exists}"
         )
     lp = s.master.params
     lines.append(

@@ -24,25 +24,27 @@ sample rate than the caller expects.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
-from safetensors.torch import load as st_load, save as st_save
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
 from mixbridge.atomic import atomic_write_bytes, atomic_write_text
-from mixbridge.errors import MixbridgeError
-from mixbridge.checksum import sha256_bytes as _sha256_bytes
+from mixbridge.checksum import sha256_bytes
+from mixbridge.proxy_schema import schema_differences, schema_record
+from mixbridge.records import RecordFormatError, read_record
 
-from .registry import architecture_class
-from .proxy_schema import schema_differences, schema_record
+from .registry import build_architecture
 
 CHECKPOINT_FORMAT = "mixbridge-checkpoint"
 CHECKPOINT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
 
-class CheckpointError(ValueError, MixbridgeError):
+class CheckpointError(RecordFormatError):
     """A checkpoint that is missing, malformed, of an unknown version or corrupted."""
 
 
@@ -50,12 +52,10 @@ class CheckpointMismatchError(CheckpointError):
     """A checkpoint for another parameter schema or sample rate than the caller's."""
 
 
-def sha256_bytes(data: bytes) -> str:
-    return _sha256_bytes(data, prefixed=False)
-
-
-def checkpoint_record(model: torch.nn.Module, model_name: str | None = None) -> dict:
-    """The JSON-able description of ``model`` (no weights, no checksum)."""
+def checkpoint_record(model: Any, model_name: str | None = None) -> dict:
+    """The JSON-able description of ``model`` (no weights, no checksum): a model of a registered
+    architecture, with ``architecture``, ``config()``, ``schema``, ``sample_rate``,
+    ``receptive_field`` and ``latency_samples`` (None where it neither streams nor delays)."""
     return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
@@ -86,7 +86,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, *, model_name: str
     data = st_save(state)
     weights = _with(base, ".safetensors")
     record = checkpoint_record(model, model_name)
-    record.update(weights_file=weights.name, weights_sha256=sha256_bytes(data),
+    record.update(weights_file=weights.name, weights_sha256=sha256_bytes(data, prefixed=False),
                   progress=progress or {}, extra=extra or {}, training_state=None)
     if optimizer is not None:
         tensors, plain = _flatten_optimizer(optimizer)
@@ -94,7 +94,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, *, model_name: str
         optim_path = _with(base, ".optim.safetensors")
         record["training_state"] = {
             "optimizer": type(optimizer).__name__, "optimizer_file": optim_path.name,
-            "optimizer_sha256": sha256_bytes(optim_data), "optimizer_plain": plain,
+            "optimizer_sha256": sha256_bytes(optim_data, prefixed=False), "optimizer_plain": plain,
             "scheduler": type(scheduler).__name__ if scheduler is not None else None,
             "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
         }
@@ -143,7 +143,7 @@ def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer, sche
         data = optim_path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{optim_path}: cannot read the optimizer state ({e})") from None
-    if sha256_bytes(data) != ts["optimizer_sha256"]:
+    if sha256_bytes(data, prefixed=False) != ts["optimizer_sha256"]:
         raise CheckpointError(f"{optim_path}: checksum mismatch; the file is corrupted or truncated")
     state: dict[int, dict] = {}
     for key, value in st_load(data).items():
@@ -197,18 +197,9 @@ def read_checkpoint_record(path: str | Path) -> dict:
         CheckpointError: unreadable JSON, wrong format or unknown version.
     """
     json_path = resolve_checkpoint(path)
-    try:
-        record = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{json_path}: cannot read the checkpoint record ({e}); "
-                              "the file is truncated or not a mixbridge checkpoint") from None
-    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{json_path}: not a mixbridge checkpoint (format field missing or wrong)")
-    version = record.get("format_version")
-    if version not in SUPPORTED_VERSIONS:
-        raise CheckpointError(
-            f"{json_path}: checkpoint format_version {version!r} is not supported; this mixbridge reads "
-            f"{', '.join(map(str, SUPPORTED_VERSIONS))} — upgrade mixbridge or re-save the checkpoint")
+    record = read_record(json_path, format=CHECKPOINT_FORMAT, versions=SUPPORTED_VERSIONS, what="mixbridge checkpoint",
+                         version_key="format_version", fix="upgrade mixbridge or re-save the checkpoint",
+                         error=CheckpointError)
     record["_path"] = str(json_path)
     return record
 
@@ -245,23 +236,25 @@ def load_checkpoint(path: str | Path, *, expect_param_names: Sequence[str] | Non
         CheckpointError: missing files, truncated JSON, unknown version, a weights
             checksum mismatch, or weights that do not fit the recorded config.
         CheckpointMismatchError: see :func:`check_compatible`.
-        UnknownNameError: an unknown architecture.
+        UnknownNameError: an architecture that is not registered
+            (:data:`mixbridge.models.registry.ARCHITECTURES`; the known ones are listed).
     """
     record = read_checkpoint_record(path)
     json_path = Path(record["_path"])
     check_compatible(record, expect_param_names=expect_param_names,
                      expect_sample_rate=expect_sample_rate, where=str(json_path))
     # only a bare file name next to the record is honoured (no paths from the JSON)
-    weights = json_path.parent / Path(str(record.get("weights_file") or _with(json_path.with_suffix(""), ".safetensors").name)).name
+    default_weights = _with(json_path.with_suffix(""), ".safetensors").name
+    weights = json_path.parent / Path(str(record.get("weights_file") or default_weights)).name
     try:
         data = weights.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{weights}: cannot read the weights ({e})") from None
-    if sha256_bytes(data) != record.get("weights_sha256"):
-        raise CheckpointError(f"{weights}: checksum mismatch (sha256 {sha256_bytes(data)[:12]}... != recorded "
+    digest = sha256_bytes(data, prefixed=False)
+    if digest != record.get("weights_sha256"):
+        raise CheckpointError(f"{weights}: checksum mismatch (sha256 {digest[:12]}... != recorded "
                               f"{str(record.get('weights_sha256'))[:12]}...); the file is corrupted or truncated")
-    cls = architecture_class(record["architecture"])
-    model = cls(**record["config"])
+    model = build_architecture(record["architecture"], record["config"])
     try:
         state = st_load(data)
         model.load_state_dict(state, strict=True)

@@ -8,8 +8,10 @@ the stereo mix and the master, with the signal flow of :mod:`mixbridge.plugins.c
                                                            \\-> send (post-fader, post-pan) -> reverb bus
     mix = stereo sum + reverb return;  master = EQ -> bus compressor -> gain -> true-peak limiter (mix)
 
-The stages are the pure functions of :mod:`mixbridge.models.dsp` (whose docstring gives
-each stage's source and its deviation from the numpy reference). Measured against
+The stages are the pure functions of :mod:`mixbridge.models.dsp` and its stage modules
+(:mod:`~mixbridge.models.dsp_eq`, :mod:`~mixbridge.models.dsp_dynamics`,
+:mod:`~mixbridge.models.dsp_reverb`; their docstrings give each stage's source and its
+deviation from the numpy reference). Measured against
 the numpy references (``tests/test_torch_console.py``, 44.1 kHz):
 
 * linear stages (trim, polarity, fader, mute, pan, send, sum) vs ``render_console`` /
@@ -41,16 +43,17 @@ The normalised mapping for model heads, :func:`denormalise` and :func:`normalise
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError
+from mixbridge.plugins.master_bus import DEFAULT_LOOKAHEAD_MS
 from mixbridge.schema import CHANNEL_STRIP, GAIN, MASTER_BUS, Chain, Param, flatten_params
 
-from . import dsp
+from . import dsp, dsp_dynamics, dsp_eq, dsp_reverb
 
 #: The master parameters the console takes: ``master_bus``'s, then the gain stage.
 MASTER_PARAMS: list[tuple[str, Param]] = MASTER_BUS.flat_params() + [("gain.gain_db", GAIN.param("gain_db"))]
@@ -197,8 +200,8 @@ def render_strips(x: torch.Tensor, sample_rate: int, p: Mapping[str, torch.Tenso
         x = torch.where(mono[:, None, None], x[:, :1].expand_as(x), x)
     x = dsp.trim(x, p["trim.gain_db"])
     x = dsp.polarity(x, p["polarity.invert"])
-    x = dsp.eq(x, sample_rate, **_group(p, "eq"))
-    x = dsp.compress(x, sample_rate, **_group(p, "compressor"))
+    x = dsp_eq.eq(x, sample_rate, **_group(p, "eq"))
+    x = dsp_dynamics.compress(x, sample_rate, **_group(p, "compressor"))
     out = dsp.fader_pan(x, p["fader.fader_db"], p["fader.mute"], p["pan.pan"], mono)
     send = out * dsp.send_gain(p["send.send_db"], batch, x.device).to(out.dtype)[:, None, None]
     return out, send
@@ -216,7 +219,7 @@ class TorchConsole(nn.Module):
         ParamRangeError: a bad sample rate.
     """
 
-    def __init__(self, sample_rate: int, *, lookahead_ms: float = dsp._mb.DEFAULT_LOOKAHEAD_MS,
+    def __init__(self, sample_rate: int, *, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS,
                  check_ranges: bool = True) -> None:
         super().__init__()
         self.sample_rate = dsp.check_rate(sample_rate)
@@ -257,7 +260,7 @@ class TorchConsole(nn.Module):
         bus = send.reshape(songs, tracks, 2, n).sum(dim=1)
         sends_on = bool((sp["send.send_db"] > dsp.SEND_OFF_DB).any())
         if sends_on:
-            ret = dsp.reverb(bus, self.sample_rate, **_group(mp, "reverb"))
+            ret = dsp_reverb.reverb(bus, self.sample_rate, **_group(mp, "reverb"))
         else:
             ret = torch.zeros_like(bus)
         mix = dry + ret
@@ -266,15 +269,15 @@ class TorchConsole(nn.Module):
 
     def master(self, mix: torch.Tensor, mp: Mapping[str, torch.Tensor], given=None) -> torch.Tensor:
         """The master bus of ``mix`` ``[songs, 2, samples]`` with resolved parameters ``mp``."""
-        x = dsp.eq(mix, self.sample_rate, **_group(mp, "eq"))
-        x = dsp.compress(x, self.sample_rate, **_group(mp, "compressor"))
+        x = dsp_eq.eq(mix, self.sample_rate, **_group(mp, "eq"))
+        x = dsp_dynamics.compress(x, self.sample_rate, **_group(mp, "compressor"))
         names = set(_flatten(given, [p for p, _ in MASTER_PARAMS])) if isinstance(given, Mapping) else set()
         if isinstance(given, torch.Tensor) or "gain.gain_db" in names or "loudness.target_lufs" not in names:
             gain_db = mp["gain.gain_db"]
         else:
             gain_db = mp["loudness.target_lufs"] - dsp.integrated_lufs(x, self.sample_rate)
         x = dsp.trim(x, gain_db)
-        return dsp.limiter(x, self.sample_rate, **_group(mp, "limiter"), lookahead_ms=self.lookahead_ms)
+        return dsp_dynamics.limiter(x, self.sample_rate, **_group(mp, "limiter"), lookahead_ms=self.lookahead_ms)
 
 
 # --------------------------------------------------------------------------- the semantic contract
@@ -297,10 +300,10 @@ def contract_implementation(sample_rate: int):
         return render_strips(x, sr, p)[0]
 
     return Implementation("torch", {
-        "compressor": wrap(lambda x, sr, p: dsp.compress(x, sr, **p)),
-        "eq": wrap(lambda x, sr, p: dsp.eq(x, sr, **p)),
-        "limiter": wrap(lambda x, sr, p: dsp.limiter(x, sr, **p)),
-        "reverb": wrap(lambda x, sr, p: dsp.reverb(x, sr, **p)),
+        "compressor": wrap(lambda x, sr, p: dsp_dynamics.compress(x, sr, **p)),
+        "eq": wrap(lambda x, sr, p: dsp_eq.eq(x, sr, **p)),
+        "limiter": wrap(lambda x, sr, p: dsp_dynamics.limiter(x, sr, **p)),
+        "reverb": wrap(lambda x, sr, p: dsp_reverb.reverb(x, sr, **p)),
         "pan": wrap(pan),
     })
 

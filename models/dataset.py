@@ -1,19 +1,22 @@
 """A torch ``Dataset`` over mixbridge datasets (effect pairs, demastering pairs, random mixes).
 
-Random access by example: shards are memory-mapped (:func:`~mixbridge.plugins.datagen.format.shard_memmaps`),
+Random access by example: shards are memory-mapped (:func:`~mixbridge.plugins.datagen.shards.shard_memmaps`),
 so an item reads only its own bytes and any number of DataLoader workers can
 share a dataset. Each item is a dict of tensors:
 
-=============  ===========================  ======================================
-key            shape                        meaning
-=============  ===========================  ======================================
-``input``      float32 [channels, samples]  effect ``input`` / demaster ``degraded`` /
-                                            mixes ``stems`` [T, 2, samples] (if stored)
-``target``     float32 [channels, samples]  effect ``output`` / demaster ``master`` / mixes ``mix``
-``params``     float32 [P] (mixes: [T, P])  normalised 0..1 parameters (the schema's scale)
-``track_mask`` bool [T]                     mixes only
-``index``      int64 []                     the example's index in the dataset
-=============  ===========================  ======================================
+=================  ===========================  ======================================
+key                shape                        meaning
+=================  ===========================  ======================================
+``input``          float32 [channels, samples]  effect ``input`` / demaster ``degraded`` /
+                                                mixes ``stems`` [T, 2, samples] (if stored)
+``target``         float32 [channels, samples]  effect ``output`` / demaster ``master`` /
+                                                mixes ``mix``
+``params``         float32 [P] (mixes: [T, P])  normalised 0..1 parameters (the schema's
+                                                scale); mixes' NaN padding reads 0
+``track_mask``     bool [T]                     mixes only: 1 for a real track
+``master_params``  float32 [3]                  mixes only: the reverb bus, normalised 0..1
+``index``          int64 []                     the example's index in the dataset
+=================  ===========================  ======================================
 
 ``patch_samples`` crops input and target at the same offset: random per item
 (seeded by ``(seed, epoch, index)``; call :meth:`MixbridgeDataset.set_epoch`) or
@@ -29,7 +32,8 @@ import numpy as np
 import torch
 
 from mixbridge.plugins.datagen.errors import DatagenConfigError
-from mixbridge.plugins.datagen.format import Dataset as DatasetFolder, shard_memmaps
+from mixbridge.plugins.datagen.format import Dataset as DatasetFolder
+from mixbridge.plugins.datagen.shards import shard_memmaps
 
 #: Which shard arrays feed ``input``, ``target`` and ``params`` for each dataset kind.
 KEYS = {
@@ -88,6 +92,7 @@ class MixbridgeDataset(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
+        """The number of stored examples (failed ones are not items)."""
         return len(self._items)
 
     def _arrays(self, shard: str) -> dict[str, np.ndarray]:
@@ -104,6 +109,7 @@ class MixbridgeDataset(torch.utils.data.Dataset):
         return int(np.random.default_rng([self.seed, self.epoch, index]).integers(0, span + 1))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        """Item ``i`` (the ``i``-th stored example in index order) as a dict of tensors (module table)."""
         shard, row, index = self._items[i]
         arrays = self._arrays(shard)
         in_key, out_key, p_key = KEYS[self.kind]
@@ -116,4 +122,6 @@ class MixbridgeDataset(torch.utils.data.Dataset):
         item["params"] = torch.from_numpy(np.nan_to_num(np.array(arrays[p_key][row], dtype=np.float32)))
         if "track_mask" in arrays:
             item["track_mask"] = torch.from_numpy(np.array(arrays["track_mask"][row]).astype(bool))
+        if "master_params_norm" in arrays:
+            item["master_params"] = torch.from_numpy(np.array(arrays["master_params_norm"][row], dtype=np.float32))
         return item

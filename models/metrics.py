@@ -1,5 +1,9 @@
 """Evaluation metrics of neural proxies (thesis ch. 4): MAE, ESR, MCD, MR-STFT, loudness.
 
+ESR and MR-STFT are float-returning wrappers (under ``no_grad``) over the differentiable
+losses of :mod:`mixbridge.models.losses` (one definition each); MCD and loudness are
+measurements only.
+
 Every function takes ``output`` (the proxy's audio) and ``target`` (the real
 effect's audio) as torch tensors or numpy arrays of the same shape,
 ``[batch, channels, samples]`` or ``[channels, samples]`` (float, any sample
@@ -18,14 +22,14 @@ MCD        ``(10 / ln 10) * sqrt(2 * sum_{k=1..25} (c_k - c'_k)^2)`` averaged ov
            80-band mel power spectrum (FFT 2048, hop 512, Hann) and ``c_0`` (energy)
            is left out (Kubichek, "Mel-cepstral distance measure for objective speech
            quality assessment", 1993; k = 25 as in the thesis)
-MR-STFT    auraloss ``MultiResolutionSTFTLoss`` with the thesis bands: FFT 512/1024/
-           2048, hops 50/120/240, Hann windows 240/600/1200; per band spectral
-           convergence ``||T| - |Y|||_F / ||T|||_F`` plus ``mean |ln|Y| - ln|T||``,
-           averaged over the bands (Yamamoto et al., Parallel WaveGAN, ICASSP 2020;
-           Steinmetz & Reiss, auraloss, DMRN 2020)
+MR-STFT    :func:`mixbridge.models.losses.mrstft_loss` (auraloss, thesis bands: FFT
+           512/1024/2048, hops 50/120/240, Hann windows 240/600/1200); per band
+           spectral convergence ``||T| - |Y|||_F / ||T|||_F`` plus
+           ``mean |ln|Y| - ln|T||``, averaged over the bands (Yamamoto et al.,
+           Parallel WaveGAN, ICASSP 2020; Steinmetz & Reiss, auraloss, DMRN 2020)
 loudness   ``L(y) - L(t)`` in LU, ``L`` the integrated loudness in LUFS of ITU-R
-           BS.1770-4 measured by pyloudnorm (signals shorter than one 400 ms block
-           raise)
+           BS.1770-4 (:func:`mixbridge.loudness.integrated_lufs`, pyloudnorm; gated-out
+           signals and ones shorter than a 400 ms block read -70 LUFS)
 =========  ==========================================================================
 
 Hand-checkable facts the tests use: for ``y = g t`` (a pure gain ``g``) ESR is
@@ -40,10 +44,10 @@ from typing import Any
 import numpy as np
 import torch
 
-#: Thesis MR-STFT bands (FFT size, hop, window), DESIGN.md §2.
-MRSTFT_FFT_SIZES = (512, 1024, 2048)
-MRSTFT_HOP_SIZES = (50, 120, 240)
-MRSTFT_WIN_LENGTHS = (240, 600, 1200)
+from mixbridge.loudness import integrated_lufs
+from mixbridge.mel import mel_filterbank
+
+from . import losses
 
 #: MCD analysis settings.
 MCD_ORDER = 25
@@ -74,62 +78,45 @@ def _pair(output: Any, target: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def mae(output: Any, target: Any) -> float:
-    """Mean absolute error ``mean |y - t|`` (same units as the audio)."""
+    """Mean absolute error ``mean |y - t|`` (same units as the audio).
+
+    Raises:
+        ValueError: shapes differ, or audio that is not 2-D or 3-D.
+    """
     y, t = _pair(output, target)
     return float((y - t).abs().mean())
 
 
-def esr(output: Any, target: Any, eps: float = 1e-12) -> float:
-    """Error-to-signal ratio ``sum (t - y)^2 / (sum t^2 + eps)`` (Wright & Välimäki 2020)."""
+def esr(output: Any, target: Any, eps: float = losses.ESR_EPS) -> float:
+    """Error-to-signal ratio ``sum (t - y)^2 / (sum t^2 + eps)`` in float64 (:func:`mixbridge.models.losses.esr`).
+
+    Raises:
+        ValueError: shapes differ, or audio that is not ``[channels, samples]`` / ``[batch, channels, samples]``.
+    """
     y, t = _pair(output, target)
-    y, t = y.double(), t.double()
-    return float(((t - y) ** 2).sum() / ((t ** 2).sum() + eps))
+    with torch.no_grad():
+        return float(losses.esr(y.double(), t.double(), eps))
 
 
 def mrstft(output: Any, target: Any, sum_and_difference: bool = False) -> float:
-    """Multi-resolution STFT distance with the thesis bands (auraloss).
+    """Multi-resolution STFT distance with the thesis bands (:func:`mixbridge.models.losses.mrstft_loss`).
 
-    ``sum_and_difference``: for stereo, compare ``L + R`` and ``L - R`` instead of
-    ``L`` and ``R`` (invariant to swapping channels; DESIGN.md §2, Diff-MST/DMC).
-    Signals must be longer than half the largest FFT (1024 samples).
+    ``sum_and_difference``: for stereo, the mean of the distances of ``L + R`` and of
+    ``L - R`` (:func:`mixbridge.models.losses.sum_and_difference_mrstft_loss`; invariant to
+    swapping channels; DESIGN.md §2, Diff-MST/DMC). Signals must be longer than half the
+    largest FFT (1024 samples).
+
+    Raises:
+        ValueError: shapes differ, or ``sum_and_difference`` on audio that is not stereo.
     """
-    import auraloss
-
     y, t = _pair(output, target)
     if y.dim() == 2:
         y, t = y[None], t[None]
-    if sum_and_difference:
-        if y.shape[1] != 2:
-            raise ValueError(f"sum_and_difference needs 2 channels, got {y.shape[1]}")
-        y = torch.stack([y[:, 0] + y[:, 1], y[:, 0] - y[:, 1]], dim=1)
-        t = torch.stack([t[:, 0] + t[:, 1], t[:, 0] - t[:, 1]], dim=1)
-    loss = auraloss.freq.MultiResolutionSTFTLoss(
-        fft_sizes=list(MRSTFT_FFT_SIZES), hop_sizes=list(MRSTFT_HOP_SIZES),
-        win_lengths=list(MRSTFT_WIN_LENGTHS))
+    if sum_and_difference and y.shape[1] != 2:
+        raise ValueError(f"sum_and_difference needs 2 channels, got {y.shape[1]}")
+    loss = losses.sum_and_difference_mrstft_loss() if sum_and_difference else losses.mrstft_loss()
     with torch.no_grad():
         return float(loss(y.float(), t.float()))
-
-
-def mel_filterbank(sample_rate: int, n_fft: int = MCD_FFT_SIZE, n_mels: int = MCD_N_MELS,
-                   fmin_hz: float = 0.0, fmax_hz: float | None = None) -> np.ndarray:
-    """Triangular HTK-mel filterbank ``[n_mels, n_fft // 2 + 1]`` (mel = 2595 log10(1 + f/700))."""
-    fmax_hz = sample_rate / 2 if fmax_hz is None else fmax_hz
-
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def hz(m):
-        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    edges = hz(np.linspace(mel(fmin_hz), mel(fmax_hz), n_mels + 2))
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    fb = np.zeros((n_mels, freqs.size))
-    for m in range(n_mels):
-        lo, centre, hi = edges[m], edges[m + 1], edges[m + 2]
-        up = (freqs - lo) / max(centre - lo, 1e-9)
-        down = (hi - freqs) / max(hi - centre, 1e-9)
-        fb[m] = np.clip(np.minimum(up, down), 0.0, None)
-    return fb
 
 
 def mel_cepstrum(audio: Any, sample_rate: int, order: int = MCD_ORDER) -> np.ndarray:
@@ -141,7 +128,7 @@ def mel_cepstrum(audio: Any, sample_rate: int, order: int = MCD_ORDER) -> np.nda
     _, _, spec = stft(x, nperseg=MCD_FFT_SIZE, noverlap=MCD_FFT_SIZE - MCD_HOP_SIZE, window="hann",
                       boundary=None, padded=False)  # [..., bins, frames]
     power = np.abs(spec) ** 2
-    mel = np.einsum("mb,...bf->...fm", mel_filterbank(sample_rate), power)
+    mel = np.einsum("mb,...bf->...fm", mel_filterbank(sample_rate, MCD_FFT_SIZE, MCD_N_MELS), power)
     return dct(np.log(mel + MCD_POWER_FLOOR), type=2, norm="ortho", axis=-1)[..., : order + 1]
 
 
@@ -164,19 +151,18 @@ def mcd(output: Any, target: Any, sample_rate: int, order: int = MCD_ORDER) -> f
 
 
 def loudness_lufs(audio: Any, sample_rate: int) -> float:
-    """Integrated loudness (ITU-R BS.1770-4, pyloudnorm) of ``[channels, samples]`` audio.
+    """Integrated loudness in LUFS (ITU-R BS.1770-4) of ``[channels, samples]`` audio (array or tensor).
 
     Batched input ``[batch, channels, samples]`` is measured as one long signal per channel.
+    The measurement is :func:`mixbridge.loudness.integrated_lufs`: a signal that the gates
+    remove entirely, or one shorter than a 400 ms block, measures -70 LUFS (the absolute gate).
     """
-    import pyloudnorm
-
     x = _tensor(audio).double()
     if x.dim() == 3:
         x = x.permute(1, 0, 2).reshape(x.shape[1], -1)
-    data = x.numpy().T  # pyloudnorm wants [samples, channels]
-    if data.shape[1] == 1:
-        data = data[:, 0]
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
+    if x.dim() == 1:
+        x = x[None]
+    return integrated_lufs(x.numpy(), sample_rate)
 
 
 def loudness_difference_db(output: Any, target: Any, sample_rate: int) -> float:

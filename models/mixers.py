@@ -1,346 +1,115 @@
-"""The registry of automatic mixers, and the mixers that work without training.
+"""The registry of automatic mixers (the convention of :mod:`mixbridge.registry`).
 
-A mixer maps a :class:`~mixbridge.audio.StemSet` to a
-:class:`~mixbridge.session.Session` in the schema's real units. This module
-imports no torch: learned mixers register from their own modules.
+A mixer maps a :class:`~mixbridge.audio.StemSet` to a :class:`~mixbridge.session.Session`
+in the schema's real units: ``mixer(stems, *, seed=0, target_lufs=-14.0, source_base=None)``.
+A mixer is registered with a **config-taking factory** (``factory(**config) -> Mixer``) and a
+plain one-line summary; :func:`get_mixer` builds one, :func:`mixer_names` gives the CLI its
+``--mixer`` choices, :func:`mixer_summary` the line ``mixbridge mixers`` prints, and
+:func:`mixer_from_checkpoint` opens a trained mixer. Registered here:
 
-Registered here:
+==================  ================================================  ========================
+name                what                                              module
+==================  ================================================  ========================
+``knowledge``       published practice by track role (the default)    :mod:`.knowledge_mixer`
+``mono_sum``        every track at unity, centred                     :mod:`.baseline_mixers`
+``random``          random faders and pans, seeded                    :mod:`.baseline_mixers`
+``equal_loudness``  every track at the same loudness                  :mod:`.baseline_mixers`
+``learned``         a network predicts each channel strip (torch)     :mod:`.learned_mixer`
+==================  ================================================  ========================
 
-* ``mono_sum`` — every track at unity, centred, no processing (baseline).
-* ``random`` — fader uniform in +-12 dB and pan uniform in -1..1, seeded
-  (the DMC baseline, Steinmetz 2020).
-* ``equal_loudness`` — each track loudness-normalised to the same integrated
-  LUFS, centred, then summed (Diff-MST's baseline, ISMIR 2024).
-* ``knowledge`` (default) — published mixing practice, by track role:
-  loudness balance with role offsets, a pan spread that keeps kick, snare, bass
-  and lead centred, a shelving high-pass on non-bass tracks, gentle
-  compression set from each track's measured level, and reverb sends.
-  Sources for the rules: Izhaki, *Mixing Audio* (3rd ed.), chs. 13-16 and 22;
-  Owsinski, *The Mixing Engineer's Handbook*; De Man & Reiss, "A
-  knowledge-engineered autonomous mixing system" (AES 135, 2013).
-
-Every mixer chooses ``pan.pan`` with the console's one law for mono and stereo
-stems (``mixbridge.schema.PAN_SEMANTICS``: a stereo stem is a constant-power
-balance that puts its centred image exactly where a mono stem with the same pan
-goes), so a role's pan means the same position whatever the stem's channel count.
+Importing this module imports no torch: the learned mixer loads its network on first use.
+Sessions are built by :func:`mixbridge.models.mix_session.build_session` (real units) or
+:func:`~mixbridge.models.mix_session.session_from_vectors` (normalised vectors, a model's output).
 """
 from __future__ import annotations
 
-import json
-import math
-import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Any, Protocol
 
-import numpy as np
+from mixbridge.audio import StemSet
+from mixbridge.registry import Registry
+from mixbridge.session import Session
 
-from mixbridge import __version__
-from mixbridge.audio import StemSet, sha256_file
-from mixbridge.errors import UnknownNameError
-from mixbridge.loudness import SILENT_LUFS, integrated_lufs
-from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
-from mixbridge.session import Master, Session, Track
-
-ROLES = ("kick", "snare", "hihat", "toms", "cymbals", "percussion", "bass", "guitar", "keys",
-         "lead", "pad", "strings", "brass", "other")
+from .baseline_mixers import EqualLoudness, MonoSum, RandomMix
+from .knowledge_mixer import KnowledgeMixer
 
 
 class Mixer(Protocol):
+    """What every registered mixer is: a named callable from stems to a session."""
+
     name: str
 
     def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0,
-                 source_base: Path | None = None) -> Session: ...
+                 source_base: Path | None = None) -> Session:
+        """The session of ``stems`` (deterministic for ``seed``), the master aiming at ``target_lufs``."""
+        ...
 
 
-_MIXERS: dict[str, Callable[[], Mixer]] = {}
+#: Mixer names -> ``factory(**config) -> Mixer``.
+MIXERS: Registry[Mixer] = Registry("mixer")
+#: The mixer ``automix`` uses when none is named.
+DEFAULT_MIXER = "knowledge"
 
 
-def register_mixer(name: str, factory: Callable[[], Mixer]) -> None:
-    """Register ``factory() -> Mixer`` under ``name``.
+def register_mixer(name: str, factory: Callable[..., Mixer], summary: str = "") -> None:
+    """Register ``factory(**config) -> Mixer`` under ``name`` with a plain one-line ``summary``.
 
     Raises:
-        ValueError: the name is taken.
+        DuplicateNameError: the name is taken (a :class:`~mixbridge.errors.MixbridgeError`).
     """
-    if name in _MIXERS:
-        raise ValueError(f"mixer '{name}' is already registered")
-    _MIXERS[name] = factory
+    MIXERS.register(name, factory, summary)
 
 
 def mixer_names() -> list[str]:
-    return list(_MIXERS)
+    """Registered mixer names, in registration order (the ``--mixer`` choices)."""
+    return MIXERS.names()
 
 
-def get_mixer(name: str) -> Mixer:
-    """Return a mixer instance.
+def mixer_summary(name: str) -> str:
+    """The plain one-line summary of mixer ``name`` (what ``mixbridge mixers`` prints).
 
     Raises:
-        UnknownNameError: the name is unknown; the message lists known mixers.
+        UnknownNameError: the name is unknown; the message lists the known mixers.
     """
-    try:
-        return _MIXERS[name]()
-    except KeyError:
-        raise UnknownNameError(f"unknown mixer '{name}'; known mixers: {', '.join(_MIXERS)}") from None
+    return MIXERS.summary(name)
 
 
-# --------------------------------------------------------------------- helpers
-_ROLE_PATTERNS = [
-    ("kick", r"kick|bd\b|bassdrum"),
-    ("snare", r"snare|sd\b|snr"),
-    ("hihat", r"hi.?hat|hh\b|hat"),
-    ("toms", r"tom"),
-    ("cymbals", r"cymbal|crash|ride|overhead|oh\b"),
-    ("percussion", r"perc|shaker|conga|bongo|tamb|clap|cowbell"),
-    ("bass", r"bass"),
-    ("lead", r"lead|vox|vocal|voice|melody|solo"),
-    ("guitar", r"gtr|guitar"),
-    ("keys", r"piano|keys|organ|rhodes|synth"),
-    ("pad", r"pad"),
-    ("strings", r"string|violin|viola|cello"),
-    ("brass", r"brass|horn|trumpet|trombone|sax"),
-]
+def get_mixer(name: str, **config: Any) -> Mixer:
+    """Build mixer ``name`` with ``config`` (its factory's keyword arguments).
+
+    Raises:
+        UnknownNameError: the name is unknown; the message lists the known mixers.
+        MixbridgeError: a config the mixer refuses (e.g. ``ParamRangeError``).
+    """
+    return MIXERS.create(name, **config)
 
 
-def guess_role(name: str) -> str:
-    """Role of a stem from its file name (``other`` when nothing matches)."""
-    low = name.lower()
-    for role, pat in _ROLE_PATTERNS:
-        if re.search(pat, low):
-            return role
-    return "other"
+def mixer_from_checkpoint(path: str | Path, name: str = "learned", **config: Any) -> Mixer:
+    """A trained mixer: mixer ``name`` built with ``checkpoint=path`` (and ``config``).
+
+    The checkpoint is a :mod:`mixbridge.models.checkpoint` pair whose architecture the mixer
+    runs (``mixer-mlp`` for ``learned``); it is opened, checked and its weights verified on
+    the mixer's first call.
+
+    Raises:
+        UnknownNameError: an unknown mixer name.
+        CheckpointError: (on first use) a missing, corrupted or unknown-version checkpoint.
+    """
+    return get_mixer(name, checkpoint=str(path), **config)
 
 
-def roles_from_manifest(folder: Path) -> dict[str, str]:
-    """Roles recorded by ``mixbridge demo build`` (or a ``roles.json`` ``{stem: role}``) for a stem folder."""
-    folder = Path(folder)
-    roles: dict[str, str] = {}
-    rj = folder / "roles.json"
-    if rj.exists():
-        data = json.loads(rj.read_text())
-        return {str(k): str(v) for k, v in data.items() if v in ROLES}
-    for manifest in (folder / "manifest.json", folder.parent / "manifest.json"):
-        if not manifest.exists():
-            continue
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+def _learned(**config: Any) -> Mixer:
+    from .learned_mixer import LearnedMixer
 
-        def walk(node):
-            if isinstance(node, dict):
-                role = node.get("role")
-                ref = node.get("path") or node.get("file") or node.get("name")
-                if isinstance(role, str) and isinstance(ref, str) and role in ROLES:
-                    p = Path(ref)
-                    if p.suffix and ((manifest.parent / p).parent.resolve() == folder.resolve()
-                                     or p.parent == Path(".") and manifest.parent.resolve() == folder.resolve()):
-                        roles[p.stem] = role
-                for v in node.values():
-                    walk(v)
-            elif isinstance(node, list):
-                for v in node:
-                    walk(v)
-
-        walk(data)
-        if roles:
-            break
-    return roles
+    return LearnedMixer(**config)
 
 
-def _source(stem_path: Path, base: Path | None) -> str:
-    if base is None:
-        return str(stem_path.resolve())
-    import os
-
-    return os.path.relpath(stem_path.resolve(), Path(base).resolve())
-
-
-def _session(stems: StemSet, mixer: str, params: list[dict], master: dict, seed: int,
-             source_base: Path | None, extra: dict | None = None) -> Session:
-    tracks = []
-    for s, p in zip(stems.stems, params):
-        tracks.append(Track(s.name, _source(s.path, source_base), CHANNEL_STRIP.validate(p, f"track '{s.name}'"),
-                            role=s.role))
-    prov = {
-        "mixer": mixer,
-        "mixbridge_version": __version__,
-        "seed": seed,
-        "inputs": {s.path.name: sha256_file(s.path) for s in stems.stems},
-        "notices": list(stems.notices),
-    }
-    if extra:
-        prov.update(extra)
-    return Session(stems.sample_rate, tracks, Master(MASTER_BUS.validate(master, "master")), prov, source_base)
-
-
-def _master(target_lufs: float, **over) -> dict:
-    m = MASTER_BUS.defaults()
-    m["loudness"]["target_lufs"] = target_lufs
-    for k, v in over.items():
-        m[k].update(v)
-    return m
-
-
-def _split_gain(total_db: float, notes: list[str], name: str) -> dict:
-    """Spread a gain over fader (-48..+12 dB) then trim (-24..+24 dB); report what cannot fit."""
-    fp, tp = CHANNEL_STRIP.param("fader.fader_db"), CHANNEL_STRIP.param("trim.gain_db")
-    fader = min(max(total_db, fp.min), fp.max)
-    trim = min(max(total_db - fader, tp.min), tp.max)
-    if abs(fader + trim - total_db) > 1e-9:
-        notes.append(f"{name}: wanted {total_db:+.1f} dB of gain, limited to {fader + trim:+.1f} dB by the fader and trim ranges")
-    return {"fader": {"fader_db": round(fader, 3)}, "trim": {"gain_db": round(trim, 3)}}
-
-
-# --------------------------------------------------------------------- baselines
-class MonoSum:
-    """Baseline: all tracks at 0 dB, centred, no processing."""
-
-    name = "mono_sum"
-
-    def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0, source_base=None) -> Session:
-        return _session(stems, self.name, [{} for _ in stems.stems], _master(target_lufs), seed, source_base)
-
-
-class RandomMix:
-    """Baseline: fader uniform in [-12, +12] dB, pan uniform in [-1, 1], seeded (numpy PCG64)."""
-
-    name = "random"
-    GAIN_RANGE_DB = 12.0
-
-    def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0, source_base=None) -> Session:
-        rng = np.random.default_rng(seed)
-        params = [
-            {"fader": {"fader_db": float(rng.uniform(-self.GAIN_RANGE_DB, self.GAIN_RANGE_DB))},
-             "pan": {"pan": float(rng.uniform(-1.0, 1.0))}}
-            for _ in stems.stems
-        ]
-        return _session(stems, self.name, params, _master(target_lufs), seed, source_base)
-
-
-class EqualLoudness:
-    """Baseline: every non-silent track normalised to ``TRACK_LUFS``, centred."""
-
-    name = "equal_loudness"
-    TRACK_LUFS = -26.0
-
-    def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0, source_base=None) -> Session:
-        notes: list[str] = []
-        params = []
-        for s in stems.stems:
-            lufs = integrated_lufs(s.audio, stems.sample_rate)
-            params.append({} if lufs <= SILENT_LUFS else _split_gain(self.TRACK_LUFS - lufs, notes, s.name))
-        return _session(stems, self.name, params, _master(target_lufs), seed, source_base, {"mixer_notes": notes})
-
-
-# --------------------------------------------------------------------- knowledge-based
-#: Loudness of each role relative to the lead, in LU (Izhaki ch. 22 level hierarchy: the lead,
-#: kick, snare and bass carry the mix; time-keepers and pads sit lower).
-ROLE_LEVEL_LU = {
-    "lead": 0.0, "kick": -1.5, "snare": -2.5, "bass": -2.0, "hihat": -11.0, "toms": -7.0,
-    "cymbals": -12.0, "percussion": -11.0, "guitar": -5.0, "keys": -6.0, "pad": -9.0,
-    "strings": -7.0, "brass": -6.0, "other": -7.0,
-}
-#: Pan position of the first track of each role; later tracks of a role alternate sides
-#: (audience perspective). Kick, snare, bass and lead stay centred (Izhaki ch. 13).
-ROLE_PAN = {
-    "lead": 0.0, "kick": 0.0, "snare": 0.0, "bass": 0.0, "hihat": 0.35, "toms": -0.4,
-    "cymbals": -0.5, "percussion": 0.55, "guitar": -0.6, "keys": 0.45, "pad": -0.3,
-    "strings": 0.3, "brass": -0.4, "other": 0.25,
-}
-CENTRED_ROLES = ("lead", "kick", "snare", "bass")
-#: Corner of the shelving high-pass (low shelf at -12 dB) per role, Hz; None = no cut (bass instruments).
-ROLE_HIGHPASS_HZ = {
-    "kick": None, "bass": None, "snare": 90.0, "toms": 60.0, "hihat": 300.0, "cymbals": 300.0,
-    "percussion": 200.0, "lead": 120.0, "guitar": 110.0, "keys": 90.0, "pad": 150.0,
-    "strings": 90.0, "brass": 110.0, "other": 100.0,
-}
-#: Compressor (ratio, attack_ms, release_ms, gain reduction aimed at on loud passages in dB) per role.
-ROLE_COMPRESSION = {
-    "kick": (4.0, 15.0, 80.0, 4.0), "snare": (4.0, 10.0, 100.0, 4.0), "toms": (3.0, 15.0, 120.0, 3.0),
-    "hihat": (2.0, 5.0, 100.0, 2.0), "cymbals": (1.5, 10.0, 200.0, 1.5), "percussion": (2.5, 10.0, 120.0, 3.0),
-    "bass": (4.0, 10.0, 120.0, 5.0), "lead": (3.0, 5.0, 150.0, 4.0), "guitar": (2.5, 10.0, 150.0, 3.0),
-    "keys": (2.0, 15.0, 200.0, 2.0), "pad": (1.5, 30.0, 300.0, 1.5), "strings": (2.0, 20.0, 250.0, 2.0),
-    "brass": (2.5, 10.0, 150.0, 3.0), "other": (2.0, 15.0, 150.0, 2.0),
-}
-#: Reverb send per role, dB (-80 = off): no reverb on kick, bass and cymbals keeps the low end dry.
-ROLE_SEND_DB = {
-    "kick": -80.0, "bass": -80.0, "cymbals": -80.0, "hihat": -80.0, "snare": -14.0, "toms": -16.0,
-    "percussion": -16.0, "lead": -12.0, "guitar": -15.0, "keys": -12.0, "pad": -10.0,
-    "strings": -10.0, "brass": -14.0, "other": -15.0,
-}
-#: Where the lead sits, before mastering; leaves headroom for the bus compressor.
-LEAD_LUFS = -24.0
-KNEE_DB = 4.0
-
-
-def _loud_passage_db(audio: np.ndarray, sample_rate: int) -> float:
-    """Level of the loud passages in dBFS: the 90th percentile of 50 ms peak levels."""
-    hop = max(1, int(0.05 * sample_rate))
-    n = audio.shape[1] // hop
-    if n == 0:
-        return -120.0
-    peaks = np.abs(audio[:, : n * hop]).max(axis=0).reshape(n, hop).max(axis=1)
-    peaks = peaks[peaks > 1e-6]
-    if peaks.size == 0:
-        return -120.0
-    return float(20.0 * np.log10(np.percentile(peaks, 90)))
-
-
-class KnowledgeMixer:
-    """Rule-based mixer from published practice (see the module docstring)."""
-
-    name = "knowledge"
-
-    def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0, source_base=None) -> Session:
-        sr = stems.sample_rate
-        notes: list[str] = []
-        params: list[dict] = []
-        seen_roles: dict[str, int] = {}
-        for s in stems.stems:
-            role = s.role if s.role in ROLES else guess_role(s.name)
-            s.role = role
-            p: dict = {}
-            lufs = integrated_lufs(s.audio, sr)
-            if lufs <= SILENT_LUFS:
-                notes.append(f"{s.name}: silent, left at unity and excluded from the balance")
-                params.append(p)
-                continue
-            gain_db = LEAD_LUFS + ROLE_LEVEL_LU[role] - lufs
-            p.update(_split_gain(gain_db, notes, s.name))
-            # pan: centred roles stay put; other roles alternate sides per occurrence
-            k = seen_roles.get(role, 0)
-            seen_roles[role] = k + 1
-            pan = 0.0 if role in CENTRED_ROLES else ROLE_PAN[role] * (1 if k % 2 == 0 else -1)
-            p["pan"] = {"pan": pan}
-            # shelving high-pass: a -12 dB low shelf at the role's corner
-            hp = ROLE_HIGHPASS_HZ[role]
-            if hp is not None:
-                p["eq"] = {"low_shelf_gain_db": -12.0, "low_shelf_freq_hz": hp}
-            # gentle compression, threshold set from the loud passages after trim
-            ratio, attack, release, gr = ROLE_COMPRESSION[role]
-            loud = _loud_passage_db(s.audio, sr) + p["trim"]["gain_db"]
-            if ratio > 1.0 and loud > -60.0:
-                # GR on a peak at `loud` dBFS is (loud - T)(1 - 1/R): solve for T
-                threshold = loud - gr / (1.0 - 1.0 / ratio)
-                threshold = min(max(threshold, -60.0), 0.0)
-                makeup = min(gr / 2.0, 12.0)
-                p["compressor"] = {"threshold_db": round(threshold, 2), "ratio": ratio, "attack_ms": attack,
-                                   "release_ms": release, "knee_db": KNEE_DB, "makeup_db": round(makeup, 2)}
-                p["fader"]["fader_db"] = round(min(max(p["fader"]["fader_db"] - makeup, -48.0), 12.0), 3)
-            p["send"] = {"send_db": ROLE_SEND_DB[role]}
-            params.append(p)
-        master = _master(
-            target_lufs,
-            compressor={"threshold_db": -16.0, "ratio": 2.0, "attack_ms": 30.0, "release_ms": 200.0,
-                        "knee_db": KNEE_DB, "makeup_db": 0.0},
-            reverb={"decay_s": 1.4, "predelay_ms": 20.0, "return_db": 0.0},
-        )
-        return _session(stems, self.name, params, master, seed, source_base,
-                        {"mixer_notes": notes, "roles": {s.name: s.role for s in stems.stems}})
-
-
-register_mixer("knowledge", KnowledgeMixer)
-register_mixer("mono_sum", MonoSum)
-register_mixer("random", RandomMix)
-register_mixer("equal_loudness", EqualLoudness)
-
-DEFAULT_MIXER = "knowledge"
+register_mixer("knowledge", KnowledgeMixer,
+               "Published mixing practice by track role: balance, pan spread, high-pass, compression, reverb.")
+register_mixer("mono_sum", MonoSum, "Every track at unity gain, centred, no processing (a baseline).")
+register_mixer("random", RandomMix, "Random faders within +-12 dB and random pans, seeded (a baseline).")
+register_mixer("equal_loudness", EqualLoudness,
+               "Every track brought to the same integrated loudness, centred (a baseline).")
+register_mixer("learned", _learned,
+               "A trained network sets every channel strip from the stems' features (needs a checkpoint).")

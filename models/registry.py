@@ -1,12 +1,19 @@
-"""An explicit registry of proxy models (STYLE.md point 11).
+"""The registries of learned models (STYLE.md point 11, the convention of :mod:`mixbridge.registry`).
 
-``register(name, factory)`` adds an entry and raises on duplicates;
-``create(name, **overrides)`` builds one (overrides are constructor keyword
-arguments, e.g. ``schema=("eq", "compressor")`` or ``sample_rate=44100``);
-``names()`` lists them. Importing this module does not import torch: factories
-import :mod:`mixbridge.models.tcn` when called.
+Two registries, both of config-taking factories:
 
-Built-in entries (all untrained; weights come from checkpoints):
+* :data:`MODELS` -- named model sizes: ``register(name, factory)`` adds one (a duplicate
+  name raises :class:`~mixbridge.registry.DuplicateNameError`), ``create(name, **overrides)``
+  builds one (overrides are constructor keyword arguments, e.g. ``schema=("eq", "compressor")``
+  or ``sample_rate=44100``), ``names()`` lists them;
+* :data:`ARCHITECTURES` -- the ``architecture`` string a checkpoint or an artifact records
+  (``tcn-film``, ``mixer-mlp``) -> the model class, with the streaming wrapper the exporter
+  uses (:func:`register_architecture`, :func:`build_architecture`, :func:`streaming_wrapper`).
+  Checkpoints and export dispatch on it, so a new architecture is one registration.
+
+Importing this module does not import torch: factories import their model module when called.
+
+Built-in model entries (all untrained; weights come from checkpoints):
 
 ===================  ======  ======  ======  ======  ================  =========
 name                 causal  blocks  kernel  chans   receptive field   note
@@ -22,47 +29,48 @@ tcn-rt               yes     10      3       16      2 047 (42.6 ms)   streaming
 (receptive fields in samples; milliseconds at 48 kHz.) ``tcn-rt`` is the
 size meant for a live bus: a causal 1-stack TCN small enough to run in real time
 on one CPU core with onnxruntime (see ``scripts/bench_streaming.py``).
+``mixer-tiny`` is the untrained learned mixer (:mod:`mixbridge.models.mixer_net`:
+per-stem features -> MLP -> channel-strip parameters) that the mixer tests run.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from mixbridge.errors import MixbridgeError, UnknownNameError
+from mixbridge.registry import DuplicateNameError, Registry, RegistryError
 
+__all__ = ["ARCHITECTURES", "MODELS", "STREAMING", "DuplicateNameError", "RegistryError", "build_architecture",
+           "create", "describe", "names", "register", "register_architecture", "streaming_wrapper"]
 
-class RegistryError(ValueError, MixbridgeError):
-    """A registry entry that clashes with an existing one."""
-
-
-_FACTORIES: dict[str, Callable[..., Any]] = {}
-_DESCRIPTIONS: dict[str, str] = {}
+#: Named model sizes: ``factory(**overrides) -> nn.Module``.
+MODELS: Registry[Any] = Registry("model")
+#: Architecture names recorded in checkpoints -> ``factory(**config) -> nn.Module``.
+ARCHITECTURES: Registry[Any] = Registry("architecture")
+#: Architecture names -> ``factory(model=model) -> streaming wrapper`` (see :mod:`mixbridge.export.exporter`).
+STREAMING: Registry[Any] = Registry("streaming architecture")
 
 
 def register(name: str, factory: Callable[..., Any], description: str = "") -> None:
-    """Add ``factory`` under ``name``; ``factory(**overrides)`` must return a model.
+    """Add ``factory`` to :data:`MODELS` under ``name``; ``factory(**overrides)`` must return a model.
 
     Raises:
-        RegistryError: ``name`` is already registered.
+        DuplicateNameError: ``name`` is already registered (a :class:`RegistryError`).
     """
-    if name in _FACTORIES:
-        raise RegistryError(f"model '{name}' is already registered; pick another name")
-    _FACTORIES[name] = factory
-    _DESCRIPTIONS[name] = description
+    MODELS.register(name, factory, description)
 
 
 def names() -> list[str]:
     """Registered model names, sorted."""
-    return sorted(_FACTORIES)
+    return sorted(MODELS.names())
 
 
 def describe(name: str) -> str:
-    _check(name)
-    return _DESCRIPTIONS[name]
+    """The one-line description of model ``name``.
 
-
-def _check(name: str) -> None:
-    if name not in _FACTORIES:
-        raise UnknownNameError(f"unknown model '{name}'; known models: {', '.join(names())}")
+    Raises:
+        UnknownNameError: ``name`` is not registered; the message lists the known names.
+    """
+    return MODELS.summary(name)
 
 
 def create(name: str, **overrides: Any):
@@ -72,24 +80,40 @@ def create(name: str, **overrides: Any):
         UnknownNameError: ``name`` is not registered; the message lists the known names.
         ModelConfigError: an override that cannot build the model.
     """
-    _check(name)
-    return _FACTORIES[name](**overrides)
+    return MODELS.create(name, **overrides)
 
 
-def architecture_class(architecture: str):
-    """The model class for an ``architecture`` string recorded in a checkpoint.
+def register_architecture(architecture: str, factory: Callable[..., Any],
+                          streaming: Callable[..., Any] | None = None, summary: str = "") -> None:
+    """Register the model class of ``architecture`` (``factory(**config)`` rebuilds a recorded
+    config) and, when it streams, ``streaming(model=model)`` -> the exporter's wrapper.
 
     Raises:
-        UnknownNameError: an architecture this version does not know.
+        DuplicateNameError: ``architecture`` is already registered.
     """
-    from .tcn import TCN
+    ARCHITECTURES.register(architecture, factory, summary)
+    if streaming is not None:
+        STREAMING.register(architecture, streaming, summary)
 
-    classes = {TCN.architecture: TCN}
-    try:
-        return classes[architecture]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown architecture '{architecture}'; known: {', '.join(classes)}") from None
+
+def build_architecture(architecture: str, config: dict):
+    """The model of a checkpoint record: ``architecture``'s class built from ``config``.
+
+    Raises:
+        UnknownNameError: an architecture this version does not know (the known ones listed).
+        ModelConfigError: a config the class refuses.
+    """
+    return ARCHITECTURES.create(architecture, **config)
+
+
+def streaming_wrapper(model):
+    """The streaming wrapper of ``model`` (its ``architecture`` attribute picks it), e.g.
+    :class:`~mixbridge.models.tcn.StreamingTCN` for ``tcn-film``.
+
+    Raises:
+        UnknownNameError: the architecture has no streaming export; the message lists those that have.
+    """
+    return STREAMING.create(getattr(model, "architecture", type(model).__name__), model=model)
 
 
 def _tcn(**defaults: Any) -> Callable[..., Any]:
@@ -100,6 +124,26 @@ def _tcn(**defaults: Any) -> Callable[..., Any]:
 
     return factory
 
+
+def _streaming_tcn(model):
+    from .tcn import StreamingTCN
+
+    return StreamingTCN(model)
+
+
+def _mixer_net(**defaults: Any) -> Callable[..., Any]:
+    def factory(**overrides: Any):
+        from .mixer_net import ParamMixerNet
+
+        return ParamMixerNet(**{**defaults, **overrides})
+
+    return factory
+
+
+register_architecture("tcn-film", _tcn(), _streaming_tcn,
+                      "the thesis TCN with FiLM conditioning (mixbridge.models.tcn)")
+register_architecture("mixer-mlp", _mixer_net(),
+                      summary="per-stem features to channel-strip parameters (mixbridge.models.mixer_net)")
 
 _TINY = dict(channels=8, kernel_size=3, n_blocks=4, cond_dim=16)
 _THESIS = dict(channels=32, kernel_size=15, blocks_per_stack=10)
@@ -113,3 +157,5 @@ register("tcn-20-causal", _tcn(**_THESIS, n_blocks=20, causal=True), "causal TCN
 register("tcn-30", _tcn(**_THESIS, n_blocks=30), "thesis TCN-30: 3 stacks")
 register("tcn-rt", _tcn(channels=16, kernel_size=3, n_blocks=10, causal=True),
          "causal, 10 blocks, kernel 3, 16 channels: the live-bus size")
+register("mixer-tiny", _mixer_net(hidden=8, n_layers=1),
+         "untrained learned mixer, one hidden layer of 8; for fast tests")

@@ -1,10 +1,8 @@
 """The thesis TCN proxy ``g(x, p)`` with FiLM conditioning, offline and streaming.
 
-A neural proxy learns ``g(x, p) ~ f(x, p)`` for an effect ``f`` over a dense
-sampling of its normalised parameters ``p`` (Steinmetz, *Learning to mix with
-neural audio effects in the waveform domain*, MSc thesis 2020, ch. 4; the
-``micro-tcn`` code of Steinmetz & Reiss, "Efficient neural networks for real-time
-modeling of analog dynamic range compression", AES 2022). Each block is::
+A neural proxy learns ``g(x, p) ~ f(x, p)`` for an effect ``f`` over a dense sampling of its normalised parameters
+``p`` (Steinmetz, *Learning to mix with neural audio effects in the waveform domain*, MSc thesis 2020, ch. 4; the
+``micro-tcn`` code of Steinmetz & Reiss, "Efficient neural networks ..." AES 2022). Each block is::
 
     conv1d(kernel k, dilation d) -> BatchNorm1d(affine=False) -> FiLM(p) -> PReLU
     + residual: a learned per-channel gain (1x1 depthwise conv) of the block input
@@ -37,15 +35,14 @@ Audio is ``float32 [batch, channels, samples]``; parameters are normalised 0..1
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from mixbridge.errors import AudioInputError, MixbridgeError, ParamRangeError
-
-from .proxy_schema import schema_param_names, schema_params  # noqa: F401  (re-exported)
+from mixbridge.proxy_schema import schema_param_names, schema_params  # noqa: F401  (re-exported)
 
 #: Output nonlinearities. ``tanh`` is micro-tcn's; ``linear`` (default) keeps gains
 #: above 0 dB (trim, makeup) representable without soft clipping.
@@ -78,6 +75,7 @@ class FiLM(nn.Module):
         return gb[:, : self.channels], gb[:, self.channels :]
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``gamma(cond) * BN(x) + beta(cond)``: ``x [batch, channels, samples]``, ``cond [batch, cond_dim]``."""
         gamma, beta = self.coefficients(cond)
         return self.bn(x) * gamma + beta
 
@@ -110,6 +108,7 @@ class TCNBlock(nn.Module):
         self.res = nn.Conv1d(in_channels, channels, 1, groups=in_channels, bias=False)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``x [batch, in_channels, samples]`` -> ``[batch, channels, samples]``, ``span`` shorter unless causal."""
         if self.causal:
             y = self.conv(F.pad(x, (self.span, 0)))
             res = self.res(x)
@@ -198,6 +197,7 @@ class TCN(nn.Module):
 
     @property
     def dilations(self) -> list[int]:
+        """Each block's dilation, in order (``growth ** (i % blocks_per_stack)``)."""
         return [b.dilation for b in self.blocks]
 
     @property
@@ -369,6 +369,11 @@ class StreamingTCN(nn.Module):
         if self.use_tanh:
             out = torch.tanh(out)
         return out, new_input, torch.cat(new_hidden, dim=-1)
+
+
+# StreamingTCN's source text and line numbers are part of every TorchScript artifact (its debug
+# info), so editing anything above this point changes model.ts bytes: keep the class where it is
+# (tests/test_export.py pins the bytes of one export).
 
 
 def stream(model: TCN, x: torch.Tensor, p: torch.Tensor, block_size: int) -> torch.Tensor:

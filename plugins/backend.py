@@ -20,11 +20,12 @@ Backends:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from mixbridge.errors import UnknownNameError
+from mixbridge.registry import DuplicateNameError
 from mixbridge.session import Automation
 
 PLUGIN_PROCESSORS = ("eq", "compressor", "reverb", "limiter")
@@ -36,7 +37,8 @@ def automation_curve(automation: Automation, n_samples: int, sample_rate: int) -
     Outside ``times_s`` the first/last value is held.
     """
     t = np.arange(n_samples, dtype=np.float64) / float(sample_rate)
-    return np.interp(t, np.asarray(automation.times_s, dtype=np.float64), np.asarray(automation.values, dtype=np.float64))
+    times = np.asarray(automation.times_s, dtype=np.float64)
+    return np.interp(t, times, np.asarray(automation.values, dtype=np.float64))
 
 
 def automation_blocks(
@@ -130,7 +132,8 @@ class Backend(ABC):
                             f"renders {lo:g}..{hi:g} here)", changed_value=True)
         return render(p)
 
-    def check_renderable(self, processor: str, params: Mapping[str, float], *, label: str = "") -> None:
+    def check_renderable(  # noqa: B027 - a default that accepts everything, not an abstract method
+            self, processor: str, params: Mapping[str, float], *, label: str = "") -> None:
         """Raise if this backend would refuse ``params`` (static values) for ``processor``; render nothing.
 
         The default renders every schema value. Data generation calls it to redraw an example's
@@ -160,15 +163,8 @@ class Backend(ABC):
         return (p.min, p.max)
 
     @abstractmethod
-    def process(
-        self,
-        processor: str,
-        audio: np.ndarray,
-        params: Mapping[str, float],
-        automation: Mapping[str, Automation] | None = None,
-        *,
-        label: str = "",
-    ) -> np.ndarray:
+    def process(self, processor: str, audio: np.ndarray, params: Mapping[str, float],
+                automation: Mapping[str, Automation] | None = None, *, label: str = "") -> np.ndarray:
         """Render one processor.
 
         Args:
@@ -188,7 +184,7 @@ class Backend(ABC):
 
     def process_chain(
         self,
-        stages: "list[tuple[str, Mapping[str, float], Mapping[str, Automation] | None]]",
+        stages: list[tuple[str, Mapping[str, float], Mapping[str, Automation] | None]],
         audio: np.ndarray,
         *,
         label: str = "",
@@ -202,7 +198,7 @@ class Backend(ABC):
             audio = self.process(processor, audio, params, automation, label=label)
         return audio
 
-    def close(self) -> None:  # pragma: no cover - default has nothing to free
+    def close(self) -> None:  # noqa: B027  # pragma: no cover - default has nothing to free
         """Free plugin handles."""
 
 
@@ -210,9 +206,16 @@ _BACKENDS: dict[str, Callable[..., Backend]] = {}
 
 
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:
-    """Add a backend factory ``factory(sample_rate, **options)``; duplicates raise ValueError."""
+    """Add a backend factory ``factory(sample_rate, **options) -> Backend`` under ``name``.
+
+    The factory imports its library when called, so listing the names (:func:`backend_names`,
+    the CLI's ``--backend`` choices) never imports pedalboard or DawDreamer.
+
+    Raises:
+        DuplicateNameError: ``name`` is already registered (the message lists the registered names).
+    """
     if name in _BACKENDS:
-        raise ValueError(f"backend '{name}' is already registered")
+        raise DuplicateNameError(f"backend '{name}' is already registered; registered: {', '.join(_BACKENDS)}")
     _BACKENDS[name] = factory
 
 
@@ -233,6 +236,7 @@ register_backend("vst", _vst)
 
 
 def backend_names() -> list[str]:
+    """The registered backend names, in registration order (``builtin``, ``vst``, ...); imports no backend library."""
     return list(_BACKENDS)
 
 

@@ -31,7 +31,7 @@ an exact per-sample gain, while ``decay_s`` and ``predelay_ms`` cannot be automa
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -81,7 +81,8 @@ def eq_board(
     if low_shelf_gain_db != 0.0 or all_bands:
         bands.append(pb.LowShelfFilter(cutoff_frequency_hz=low_shelf_freq_hz, gain_db=low_shelf_gain_db,
                                          q=shelf_q(low_shelf_gain_db)))
-    for g, f, q in ((peak1_gain_db, peak1_freq_hz, peak1_q), (peak2_gain_db, peak2_freq_hz, peak2_q), (peak3_gain_db, peak3_freq_hz, peak3_q)):
+    for g, f, q in ((peak1_gain_db, peak1_freq_hz, peak1_q), (peak2_gain_db, peak2_freq_hz, peak2_q),
+                    (peak3_gain_db, peak3_freq_hz, peak3_q)):
         if g != 0.0 or all_bands:
             bands.append(pb.PeakFilter(cutoff_frequency_hz=f, gain_db=g, q=q))
     if high_shelf_gain_db != 0.0 or all_bands:
@@ -139,15 +140,18 @@ class BuiltinBackend(Backend):
             return limiter(audio, sr, **params)
         raise UnknownNameError(f"unknown processor '{processor}'; known: {', '.join(PLUGIN_PROCESSORS)}")
 
-    def process(
-        self,
-        processor: str,
-        audio: np.ndarray,
-        params: Mapping[str, float],
-        automation: Mapping[str, Automation] | None = None,
-        *,
-        label: str = "",
-    ) -> np.ndarray:
+    def process(self, processor: str, audio: np.ndarray, params: Mapping[str, float],
+                automation: Mapping[str, Automation] | None = None, *, label: str = "") -> np.ndarray:
+        """Render one processor (see :meth:`.Backend.process`): float32 ``[channels, samples]``.
+
+        Automation runs block by block (:func:`~.backend.automation_blocks`, ``block_size``
+        samples) with the EQ's and the compressor's state carried; only ``reverb.return_db``
+        can be automated on the reverb (an exact gain on the wet return).
+
+        Raises:
+            UnknownNameError: an unknown processor name.
+            ParamRangeError: automation of a reverb or limiter parameter this backend keeps static.
+        """
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         if processor not in PLUGIN_PROCESSORS:
             raise UnknownNameError(f"unknown processor '{processor}'; known: {', '.join(PLUGIN_PROCESSORS)}")

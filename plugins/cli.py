@@ -1,58 +1,85 @@
 """The ``mixbridge plugins`` command group: ``list``, ``inspect PLUGIN``, ``calibrate PLUGIN``, ``check TARGET``.
 
 Thin handlers over :mod:`.discovery`, :mod:`.vst`, :mod:`.pluginmap` and :mod:`.contract`; this
-module imports only the standard library at top level (the CLI contract of
-:mod:`mixbridge.cli`).
+module imports only the standard library and :mod:`mixbridge.cli_options` at top level, and the
+torch-free registries in :func:`register` (the CLI contract of :mod:`mixbridge.app.cli`). Options
+follow the shared vocabulary (``-o/--output``); exit status 0 done, 1 a check failed, 2 a user error.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_output
+
+
+def _add_search_path(parser: argparse.ArgumentParser) -> None:
+    """``--path DIR`` (repeatable, dest ``path``): extra folders to search for plugins."""
+    parser.add_argument("--path", action="append", default=[], metavar="DIR",
+                        help="extra folder to search for plugins (repeatable)")
+
+
+def _plugin_command(sub, name: str, func, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand on one plugin: the ``plugin`` argument, ``--path`` and its handler ``func``."""
+    parser = sub.add_parser(name, **kwargs)
+    parser.add_argument("plugin", help="plugin name (e.g. ZamEQ2) or path to a .so/.vst3")
+    _add_search_path(parser)
+    parser.set_defaults(func=func)
+    return parser
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("plugins", help="list, inspect, calibrate and check (against the schema) installed VST plugins")
+    """Add ``mixbridge plugins list|inspect|calibrate|check`` to ``subparsers``.
+
+    The ``check`` help lists the contract's implementations (:func:`.contract.implementation_names`,
+    lazy ones included) and the shipped maps (:func:`.map_loader.builtin_map_names`) from their
+    registries; neither imports pedalboard, DawDreamer or torch.
+    """
+    from .contract import ROW_GROUPS, implementation_names
+    from .map_loader import builtin_map_names
+
+    p = subparsers.add_parser(
+        "plugins", help="list, inspect, calibrate and check (against the schema) installed VST plugins")
     sub = p.add_subparsers(dest="plugins_command", metavar="SUBCOMMAND")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: (p.print_help(), EXIT_USAGE)[1])
 
     pl = sub.add_parser("list", help="installed plugins on the search paths, with format and I/O")
     pl.add_argument("pattern", nargs="?", default="", help="only names containing this text (case-insensitive)")
     pl.add_argument("--no-probe", action="store_true", help="do not load each plugin to read its I/O (fast)")
-    pl.add_argument("--path", action="append", default=[], metavar="DIR", help="extra folder to search (repeatable)")
+    _add_search_path(pl)
     pl.set_defaults(func=_list)
 
-    pi = sub.add_parser("inspect", help="every parameter of one plugin: name, label, default, range of the display")
-    pi.add_argument("plugin", help="plugin name (e.g. ZamEQ2) or path to a .so/.vst3")
-    pi.add_argument("--path", action="append", default=[], metavar="DIR", help="extra folder to search")
+    pi = _plugin_command(sub, "inspect", _inspect,
+                         help="every parameter of one plugin: name, label, default, range of the display")
     pi.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    pi.set_defaults(func=_inspect)
 
-    pc = sub.add_parser(
-        "calibrate",
+    pc = _plugin_command(
+        sub, "calibrate", _calibrate,
         help="measure a plugin's value curves (sweep normalised values, parse the display text)",
         description="Measure every parameter's curve normalised 0..1 <-> display value and write it as JSON. "
         "If MAP.json exists and is a plugin map using this plugin, its curves and identity are updated in place "
         "(stages kept); otherwise a calibration document is written.",
     )
-    pc.add_argument("plugin", help="plugin name or path")
-    pc.add_argument("-o", "--output", metavar="MAP.json", help="file to write (default: print to stdout)")
+    add_output(pc, help="file to write (default: print to stdout)", metavar="MAP.json", required=False, old=())
     pc.add_argument("--points", type=int, default=None, help="sweep points before refinement (default 101)")
-    pc.add_argument("--path", action="append", default=[], metavar="DIR", help="extra folder to search")
-    pc.set_defaults(func=_calibrate)
 
     pk = sub.add_parser(
         "check",
         help="measure an implementation, plugin map or plugin against the schema's meaning (the semantic contract)",
         description="Render test signals through TARGET and print the measured-vs-schema table: compressor static "
-        "curve and 63 %% time constants, EQ magnitude vs the RBJ design, limiter true peak, reverb RT60 and wet level, "
-        "pan position. TARGET is an implementation (reference, builtin, vst, live, torch, or one registered later), a "
-        "shipped plugin map (e.g. zamcomp), a map .json path, or a plugin name a shipped map uses (e.g. ZamComp). "
-        "Exit 0 when every row passes or is refused with a stated range, 1 otherwise.",
+        "curve and 63 % time constants, EQ magnitude vs the RBJ design, limiter true peak, reverb RT60 and wet level, "
+        f"pan position. TARGET is an implementation ({', '.join(implementation_names(include_lazy=True))}), a "
+        f"shipped plugin map ({', '.join(builtin_map_names())}), a map .json path, or a plugin name a shipped map "
+        "uses (e.g. ZamComp). Exit 0 when every row passes or is refused with a stated range, 1 when a row fails, "
+        "2 for an unknown TARGET or row group.",
     )
-    pk.add_argument("target", metavar="MAP_OR_IMPLEMENTATION", help="implementation, map name, map .json or plugin name")
-    pk.add_argument("--sample-rate", type=int, default=48000, help="Hz (default 48000)")
+    pk.add_argument("target", metavar="MAP_OR_IMPLEMENTATION",
+                    help="implementation, map name, map .json or plugin name")
+    pk.add_argument("--sample-rate", type=int, default=48000, metavar="HZ",
+                    help="sample rate of the test signals, Hz (default 48000)")
     pk.add_argument("--rows", default=None, metavar="GROUPS",
-                    help="comma-separated row groups to measure: compressor,eq,limiter,reverb,pan (default: all supported)")
+                    help=f"comma-separated row groups to measure: {','.join(ROW_GROUPS)} (default: all supported)")
     pk.set_defaults(func=_check)
 
 
@@ -65,8 +92,6 @@ def _silence_vst3_teardown(loaded_format: str) -> None:
     import os
 
     def _quiet() -> None:
-        import sys
-
         sys.stderr.flush()
         fd = os.open(os.devnull, os.O_WRONLY)
         os.dup2(fd, 2)
@@ -81,14 +106,15 @@ def _list(args: argparse.Namespace) -> int:
 
     found = [pf for pf in find_plugins(args.path) if args.pattern.lower() in pf.name.lower()]
     if not found:
-        print(f"no plugins{' matching ' + repr(args.pattern) if args.pattern else ''} on the search paths")
-        return 1
+        matching = f" matching {args.pattern!r}" if args.pattern else ""
+        print(f"no plugins{matching} on the search paths", file=sys.stderr)
+        return EXIT_USAGE  # nothing to list: the pattern or the search paths are wrong
     rows = []
     for pf in found:
         io = "-"
         if not args.no_probe:
             try:
-                from .vst import open_plugin
+                from .vst_plugin import open_plugin
 
                 lp = open_plugin(pf.path, plugin_paths=args.path)
                 io = f"{lp.inputs} in / {lp.outputs} out, {len(lp.param_names())} params"
@@ -101,11 +127,11 @@ def _list(args: argparse.Namespace) -> int:
     for name, fmt, io, path in rows:
         print(f"{name:<{w}}  {fmt:<4}  {io:<{wio}}  {path}")
     print(f"{len(rows)} plugin(s)")
-    return 0
+    return EXIT_OK
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .vst import inspect_plugin, open_plugin
+    from .vst_plugin import inspect_plugin, open_plugin
 
     lp = open_plugin(args.plugin, plugin_paths=args.path)
     _silence_vst3_teardown(lp.format)
@@ -115,25 +141,25 @@ def _inspect(args: argparse.Namespace) -> int:
             "name": lp.name, "path": str(lp.path), "format": lp.format, "inputs": lp.inputs, "outputs": lp.outputs,
             "parameters": [r.__dict__ for r in rows],
         }, indent=2))
-        return 0
+        return EXIT_OK
     print(f"{lp.name}  ({lp.format}, {lp.inputs} in / {lp.outputs} out, {len(rows)} parameters)  {lp.path}")
     wn = max([len(r.name) for r in rows] + [4])
     print(f"{'#':>3}  {'name':<{wn}}  {'label':<5}  {'default':>8}  {'display':>12}  range (display at 0 .. 1)")
     for r in rows:
         print(f"{r.index:>3}  {r.name:<{wn}}  {r.label:<5}  {r.default_normalised:8.4f}  {r.default_text:>12}  "
               f"{r.text_at_0} .. {r.text_at_1}")
-    return 0
+    return EXIT_OK
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import sys
     from pathlib import Path
 
     from mixbridge.atomic import atomic_write_text
     from mixbridge.errors import PluginMapError
 
-    from .pluginmap import DEFAULT_POINTS, MAP_FORMAT, calibration_dict, map_from_dict, measure_curves, merge_calibration
-    from .vst import open_plugin
+    from .map_calibration import DEFAULT_POINTS, calibration_dict, measure_curves, merge_calibration
+    from .pluginmap import MAP_FORMAT, map_from_dict
+    from .vst_plugin import open_plugin
 
     points = args.points if args.points is not None else DEFAULT_POINTS
     if points < 2:
@@ -147,13 +173,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     if not args.output:
         print(json.dumps(doc, indent=1))
         print(summary, file=sys.stderr)
-        return 0
+        return EXIT_OK
     out = Path(args.output)
     if out.exists():
         try:
             existing = json.loads(out.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise PluginMapError(f"{out} exists but is not valid JSON ({e.msg} at line {e.lineno}); move it away") from None
+            raise PluginMapError(
+                f"{out} exists but is not valid JSON ({e.msg} at line {e.lineno}); move it away") from None
         if existing.get("format") == MAP_FORMAT:
             merged, keys = merge_calibration(existing, doc)
             if not keys:
@@ -163,7 +190,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             summary += f"; updated plugins {', '.join(keys)} of map {out}"
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     print(f"{summary} -> {out}")
-    return 0
+    return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -172,4 +199,4 @@ def _check(args: argparse.Namespace) -> int:
     rows = [g.strip() for g in args.rows.split(",") if g.strip()] if args.rows else None
     report = run_contract(args.target, sample_rate=args.sample_rate, rows=rows)
     print(report.table())
-    return 0 if report.passed else 1
+    return EXIT_OK if report.passed else EXIT_FAILED

@@ -26,23 +26,20 @@ law for mono and stereo tracks, theta = (pan + 1) * pi / 4:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 
 from mixbridge.audio import read_audio, resample
 from mixbridge.errors import AudioInputError
+from mixbridge.loudness import db_to_gain
 from mixbridge.session import Automation, Session, Track
 
 from .backend import Backend, automation_curve, get_backend
 
 #: Below this send level the send is off (the schema's -80 dB floor).
 SEND_OFF_DB = -80.0
-
-
-def db_to_gain(gain_db):
-    return np.power(10.0, np.asarray(gain_db, dtype=np.float64) / 20.0)
 
 
 def pan_gains(pan, channels: int) -> tuple[np.ndarray, np.ndarray]:

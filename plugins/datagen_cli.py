@@ -1,68 +1,138 @@
 """The ``mixbridge datagen`` command group: effect | demaster | mixes | verify | info.
 
-Thin handlers over :mod:`mixbridge.plugins.datagen` (STYLE.md point 12); only the
-standard library is imported at top level. Generating commands print a progress
-bar on stderr and an end-of-run summary on stdout; rerunning the same command
-resumes an interrupted dataset.
+Thin handlers over :mod:`mixbridge.plugins.datagen` (STYLE.md point 12); at registration
+only the standard library, :mod:`mixbridge.cli_options` and the backend registry
+(:mod:`mixbridge.plugins.backend`, for ``--backend``'s choices; no pedalboard) are
+imported. Generating commands print a progress bar on stderr and an end-of-run summary on
+stdout (``-q`` neither); rerunning the same command resumes an interrupted dataset.
+
+Options follow the shared vocabulary (:mod:`mixbridge.cli_options`): ``--backend`` is the
+render backend, ``--executor local|ray`` where the workers run, ``-o/--output``,
+``-q/--quiet``, ``--timeout-s``, ``--workers``. The first release's spellings still work
+for one release, with a deprecation line on stderr: ``--render X`` (now ``--backend X``),
+``--backend local|ray`` (now ``--executor``), ``--out``, ``--no-progress``.
+Exit status: 0 done; 1 ``verify`` found a problem; 2 a user error or a failed job
+(a :class:`~mixbridge.errors.MixbridgeError`, one line on stderr).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 
+from mixbridge.cli_options import (
+    EXECUTORS,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_executor,
+    add_output,
+    add_quiet,
+    add_timeout_s,
+    add_workers,
+)
 
-def _add_common(p: argparse.ArgumentParser, *, default_n: int) -> None:
-    p.add_argument("-o", "--out", required=True, metavar="DATASET", help="dataset folder (created, or resumed)")
-    p.add_argument("--n", type=int, default=default_n, help=f"number of examples in all (default {default_n})")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed; example i draws from (seed, i) (default 0)")
-    p.add_argument("--sample-rate", type=int, default=44100, help="sample rate of the dataset in Hz (default 44100)")
-    p.add_argument("--shard-size", type=int, default=None, help="examples per shard")
-    p.add_argument("--workers", type=int, default=1,
-                   help="local worker processes (0 = in-process, no isolation; default 1)")
-    p.add_argument("--timeout-s", type=float, default=120.0, help="per-example time limit in seconds (default 120)")
-    p.add_argument("--backend", dest="executor", choices=("local", "ray"), default="local",
-                   help="where workers run: local processes or a Ray cluster (default local)")
-    p.add_argument("--address", default=None, help="Ray address: auto or HOST:PORT (default: start a local Ray)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _max_failures(p, "the run fails (exit 2, the first distinct reasons listed) when all its examples, or more "
-                     "than this fraction of them, failed")
-
-
+#: The help text's default of ``--timeout-s``; the value is ``runner.DEFAULT_TIMEOUT_S`` (a test compares them).
+TIMEOUT_S_HELP = 120.0
 #: The help text's default; the value itself is ``format.DEFAULT_MAX_FAILURE_FRACTION`` (a test compares them).
 MAX_FAILURE_FRACTION_HELP = 0.1
 
 
-def _max_failures(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--max-failure-fraction", type=float, default=None, metavar="F",
-                   help=f"{what} (0..1, default {MAX_FAILURE_FRACTION_HELP:g})")
+class _BackendOption(argparse.Action):
+    """``--backend NAME`` (the render backend), also reading the first release's spellings.
+
+    ``--render NAME`` is the old spelling of ``--backend NAME``; ``--backend local|ray`` named
+    the executor and now sets ``--executor``. Both print one deprecation line on stderr.
+    """
+
+    def __init__(self, option_strings, dest, backends: Sequence[str] = (), **kwargs):
+        self.backends = tuple(backends)
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        """Store the backend, or the executor for the old ``--backend local|ray``; refuse unknown names."""
+        warn = f"{parser.prog}: warning: {option_string} {values} is deprecated and goes in the next release; use"
+        if option_string == "--backend" and values in EXECUTORS and values not in self.backends:
+            print(f"{warn} --executor {values} (--backend now names the render backend: "
+                  f"{', '.join(self.backends)})", file=sys.stderr)
+            namespace.executor = values
+            return
+        if values not in self.backends:
+            raise argparse.ArgumentError(self, f"invalid choice: {values!r} (choose from "
+                                               f"{', '.join(self.backends)}; executors go to --executor)")
+        if option_string == "--render":
+            print(f"{warn} --backend {values}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
-def _render_backend(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--render", dest="render_backend", choices=("builtin", "vst"), default=None,
-                   help="rendering backend: builtin (pedalboard) or vst (real plugins via DawDreamer); "
-                        "default builtin, or vst with --plugin")
+def _add_backend(p: argparse.ArgumentParser, default_help: str) -> None:
+    """``--backend`` (old ``--render``, and ``--backend local|ray`` for ``--executor``) and ``--param``."""
+    from mixbridge.plugins.backend import backend_names
+
+    names = backend_names()
+    p.add_argument("--backend", "--render", dest="backend", action=_BackendOption, backends=names, default=None,
+                   metavar="{" + ",".join(names) + "}",
+                   help=f"render backend from the backend registry ({default_help}; --render: old spelling, "
+                        "deprecated)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=fixed:V|uniform:LO:HI",
                    help="per-parameter distribution in real units (repeatable), e.g. compressor.knee_db=fixed:0")
 
 
-def _run(config: dict, args) -> int:
+def _add_common(p: argparse.ArgumentParser, *, default_n: int) -> None:
+    """The options every generator shares: output, size, seed, rate, sharding, workers, executor, failures."""
+    add_output(p, metavar="DATASET", help="dataset folder (created, or resumed)")
+    p.add_argument("--n", type=int, default=default_n, help=f"number of examples in all (default {default_n})")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed; example i draws from (seed, i) (default 0)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="sample rate of the dataset in Hz (default 44100)")
+    p.add_argument("--shard-size", type=int, default=None, help="examples per shard")
+    add_workers(p, default=1, old=(), help="worker processes (0 = in-process, no isolation; Ray: tasks in "
+                                           "flight; default 1)")
+    add_timeout_s(p, default=TIMEOUT_S_HELP, help=f"per-example time limit in seconds (default {TIMEOUT_S_HELP:g})")
+    add_executor(p)
+    p.add_argument("--address", default=None, help="--executor ray: Ray address, auto or HOST:PORT "
+                                                   "(default: start a local Ray)")
+    add_quiet(p, help="no progress bar and no end-of-run summary (errors are still printed)")
+    _max_failures(p, "the run fails (exit 2, the first distinct reasons listed) when all its examples, or more "
+                     "than this fraction of them, failed")
+
+
+def _max_failures(p: argparse.ArgumentParser, what: str) -> None:
+    """``--max-failure-fraction F`` (0..1; None: the library's default)."""
+    p.add_argument("--max-failure-fraction", type=float, default=None, metavar="F",
+                   help=f"{what} (0..1, default {MAX_FAILURE_FRACTION_HELP:g})")
+
+
+def _add_generator_tail(p: argparse.ArgumentParser, *, default_n: int, backend_help: str,
+                        clip_s: float | None = None) -> None:
+    """The options after a generator's own: ``--clip-s`` (when it has clips), backend, common ones."""
+    if clip_s is not None:
+        p.add_argument("--clip-s", type=float, default=clip_s, help=f"clip length in seconds (default {clip_s:g})")
+    _add_backend(p, backend_help)
+    _add_common(p, default_n=default_n)
+
+
+def _run(config: dict, args: argparse.Namespace) -> int:
+    """Generate ``config`` into ``args.output``; print the summary (on stderr too when the run stops)."""
     from mixbridge.plugins.datagen.runner import generate
 
     try:
-        summary = generate(config, args.out, workers=args.workers, timeout_s=args.timeout_s, executor=args.executor,
-                           address=args.address, progress=not args.no_progress,
+        summary = generate(config, args.output, workers=args.workers, timeout_s=args.timeout_s,
+                           executor=args.executor, address=args.address, progress=not args.quiet,
                            max_failure_fraction=args.max_failure_fraction)
     except BaseException as e:
-        if getattr(e, "summary", None) is not None:
-            print(e.summary.text(), file=sys.stderr)
+        stopped = getattr(e, "summary", None)
+        if stopped is not None:
+            print(stopped.text(), file=sys.stderr)
         raise
-    print(summary.text())
-    return 0
+    if not args.quiet:
+        print(summary.text())
+    return EXIT_OK
 
 
-def _plugin_maps(args) -> tuple[str, dict, list | None]:
-    backend = args.render_backend or ("vst" if args.plugin else "builtin")
+def _plugin_maps(args: argparse.Namespace) -> tuple[str, dict, list | None]:
+    """``(backend, backend options, processors)`` from ``--backend`` and ``--plugin`` (maps imply vst)."""
+    backend = args.backend or ("vst" if args.plugin else "builtin")
     if not args.plugin:
         return backend, {}, None
     from mixbridge.plugins.datagen.effect import plugin_map_processors
@@ -71,7 +141,8 @@ def _plugin_maps(args) -> tuple[str, dict, list | None]:
     return "vst", options, procs
 
 
-def _effect(args) -> int:
+def _effect(args: argparse.Namespace) -> int:
+    """``datagen effect``: :func:`~mixbridge.plugins.datagen.effect.effect_config`, then generate."""
     from mixbridge.plugins.datagen.augment import Augmentations
     from mixbridge.plugins.datagen.effect import DEFAULT_SHARD_SIZE, effect_config
 
@@ -84,7 +155,8 @@ def _effect(args) -> int:
     return _run(config, args)
 
 
-def _demaster(args) -> int:
+def _demaster(args: argparse.Namespace) -> int:
+    """``datagen demaster``: :func:`~mixbridge.plugins.datagen.demaster.demaster_config`, then generate."""
     from mixbridge.plugins.datagen.demaster import DEFAULT_SHARD_SIZE, demaster_config
 
     backend, options, procs = _plugin_maps(args)
@@ -95,32 +167,35 @@ def _demaster(args) -> int:
     return _run(config, args)
 
 
-def _mixes(args) -> int:
+def _mixes(args: argparse.Namespace) -> int:
+    """``datagen mixes``: :func:`~mixbridge.plugins.datagen.mixes.mixes_config`, then generate."""
     from mixbridge.plugins.datagen.mixes import DEFAULT_SHARD_SIZE, mixes_config
 
-    config = mixes_config(args.multitracks, layout=args.layout, backend=args.render_backend or "builtin",
+    config = mixes_config(args.multitracks, layout=args.layout, backend=args.backend or "builtin",
                           clip_s=args.clip_s, sample_rate=args.sample_rate, seed=args.seed, n=args.n,
                           param_specs=args.param, store_stems=args.store_stems,
                           shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
     return _run(config, args)
 
 
-def _verify(args) -> int:
-    from mixbridge.plugins.datagen.format import verify
+def _verify(args: argparse.Namespace) -> int:
+    """``datagen verify``: print the report; exit 1 when it found a problem."""
+    from mixbridge.plugins.datagen.verify import verify
 
     report = verify(args.dataset, allow_incomplete=args.allow_incomplete,
                     max_failure_fraction=args.max_failure_fraction)
     print(report.text())
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _info(args) -> int:
-    from mixbridge.plugins.datagen.format import info
+def _info(args: argparse.Namespace) -> int:
+    """``datagen info``: the summary for people, or ``--json``."""
+    from mixbridge.plugins.datagen.verify import info
 
     d = info(args.dataset)
     if args.json:
         print(json.dumps(d, indent=2))
-        return 0
+        return EXIT_OK
     print(f"{d['root']}: {d['kind']} dataset, {d['n_examples']} examples of {d['n_requested']} requested "
           f"({'complete' if d['complete'] else 'incomplete'}), {d['n_failures']} failures "
           f"{d['failures_by_kind'] or ''}")
@@ -134,14 +209,15 @@ def _info(args) -> int:
         print(f"  warning: format version 1: {d['legacy_problem']}; regenerate it with this mixbridge")
     for k, a in d["arrays"].items():
         print(f"  {k:16s} {a['dtype']:8s} per example {a['shape_per_example']}")
-    return 0
+    return EXIT_OK
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``datagen`` and its subcommands to the top CLI's ``sub`` (``mixbridge datagen --help``)."""
     g = sub.add_parser("datagen", help="generate training data from real plugins (effect, demaster, mixes)",
                        description="Generate paired training data; rerun the same command to resume.")
     gs = g.add_subparsers(dest="datagen_command", metavar="SUBCOMMAND")
-    g.set_defaults(func=lambda a: (g.print_help(), 2)[1])
+    g.set_defaults(func=lambda a: (g.print_help(), EXIT_USAGE)[1])
 
     p = gs.add_parser("effect", help="paired input/output patches through an effect chain with random parameters")
     src = p.add_mutually_exclusive_group(required=True)
@@ -149,13 +225,12 @@ def register(sub) -> None:
                                      "or a comma list such as eq,compressor")
     src.add_argument("--plugin", metavar="MAP", action="append",
                      help="a real plugin through its plugin map (name or JSON path; repeat for a chain, in order; "
-                          "implies --render vst), e.g. --plugin zameq2_x2 --plugin zamcomp --plugin dragonfly_room")
+                          "implies --backend vst), e.g. --plugin zameq2_x2 --plugin zamcomp --plugin dragonfly_room")
     p.add_argument("--source", required=True, metavar="AUDIO_DIR", help="folder of source audio (searched recursively)")
     p.add_argument("--patch-s", type=float, default=1.48, help="patch length in seconds (default 1.48)")
     p.add_argument("--channels", type=int, choices=(1, 2), default=2, help="channels per patch (default 2)")
     p.add_argument("--no-augment", action="store_true", help="switch the input augmentations off")
-    _render_backend(p)
-    _add_common(p, default_n=1000)
+    _add_generator_tail(p, default_n=1000, backend_help="default builtin, or vst with --plugin")
     p.set_defaults(func=_effect)
 
     p = gs.add_parser("demaster", help="degraded/finished master pairs with exact parameters and mel images")
@@ -165,23 +240,21 @@ def register(sub) -> None:
     p.add_argument("--plugin", metavar="MAP", action="append", default=None,
                    help="--mode plugins: plugin maps in chain order (default: the vst backend's default maps "
                         "for eq, compressor, reverb)")
-    p.add_argument("--clip-s", type=float, default=5.0, help="clip length in seconds (default 5)")
     p.add_argument("--no-images", action="store_true", help="do not write spectrogram PNGs")
-    _render_backend(p)
-    _add_common(p, default_n=500)
+    _add_generator_tail(p, default_n=500, clip_s=5.0,
+                        backend_help="--mode plugins only: default builtin, or vst with --plugin")
     p.set_defaults(func=_demaster)
 
     p = gs.add_parser("mixes", help="random console sessions of multitracks and their rendered mixes")
     p.add_argument("--multitracks", required=True, metavar="DIR", help="folder of songs (one stem folder each)")
     p.add_argument("--layout", default="folders",
                    help="folders | medleydb | enst | musdb | cambridge (default folders)")
-    p.add_argument("--clip-s", type=float, default=5.0, help="clip length in seconds (default 5)")
     p.add_argument("--store-stems", action="store_true", help="also store the clipped stems of each example")
-    _render_backend(p)
-    _add_common(p, default_n=1000)
+    _add_generator_tail(p, default_n=1000, clip_s=5.0, backend_help="default builtin")
     p.set_defaults(func=_mixes)
 
-    p = gs.add_parser("verify", help="check a dataset's shards, checksums, manifest and completeness")
+    p = gs.add_parser("verify", help="check a dataset's shards, checksums, manifest and completeness (exit 1 "
+                                     "on any problem)")
     p.add_argument("dataset")
     p.add_argument("--allow-incomplete", action="store_true", help="pass a dataset that is still being generated")
     _max_failures(p, "fail when no example succeeded or more than this fraction of the generated indices are "

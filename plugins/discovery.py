@@ -23,9 +23,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from mixbridge.errors import PluginNotFoundError
 
@@ -240,7 +240,7 @@ def import_dawdreamer():
 
     try:
         with quiet_fds():
-            import dawdreamer  # noqa: F401  (loads LV2 world, prints lilv chatter)
+            import dawdreamer
     except ImportError:
         raise BackendUnavailableError(
             "the 'vst' backend needs DawDreamer, which is not installed; "

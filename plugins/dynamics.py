@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
+from mixbridge.errors import AudioInputError
+
 #: Levels below this (-240 dBFS) count as silence in the detector.
 LEVEL_FLOOR = 1e-12
 #: Floor of the gain-reduction detector in dB (10^(-1e-300/20) is exactly 1.0 in float64).
@@ -71,7 +73,8 @@ def static_reduction_db(level_db: np.ndarray, threshold_db, ratio, knee_db) -> n
     return slope * np.where(w > 0.0, soft, np.maximum(level_db - t, 0.0))
 
 
-def peak_release(reduction_db: np.ndarray, release_ms: float, sample_rate: int, state: float = -math.inf) -> tuple[np.ndarray, float]:
+def peak_release(reduction_db: np.ndarray, release_ms: float, sample_rate: int,
+                 state: float = -math.inf) -> tuple[np.ndarray, float]:
     """Instant-attack peak hold with exponential release: ``y[n] = max(g[n], aR y[n-1])``.
 
     Args:
@@ -131,11 +134,11 @@ def compress(audio: np.ndarray, sample_rate: int, *, threshold_db: float, ratio:
     continues a previous block (see :class:`CompressorState`).
 
     Raises:
-        ValueError: audio that is not 2-D.
+        AudioInputError: audio that is not 2-D (a ValueError).
     """
     audio = np.asarray(audio)
     if audio.ndim != 2:
-        raise ValueError(f"audio must be [channels, samples], got shape {audio.shape}")
+        raise AudioInputError(f"audio must be [channels, samples], got shape {audio.shape}")
     gr = gain_reduction_db(audio, sample_rate, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
                            release_ms=release_ms, knee_db=knee_db, state=state)
     gain = np.power(10.0, (makeup_db - gr) / 20.0)

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from mixbridge.audio import AUDIO_SUFFIXES
 from mixbridge.errors import AudioInputError, MixbridgeError, UnknownNameError

@@ -12,8 +12,9 @@ them are :mod:`mixbridge.plugins.pluginmap`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,9 @@ def zameq2_bandwidth_from_rbj_q(q, freq_hz, *, sample_rate: int):
     dw = 2.0 * (np.arctan(w2) - np.arctan(w1))
     qq = (f / float(sample_rate)) / dw
     bw = _solve_zam_bandwidth(np.atleast_1d(qq))
-    return float(bw[0]) if bw.size == 1 and np.ndim(q) == 0 and np.ndim(f) == 0 else bw.reshape(np.broadcast(q, f).shape)
+    if bw.size == 1 and np.ndim(q) == 0 and np.ndim(f) == 0:
+        return float(bw[0])
+    return bw.reshape(np.broadcast(q, f).shape)
 
 
 def _zameq2_peak_dw(q, freq_hz, sample_rate: int) -> np.ndarray:
@@ -103,7 +106,8 @@ def zameq2_peak_sections(freq_hz: float, q: float, gain_db: float, sample_rate: 
     f = abs(g * g - gb * gb)
     g00, f00 = abs(g * g - g0 * g0), abs(gb * gb - g0 * g0)
     pole = (w0 * w0 - math.pi ** 2) ** 2
-    g1 = math.sqrt((g0 * g0 * pole + g * g * f00 * math.pi ** 2 * dw * dw / f) / (pole + f00 * math.pi ** 2 * dw * dw / f))
+    g1 = math.sqrt((g0 * g0 * pole + g * g * f00 * math.pi ** 2 * dw * dw / f)
+                   / (pole + f00 * math.pi ** 2 * dw * dw / f))
     g01, g11 = abs(g * g - g0 * g1), abs(g * g - g1 * g1)
     f01, f11 = abs(gb * gb - g0 * g1), abs(gb * gb - g1 * g1)
     w2 = math.sqrt(g11 / g00) * math.tan(w0 / 2.0) ** 2
@@ -155,7 +159,8 @@ def zameq2_peak_deviation_db(freq_hz: float, q: float, gain_db: float, sample_ra
 REACHABLE_Q_POINTS = 64
 
 
-def zameq2_reachable_q(freq_hz: float, gain_db: float, sample_rate: int, tolerance_db: float) -> tuple[float, float] | None:
+def zameq2_reachable_q(freq_hz: float, gain_db: float, sample_rate: int,
+                       tolerance_db: float) -> tuple[float, float] | None:
     """``(lo, hi)``: the schema Q range (its grid) whose ZamEQ2 peak stays within ``tolerance_db`` of RBJ, or None."""
     from mixbridge.schema import CHANNEL_STRIP
 
@@ -169,7 +174,8 @@ def zameq2_reachable_q(freq_hz: float, gain_db: float, sample_rate: int, toleran
 REFUSAL_MAX_CHECKS = 64
 
 
-def refuse_zameq2_peak_off_rbj(q, freq_hz, *, params: Mapping[str, Any], source: str, sample_rate: int, where: str) -> None:
+def refuse_zameq2_peak_off_rbj(q, freq_hz, *, params: Mapping[str, Any], source: str, sample_rate: int,
+                               where: str) -> None:
     """Refuse a peak that ZamEQ2 renders further from the RBJ design than the contract allows.
 
     Where a backend cannot meet the contract's EQ row natively, the issue asks for a refusal
@@ -235,7 +241,9 @@ class MeasuredTable:
         return float(min(self.measured[0], self.measured[-1])), float(max(self.measured[0], self.measured[-1]))
 
     def to_json(self) -> dict:
-        return {"display": list(self.display), "measured": list(self.measured), "unit": self.unit, "method": self.method}
+        """The table as a map binding's JSON ``table``: ``{"display", "measured", "unit", "method"}``."""
+        return {"display": list(self.display), "measured": list(self.measured), "unit": self.unit,
+                "method": self.method}
 
 
 def inverse_measured_table(value, *, sample_rate: int, table: MeasuredTable, where: str = ""):

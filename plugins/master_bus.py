@@ -47,8 +47,9 @@ The chain and its parameters (:data:`mixbridge.schema.MASTER_RENDER`: the schema
   - output gain ``-y + makeup_db``.
 * **Gain** -- ``gain.gain_db``, the master gain that the one solver finds for
   ``loudness.target_lufs`` (:func:`mixbridge.plugins.mastering.solve_master_gain`).
-  A session's stored value (``master.solved_gain_db``) is used when present. Changing ``loudness.target_lufs`` live shifts the gain by the same
-  number of dB (no integrated loudness can be measured on a live stream).
+  A session's stored value (``master.solved_gain_db``) is used when present. Changing
+  ``loudness.target_lufs`` live shifts the gain by the same number of dB (no integrated
+  loudness can be measured on a live stream).
 * **Limiter** -- look-ahead, true-peak aware, linked, with ``ceiling_dbtp`` and
   ``release_ms``:
 
@@ -79,9 +80,10 @@ the block's end value (the EQ is redesigned, the compressor and limiter
 constants recomputed, only while they move). After :meth:`StreamingMaster.reset`
 the first parameters apply at once.
 
-:class:`StreamingMaster` holds the state and preallocated scratch buffers
-(scipy's ``sosfilt``/``lfilter`` and the interpolator's matrix product return new
-block-sized arrays; everything else writes into scratch). :func:`render_master`
+:class:`StreamingMaster` holds the parameters, the state and preallocated scratch buffers; its
+per-block DSP (the kernels above, in place on the scratch: scipy's ``sosfilt``/``lfilter`` and the
+interpolator's matrix product return new block-sized arrays, everything else writes into scratch)
+is :class:`~.master_kernels.MasterKernels`, with the true-peak interpolator. :func:`render_master`
 is the offline path: the same kernels over 4096-sample chunks, so a
 stream of any block size from 1 to 4096 equals it (float64 inside, float32 out).
 """
@@ -89,16 +91,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError
 from mixbridge.schema import EQ, GAIN, MASTER_BUS, MASTER_RENDER, flatten_params
+from mixbridge.smoothing import ParamSmoother
 
-from mixbridge.loudness import TRUE_PEAK_HALF_TAPS as _TP_HALF, TRUE_PEAK_OVERSAMPLING as _TP_UP
-
-from .dynamics import LEVEL_FLOOR as _LEVEL_FLOOR, TINY as _TINY
+from .master_kernels import INTERP_DELAY_SAMPLES, BlockViews, MasterKernels, compiled_filters, interp_matrix
 
 #: Default parameter smoothing time constant (as the streaming runtime's).
 DEFAULT_SMOOTHING_MS = 20.0
@@ -108,25 +110,15 @@ DEFAULT_LOOKAHEAD_MS = 1.5
 MAX_BLOCK_SIZE = 4096
 #: Chunk of the offline path (the interpolator's matrix product is fastest on blocks that stay in cache).
 OFFLINE_CHUNK = 4096
-#: True-peak oversampling and interpolation filter: the meter's (:mod:`mixbridge.loudness`).
-TRUE_PEAK_OVERSAMPLING = _TP_UP
-INTERP_HALF_LENGTH = _TP_HALF
-#: Delay of the interpolator in input samples ((81 - 1) / 2 / 4).
-INTERP_DELAY_SAMPLES = INTERP_HALF_LENGTH // TRUE_PEAK_OVERSAMPLING
 #: The limiter aims this far under the ceiling: the gain moves between the interpolator's taps,
 #: so the output's true peak differs slightly from ``gain * estimate``. Measured with no margin:
 #: at most +0.015 dB over the ceiling (noise driven 24 dB into the limiter; fs/4 sines, sweeps,
 #: spikes, squares stay within +0.001 dB); 0.05 dB keeps every test signal under it.
 LIMITER_MARGIN_DB = 0.05
-#: Detector floors, shared with the reference compressor (:mod:`mixbridge.plugins.dynamics`).
-LEVEL_FLOOR, TINY = _LEVEL_FLOOR, _TINY
 #: Smoothing stops (snaps to the target) once every parameter is this close.
 SNAP_TOLERANCE = 1e-9
 #: Parameters that ramp per sample within a block (the others step per block).
 RAMPED = ("compressor.makeup_db", "gain.gain_db")
-
-_LN10_20 = math.log(10.0) / 20.0
-_ONE = np.ones(1)
 
 
 class ReverbNotInMasterError(UnknownParamError):
@@ -170,84 +162,7 @@ def master_params_from_session(session: Any) -> tuple[dict[str, dict[str, float]
     return params, reference, notices
 
 
-def interpolation_filter() -> np.ndarray:
-    """The 4x true-peak interpolation filter, 81 taps: the meter's own (:func:`mixbridge.loudness.true_peak_interpolation_filter`)."""
-    from mixbridge.loudness import true_peak_interpolation_filter
-
-    return true_peak_interpolation_filter()
-
-
-def _interp_matrix() -> np.ndarray:
-    """``[taps_per_phase, 3]``: the fractional phases 1/4, 2/4, 3/4 applied to a window oldest->newest."""
-    h = interpolation_filter()
-    k = -(-h.size // TRUE_PEAK_OVERSAMPLING)  # 21 taps per phase
-    hp = np.zeros(k * TRUE_PEAK_OVERSAMPLING)
-    hp[:h.size] = h
-    # window element t holds x[j - (k-1) + t]; phase f output = sum_i h[4 i + f] x[j - i]
-    return np.stack([hp[TRUE_PEAK_OVERSAMPLING * (k - 1 - np.arange(k)) + f] for f in (1, 2, 3)], axis=1)
-
-
-def _filters():
-    """``(sosfilt_inplace, linear_filter)``: scipy's compiled kernels when importable, else public wrappers.
-
-    ``scipy.signal.sosfilt`` and ``lfilter`` spend ~20-40 us per call validating and
-    reshaping, more than the filtering of a 64-sample block. Their compiled cores
-    (``scipy.signal._sosfilt._sosfilt``, in place on C-contiguous float64
-    ``x [signals, samples]`` and ``zi [signals, sections, 2]``; and
-    ``scipy.signal._sigtools._linear_filter(b, a, x, axis, zi) -> (y, zf)``) compute
-    the same recursions; a test checks them against the public functions.
-    """
-    try:
-        from scipy.signal._sigtools import _linear_filter
-        from scipy.signal._sosfilt import _sosfilt
-    except ImportError:  # pragma: no cover - another scipy layout: the public, slower path
-        from scipy.signal import lfilter, sosfilt
-
-        def _sosfilt(sos, x, zi):
-            y, zf = sosfilt(sos, x, axis=-1, zi=np.moveaxis(zi, 1, 0))
-            x[...] = y
-            zi[...] = np.moveaxis(zf, 0, 1)
-
-        def _linear_filter(b, a, x, axis, zi):
-            return lfilter(b, a, x, axis=axis, zi=zi)
-    return _sosfilt, _linear_filter
-
-
-class _Views:
-    """Views of the preallocated buffers for one block size ``n`` (made once per size)."""
-
-    def __init__(self, m: "StreamingMaster", n: int) -> None:
-        ch = m.channels
-        b = m._buffers
-        self.x = b["x"][:ch * n].reshape(ch, n)            # C-contiguous, as _sosfilt needs
-        self.absx = b["absx"][:ch * n].reshape(ch, n)
-        self.level, self.gr, self.tmp, self.gain, self.peak = (b[k][:n] for k in ("level", "gr", "tmp", "gain", "peak"))
-        self.ramp = b["ramp"][:n]
-        self.index = b["index"][:n]
-        h = m._history
-        self.ext = b["ext"][:ch * (h + n)].reshape(ch, h + n)
-        self.ext_hist = self.ext[:, :h]
-        self.ext_block = self.ext[:, h:]
-        self.ext_next = self.ext[:, n:n + h]
-        taps = m._taps
-        self.windows = np.lib.stride_tricks.sliding_window_view(self.ext[:, h - (taps - 1):], taps, axis=-1)
-        d = INTERP_DELAY_SAMPLES
-        self.exact = self.ext[:, h - d:h - d + n]
-        self.delayed = self.ext[:, h - m.latency_samples:h - m.latency_samples + n]
-        L = m.lookahead_samples
-        self.hold = b["hold"][:L - 1 + n]
-        self.hold_head = self.hold[:L - 1]
-        self.hold_block = self.hold[L - 1:]
-        self.hold_next = self.hold[n:n + L - 1]
-        self.hold_windows = np.lib.stride_tricks.sliding_window_view(self.hold, L)
-        self.prev_peak = self.tmp[1:]
-        self.peak_head = self.peak[:-1]
-        self.out = b["out"][:ch * n].reshape(ch, n)
-        self.phases = b["phases"][:ch * n * 3].reshape(ch, n, 3)
-        self.phase_max = b["phase_max"][:ch * n].reshape(ch, n)
-
-
-class StreamingMaster:
+class StreamingMaster(MasterKernels):
     """The master chain with state carried block to block (see the module docstring).
 
     Args:
@@ -286,7 +201,7 @@ class StreamingMaster:
         self.lookahead_samples = max(1, int(round(lookahead_ms * 1e-3 * self.sample_rate)))
         #: Output delay relative to the input, samples.
         self.latency_samples = self.lookahead_samples - 1 + INTERP_DELAY_SAMPLES
-        self._interp = _interp_matrix()
+        self._interp = interp_matrix()
         self._taps = self._interp.shape[0]
         self._history = max(self.latency_samples, self._taps - 1)
         self._box_b = np.full(self.lookahead_samples, 1.0 / self.lookahead_samples)
@@ -298,16 +213,17 @@ class StreamingMaster:
             "ext": np.zeros(ch * (self._history + cap)), "hold": np.zeros(L - 1 + cap),
             "out": np.zeros(ch * cap, np.float32), "phases": np.zeros(ch * cap * 3), "phase_max": np.zeros(ch * cap),
         }
-        self._views: dict[int, _Views] = {}
-        self._sosfilt, self._linear_filter = _filters()
+        self._views: dict[int, BlockViews] = {}
+        self._sosfilt, self._linear_filter = compiled_filters()
 
         self._flat = MASTER_RENDER.flat_params()
         self.param_names = [name for name, _ in self._flat]
         self._index = {name: i for i, name in enumerate(self.param_names)}
-        self._target = np.array([p.default for _, p in self._flat], np.float64)
-        self._current = self._target.copy()
-        self._start = self._target.copy()
-        self._alpha: dict[int, float] = {}
+        self._smoother = ParamSmoother(np.array([p.default for _, p in self._flat], np.float64),
+                                       sample_rate=self.sample_rate, smoothing_ms=self.smoothing_ms,
+                                       snap_tolerance=SNAP_TOLERANCE)
+        # the smoother's own arrays (never rebound): targets, and the smoothed values at a block's end and start
+        self._target, self._current, self._start = self._smoother.target, self._smoother.current, self._smoother.start
         self._pending: deque = deque()
         self._eq = slice(0, len(EQ.params))
         self._i = {name: self._index[name] for name in (
@@ -388,24 +304,7 @@ class StreamingMaster:
         while pending:
             i, v = pending.popleft()
             self._target[i] = v
-        cur, start = self._current, self._start
-        start[:] = cur
-        if self._fresh:
-            cur[:] = self._target
-            start[:] = cur
-            self._fresh = False
-            return
-        alpha = self._alpha.get(n)
-        if alpha is None:
-            tau = self.smoothing_ms * 1e-3 * self.sample_rate
-            alpha = math.exp(-n / tau) if tau > 0 else 0.0
-            self._alpha[n] = alpha
-        cur -= self._target
-        if float(np.max(np.abs(cur))) * alpha < SNAP_TOLERANCE:
-            cur[:] = self._target
-        else:
-            cur *= alpha
-            cur += self._target
+        self._smoother.advance(n)
 
     def _update_constants(self) -> None:
         """Redesign the EQ and recompute the dynamics constants when their parameters moved."""
@@ -442,7 +341,7 @@ class StreamingMaster:
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Clear every state (filters, detectors, look-ahead audio); the next parameters apply at once."""
-        self._fresh = True
+        self._smoother.reset()
         self._eq_zi = np.zeros((self.channels, 5, 2))   # [signals, sections, 2] as _sosfilt keeps it
         self._comp_release_log = -math.inf
         self._comp_attack_zi = np.zeros(1)
@@ -480,137 +379,7 @@ class StreamingMaster:
             if not 1 <= n <= self.max_block:
                 raise AudioInputError(f"block of {n} samples; this master chain takes 1..{self.max_block}")
             if n not in self._views:
-                self._views[n] = _Views(self, n)
-
-    def _ramp(self, name: str, n: int, out: np.ndarray) -> np.ndarray | float:
-        """The parameter's per-sample linear ramp over the block, or a scalar if it is still."""
-        i = self._index[name]
-        a, b = self._start[i], self._current[i]
-        if a == b:
-            return float(b)
-        np.multiply(self._buffers["ramp"][:n], (b - a) / n, out=out)
-        out += a
-        return out
-
-    def _run(self, block: np.ndarray, n: int) -> np.ndarray:
-        v = self._views.get(n)
-        if v is None:
-            v = self._views[n] = _Views(self, n)
-        c = self._consts[1]
-        mx = np.maximum
-        x = v.x
-        np.copyto(x, block, casting="unsafe")
-        if not math.isfinite(float(np.add.reduce(x, axis=None))):
-            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-
-        # ---- EQ: RBJ biquads in place, state carried
-        self._sosfilt(self._sos, x, self._eq_zi)
-
-        # ---- compressor: linked peak level in dB
-        absx, level, gr, tmp = v.absx, v.level, v.gr, v.tmp
-        np.abs(x, out=absx)
-        mx.reduce(absx, axis=0, out=level)
-        mx(level, LEVEL_FLOOR, out=level)
-        np.log10(level, out=level)
-        level *= 20.0
-        # gain computer: gain reduction in dB (>= 0)
-        slope, knee, thr = c["slope"], c["knee_db"], c["threshold_db"]
-        if knee > 0.0:
-            np.subtract(level, thr - knee / 2.0, out=gr)
-            np.clip(gr, 0.0, knee, out=gr)
-            np.square(gr, out=gr)
-            gr *= slope / (2.0 * knee)
-            np.subtract(level, thr + knee / 2.0, out=tmp)
-            mx(tmp, 0.0, out=tmp)
-            tmp *= slope
-            gr += tmp
-        else:
-            np.subtract(level, thr, out=gr)
-            mx(gr, 0.0, out=gr)
-            gr *= slope
-        # release: y1[n] = max(gr[n], aR y1[n-1]) as a max-plus recursion on log gr
-        self._comp_release_log = self._release(gr, n, c["release_log_step"], self._comp_release_log)
-        # attack: one-pole low-pass, state carried
-        smooth, self._comp_attack_zi = self._linear_filter(c["attack_b"], c["attack_a"], gr, -1,
-                                                           self._comp_attack_zi)
-
-        # ---- total gain in dB: -reduction + makeup + master gain (makeup and gain ramp per sample)
-        gdb = v.gain
-        np.negative(smooth, out=gdb)
-        gdb += self._ramp("compressor.makeup_db", n, tmp)
-        gdb += self._ramp("gain.gain_db", n, tmp)
-        gdb *= _LN10_20
-        np.exp(gdb, out=gdb)
-
-        # ---- limiter input: history + gained block
-        v.ext_hist[...] = self._hist
-        np.multiply(x, gdb, out=v.ext_block)
-        self._hist[...] = v.ext_next
-        # true-peak estimate at j - D: the fractional phases 1/4..3/4 and the exact sample
-        phases, peak = v.phases, v.peak
-        np.matmul(v.windows, self._interp, out=phases)
-        np.abs(phases, out=phases)
-        mx.reduce(phases, axis=2, out=v.phase_max)
-        mx.reduce(v.phase_max, axis=0, out=peak)
-        np.abs(v.exact, out=absx)
-        mx.reduce(absx, axis=0, out=tmp)
-        mx(peak, tmp, out=peak)
-        # each sample's peak spans the interpolated signal on both sides of it
-        tmp[0] = self._peak_prev
-        v.prev_peak[...] = v.peak_head
-        self._peak_prev = float(peak[-1])
-        mx(peak, tmp, out=peak)
-        # attenuation needed, dB (>= 0)
-        mx(peak, LEVEL_FLOOR, out=peak)
-        np.log10(peak, out=peak)
-        peak *= 20.0
-        peak -= c["limit_db"]
-        mx(peak, 0.0, out=peak)
-        # hold over the look-ahead window (sliding max), exponential release, box average
-        held = level
-        if self.lookahead_samples > 1:
-            v.hold_head[...] = self._hold_hist
-            v.hold_block[...] = peak
-            self._hold_hist[...] = v.hold_next
-            mx.reduce(v.hold_windows, axis=-1, out=held)
-        else:
-            held[...] = peak
-        self._lim_release_log = self._release(held, n, c["limiter_release_log_step"], self._lim_release_log)
-        if self.lookahead_samples > 1:
-            att, self._box_zi = self._linear_filter(self._box_b, _ONE, held, -1, self._box_zi)
-        else:
-            att = held
-        gain = v.gain
-        np.multiply(att, -_LN10_20, out=gain)
-        np.exp(gain, out=gain)
-        # delayed audio times the gain, then the sample-peak guard at the ceiling
-        out = x
-        np.multiply(v.delayed, gain, out=out)
-        ceiling = c["ceiling_lin"]
-        np.abs(out, out=absx)
-        if float(mx.reduce(absx, axis=None)) > ceiling:
-            self.clipped_samples += int(np.count_nonzero(absx > ceiling))
-            np.clip(out, -ceiling, ceiling, out=out)
-        np.copyto(v.out, out, casting="same_kind")
-        return v.out
-
-    def _release(self, values: np.ndarray, n: int, step: float, state: float) -> float:
-        """In place: ``v[n] = max(v[n], exp(-step) v[n-1])`` from ``state`` = log of the previous value.
-
-        The max-plus form ``log v[n] = max_k(log v[k] + step k) - step n`` runs as one
-        ``np.maximum.accumulate``. Returns the new state.
-        """
-        ramp = self._buffers["rel"][:n]
-        np.maximum(values, TINY, out=values)   # log(0) would warn; exp(log TINY) is exact enough: 1 - 1e-300 == 1
-        np.log(values, out=values)
-        np.multiply(self._buffers["index"][:n], step, out=ramp)
-        values += ramp
-        np.maximum.accumulate(values, out=values)
-        np.maximum(values, state - step, out=values)
-        values -= ramp
-        new_state = float(values[-1])
-        np.exp(values, out=values)
-        return new_state
+                self._views[n] = BlockViews(self, n)
 
 
 def render_master(audio: np.ndarray, sample_rate: int, params: Mapping[str, Any] | None = None, *,

@@ -17,8 +17,8 @@ with :func:`mixbridge.loudness.true_peak_dbtp`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
     prev: tuple[float, float] | None = None
     best: tuple[float, float, np.ndarray] | None = None
     it = 0
-    for it in range(1, MAX_ITERATIONS + 1):
+    for it in range(1, MAX_ITERATIONS + 1):  # noqa: B007 - the count of renders is returned
         out = render_master(mix, sample_rate, chain_params(params, gain))
         lufs = integrated_lufs(out, sample_rate)
         if best is None or abs(lufs - target) < abs(best[1] - target):

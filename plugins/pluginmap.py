@@ -6,9 +6,9 @@ holds, for one schema processor (``eq``, ``compressor``, ``reverb``, ``limiter``
 * ``plugins``: each plugin it uses, by key, with its **identity** (file name,
   format, plugin name, number of parameters, input/output channels) and the
   **measured value curves** of its parameters (normalised 0..1 <-> display value,
-  by sweeping the normalised value and parsing the plugin's display text; see
-  :func:`measure_curves` and ``mixbridge plugins calibrate``). Curves are never
-  guessed.
+  :mod:`.map_curves`, measured by sweeping the normalised value and parsing the plugin's
+  display text: :mod:`.map_calibration` and ``mixbridge plugins calibrate``). Curves are
+  never guessed.
 * ``stages``: plugin instances in series. Each stage's ``set`` says which
   plugin parameter (by *name*, never by index) each schema parameter drives,
   with an optional named unit ``convert``\\ sion (:data:`CONVERSIONS`, each with
@@ -22,35 +22,28 @@ holds, for one schema processor (``eq``, ``compressor``, ``reverb``, ``limiter``
   state across renders that re-preparing does not clear (the Dragonfly reverbs
   keep their tails); the host then loads new instances for every call.
 
-Curves interpolate piecewise-linearly between the measured points, which is
-monotone both ways; :func:`measure_curves` adds midpoints where a curve bends
-until linear interpolation reproduces the display within
-:data:`CURVE_REFINE_TOLERANCE` of its range. Values outside a plugin's range
-raise (no silent clamping).
-
-A map that does not match the installed plugin (name, parameter count, I/O, a
-missing parameter name, or a display range that moved) is refused with
-:class:`~mixbridge.errors.PluginMapError` (:func:`check_identity`).
+This module holds the map model (:class:`PluginMap` and its parts) and its validation
+(:func:`map_from_dict`, :func:`check_reach`); the files are read by :mod:`.map_loader`
+(:func:`~.map_loader.load_map`), which also refuses a map that does not match the installed
+plugin (:func:`~.map_loader.check_identity`).
 """
 from __future__ import annotations
 
-import json
 import math
-import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any
 
 import numpy as np
 
-from mixbridge.errors import ParamRangeError, PluginMapError, UnknownNameError
+from mixbridge.errors import ParamRangeError, PluginMapError
 from mixbridge.schema import COMPRESSOR, EQ, LIMITER, REVERB, Processor
 
+from .map_curves import Choices, Curve, curve_from_json
 from .map_laws import CONVERSIONS, RANGE_ROUNDOFF, SIDECHAIN_SIGNALS, MeasuredTable
 
 MAP_FORMAT = "mixbridge-plugin-map"
-CALIBRATION_FORMAT = "mixbridge-plugin-calibration"
 MAP_VERSION = 1
 SUPPORTED_MAP_VERSIONS = (1,)
 
@@ -71,240 +64,7 @@ DEFAULT_MAPS: dict[str, str] = {
     "reverb": "dragonfly_plate",
 }
 
-#: Default number of sweep points of a calibration (before refinement).
-DEFAULT_POINTS = 101
-#: Refinement: add the midpoint of two measured points when linear interpolation
-#: misses the displayed value there by more than this fraction of the curve's range.
-CURVE_REFINE_TOLERANCE = 1e-4
-#: Most points a refined curve may have.
-MAX_CURVE_POINTS = 2049
-#: Display ranges at u=0 and u=1 must agree with the map's curve within this fraction
-#: of the span, else the installed plugin is not the one the map was measured on.
-IDENTITY_RANGE_TOLERANCE = 1e-3
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf", re.IGNORECASE)
-
-
-def parse_display(text: str) -> float | None:
-    """The first number in a plugin's display text (``"-12.5 dB"`` -> -12.5), or None."""
-    m = _NUMBER.search(text or "")
-    if not m:
-        return None
-    try:
-        return float(m.group(0))
-    except ValueError:  # pragma: no cover - the regex only matches floats
-        return None
-
-
-# --------------------------------------------------------------------------- parameter access
-class ParamAccess(Protocol):
-    """What calibration needs from a loaded plugin (see :mod:`.vst`)."""
-
-    def param_names(self) -> list[str]: ...
-    def param_label(self, index: int) -> str: ...
-    def get_normalised(self, index: int) -> float: ...
-    def set_normalised(self, index: int, value: float) -> None: ...
-    def display_text(self, index: int) -> str: ...
-
-
-# --------------------------------------------------------------------------- curves
-@dataclass(frozen=True)
-class Curve:
-    """A measured numeric value curve: ``normalised`` [n] increasing 0..1, ``display`` [n].
-
-    ``display`` is strictly monotone (increasing or decreasing), so the curve can
-    be inverted.
-    """
-
-    param: str
-    unit: str
-    normalised: tuple[float, ...]
-    display: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        u, d = np.asarray(self.normalised), np.asarray(self.display)
-        if len(u) < 2 or len(u) != len(d):
-            raise PluginMapError(f"curve '{self.param}': needs >= 2 points with as many display values as normalised")
-        if not (np.all(np.diff(u) > 0) and u[0] >= 0 and u[-1] <= 1):
-            raise PluginMapError(f"curve '{self.param}': normalised values must increase within [0, 1]")
-        dd = np.diff(d)
-        if not (np.all(dd > 0) or np.all(dd < 0)):
-            raise PluginMapError(
-                f"curve '{self.param}': display values are not strictly monotone, so the curve cannot be "
-                "inverted; re-calibrate, or drive this parameter with a 'choices' table"
-            )
-        object.__setattr__(self, "_u", u.astype(np.float64))
-        object.__setattr__(self, "_d", d.astype(np.float64))
-
-    @property
-    def lo(self) -> float:
-        return float(min(self.display[0], self.display[-1]))
-
-    @property
-    def hi(self) -> float:
-        return float(max(self.display[0], self.display[-1]))
-
-    def to_display(self, normalised):
-        """Display value(s) at normalised value(s) (float or float64 array)."""
-        return np.interp(normalised, self._u, self._d)
-
-    def to_normalised(self, display, where: str = ""):
-        """Normalised value(s) giving display value(s) ``display``.
-
-        Raises:
-            ParamRangeError: a value outside the plugin's range (beyond
-                :data:`RANGE_ROUNDOFF`); the message names both and the fix.
-        """
-        v = np.asarray(display, dtype=np.float64)
-        span = self.hi - self.lo
-        tol = RANGE_ROUNDOFF * span
-        bad = ~np.isfinite(v) | (v < self.lo - tol) | (v > self.hi + tol)
-        if np.any(bad):
-            first = float(v.reshape(-1)[np.argmax(bad.reshape(-1))])
-            label = f"{where}: " if where else ""
-            raise ParamRangeError(
-                f"{label}plugin parameter '{self.param}' = {first:g} {self.unit}".rstrip()
-                + f" is outside the plugin's range [{self.lo:g}, {self.hi:g}] {self.unit}".rstrip()
-                + "; choose a value the plugin can reach (or a map for another plugin)"
-            )
-        v = np.clip(v, self.lo, self.hi)  # round-off only (checked above)
-        if self._d[0] < self._d[-1]:
-            out = np.interp(v, self._d, self._u)
-        else:
-            out = np.interp(v, self._d[::-1], self._u[::-1])
-        return float(out) if out.ndim == 0 else out
-
-    def to_json(self) -> dict:
-        return {"unit": self.unit, "normalised": list(self.normalised), "display": list(self.display)}
-
-
-@dataclass(frozen=True)
-class Choices:
-    """A parameter whose display is text (or stepped): ``{display text: normalised value}``."""
-
-    param: str
-    choices: dict[str, float]
-
-    def to_normalised(self, text: str | float, where: str = "") -> float:
-        """Normalised value of a choice, by its display text or (numeric texts) its number.
-
-        Raises:
-            PluginMapError: a choice the plugin does not show; lists the choices.
-        """
-        if not isinstance(text, str):
-            for t, u in self.choices.items():
-                if parse_display(t) == float(text):
-                    return float(u)
-            text = repr(text)
-        if text not in self.choices:
-            raise PluginMapError(
-                f"{where}: plugin parameter '{self.param}' has no choice {text!r}; choices: {', '.join(self.choices)}"
-            )
-        return float(self.choices[text])
-
-    def to_json(self) -> dict:
-        return {"choices": dict(self.choices)}
-
-
-def _curve_from_json(param: str, raw: Mapping[str, Any], where: str) -> Curve | Choices:
-    if not isinstance(raw, Mapping):
-        raise PluginMapError(f"{where}: curve of '{param}' must be an object")
-    if "choices" in raw:
-        ch = raw["choices"]
-        if not isinstance(ch, Mapping) or not ch:
-            raise PluginMapError(f"{where}: 'choices' of '{param}' must be a non-empty object text -> normalised")
-        return Choices(param, {str(k): float(v) for k, v in ch.items()})
-    try:
-        return Curve(param, str(raw.get("unit", "")), tuple(map(float, raw["normalised"])), tuple(map(float, raw["display"])))
-    except (KeyError, TypeError, ValueError) as e:
-        raise PluginMapError(f"{where}: curve of '{param}' needs 'normalised' and 'display' number lists ({e})") from None
-
-
-# --------------------------------------------------------------------------- measurement
-def _sweep(access: ParamAccess, index: int, u: float) -> str:
-    access.set_normalised(index, u)
-    return access.display_text(index)
-
-
-def measure_parameter(access: ParamAccess, index: int, points: int = DEFAULT_POINTS) -> Curve | Choices | None:
-    """Sweep one parameter and build its curve from the display text.
-
-    Sweeps ``points`` evenly spaced normalised values, then refines where the
-    curve bends (see :data:`CURVE_REFINE_TOLERANCE`). A parameter whose text is
-    not numeric everywhere, or whose numbers are stepped, becomes a
-    :class:`Choices` table (text -> normalised value in the middle of its run).
-    Returns None for a parameter that shows one value only. The parameter's
-    value is restored afterwards.
-    """
-    name = access.param_names()[index]
-    label = access.param_label(index)
-    original = access.get_normalised(index)
-    try:
-        us = list(np.linspace(0.0, 1.0, int(points)))
-        texts = [_sweep(access, index, u) for u in us]
-        values = [parse_display(t) for t in texts]
-        numeric = all(v is not None and math.isfinite(v) for v in values)
-        diffs = np.diff(np.asarray(values, dtype=np.float64)) if numeric else np.array([0.0])
-        if numeric and (np.all(diffs > 0) or np.all(diffs < 0)):
-            table = dict(zip(us, values))
-            span = abs(values[-1] - values[0])
-            for _ in range(12):  # refine where linear interpolation misses the display
-                xs = sorted(table)
-                added = 0
-                for a, b in zip(xs, xs[1:]):
-                    if len(table) >= MAX_CURVE_POINTS:
-                        break
-                    mid = 0.5 * (a + b)
-                    v = parse_display(_sweep(access, index, mid))
-                    if v is None:
-                        continue
-                    if abs(v - 0.5 * (table[a] + table[b])) > CURVE_REFINE_TOLERANCE * span:
-                        table[mid] = v
-                        added += 1
-                if not added:
-                    break
-            xs = sorted(table)
-            ys = [table[x] for x in xs]
-            # keep strictly monotone points only (text rounding can tie neighbours)
-            keep_x, keep_y = [xs[0]], [ys[0]]
-            sign = 1.0 if ys[-1] > ys[0] else -1.0
-            for x, y in zip(xs[1:], ys[1:]):
-                if sign * (y - keep_y[-1]) > 0:
-                    keep_x.append(x)
-                    keep_y.append(y)
-            return Curve(name, label, tuple(keep_x), tuple(keep_y))
-        runs: dict[str, list[float]] = {}
-        for u, t in zip(us, texts):
-            runs.setdefault(t.strip(), []).append(u)
-        if len(runs) < 2:
-            return None
-        return Choices(name, {t: round(float(np.median(v)), 6) for t, v in runs.items()})
-    finally:
-        access.set_normalised(index, original)
-
-
-#: Parameters never swept: changing a program rewrites every other parameter.
-PROGRAM_PARAMETERS = ("Current Program", "Program")
-
-
-def measure_curves(access: ParamAccess, points: int = DEFAULT_POINTS) -> dict[str, Curve | Choices]:
-    """Measure every parameter of a loaded plugin: ``{parameter name: Curve | Choices}``.
-
-    Skipped: program selectors (:data:`PROGRAM_PARAMETERS`) and parameters the
-    plugin marks as not automatable (DPF's VST3 "Buffer Size"/"Sample Rate",
-    which the host owns; sweeping them to 0 trips the plugin's assertions).
-    """
-    out: dict[str, Curve | Choices] = {}
-    for i, name in enumerate(access.param_names()):
-        if name in PROGRAM_PARAMETERS or not getattr(access, "is_automatable", lambda _i: True)(i):
-            continue
-        c = measure_parameter(access, i, points)
-        if c is not None:
-            out[name] = c
-    return out
-
-
-# --------------------------------------------------------------------------- map data model
 @dataclass(frozen=True)
 class Identity:
     """Which plugin a map was measured on."""
@@ -317,6 +77,7 @@ class Identity:
     outputs: int
 
     def to_json(self) -> dict:
+        """The identity as a map's JSON ``identity`` object."""
         return {
             "file": self.file, "format": self.format, "name": self.name, "num_params": self.num_params,
             "inputs": self.inputs, "outputs": self.outputs,
@@ -371,6 +132,7 @@ class OutputGain:
     method: str = ""
 
     def at(self, display):
+        """Gain in dB at display value(s) ``display`` (float or float64 array), interpolated linearly."""
         return np.interp(display, self.display, self.gain_db)
 
 
@@ -400,7 +162,8 @@ class PluginMap:
         curve = self.plugins[self.stages[og.stage].plugin].curves[og.param]
         return og.at(curve.to_display(stage_values[og.stage][og.param]))
 
-    def stage_values(self, stage: Stage, params: Mapping[str, Any], sample_rate: int, label: str = "") -> dict[str, Any]:
+    def stage_values(self, stage: Stage, params: Mapping[str, Any], sample_rate: int,
+                     label: str = "") -> dict[str, Any]:
         """Normalised values of one stage's plugin parameters.
 
         Args:
@@ -448,6 +211,7 @@ class PluginMap:
 
     @property
     def sources(self) -> set[str]:
+        """The schema parameters some stage drives."""
         return {b.source for st in self.stages for b in st.set}
 
 
@@ -475,7 +239,8 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
         f"{where}: version {data.get('version')!r} is not supported; this mixbridge reads {SUPPORTED_MAP_VERSIONS}",
     )
     proc_name = data.get("processor")
-    _require(proc_name in MAP_PROCESSORS, f"{where}: 'processor' {proc_name!r} must be one of {', '.join(MAP_PROCESSORS)}")
+    _require(proc_name in MAP_PROCESSORS,
+             f"{where}: 'processor' {proc_name!r} must be one of {', '.join(MAP_PROCESSORS)}")
     proc = MAP_PROCESSORS[proc_name]
     raw_plugins = data.get("plugins")
     _require(isinstance(raw_plugins, Mapping) and raw_plugins, f"{where}: needs a non-empty 'plugins' object")
@@ -492,18 +257,20 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
                 "(run `mixbridge plugins calibrate PLUGIN` to get them)"
             ) from None
         _require(ident.format in ("vst2", "vst3"), f"{where}: plugins['{key}'] format must be vst2 or vst3")
-        curves = {p: _curve_from_json(p, c, f"{where} plugins['{key}']") for p, c in (rp.get("curves") or {}).items()}
+        curves = {p: curve_from_json(p, c, f"{where} plugins['{key}']") for p, c in (rp.get("curves") or {}).items()}
         plugins[key] = PluginSpec(str(key), ident, curves, dict(rp.get("calibration") or {}))
     stages: list[Stage] = []
     raw_stages = data.get("stages")
     _require(isinstance(raw_stages, list) and raw_stages, f"{where}: needs a non-empty 'stages' list")
     for i, rs in enumerate(raw_stages):
         sw = f"{where} stages[{i}]"
-        _require(isinstance(rs, Mapping) and rs.get("plugin") in plugins, f"{sw}: 'plugin' must name a key of 'plugins'")
+        _require(isinstance(rs, Mapping) and rs.get("plugin") in plugins,
+                 f"{sw}: 'plugin' must name a key of 'plugins'")
         spec = plugins[rs["plugin"]]
         binds: list[Binding] = []
         for pname, rb in (rs.get("set") or {}).items():
-            _require(isinstance(rb, Mapping) and "from" in rb, f"{sw}: set['{pname}'] needs 'from' (a schema parameter)")
+            _require(isinstance(rb, Mapping) and "from" in rb,
+                     f"{sw}: set['{pname}'] needs 'from' (a schema parameter)")
             src = rb["from"]
             _require(
                 src in proc.param_names,
@@ -519,18 +286,22 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
                     f"{sw}: convert '{conv}' needs {CONVERSIONS[conv].n_with} 'with' parameter(s), got {len(with_)}",
                 )
             for w in with_:
-                _require(w in proc.param_names, f"{sw}: set['{pname}'].with names '{w}', not a parameter of '{proc.name}'")
-            _require(pname in spec.curves, f"{sw}: plugin parameter '{pname}' has no measured curve in plugins['{spec.key}']")
+                _require(w in proc.param_names,
+                         f"{sw}: set['{pname}'].with names '{w}', not a parameter of '{proc.name}'")
+            _require(pname in spec.curves,
+                     f"{sw}: plugin parameter '{pname}' has no measured curve in plugins['{spec.key}']")
             _require(isinstance(spec.curves[pname], Curve), f"{sw}: '{pname}' is a choice parameter; put it in 'fixed'")
             table = None
             if conv is not None and CONVERSIONS[conv].needs_table:
                 rt = rb.get("table")
-                _require(isinstance(rt, Mapping), f"{sw}: convert '{conv}' needs a measured 'table' (display, measured)")
+                _require(isinstance(rt, Mapping),
+                         f"{sw}: convert '{conv}' needs a measured 'table' (display, measured)")
                 try:
                     table = MeasuredTable(tuple(map(float, rt["display"])), tuple(map(float, rt["measured"])),
                                           str(rt.get("unit", "")), str(rt.get("method", "")))
                 except (KeyError, TypeError, ValueError) as e:
-                    raise PluginMapError(f"{sw}: set['{pname}'].table needs 'display' and 'measured' number lists ({e})") from None
+                    raise PluginMapError(
+                        f"{sw}: set['{pname}'].table needs 'display' and 'measured' number lists ({e})") from None
                 except PluginMapError as e:
                     raise PluginMapError(f"{sw}: set['{pname}'].table: {e}") from None
             binds.append(Binding(pname, src, conv, with_, table))
@@ -547,7 +318,8 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
                      f"{sw}: sidechain needs 'signal', one of {', '.join(SIDECHAIN_SIGNALS)}")
             sc_in = rsc.get("input")
             _require(isinstance(sc_in, int) and 0 <= sc_in < spec.identity.inputs and spec.identity.inputs >= 2,
-                     f"{sw}: sidechain 'input' must be one of the plugin's {spec.identity.inputs} input channels (0-based)")
+                     f"{sw}: sidechain 'input' must be one of the plugin's {spec.identity.inputs} input channels "
+                     "(0-based)")
             sidechain = (int(sc_in), str(rsc["signal"]))
             sig = SIDECHAIN_SIGNALS[sidechain[1]]
             for pname, want in sig.requires_fixed.items():
@@ -570,7 +342,8 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
             output_gain = OutputGain(og_stage, str(rg["param"]), tuple(map(float, rg["display"])),
                                      tuple(map(float, rg["gain_db"])), str(rg.get("method", "")))
         except (AttributeError, KeyError, TypeError, ValueError) as e:
-            raise PluginMapError(f"{where}: 'output_gain' needs stage, param, display and gain_db lists ({e})") from None
+            raise PluginMapError(
+                f"{where}: 'output_gain' needs stage, param, display and gain_db lists ({e})") from None
         _require(0 <= og_stage < len(stages), f"{where}: output_gain.stage {og_stage} is not a stage")
         og_curve = plugins[stages[og_stage].plugin].curves.get(output_gain.param)
         _require(isinstance(og_curve, Curve), f"{where}: output_gain.param '{output_gain.param}' needs a numeric curve")
@@ -634,7 +407,8 @@ def check_reach(pm: PluginMap, where: str = "") -> None:
             head = (f"{label} stages[{si}]: {pm.processor}.{b.source} spans [{p.min:g}, {p.max:g}] {p.unit}".rstrip()
                     + f", but plugin parameter '{b.param}' of {spec.identity.name}")
             if b.convert is None:
-                if p.min < curve.lo - RANGE_ROUNDOFF * (curve.hi - curve.lo) or p.max > curve.hi + RANGE_ROUNDOFF * (curve.hi - curve.lo):
+                slack = RANGE_ROUNDOFF * (curve.hi - curve.lo)
+                if p.min < curve.lo - slack or p.max > curve.hi + slack:
                     raise PluginMapError(
                         f"{head} reaches only [{curve.lo:g}, {curve.hi:g}] {curve.unit}".rstrip()
                         + "; re-calibrate on a plugin build with the full range, or map another plugin"
@@ -662,136 +436,3 @@ def check_reach(pm: PluginMap, where: str = "") -> None:
                             + f": convert '{b.convert}' gives {d:g} for {b.source} = {combo[0]:g}{with_txt} "
                             f"at {sr} Hz; narrow the schema use or map another plugin"
                         )
-
-
-def builtin_map_names() -> list[str]:
-    """Names of the maps shipped in ``mixbridge.plugins.maps``."""
-    root = resources.files("mixbridge.plugins.maps")
-    return sorted(p.name[: -len(".json")] for p in root.iterdir() if p.name.endswith(".json"))
-
-
-def read_map_json(name_or_path: str | Path, *, folder: str = "", what: str = "plugin map",
-                  error: type[Exception] = PluginMapError, unknown: type[Exception] = UnknownNameError,
-                  shipped: Callable[[], list[str]] | None = None) -> tuple[dict, str, Path]:
-    """Read a map's JSON by shipped name (``mixbridge/plugins/maps/[folder/]NAME.json``) or by path.
-
-    The one reader of every map file, the host's plugin maps and the bridge's DAW maps alike.
-
-    Returns:
-        ``(data, name, path)``.
-
-    Raises:
-        ``unknown``: a name that is not shipped (the message lists ``shipped()``).
-        ``error``: a file that cannot be read or is not valid JSON (line and column named).
-    """
-    p = Path(name_or_path)
-    if p.suffix == ".json" or p.exists():
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise error(f"cannot read {what} {p}: {e.strerror or e}") from None
-        name = p.stem
-    else:
-        name = str(name_or_path)
-        root = resources.files("mixbridge.plugins.maps")
-        res = (root.joinpath(folder) if folder else root).joinpath(f"{name}.json")
-        if not res.is_file():
-            known = ", ".join(shipped()) if shipped else ""
-            raise unknown(f"unknown {what} '{name}'; shipped: {known}")
-        text = res.read_text(encoding="utf-8")
-        p = Path(str(res))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise error(f"{what} {p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    return data, name, p
-
-
-def load_map(name_or_path: str | Path | PluginMap) -> PluginMap:
-    """Load a map by shipped name (``"zameq2_x2"``) or by JSON path.
-
-    Raises:
-        UnknownNameError: an unknown name; lists the shipped maps.
-        PluginMapError: a file that is not valid JSON or fails validation.
-    """
-    if isinstance(name_or_path, PluginMap):
-        return name_or_path
-    data, name, p = read_map_json(name_or_path, shipped=builtin_map_names)
-    return map_from_dict(data, name, p)
-
-
-def check_identity(spec: PluginSpec, loaded, where: str = "") -> None:
-    """Refuse a loaded plugin that is not the one ``spec`` was measured on.
-
-    ``loaded`` is a :class:`~mixbridge.plugins.vst.LoadedPlugin`. Compares the
-    plugin name, parameter count, input/output channels, that every parameter
-    with a curve exists by name, and that each numeric curve's display at u=0
-    and u=1 still matches (within :data:`IDENTITY_RANGE_TOLERANCE` of the span).
-
-    Raises:
-        PluginMapError: naming the field, both values and the fix (re-calibrate).
-    """
-    ident = spec.identity
-    label = where or f"plugin map entry '{spec.key}'"
-    fix = f"re-run `mixbridge plugins calibrate {loaded.path}` and update the map"
-    got = {"name": loaded.name, "num_params": len(loaded.param_names()), "inputs": loaded.inputs, "outputs": loaded.outputs}
-    for fld, val in got.items():
-        want = getattr(ident, fld)
-        if want != val:
-            raise PluginMapError(
-                f"{label}: the map was measured on {ident.name} with {fld} = {want}, but {loaded.path} has {fld} = {val}; {fix}"
-            )
-    names = loaded.param_names()
-    for pname, curve in spec.curves.items():
-        if pname not in names:
-            raise PluginMapError(f"{label}: {loaded.path} has no parameter named '{pname}'; {fix}")
-        if isinstance(curve, Curve):
-            i = names.index(pname)
-            original = loaded.get_normalised(i)
-            try:
-                ends = []
-                for u in (curve.normalised[0], curve.normalised[-1]):
-                    loaded.set_normalised(i, u)
-                    ends.append(parse_display(loaded.display_text(i)))
-            finally:
-                loaded.set_normalised(i, original)
-            span = abs(curve.display[-1] - curve.display[0])
-            for want, have in zip((curve.display[0], curve.display[-1]), ends):
-                if have is None or abs(have - want) > IDENTITY_RANGE_TOLERANCE * span:
-                    raise PluginMapError(
-                        f"{label}: '{pname}' of {loaded.path} shows {have} where the map measured {want:g} "
-                        f"{curve.unit}; the plugin's range changed; {fix}"
-                    )
-
-
-def calibration_dict(loaded, curves: Mapping[str, Curve | Choices], points: int) -> dict:
-    """The JSON document ``plugins calibrate`` writes: identity plus curves."""
-    ident = Identity(Path(loaded.path).name, loaded.format, loaded.name, len(loaded.param_names()), loaded.inputs, loaded.outputs)
-    return {
-        "format": CALIBRATION_FORMAT,
-        "version": MAP_VERSION,
-        "identity": ident.to_json(),
-        "calibration": {
-            "method": "sweep normalised value, parse display text; refine midpoints where linear interpolation "
-                      f"misses by > {CURVE_REFINE_TOLERANCE:g} of the range",
-            "points": int(points),
-            "sample_rate": int(loaded.sample_rate),
-        },
-        "curves": {k: c.to_json() for k, c in curves.items()},
-    }
-
-
-def merge_calibration(existing: Mapping[str, Any], calibration: Mapping[str, Any]) -> tuple[dict, list[str]]:
-    """Update a map's plugin entries whose identity name matches ``calibration``'s.
-
-    Returns ``(updated map dict, keys updated)``; keeps stages and notes.
-    """
-    out = json.loads(json.dumps(existing))
-    keys = []
-    for key, rp in (out.get("plugins") or {}).items():
-        if (rp.get("identity") or {}).get("name") == calibration["identity"]["name"]:
-            rp["identity"] = dict(calibration["identity"])
-            rp["calibration"] = dict(calibration["calibration"])
-            rp["curves"] = dict(calibration["curves"])
-            keys.append(key)
-    return out, keys

@@ -7,7 +7,7 @@ backends' measured responses against. Coefficients are normalised (a0 = 1),
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -126,7 +126,8 @@ def write_report(path: str | Path, session: Session, console, mres) -> Path:
         "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}td,th{padding:2px 8px;text-align:left}"
         "table{border-collapse:collapse}tr:nth-child(even){background:#f3f3f3}</style></head><body>",
         "<h1>mixbridge automix report</h1>",
-        "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>",
+        "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+        + "</table>",
         "<h2>Tracks</h2><table><tr><th>track</th><th>role</th><th>trim dB</th><th>fader dB</th><th>pan</th>"
         "<th>low shelf</th><th>compressor</th><th>send dB</th></tr>" + track_rows + "</table>",
     ]

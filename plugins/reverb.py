@@ -31,6 +31,8 @@ import math
 import numpy as np
 from scipy.signal import oaconvolve
 
+from mixbridge.errors import AudioInputError
+
 #: Seed of the impulse response's noise (fixed: a render is a pure function of its parameters).
 REVERB_SEED = 0x6D6978
 #: Length of the response in units of decay_s: 4/3 RT60 is 80 dB down.
@@ -80,11 +82,11 @@ def reverb(audio: np.ndarray, sample_rate: int, *, decay_s: float, predelay_ms: 
     each channel of :func:`reverb_ir` and scaled by ``10^(return_db/20)``.
 
     Raises:
-        ValueError: audio that is not 2-D.
+        AudioInputError: audio that is not 2-D (a ValueError).
     """
     audio = np.asarray(audio)
     if audio.ndim != 2:
-        raise ValueError(f"audio must be [channels, samples], got shape {audio.shape}")
+        raise AudioInputError(f"audio must be [channels, samples], got shape {audio.shape}")
     n = audio.shape[1]
     mono = audio.astype(np.float64).sum(axis=0, keepdims=True) / math.sqrt(audio.shape[0])
     ir = reverb_ir(sample_rate, decay_s=decay_s, predelay_ms=predelay_ms, channels=2, seed=seed)

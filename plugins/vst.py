@@ -61,196 +61,22 @@ The output has the input's length; the tail past it is cut.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from mixbridge.errors import PluginMapError, PluginNotFoundError, UnknownNameError
+from mixbridge.errors import AudioInputError, PluginMapError, UnknownNameError
 from mixbridge.session import Automation
 
 from .backend import PLUGIN_PROCESSORS, Backend, automation_curve
-from .discovery import import_dawdreamer, plugin_name, plugin_not_found, quiet_fds, resolve_plugin
+from .discovery import import_dawdreamer, plugin_not_found, quiet_fds
 from .map_laws import SIDECHAIN_SIGNALS
-from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, PluginMap, check_identity, load_map
-
-#: Sample rate used to load a plugin only for inspection or calibration (Hz).
-INSPECT_SAMPLE_RATE = 48000
-
-
-# --------------------------------------------------------------------------- loading
-class LoadedPlugin:
-    """A plugin instance with name-based parameter access (VST2 via DawDreamer, VST3 via pedalboard).
-
-    Attributes:
-        name, path, format ("vst2"|"vst3"), inputs, outputs (channel counts),
-        sample_rate (Hz), processor (the DawDreamer processor or pedalboard plugin).
-    """
-
-    def __init__(self, path: Path, format: str, sample_rate: int, block_size: int = 512, engine=None,
-                 unique_name: str = "plugin", extra_paths: Iterable[str] | None = None) -> None:
-        with quiet_fds():  # loaders and some plugins print chatter on the C-level stdout/stderr
-            self._load(path, format, sample_rate, block_size, engine, unique_name, extra_paths)
-
-    def _load(self, path, format, sample_rate, block_size, engine, unique_name, extra_paths) -> None:
-        self.path = Path(path)
-        self.format = format
-        self.sample_rate = int(sample_rate)
-        self.engine = engine
-        if format == "vst3":
-            try:
-                import pedalboard
-            except ImportError:  # pragma: no cover - pedalboard is a core dependency
-                from mixbridge.errors import BackendUnavailableError
-
-                raise BackendUnavailableError("VST3 plugins need pedalboard; run `pip install pedalboard==0.9.26`") from None
-            try:
-                with quiet_fds():
-                    self.processor = pedalboard.load_plugin(str(self.path))
-            except Exception as e:  # pedalboard raises ImportError/RuntimeError for unloadable files
-                raise plugin_not_found(str(self.path), extra_paths, f"fails to load through pedalboard ({e})") from None
-            self._params = list(self.processor.parameters.values())
-            self.name = plugin_name(self.path)
-            self.inputs = self.outputs = self._vst3_main_channels()
-        else:
-            if self.engine is None:
-                daw = import_dawdreamer()
-                with quiet_fds():
-                    self.engine = daw.RenderEngine(self.sample_rate, int(block_size))
-            try:
-                with quiet_fds():
-                    self.processor = self.engine.make_plugin_processor(unique_name, str(self.path))
-            except Exception as e:  # DawDreamer raises RuntimeError("Unable to load plugin.")
-                raise plugin_not_found(str(self.path), extra_paths, f"fails to load in DawDreamer ({e})") from None
-            self.name = plugin_name(self.path)  # DawDreamer get_name() is our unique processor name
-            self.inputs = int(self.processor.get_num_input_channels())
-            self.outputs = int(self.processor.get_num_output_channels())
-            self._names = [self.processor.get_parameter_name(i) for i in range(self.processor.get_plugin_parameter_size())]
-            desc = self.processor.get_parameters_description()
-            self._labels = [d.get("label", "") for d in desc]
-            self._automatable = [bool(d.get("isAutomatable", True)) for d in desc]
-
-    def _vst3_main_channels(self) -> int:
-        """pedalboard exposes no channel counts: probe the main bus with 2, then 1 channel(s)."""
-        for ch in (2, 1):
-            try:
-                with quiet_fds():
-                    self.processor.process(np.zeros((ch, 64), np.float32), float(self.sample_rate), reset=True)
-                return ch
-            except ValueError:  # "does not support 2-channel output"
-                continue
-        raise PluginMapError(f"{self.path}: the VST3 main bus takes neither 2 nor 1 channels; it cannot be used")
-
-    def close(self) -> None:
-        """Release the plugin instance (DawDreamer keeps it in its engine until the engine goes)."""
-        self.processor = None
-        self._params = []
-
-    # -- ParamAccess
-    def param_names(self) -> list[str]:
-        if self.format == "vst3":
-            return [p.name for p in self._params]
-        return list(self._names)
-
-    def is_automatable(self, index: int) -> bool:
-        """False for parameters the host owns (DPF VST3 "Buffer Size", "Sample Rate")."""
-        if self.format == "vst3":
-            return bool(getattr(self._params[index], "is_automatable", True))
-        return bool(self._automatable[index])
-
-    def param_label(self, index: int) -> str:
-        if self.format == "vst3":
-            return str(getattr(self._params[index], "label", "") or "")
-        return str(self._labels[index]).strip()
-
-    def get_normalised(self, index: int) -> float:
-        if self.format == "vst3":
-            return float(self._params[index].raw_value)
-        return float(self.processor.get_parameter(index))
-
-    def set_normalised(self, index: int, value: float) -> None:
-        if self.format == "vst3":
-            self._params[index].raw_value = float(value)
-        else:
-            self.processor.set_parameter(index, float(value))
-
-    def display_text(self, index: int) -> str:
-        if self.format == "vst3":
-            return str(self._params[index].string_value)
-        return str(self.processor.get_parameter_text(index))
-
-    def index(self, name: str) -> int:
-        """Index of the parameter called ``name``.
-
-        Raises:
-            PluginMapError: no such parameter; lists the plugin's parameters.
-        """
-        names = self.param_names()
-        try:
-            return names.index(name)
-        except ValueError:
-            raise PluginMapError(f"{self.name} ({self.path}) has no parameter '{name}'; it has: {', '.join(names)}") from None
-
-
-def open_plugin(plugin: str | os.PathLike, sample_rate: int = INSPECT_SAMPLE_RATE, plugin_paths: Iterable[str] | None = None,
-                format: str | None = None) -> LoadedPlugin:
-    """Find and load one plugin by name or path (for inspection and calibration).
-
-    Raises:
-        PluginNotFoundError: not found or fails to load; lists the plugins found.
-        BackendUnavailableError: DawDreamer is missing (VST2).
-    """
-    pf = resolve_plugin(plugin, plugin_paths, format)
-    return LoadedPlugin(pf.path, pf.format, sample_rate, extra_paths=plugin_paths)
-
-
-@dataclass
-class ParamInfo:
-    """One row of ``plugins inspect``."""
-
-    index: int
-    name: str
-    label: str
-    default_normalised: float
-    default_text: str
-    text_at_0: str
-    text_at_1: str
-
-
-def inspect_plugin(loaded: LoadedPlugin) -> list[ParamInfo]:
-    """Every parameter's name, label, default (normalised and display) and display at 0 and 1.
-
-    The parameter values are restored afterwards.
-    """
-    rows = []
-    for i, name in enumerate(loaded.param_names()):
-        u0 = loaded.get_normalised(i)
-        t0 = loaded.display_text(i)
-        loaded.set_normalised(i, 0.0)
-        lo = loaded.display_text(i)
-        loaded.set_normalised(i, 1.0)
-        hi = loaded.display_text(i)
-        loaded.set_normalised(i, u0)
-        rows.append(ParamInfo(i, name, loaded.param_label(i), u0, t0, lo, hi))
-    return rows
-
-
-# --------------------------------------------------------------------------- rendering rigs
-_LIBC = None
-
-
-def _seed_libc_rand() -> None:
-    """Seed C ``rand()`` so plugins that draw from it render reproducibly."""
-    global _LIBC
-    try:
-        if _LIBC is None:
-            _LIBC = ctypes.CDLL(None)
-        _LIBC.srand(1)
-    except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
-        pass
+from .map_loader import check_identity, load_map
+from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, PluginMap
+from .vst_plugin import LoadedPlugin, seed_libc_rand
 
 
 class _Rig:
@@ -259,7 +85,7 @@ class _Rig:
     ``lanes`` is a list of (lane channel indices, [LoadedPlugin per stage]).
     """
 
-    def __init__(self, backend: "VstBackend", pmap: PluginMap, channels: int) -> None:
+    def __init__(self, backend: VstBackend, pmap: PluginMap, channels: int) -> None:
         self.pmap = pmap
         self.channels = channels
         self.sample_rate = backend.sample_rate
@@ -284,7 +110,8 @@ class _Rig:
             instances: list[LoadedPlugin] = []
             prev = None
             if self.engine is not None:
-                pb = self.engine.make_playback_processor(f"in{li}", np.zeros((self._in_channels(pmap, 0), 1), np.float32))
+                silence = np.zeros((self._in_channels(pmap, 0), 1), np.float32)
+                pb = self.engine.make_playback_processor(f"in{li}", silence)
                 self.playbacks.append(pb)
                 graph.append((pb, []))
                 prev = f"in{li}"
@@ -343,7 +170,7 @@ class _Rig:
     def _render_vst2(self, inputs: Sequence[np.ndarray], values: Mapping[int, Sequence[Mapping[str, Any]]], n: int):
         for pb, x in zip(self.playbacks, inputs):
             pb.set_data(x)
-        for li, (_, instances) in enumerate(self.lanes):
+        for _, instances in self.lanes:
             for si, lp in enumerate(instances):
                 for pname, v in (values.get(si) or {}).items():
                     idx = lp.index(pname)
@@ -351,7 +178,7 @@ class _Rig:
                         lp.processor.set_automation(idx, np.ascontiguousarray(v, dtype=np.float32))
                     else:
                         lp.processor.set_parameter(idx, float(v))
-        _seed_libc_rand()
+        seed_libc_rand()
         self.engine.render((n + 0.5) / self.sample_rate)
         outs = []
         for chans, instances in self.lanes:
@@ -448,7 +275,8 @@ class VstBackend(Backend):
         for proc, m in chosen.items():
             pm = load_map(m)
             if pm.processor != proc:
-                raise PluginMapError(f"maps['{proc}'] is map '{pm.name}' for processor '{pm.processor}'; give a '{proc}' map")
+                raise PluginMapError(
+                    f"maps['{proc}'] is map '{pm.name}' for processor '{pm.processor}'; give a '{proc}' map")
             self.maps[proc] = pm
         if any(spec.identity.format == "vst2" for pm in self.maps.values() for spec in pm.plugins.values()):
             import_dawdreamer()  # fail early with the install hint
@@ -521,17 +349,20 @@ class VstBackend(Backend):
 
         Raises:
             UnknownNameError: unknown processor.
-            ValueError: audio of the wrong shape.
+            AudioInputError: audio of the wrong shape (a ValueError).
             ParamRangeError: a value the plugin cannot reach.
             PluginNotFoundError / PluginMapError: see the class docstring.
         """
         if processor not in PLUGIN_PROCESSORS:
-            raise UnknownNameError(f"unknown processor '{processor}'; the vst backend renders {', '.join(PLUGIN_PROCESSORS)}")
+            raise UnknownNameError(
+                f"unknown processor '{processor}'; the vst backend renders {', '.join(PLUGIN_PROCESSORS)}")
         audio = np.asarray(audio)
         if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] < 1:
-            raise ValueError(f"{label or processor}: audio must be float32 [channels 1|2, samples >= 1], got shape {audio.shape}")
+            raise AudioInputError(
+                f"{label or processor}: audio must be float32 [channels 1|2, samples >= 1], got shape {audio.shape}")
         if processor == "reverb" and audio.shape[0] != 2:
-            raise ValueError(f"{label or 'reverb'}: the reverb takes the stereo send bus [2, samples], got {audio.shape}")
+            raise AudioInputError(
+                f"{label or 'reverb'}: the reverb takes the stereo send bus [2, samples], got {audio.shape}")
         audio = audio.astype(np.float32, copy=False)
         if processor not in self.maps:  # no map for it (the limiter by default): the shared reference
             from .builtin import BuiltinBackend
@@ -580,139 +411,3 @@ def _block_held(curve: np.ndarray, block_size: int) -> np.ndarray:
     """``curve`` [samples] with each host block holding its first sample's value (what a plugin sees)."""
     curve = np.asarray(curve, dtype=np.float64)
     return np.repeat(curve[::block_size], block_size)[: curve.shape[0]]
-
-
-# --------------------------------------------------------------------------- benchmark baseline
-_RAW_CACHE: dict = {}
-
-
-def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The default VST chain rendered with DawDreamer directly: the benchmark baseline.
-
-    What a user would write by hand for ``scripts/bench_render.py``'s session:
-    per track one DawDreamer graph (per channel: ZamEQ2 -> ZamEQ2), then one with
-    ZamComp per channel, its sidechain fed with the map's schema reduction drive
-    signal, numpy fader/pan/send with the console's laws, a fresh Dragonfly Plate on
-    the send bus (as the backend does, for reproducibility; its measured onset delay
-    removed and its measured wet gain applied), then the one master bus's kernels
-    (:func:`~.master_bus.render_master` at a fixed +6 dB gain, as the backend's master). Parameters
-    are set by index from the shipped maps' curves (computed here, outside any
-    mixbridge backend). Graphs are built once and cached.
-
-    Args:
-        session: a :class:`~mixbridge.session.Session` (tracks' params; master params).
-        audio: ``{track name: float32 [channels, samples]}``, all the same length.
-
-    Returns:
-        float32 ``[2, samples]``: the limited master (same work as
-        ``render_console`` followed by ``mastering.master`` at a fixed gain).
-    """
-    from .console import pan_gains
-
-    daw = import_dawdreamer()
-    sr = int(session.sample_rate)
-    maps = {p: load_map(m) for p, m in DEFAULT_MAPS.items()}
-    from .discovery import find_plugins
-
-    files = {pf.path.name: str(pf.path) for pf in find_plugins() if pf.format == "vst2"}
-
-    def path_of(proc, stage=0):
-        return files[maps[proc].plugins[maps[proc].stages[stage].plugin].identity.file]
-
-    def indexed(proc, params):
-        """Per stage ``{plugin parameter name: normalised value}``."""
-        return [maps[proc].stage_values(st, params, sr) for st in maps[proc].stages]
-
-    def strip_engine(channels):
-        """Per channel ZamEQ2 -> ZamEQ2 (one graph), then per channel ZamComp fed (main, sidechain)."""
-        key = (sr, channels)
-        if key in _RAW_CACHE:
-            return _RAW_CACHE[key]
-        with quiet_fds():
-            eng = daw.RenderEngine(sr, 512)
-            graph, pbs, eqs = [], [], []
-            for c in range(channels):
-                pb = eng.make_playback_processor(f"pb{c}", np.zeros((1, 1), np.float32))
-                a = eng.make_plugin_processor(f"eqa{c}", path_of("eq", 0))
-                b = eng.make_plugin_processor(f"eqb{c}", path_of("eq", 1))
-                b.record = True
-                graph += [(pb, []), (a, [f"pb{c}"]), (b, [f"eqa{c}"])]
-                pbs.append(pb)
-                eqs.append((a, b))
-            eng.load_graph(graph)
-            ceng = daw.RenderEngine(sr, 512)
-            cgraph, cpbs, comps = [], [], []
-            for c in range(channels):
-                main = ceng.make_playback_processor(f"main{c}", np.zeros((1, 1), np.float32))
-                side = ceng.make_playback_processor(f"side{c}", np.zeros((1, 1), np.float32))
-                k = ceng.make_plugin_processor(f"comp{c}", path_of("compressor"))
-                k.record = True
-                cgraph += [(main, []), (side, []), (k, [f"main{c}", f"side{c}"])]
-                cpbs.append((main, side))
-                comps.append(k)
-            ceng.load_graph(cgraph)
-        entry = (eng, pbs, eqs, ceng, cpbs, comps)
-        _RAW_CACHE[key] = entry
-        return entry
-
-    def set_all(proc_obj, values):
-        idx = {}
-        for name, u in values.items():
-            if name not in idx:
-                idx[name] = [proc_obj.get_parameter_name(i) for i in range(proc_obj.get_plugin_parameter_size())].index(name)
-            proc_obj.set_parameter(idx[name], float(u))
-
-    comp_map = maps["compressor"]
-    sc_input, sc_signal = comp_map.stages[0].sidechain
-
-    def strip(x, eq_params, comp_params):
-        eng, pbs, eqs, ceng, cpbs, comps = strip_engine(x.shape[0])
-        eq_vals = indexed("eq", eq_params)
-        for c, (a, b) in enumerate(eqs):
-            pbs[c].set_data(np.ascontiguousarray(x[c:c + 1]))
-            set_all(a, eq_vals[0])
-            set_all(b, eq_vals[1])
-        eng.render((n + 0.5) / sr)
-        e = np.concatenate([b.get_audio() for _, b in eqs])
-        cp = {**MAP_PROCESSORS["compressor"].defaults(), **comp_params}
-        side = SIDECHAIN_SIGNALS[sc_signal].func(e, cp, sr)[None]
-        comp_vals = indexed("compressor", cp)[0]
-        for c, ((main, sc), k) in enumerate(zip(cpbs, comps)):
-            main.set_data(np.ascontiguousarray(e[c:c + 1]))
-            sc.set_data(np.ascontiguousarray(side))
-            set_all(k, comp_vals)
-        ceng.render((n + 0.5) / sr)
-        return np.concatenate([k.get_audio() for k in comps])
-
-    n = next(iter(audio.values())).shape[1]
-    mix = np.zeros((2, n), np.float32)
-    bus = np.zeros((2, n), np.float32)
-    for t in session.tracks:
-        p = t.params
-        y = strip(audio[t.name], p["eq"], p["compressor"])
-        g = 10 ** (p["fader"]["fader_db"] / 20)
-        gl, gr = pan_gains(p["pan"]["pan"], y.shape[0])  # the console's pan law (PAN_SEMANTICS)
-        src_r = y[0] if y.shape[0] == 1 else y[1]
-        out = np.stack([y[0] * np.float32(g * gl), src_r * np.float32(g * gr)])
-        mix += out
-        if p["send"]["send_db"] > -80.0:
-            bus += out * np.float32(10 ** (p["send"]["send_db"] / 20))
-    mp = session.master.params
-    rmap = maps["reverb"]
-    delay = int(round(rmap.delay_ms * 1e-3 * sr))  # the plate's measured onset delay, removed
-    rvals = indexed("reverb", mp["reverb"])
-    with quiet_fds():
-        reng = daw.RenderEngine(sr, 512)
-        rpb = reng.make_playback_processor("bus", np.ascontiguousarray(np.pad(bus, ((0, 0), (0, delay)))))
-        plate = reng.make_plugin_processor("plate", path_of("reverb"))
-        set_all(plate, rvals[0])
-        reng.load_graph([(rpb, []), (plate, ["bus"])])
-    _seed_libc_rand()
-    reng.render((n + delay + 0.5) / sr)
-    wet_db = rmap.output_gain_db(rvals) + np.asarray(mp["reverb"]["return_db"], dtype=np.float64)
-    mix += (reng.get_audio()[:, delay:delay + n] * np.power(10.0, wet_db / 20.0)).astype(np.float32)
-    # the one master bus (the backend's master for every backend): its kernels called directly
-    from .master_bus import render_master
-    from .mastering import chain_params
-
-    return render_master(mix, sr, chain_params(mp, 6.0))

@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def train_throughput(model, kwargs: dict, steps: int) -> dict:
     import torch
 
-    from mixbridge.models.train import ProxyLoss, align_target
+    from mixbridge.models.losses import ProxyLoss
+    from mixbridge.models.training import align_target
 
     torch.manual_seed(0)
     model = model.__class__(**model.config()).train()

@@ -21,8 +21,10 @@ Usage: python scripts/bench_render.py [--seconds 60] [--tracks 16] [--repeats 3]
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -30,6 +32,8 @@ SR = 44100
 
 
 def make_session(n_tracks: int, seconds: float, seed: int = 0):
+    """``(session, audio)``: ``n_tracks`` noise tracks (every third stereo) of ``seconds`` at :data:`SR` Hz,
+    each with EQ, compressor, fader, pan and a -15 dB send; a master with EQ and bus compressor."""
     from mixbridge.schema import MASTER_BUS
     from mixbridge.session import Master, Session, Track
 
@@ -55,8 +59,8 @@ def make_session(n_tracks: int, seconds: float, seed: int = 0):
 
 
 def mixbridge_render(session, audio, backend):
+    """The host's path: ``render_console`` then ``master`` at a fixed +6 dB, unverified: float32 ``[2, samples]``."""
     from mixbridge.plugins.console import render_console
-
     from mixbridge.plugins.mastering import master
 
     r = render_console(session, backend, audio=audio)
@@ -64,6 +68,8 @@ def mixbridge_render(session, audio, backend):
 
 
 def raw_pedalboard(session, audio):
+    """The builtin chain written directly: pedalboard EQ boards, the reference compressor, numpy pan,
+    one convolution with the reference reverb's response, the master-bus kernels: float32 ``[2, samples]``."""
     import math
 
     import pedalboard as pb
@@ -103,10 +109,148 @@ def raw_pedalboard(session, audio):
     return render_master(mix, SR, chain_params(session.master.params, 6.0))
 
 
+_RAW_CACHE: dict = {}
+
+
+def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The default VST chain rendered with DawDreamer directly: the benchmark baseline.
+
+    What a user would write by hand for this benchmark's session (kept here, out of the library,
+    because the benchmark is its only user):
+    per track one DawDreamer graph (per channel: ZamEQ2 -> ZamEQ2), then one with
+    ZamComp per channel, its sidechain fed with the map's schema reduction drive
+    signal, numpy fader/pan/send with the console's laws, a fresh Dragonfly Plate on
+    the send bus (as the backend does, for reproducibility; its measured onset delay
+    removed and its measured wet gain applied), then the one master bus's kernels
+    (:func:`~mixbridge.plugins.master_bus.render_master` at a fixed +6 dB gain, as the backend's master). Parameters
+    are set by index from the shipped maps' curves (computed here, outside any
+    mixbridge backend). Graphs are built once and cached.
+
+    Args:
+        session: a :class:`~mixbridge.session.Session` (tracks' params; master params).
+        audio: ``{track name: float32 [channels, samples]}``, all the same length.
+
+    Returns:
+        float32 ``[2, samples]``: the limited master (same work as
+        ``render_console`` followed by ``mastering.master`` at a fixed gain).
+    """
+    from mixbridge.plugins.console import pan_gains
+    from mixbridge.plugins.discovery import find_plugins, import_dawdreamer, quiet_fds
+    from mixbridge.plugins.map_laws import SIDECHAIN_SIGNALS
+    from mixbridge.plugins.map_loader import load_map
+    from mixbridge.plugins.master_bus import render_master
+    from mixbridge.plugins.mastering import chain_params
+    from mixbridge.plugins.pluginmap import DEFAULT_MAPS, MAP_PROCESSORS
+    from mixbridge.plugins.vst_plugin import seed_libc_rand
+
+    daw = import_dawdreamer()
+    sr = int(session.sample_rate)
+    maps = {p: load_map(m) for p, m in DEFAULT_MAPS.items()}
+
+    files = {pf.path.name: str(pf.path) for pf in find_plugins() if pf.format == "vst2"}
+
+    def path_of(proc, stage=0):
+        return files[maps[proc].plugins[maps[proc].stages[stage].plugin].identity.file]
+
+    def indexed(proc, params):
+        """Per stage ``{plugin parameter name: normalised value}``."""
+        return [maps[proc].stage_values(st, params, sr) for st in maps[proc].stages]
+
+    def strip_engine(channels):
+        """Per channel ZamEQ2 -> ZamEQ2 (one graph), then per channel ZamComp fed (main, sidechain)."""
+        key = (sr, channels)
+        if key in _RAW_CACHE:
+            return _RAW_CACHE[key]
+        with quiet_fds():
+            eng = daw.RenderEngine(sr, 512)
+            graph, pbs, eqs = [], [], []
+            for c in range(channels):
+                pb = eng.make_playback_processor(f"pb{c}", np.zeros((1, 1), np.float32))
+                a = eng.make_plugin_processor(f"eqa{c}", path_of("eq", 0))
+                b = eng.make_plugin_processor(f"eqb{c}", path_of("eq", 1))
+                b.record = True
+                graph += [(pb, []), (a, [f"pb{c}"]), (b, [f"eqa{c}"])]
+                pbs.append(pb)
+                eqs.append((a, b))
+            eng.load_graph(graph)
+            ceng = daw.RenderEngine(sr, 512)
+            cgraph, cpbs, comps = [], [], []
+            for c in range(channels):
+                main = ceng.make_playback_processor(f"main{c}", np.zeros((1, 1), np.float32))
+                side = ceng.make_playback_processor(f"side{c}", np.zeros((1, 1), np.float32))
+                k = ceng.make_plugin_processor(f"comp{c}", path_of("compressor"))
+                k.record = True
+                cgraph += [(main, []), (side, []), (k, [f"main{c}", f"side{c}"])]
+                cpbs.append((main, side))
+                comps.append(k)
+            ceng.load_graph(cgraph)
+        entry = (eng, pbs, eqs, ceng, cpbs, comps)
+        _RAW_CACHE[key] = entry
+        return entry
+
+    def set_all(proc_obj, values):
+        idx = {}
+        for name, u in values.items():
+            if name not in idx:
+                count = proc_obj.get_plugin_parameter_size()
+                idx[name] = [proc_obj.get_parameter_name(i) for i in range(count)].index(name)
+            proc_obj.set_parameter(idx[name], float(u))
+
+    comp_map = maps["compressor"]
+    sc_input, sc_signal = comp_map.stages[0].sidechain
+
+    def strip(x, eq_params, comp_params):
+        eng, pbs, eqs, ceng, cpbs, comps = strip_engine(x.shape[0])
+        eq_vals = indexed("eq", eq_params)
+        for c, (a, b) in enumerate(eqs):
+            pbs[c].set_data(np.ascontiguousarray(x[c:c + 1]))
+            set_all(a, eq_vals[0])
+            set_all(b, eq_vals[1])
+        eng.render((n + 0.5) / sr)
+        e = np.concatenate([b.get_audio() for _, b in eqs])
+        cp = {**MAP_PROCESSORS["compressor"].defaults(), **comp_params}
+        side = SIDECHAIN_SIGNALS[sc_signal].func(e, cp, sr)[None]
+        comp_vals = indexed("compressor", cp)[0]
+        for c, ((main, sc), k) in enumerate(zip(cpbs, comps)):
+            main.set_data(np.ascontiguousarray(e[c:c + 1]))
+            sc.set_data(np.ascontiguousarray(side))
+            set_all(k, comp_vals)
+        ceng.render((n + 0.5) / sr)
+        return np.concatenate([k.get_audio() for k in comps])
+
+    n = next(iter(audio.values())).shape[1]
+    mix = np.zeros((2, n), np.float32)
+    bus = np.zeros((2, n), np.float32)
+    for t in session.tracks:
+        p = t.params
+        y = strip(audio[t.name], p["eq"], p["compressor"])
+        g = 10 ** (p["fader"]["fader_db"] / 20)
+        gl, gr = pan_gains(p["pan"]["pan"], y.shape[0])  # the console's pan law (PAN_SEMANTICS)
+        src_r = y[0] if y.shape[0] == 1 else y[1]
+        out = np.stack([y[0] * np.float32(g * gl), src_r * np.float32(g * gr)])
+        mix += out
+        if p["send"]["send_db"] > -80.0:
+            bus += out * np.float32(10 ** (p["send"]["send_db"] / 20))
+    mp = session.master.params
+    rmap = maps["reverb"]
+    delay = int(round(rmap.delay_ms * 1e-3 * sr))  # the plate's measured onset delay, removed
+    rvals = indexed("reverb", mp["reverb"])
+    with quiet_fds():
+        reng = daw.RenderEngine(sr, 512)
+        rpb = reng.make_playback_processor("bus", np.ascontiguousarray(np.pad(bus, ((0, 0), (0, delay)))))
+        plate = reng.make_plugin_processor("plate", path_of("reverb"))
+        set_all(plate, rvals[0])
+        reng.load_graph([(rpb, []), (plate, ["bus"])])
+    seed_libc_rand()
+    reng.render((n + delay + 0.5) / sr)
+    wet_db = rmap.output_gain_db(rvals) + np.asarray(mp["reverb"]["return_db"], dtype=np.float64)
+    mix += (reng.get_audio()[:, delay:delay + n] * np.power(10.0, wet_db / 20.0)).astype(np.float32)
+    # the one master bus (the backend's master for every backend): its kernels called directly
+    return render_master(mix, sr, chain_params(mp, 6.0))
+
+
 def raw_dawdreamer(session, audio):
     """The same plugins in one DawDreamer graph, set through the shipped plugin maps."""
-    from mixbridge.plugins.vst import raw_graph_render  # provided by the vst backend for benchmarking
-
     return raw_graph_render(session, audio)
 
 
@@ -130,6 +274,7 @@ def timed(fn):
 
 
 def main(argv=None) -> int:
+    """Run the benchmark (``--help`` for the options) and print the table; returns 0."""
     ap = argparse.ArgumentParser(description="mixbridge render overhead vs the raw engine")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--tracks", type=int, default=16)
@@ -140,7 +285,6 @@ def main(argv=None) -> int:
     from mixbridge.plugins.backend import get_backend
 
     session, audio = make_session(args.tracks, args.seconds)
-    audio_s = args.tracks * args.seconds
     print(f"{args.tracks} tracks x {args.seconds:g} s at {SR} Hz; best of {args.repeats}")
     print("ratio = mixbridge / raw; CPU time is this process's, robust to other load on the machine")
     print(f"{'backend':<8} {'mixbridge s':>12} {'raw s':>8} {'ratio':>7} {'mb CPU s':>9} {'raw CPU s':>10} "
@@ -148,7 +292,8 @@ def main(argv=None) -> int:
     for name in args.backends.split(","):
         try:
             be = get_backend(name, SR)
-            raw = (lambda: raw_pedalboard(session, audio)) if name == "builtin" else (lambda: raw_dawdreamer(session, audio))
+            raw_fn = raw_pedalboard if name == "builtin" else raw_dawdreamer
+            raw = functools.partial(raw_fn, session, audio)
             raw()  # warm up (plugin loading) on both sides
             mixbridge_render(session, audio, be)
         except Exception as e:  # report and go on with the other backend
@@ -157,7 +302,7 @@ def main(argv=None) -> int:
         t_mb, t_raw = [], []
         for _ in range(args.repeats):  # alternate so both see the same machine state
             t_raw.append(timed(raw))
-            t_mb.append(timed(lambda: mixbridge_render(session, audio, be)))
+            t_mb.append(timed(functools.partial(mixbridge_render, session, audio, be)))
         mb, rw = min(t[0] for t in t_mb), min(t[0] for t in t_raw)
         mbc, rwc = min(t[1] for t in t_mb), min(t[1] for t in t_raw)
         print(f"{name:<8} {mb:>12.3f} {rw:>8.3f} {mb / rw:>7.3f} {mbc:>9.3f} {rwc:>10.3f} {mbc / rwc:>10.3f} "

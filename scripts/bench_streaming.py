@@ -5,7 +5,7 @@ For each model and block size (default 32..1024 samples at 48 kHz) it times the
 streaming step of three backends, each on one thread:
 
 * ``eager``: the torch :class:`~mixbridge.models.tcn.StreamingTCN` wrapper;
-* ``torchscript``: :class:`~mixbridge.export.runtime.TorchScriptSession.process`;
+* ``torchscript``: :class:`~mixbridge.export.torchscript.TorchScriptSession.process`;
 * ``onnxruntime``: :class:`~mixbridge.export.runtime.StreamingSession.process`
   (IOBinding, preallocated buffers).
 
@@ -76,7 +76,8 @@ def bench_model(source: str, block_sizes: list[int], seconds: float, sample_rate
     import torch
 
     from mixbridge.export.exporter import export_model, resolve_model
-    from mixbridge.export.runtime import StreamingSession, TorchScriptSession
+    from mixbridge.export.runtime import StreamingSession
+    from mixbridge.export.torchscript import TorchScriptSession
     from mixbridge.models.tcn import StreamingTCN
 
     model, _ = resolve_model(source)

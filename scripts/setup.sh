@@ -2,8 +2,9 @@
 # Set up everything mixbridge needs on a fresh Debian/Ubuntu machine:
 #   1. apt packages (as root, with a dpkg lock timeout): real plugins, soundfonts,
 #      freedoom MIDI, fluidsynth, JACK, liblo-tools, headless Ardour, music for masters;
-#   2. a venv (.venv) with pinned pip packages; torch is installed first as the
-#      CPU wheel torch==2.13.0 so pip never resolves a CUDA build.
+#   2. a venv (.venv) with pinned pip packages (requirements.lock, which also pins the
+#      static checkers ruff and mypy that `make test` runs); torch is installed first as
+#      the CPU wheel torch==2.13.0 so pip never resolves a CUDA build.
 # Idempotent: it skips what is already there. Set MIXBRIDGE_SKIP_APT=1 to skip apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,5 +56,8 @@ import torch
 if bad or torch.version.cuda:
     sys.exit(f"setup: a CUDA torch was installed ({torch.__version__}, {bad}); reinstall torch==2.13.0 CPU")
 PY
+# the static checkers `make test` runs (pinned in requirements.lock) must be installed
+"$VENV/bin/ruff" --version >/dev/null
+"$VENV/bin/python" -m mypy --version >/dev/null
 echo "$want" > "$stamp"
 echo "setup: venv ready at $VENV"

@@ -12,11 +12,12 @@ import math
 
 import pytest
 
+from mixbridge.app.cli import main
+from mixbridge.bridge.ace_laws import aeq_bw_from_q, aeq_shelf_gain
 from mixbridge.bridge.ardour import HeadlessArdour, ardour_available, read_routes
 from mixbridge.bridge.automation import play_session_automation
-from mixbridge.bridge.plugin_maps import ARDOUR_MAP, aeq_bw_from_q, aeq_shelf_gain
+from mixbridge.bridge.plugin_maps import ARDOUR_MAP
 from mixbridge.bridge.push import pull
-from mixbridge.cli import main
 from mixbridge.session import Automation, Session, Track, load, save
 
 pytestmark = [

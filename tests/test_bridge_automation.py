@@ -8,12 +8,17 @@ import time
 
 import pytest
 
+from mixbridge.app.cli import main
 from mixbridge.bridge.automation import (
-    AutomationEvent, measure_jitter, play_events, sample_curve, schedule_session, thin,
+    AutomationEvent,
+    measure_jitter,
+    play_events,
+    sample_curve,
+    schedule_session,
+    thin,
 )
 from mixbridge.bridge.midi import CC_NUMBERS, TICKS_PER_S, cc_table, cc_value, read_smf_curves, value_from_cc
 from mixbridge.bridge.osc import OscMessage, decode
-from mixbridge.cli import main
 from mixbridge.schema import CHANNEL_STRIP
 from mixbridge.session import Automation, Session, Track, save
 
@@ -101,6 +106,28 @@ def test_smf_export_round_trips_the_curves(tmp_path, capsys):
         assert abs(v / 127 - want) <= CC_HALF_STEP + 60.0 * (1 / TICKS_PER_S) / 60.0
     assert value_from_cc("pan.pan", curves[("bass", 10)][-1][1]) == pytest.approx(1.0)
     assert [l.cc for l in cc_table(s)] == [7, 22, 10]
+
+
+@pytest.mark.parametrize("argv", [["midi-export", "-o", "{tmp}/a.mid"], ["automate", "--daw", "ardour"],
+                                  ["automate", "--daw", "reaper", "--dry-run"]])
+def test_a_session_without_automation_exits_2_with_the_fix(tmp_path, capsys, argv):
+    """midi-export and automate agree: no curve -> status 2 and one line naming what to add, before any
+    DAW is asked (no DAW runs here, so reaching one would fail differently)."""
+    path = save(Session(48000, [Track("kick", "kick.wav")]), tmp_path / "s.json")
+    cmd, *rest = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main([cmd, str(path), *rest]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no automation curves" in err and '"automation"' in err
+    assert not (tmp_path / "a.mid").exists()
+
+
+def test_a_switch_sampled_between_its_points_exports_as_on_from_half_way(tmp_path):
+    """A mute curve 0 -> 1 over 1 s exports 0 before 0.5 s and 127 from there (as automate plays it)."""
+    s = Session(48000, [Track("kick", "kick.wav", automation={"fader.mute": Automation([0.0, 1.0], [0.0, 1.0])})])
+    out = tmp_path / "m.mid"
+    main(["midi-export", str(save(s, tmp_path / "s.json")), "-o", str(out), "-q"])
+    points = read_smf_curves(out)[("kick", 22)]
+    assert points == [(0.0, 0), (pytest.approx(0.5, abs=1 / TICKS_PER_S), 127)]
 
 
 @pytest.fixture

@@ -11,8 +11,16 @@ from pythonosc.osc_message import OscMessage as PyOscMessage
 
 from mixbridge.bridge.errors import OscEncodeError, OscParseError
 from mixbridge.bridge.osc import (
-    IMMEDIATELY, NTP_UNIX_OFFSET_S, OscBundle, OscMessage, decode, encode_bundle, encode_message, iter_messages,
-    ntp_timetag, timetag_to_unix,
+    IMMEDIATELY,
+    NTP_UNIX_OFFSET_S,
+    OscBundle,
+    OscMessage,
+    decode,
+    encode_bundle,
+    encode_message,
+    iter_messages,
+    ntp_timetag,
+    timetag_to_unix,
 )
 from mixbridge.bridge.routing import Router, address_matches
 from mixbridge.bridge.transport import OscUdpClient, OscUdpServer
@@ -202,7 +210,9 @@ def test_udp_round_trip_on_loopback():
 def test_bridge_never_imports_torch():
     code = ("import sys, mixbridge.bridge.osc, mixbridge.bridge.routing, mixbridge.bridge.transport, "
             "mixbridge.bridge.profiles, mixbridge.bridge.push, mixbridge.bridge.automation, mixbridge.bridge.midi, "
-            "mixbridge.bridge.ardour, mixbridge.bridge.cli, mixbridge.bridge.plugin_maps; "
+            "mixbridge.bridge.ardour, mixbridge.bridge.cli, mixbridge.bridge.plugin_maps, mixbridge.bridge.ace_laws, "
+            "mixbridge.bridge.profile_reaper, mixbridge.bridge.profile_ableton, mixbridge.bridge.profile_ardour, "
+            "mixbridge.bridge.live, mixbridge.bridge.live_chain, mixbridge.bridge.live_control; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

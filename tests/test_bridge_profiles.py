@@ -14,18 +14,24 @@ import time
 
 import pytest
 
-from mixbridge.cli import main
+from mixbridge.app.cli import main
 from mixbridge.bridge.errors import DawRangeError, TrackMatchError
 from mixbridge.bridge.osc import OscMessage, decode, encode_message, iter_messages
 from mixbridge.bridge.plugin_maps import get_daw_map
-from mixbridge.bridge.profiles import (
-    ARDOUR_MAX_GAIN_DB, ARDOUR_SEND_OFF_DB, ableton_db_from_volume, ableton_volume_from_db, ardour_position_from_pan,
-    ardour_send_db_from_position, pan_from_ardour_position,
+from mixbridge.bridge.profile_ableton import ableton_db_from_volume, ableton_volume_from_db
+from mixbridge.bridge.profile_ardour import (
+    ARDOUR_MAX_GAIN_DB,
+    ARDOUR_SEND_OFF_DB,
+    ardour_position_from_pan,
+    ardour_send_db_from_position,
+    pan_from_ardour_position,
 )
-from mixbridge.bridge.push import DawTrack, StripLayout, match_tracks, plan_push, pull, push
+from mixbridge.bridge.profiles import DawTrack, StripLayout
+from mixbridge.bridge.push import match_tracks, plan_push, pull, push
 from mixbridge.bridge.transport import OscUdpServer, free_udp_port
-from mixbridge.schema import CHANNEL_STRIP
 from mixbridge.session import Session, Track, save
+
+from .contracts import DawProfileContract
 
 #: Inverting a-EQ's bandwidth law by bisection and the octave formula are exact to float64 round-off.
 Q_ROUND_TRIP_TOLERANCE = 1e-9
@@ -95,6 +101,51 @@ def test_plugin_maps_take_every_schema_extreme_or_say_which_they_cannot():
                 for name, v in wire.items():
                     p = plug.params[name]
                     assert p.min - 1e-9 <= v <= p.max + 1e-9
+
+
+# ------------------------------------------------------------------------------- the profile contract
+class TestReaperProfile(DawProfileContract):
+    """REAPER ``Default.ReaperOSC``: volume in raw dB, pan 0 (left)..1 (right), mute as a float 0/1."""
+
+    daw = "reaper"
+    documented = {("fader.fader_db", -6.0): ("/track/1/volume/db", (-6.0,)),
+                  ("pan.pan", -0.5): ("/track/1/pan", (0.25,)),
+                  ("fader.mute", 1.0): ("/track/1/mute", (1.0,))}
+
+
+class TestAbletonProfile(DawProfileContract):
+    """AbletonOSC README: 0-based track, volume 0.85 at 0 dB and 1/40 per dB above -18 dB, pan -1..1."""
+
+    daw = "ableton"
+    documented = {("fader.fader_db", -6.0): ("/live/track/set/volume", (0, 0.7)),
+                  ("fader.fader_db", 6.0): ("/live/track/set/volume", (0, 1.0)),
+                  ("pan.pan", -0.5): ("/live/track/set/panning", (0, -0.5)),
+                  ("fader.mute", 1.0): ("/live/track/set/mute", (0, 1))}
+
+
+class TestArdourProfile(DawProfileContract):
+    """Ardour's OSC manual: 1-based ssid, gain and trim in dB, pan position inverted (0 = right)."""
+
+    daw = "ardour"
+    documented = {("fader.fader_db", -6.0): ("/strip/gain", (1, -6.0)),
+                  ("trim.gain_db", 3.0): ("/strip/trimdB", (1, 3.0)),
+                  ("pan.pan", -0.5): ("/strip/pan_stereo_position", (1, 0.75)),
+                  ("fader.mute", 1.0): ("/strip/mute", (1, 1)),
+                  ("polarity.invert", 1.0): ("/strip/polarity", (1, 1)),
+                  ("send.send_db", -80.0): ("/strip/send/gain", (1, 1, -193.0))}
+
+
+def test_profile_registry_names_unknown_daws_and_feeds_the_cli_choices(capsys):
+    from mixbridge.bridge.errors import BridgeConfigError
+    from mixbridge.bridge.profiles import get_profile, profile_names, register_profile
+    from mixbridge.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="unknown DAW 'cubase'; known: reaper, ableton, ardour"):
+        get_profile("cubase")
+    with pytest.raises(BridgeConfigError, match="already registered"):
+        register_profile("reaper", lambda: None)
+    assert main(["push", "x.json", "--daw", "cubase"]) == 2
+    assert "invalid choice: 'cubase' (choose from " + ", ".join(map(repr, profile_names())) in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- profiles
@@ -172,7 +223,7 @@ def test_unreachable_daw_fails_fast_with_a_clear_error(tmp_path, capsys):
     path = save(make_session(1), tmp_path / "s.json")
     port = free_udp_port()  # nothing listens here
     t0 = time.monotonic()
-    rc = main(["push", str(path), "--daw", "ardour", "--port", str(port), "--timeout", "1"])
+    rc = main(["push", str(path), "--daw", "ardour", "--port", str(port), "--timeout-s", "1"])
     elapsed = time.monotonic() - t0
     err = capsys.readouterr().err
     assert rc == 2 and elapsed < UNREACHABLE_LIMIT_S
@@ -295,7 +346,7 @@ def test_reaper_pull_from_documented_feedback_counts_garbage(tmp_path, capsys):
     with fake.server:
         out = tmp_path / "pulled.json"
         rc = main(["pull", "--daw", "reaper", "--port", str(fake.server.port), "--reply-port", str(device_port),
-                   "--timeout", "1", "-o", str(out)])
+                   "--timeout-s", "1", "-o", str(out)])
     text = capsys.readouterr().out
     assert rc == 0 and "1 unparseable datagram" in text
     data = json.loads(out.read_text())

@@ -31,10 +31,41 @@ def measured_response_db(process, freqs_hz, n=1 << 16):
     return np.interp(freqs_hz, bins, 20 * np.log10(np.abs(spec) + 1e-20))
 
 
-def test_eq_at_0_db_is_identity():
+#: The five EQ bands' gains (the 0 dB identity is checked with every band built).
+EQ_GAINS = ("low_shelf_gain_db", "peak1_gain_db", "peak2_gain_db", "peak3_gain_db", "high_shelf_gain_db")
+#: 0 dB settings at the defaults and at both ends of every corner-frequency and Q range.
+EQ_ZERO_DB_SETTINGS = [
+    {},
+    {p.name: p.min for p in EQ.params if not p.name.endswith("_gain_db")},
+    {p.name: p.max for p in EQ.params if not p.name.endswith("_gain_db")},
+]
+#: A band at 1 dB changes broadband noise by far more than the identity's float32 noise.
+ONE_DB_MIN_CHANGE = 1e-3
+
+
+@pytest.mark.parametrize("over", EQ_ZERO_DB_SETTINGS, ids=("defaults", "ranges_min", "ranges_max"))
+def test_eq_at_0_db_is_identity(over):
+    """pedalboard's five RBJ filters, all built (``all_bands``), at 0 dB return their input.
+
+    (``builtin.eq`` leaves a 0 dB band out, which would compare an empty board with its
+    input.) The same board with one band at 1 dB is not the identity, so the filters are live.
+    """
+    params = EQ.defaults() | over
+    board = builtin.eq_board(**params, all_bands=True)
+    assert [type(b).__name__ for b in board] == ["LowShelfFilter", "PeakFilter", "PeakFilter", "PeakFilter",
+                                                 "HighShelfFilter"]
     x = _noise()
-    y = builtin.eq(x, SR, **EQ.defaults())
-    assert np.max(np.abs(y - x)) <= IDENTITY_TOL
+    assert np.max(np.abs(board(x, SR) - x)) <= IDENTITY_TOL
+    for gain in EQ_GAINS:
+        live = builtin.eq_board(**(params | {gain: 1.0}), all_bands=True)
+        assert np.max(np.abs(live(x, SR) - x)) > ONE_DB_MIN_CHANGE, gain
+
+
+def test_eq_leaves_0_db_bands_out():
+    """``builtin.eq`` builds no filter for a 0 dB band: the input comes back unchanged."""
+    assert len(builtin.eq_board(**EQ.defaults())) == 0
+    x = _noise()
+    assert np.array_equal(builtin.eq(x, SR, **EQ.defaults()), x)
 
 
 def test_compressor_ratio_1_is_identity():
@@ -47,7 +78,8 @@ def test_compressor_ratio_1_is_identity():
 @pytest.mark.parametrize("settings", [
     {"peak1_gain_db": 6.0, "peak1_freq_hz": 1000.0, "peak1_q": 1.0},
     {"low_shelf_gain_db": -12.0, "low_shelf_freq_hz": 150.0},
-    {"high_shelf_gain_db": 4.5, "high_shelf_freq_hz": 6000.0, "peak3_gain_db": -8.0, "peak3_freq_hz": 3000.0, "peak3_q": 4.0},
+    {"high_shelf_gain_db": 4.5, "high_shelf_freq_hz": 6000.0, "peak3_gain_db": -8.0, "peak3_freq_hz": 3000.0,
+     "peak3_q": 4.0},
 ])
 def test_eq_magnitude_matches_rbj_design(settings):
     params = EQ.defaults() | settings

@@ -9,11 +9,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from mixbridge.cli import main
+from mixbridge.app.cli import main
+from mixbridge.export.compare import CompareError, compare_proxy, eq_response, level_curve, load_proxy, resolve_plugin
 from mixbridge.models import registry
 from mixbridge.models.checkpoint import save_checkpoint
-from mixbridge.models.compare import (CompareError, compare_proxy, eq_response, level_curve, load_proxy,
-                                      resolve_plugin)
 
 SAMPLE_RATE = 44100
 #: The identity TCN and the 0 dB RBJ EQ both pass samples through bit-exactly in float32.

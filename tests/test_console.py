@@ -26,8 +26,8 @@ def test_constant_power_pan_law_values():
     left, right = pan_gains(0.0, 1)
     assert left == pytest.approx(math.sqrt(0.5)) and right == pytest.approx(math.sqrt(0.5))
     for pan in np.linspace(-1, 1, 11):
-        l, r = pan_gains(pan, 1)
-        assert l ** 2 + r ** 2 == pytest.approx(1.0)
+        gl, gr = pan_gains(pan, 1)
+        assert gl ** 2 + gr ** 2 == pytest.approx(1.0)
     assert pan_gains(-1.0, 1)[1] == pytest.approx(0.0, abs=1e-12)
     assert pan_gains(1.0, 1)[0] == pytest.approx(0.0, abs=1e-12)
     # stereo: constant-power balance, unity at the centre, the far side closes

@@ -1,8 +1,9 @@
-"""The semantic contract (plugins/contract.py): shared test classes every implementation inherits.
+"""The semantic contract (plugins/contract.py): every implementation through the shared classes.
 
-Each ``*Contract`` class measures one row group with the module's settings and its
-tolerances (named once in :mod:`mixbridge.plugins.contract`); a ``Test*`` subclass only
-says which implementation it runs on. ``known_failures`` lists rows an implementation
+Each ``*Contract`` class (``tests/contracts.py``) measures one row group with the contract's
+settings and its tolerances (named once in :mod:`mixbridge.plugins.contract`); a ``Test*``
+subclass only says which implementation (or, for :class:`BackendContract`, which render
+backend) it runs on. ``known_failures`` lists rows an implementation
 fails today, with the reason: such a test is an xfail, and it *fails* once the row
 passes, so the entry has to be removed (nothing stays excused silently).
 
@@ -19,94 +20,19 @@ import numpy as np
 import pytest
 from scipy.signal import sosfilt
 
-from mixbridge.cli import main
+from mixbridge.app.cli import main
 from mixbridge.errors import ParamRangeError, UnknownNameError
 from mixbridge.plugins import contract as C
+from mixbridge.plugins import contract_measures as M
 from mixbridge.plugins.dynamics import compress
 from mixbridge.plugins.rbj import eq_sections
 from mixbridge.plugins.reverb import reverb
+from mixbridge.registry import DuplicateNameError
 
 from .conftest import needs_vst
+from .contracts import BackendContract, CompressorContract, FullContract, LimiterContract, ReverbContract
 
 SR = 48000
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_")
-
-
-def _check(rows, request, known: dict[str, str]) -> None:
-    """Assert every row passed (or was refused); honour the class's known failures."""
-    assert rows, "the measurement produced no rows"
-    table = C.ContractReport("test", SR, list(rows)).table()
-    reason = next((why for key, why in known.items() if key in request.node.name), None)
-    ok = all(r.passed for r in rows)
-    if reason is not None:
-        if ok:
-            pytest.fail(f"known failure now passes; remove it from known_failures: {request.node.name}\n{table}")
-        pytest.xfail(reason)
-    assert ok, table
-
-
-class _Contract:
-    #: Registered implementation name, shipped map name, or an Implementation factory.
-    implementation: str = ""
-    #: ``{substring of the test id: reason}`` of rows this implementation fails today.
-    known_failures: dict[str, str] = {}
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def impl(cls):
-        impls = C.resolve_implementation(cls.implementation, SR)
-        assert len(impls) == 1
-        yield impls[0]
-        impls[0].close()
-
-    def renderer(self, impl, group):
-        if group not in impl.rows:
-            pytest.skip(f"{impl.name} does not render {group}")
-        return impl.renderers[group]
-
-
-class CompressorContract(_Contract):
-    @pytest.mark.parametrize("setting", C.STATIC_SETTINGS, ids=lambda s: "static_T{:g}_R{:g}_W{:g}_M{:g}".format(*s))
-    def test_static_curve(self, impl, setting, request):
-        _check(C.measure_compressor_static(self.renderer(impl, "compressor"), SR, [setting]), request, self.known_failures)
-
-    @pytest.mark.parametrize("setting", C.TIMING_SETTINGS, ids=lambda s: "attack{:g}_release{:g}".format(*s))
-    def test_time_constants(self, impl, setting, request):
-        _check(C.measure_compressor_timing(self.renderer(impl, "compressor"), SR, [setting]), request, self.known_failures)
-
-
-class EqContract(_Contract):
-    @pytest.mark.parametrize("setting", C.EQ_SETTINGS, ids=lambda s: _slug(s[0]))
-    def test_magnitude_matches_rbj(self, impl, setting, request):
-        _check(C.measure_eq(self.renderer(impl, "eq"), SR, [setting]), request, self.known_failures)
-
-
-class LimiterContract(_Contract):
-    @pytest.mark.parametrize("setting", C.LIMITER_SETTINGS, ids=lambda s: f"{s[1]}_{s[2]:g}")
-    def test_true_peak_under_ceiling(self, impl, setting, request):
-        _check(C.measure_limiter(self.renderer(impl, "limiter"), SR, [setting]), request, self.known_failures)
-
-
-class ReverbContract(_Contract):
-    @pytest.mark.parametrize("decay_s", C.RT60_SETTINGS, ids=lambda d: f"rt60_{d:g}s")
-    def test_rt60(self, impl, decay_s, request):
-        _check(C.measure_reverb_rt60(self.renderer(impl, "reverb"), SR, [decay_s]), request, self.known_failures)
-
-    @pytest.mark.parametrize("setting", C.WET_LEVEL_SETTINGS, ids=lambda s: "wet_{:g}s_{:g}dB".format(*s))
-    def test_wet_level(self, impl, setting, request):
-        _check(C.measure_reverb_level(self.renderer(impl, "reverb"), SR, [setting]), request, self.known_failures)
-
-
-class PanContract(_Contract):
-    def test_pan_position_and_power(self, impl, request):
-        _check(C.measure_pan(self.renderer(impl, "pan"), SR), request, self.known_failures)
-
-
-class FullContract(CompressorContract, EqContract, LimiterContract, ReverbContract, PanContract):
-    """Every row group (a subclass skips the groups its implementation does not render)."""
 
 
 # --------------------------------------------------------------------------- implementations
@@ -116,8 +42,8 @@ class TestReference(FullContract):
     implementation = "reference"
 
 
-class TestBuiltin(FullContract):
-    implementation = "builtin"
+class TestBuiltin(BackendContract):
+    backend = "builtin"
 
 
 class TestLiveMasterChain(FullContract):
@@ -126,9 +52,16 @@ class TestLiveMasterChain(FullContract):
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the torch console needs torch==2.13.0")
 class TestTorchConsole(FullContract):
-    """models/console.py's differentiable console, registered lazily as ``torch``."""
+    """models/console.py's differentiable console, registered as ``torch`` by its ``register_contract()``
+    (the application registers it lazily; the plugins layer never imports models)."""
 
     implementation = "torch"
+
+    @classmethod
+    def setup_class(cls):
+        from mixbridge.models.console import register_contract
+
+        register_contract()
 
 
 _ZAMAXIM = "ZaMaximX2 is a sample-peak limiter: true peak +0.68..+2.05 dB over a -1 dBTP ceiling"
@@ -136,13 +69,13 @@ _ZAMAXIM = "ZaMaximX2 is a sample-peak limiter: true peak +0.68..+2.05 dB over a
 
 @pytest.mark.vst
 @needs_vst
-class TestVst(FullContract):
+class TestVst(BackendContract):
     """The vst backend with its default maps (zameq2_x2, zamcomp, dragonfly_plate; the master bus's limiter).
 
     ZamEQ2's wide peaks near Nyquist (Orfanidis designs) are refused, not rendered off the schema:
     the five-band row reads as refused."""
 
-    implementation = "vst"
+    backend = "vst"
     known_failures: dict[str, str] = {}
 
 
@@ -177,25 +110,25 @@ def test_schroeder_rt60_of_exponential_noise_is_its_decay():
         n = int(1.5 * rt60 * SR)
         t = np.arange(n) / SR
         h = rng.standard_normal((2, n)) * np.exp(-3.0 * math.log(10.0) * t / rt60)
-        assert C.schroeder_rt60(h, SR) == pytest.approx(rt60, rel=0.02)
+        assert M.schroeder_rt60(h, SR) == pytest.approx(rt60, rel=0.02)
 
 
 def test_pan_position_reads_the_constant_power_angle():
     x = np.random.default_rng(2).standard_normal(4800)
     for pan in (-1.0, -0.3, 0.0, 0.8):
         th = (pan + 1.0) * math.pi / 4.0
-        assert C.pan_position(np.stack([math.cos(th) * x, math.sin(th) * x])) == pytest.approx(pan, abs=1e-12)
+        assert M.pan_position(np.stack([math.cos(th) * x, math.sin(th) * x])) == pytest.approx(pan, abs=1e-12)
 
 
 def test_square_wave_has_constant_magnitude():
-    x = C.square_wave(0.25, 4801, 44100)
+    x = M.square_wave(0.25, 4801, 44100)
     assert x.shape == (2, 4801) and np.all(np.abs(x) == np.float32(0.25))
 
 
 def test_isp_signal_true_peak_is_3_db_over_its_samples():
     from mixbridge.loudness import true_peak_dbtp
 
-    x = C.limiter_signal("isp", -1.0, SR)
+    x = M.limiter_signal("isp", -1.0, SR)
     assert 20 * math.log10(np.max(np.abs(x))) == pytest.approx(0.0, abs=1e-3)
     assert true_peak_dbtp(x, SR) >= 3.0  # sqrt(2) between the samples (+ the interpolator's onset ripple)
 
@@ -211,7 +144,7 @@ def _comp(**change):
 
 
 def test_attack_four_times_too_slow_fails():
-    rows = C.measure_compressor_timing(_comp(attack_ms=lambda v: 4 * v), SR, [(10.0, 100.0)])
+    rows = M.measure_compressor_timing(_comp(attack_ms=lambda v: 4 * v), SR, [(10.0, 100.0)])
     attack = [r for r in rows if "attack" in r.quantity][0]
     assert attack.status == "fail" and attack.measured == pytest.approx(40.0, rel=0.05)
 
@@ -225,13 +158,13 @@ def test_juce_compressor_with_attack_in_ms_fails():
                               release_ms=p["release_ms"])
         return board(np.ascontiguousarray(audio, np.float32), sample_rate)
 
-    rows = C.measure_compressor_timing(render, SR, [(10.0, 100.0)])
+    rows = M.measure_compressor_timing(render, SR, [(10.0, 100.0)])
     attack = [r for r in rows if "attack" in r.quantity][0]
     assert attack.status == "fail" and attack.measured < 0.5 * attack.expected
 
 
 def test_hard_knee_where_a_soft_knee_was_asked_fails():
-    rows = C.measure_compressor_static(_comp(knee_db=lambda v: 0.0), SR, [C.STATIC_SETTINGS[1]])
+    rows = M.measure_compressor_static(_comp(knee_db=lambda v: 0.0), SR, [M.STATIC_SETTINGS[1]])
     assert rows[0].status == "fail" and "worst at -30 dBFS" in rows[0].setting
 
 
@@ -245,7 +178,7 @@ def test_eq_with_octave_bandwidth_passed_as_q_fails():
         sos = np.array([np.concatenate([b, a]) for b, a in eq_sections(p, sample_rate)])
         return sosfilt(sos, audio, axis=1).astype(np.float32)
 
-    rows = C.measure_eq(render, SR, C.EQ_SETTINGS[:3])
+    rows = M.measure_eq(render, SR, M.EQ_SETTINGS[:3])
     assert [r.status for r in rows] == ["fail"] * 3
 
 
@@ -254,8 +187,8 @@ def test_reverb_too_long_and_too_loud_fails():
         return reverb(audio, sample_rate, decay_s=1.5 * p["decay_s"], predelay_ms=p["predelay_ms"],
                       return_db=p["return_db"] + 3.0)
 
-    assert C.measure_reverb_rt60(render, SR, [0.5])[0].status == "fail"
-    assert C.measure_reverb_level(render, SR, [(0.5, 0.0)])[0].status == "fail"
+    assert M.measure_reverb_rt60(render, SR, [0.5])[0].status == "fail"
+    assert M.measure_reverb_level(render, SR, [(0.5, 0.0)])[0].status == "fail"
 
 
 def test_sample_peak_clipper_fails_the_true_peak_ceiling():
@@ -263,7 +196,7 @@ def test_sample_peak_clipper_fails_the_true_peak_ceiling():
         c = 10.0 ** (p["ceiling_dbtp"] / 20.0)
         return np.clip(audio, -c, c)
 
-    rows = C.measure_limiter(render, SR, [C.LIMITER_SETTINGS[1]])
+    rows = M.measure_limiter(render, SR, [M.LIMITER_SETTINGS[1]])
     assert rows[0].status == "fail" and rows[0].measured > rows[0].expected + 2.0
 
 
@@ -277,7 +210,7 @@ def test_plain_balance_on_stereo_tracks_fails():
             return np.stack([math.cos(th) * audio[0], math.sin(th) * audio[0]])
         return np.stack([min(1.0, 1.0 - pan) * audio[0], min(1.0, 1.0 + pan) * audio[1]])
 
-    rows = C.measure_pan(render, SR, [-0.6])
+    rows = M.measure_pan(render, SR, [-0.6])
     status = {r.setting: r.status for r in rows}
     assert status["mono track, pan -0.6"] == "pass"
     assert status["stereo (dual mono) track, pan -0.6"] == "fail"
@@ -293,9 +226,9 @@ def test_a_crashing_setting_is_an_error_row_and_the_others_go_on():
             raise RuntimeError("plugin crashed")
         return reverb(audio, sample_rate, **p)
 
-    rows = C.measure_reverb_rt60(render, SR)
+    rows = M.measure_reverb_rt60(render, SR)
     assert [r.status for r in rows] == ["pass", "error", "pass"]
-    assert "plugin crashed" in rows[1].note and calls == list(C.RT60_SETTINGS)
+    assert "plugin crashed" in rows[1].note and calls == list(M.RT60_SETTINGS)
 
 
 def test_a_refused_value_counts_as_passed_and_states_the_range():
@@ -311,12 +244,43 @@ def test_a_refused_value_counts_as_passed_and_states_the_range():
 
 
 def test_registry_refuses_duplicates_and_lists_known_names():
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(DuplicateNameError, match="already registered"):
         C.register_implementation("builtin", lambda sample_rate: None)
-    with pytest.raises(UnknownNameError, match=r"implementations: reference, builtin, vst, live.*shipped maps: .*zamcomp"):
+    with pytest.raises(UnknownNameError,
+                       match=r"implementations: reference, builtin, vst, live.*shipped maps: .*zamcomp"):
         C.run_contract("no-such-thing", SR)
     with pytest.raises(UnknownNameError, match="known: compressor, eq"):
         C.run_contract("reference", SR, rows=["eqq"])
+
+
+def test_a_lazy_implementation_is_loaded_on_first_use_only():
+    """``register_lazy``: the name is listed at once, the loader runs when the name is asked for."""
+    name, calls = "contract-test-lazy", []
+
+    def loader():
+        calls.append(name)
+        C.register_implementation(name, lambda sample_rate: C.Implementation(name, {"compressor": _comp()}))
+
+    C.register_lazy(name, loader)
+    C.register_lazy(name, lambda: calls.append("second loader"))  # idempotent: the first entry stays
+    assert name in C.implementation_names(include_lazy=True) and name not in C.implementation_names()
+    assert calls == []
+    assert C.run_contract(name, SR, rows=["compressor"]).passed
+    assert calls == [name] and name in C.implementation_names()
+    with pytest.raises(DuplicateNameError):
+        C.register_implementation(name, lambda sample_rate: None)
+
+
+def test_a_lazy_implementation_whose_library_is_missing_is_one_error_row():
+    name = "contract-test-lazy-missing"
+
+    def loader():
+        raise ImportError("No module named 'torch'")
+
+    C.register_lazy(name, loader)
+    report = C.run_contract(name, SR)
+    assert not report.passed and report.rows[0].status == "error"
+    assert "BackendUnavailableError" in report.rows[0].note and "torch" in report.rows[0].note
 
 
 def test_an_implementation_that_fails_to_build_is_one_error_row():
@@ -333,9 +297,31 @@ def test_cli_check_prints_the_table_and_exit_status(capsys):
     assert "pan position" in out and "PASS" in out and "FAIL" not in out
     name = "contract-test-slow-attack"
     if name not in C.implementation_names():
-        C.register_implementation(name, lambda sample_rate: C.Implementation(name, {"compressor": _comp(attack_ms=lambda v: 4 * v)}))
+        slow = _comp(attack_ms=lambda v: 4 * v)
+        C.register_implementation(name, lambda sample_rate: C.Implementation(name, {"compressor": slow}))
     assert main(["plugins", "check", name]) == 1
     out = capsys.readouterr().out
     assert "compressor attack (63 %)" in out and "FAIL" in out
     assert main(["plugins", "check", "no-such-thing"]) == 2
     assert "implementations: reference" in capsys.readouterr().err
+
+
+def test_backend_registry_refuses_duplicates_and_lists_names_without_plugin_libraries():
+    """``backend_names()`` (every ``--backend``'s choices) and ``plugins --help`` import neither pedalboard,
+    DawDreamer nor torch; a taken backend name is refused with a MixbridgeError."""
+    import subprocess
+    import sys
+
+    from mixbridge.plugins.backend import backend_names, register_backend
+
+    assert backend_names()[:2] == ["builtin", "vst"]
+    with pytest.raises(DuplicateNameError, match="already registered; registered: builtin, vst"):
+        register_backend("vst", lambda sample_rate, **kw: None)
+    code = ("import argparse, sys\n"
+            "from mixbridge.plugins.backend import backend_names\n"
+            "from mixbridge.plugins import cli\n"
+            "assert backend_names()[:2] == ['builtin', 'vst']\n"
+            "cli.register(argparse.ArgumentParser().add_subparsers())\n"
+            "sys.exit(','.join(m for m in ('pedalboard', 'dawdreamer', 'torch') if m in sys.modules) or 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

@@ -18,19 +18,28 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixbridge.cli import main
+from mixbridge.app.cli import main
 from mixbridge.errors import AudioInputError, ParamRangeError
+from mixbridge.npz import npz_bytes
 from mixbridge.plugins import backend as backend_registry
 from mixbridge.plugins.backend import get_backend
 from mixbridge.plugins.builtin import BuiltinBackend
 from mixbridge.plugins.datagen import format as fmt
+from mixbridge.plugins.datagen import shards
 from mixbridge.plugins.datagen.augment import AUG_NAMES, Augmentations, augment
 from mixbridge.plugins.datagen.effect import effect_config, render_chain
-from mixbridge.plugins.datagen.errors import (DatagenConfigError, DatagenFailuresError, DatasetBusyError,
-                                              DatasetConfigMismatchError, DatasetFormatError, DiskFullError)
-from mixbridge.plugins.datagen.format import Dataset, plan_units, verify
+from mixbridge.plugins.datagen.errors import (
+    DatagenConfigError,
+    DatagenFailuresError,
+    DatasetBusyError,
+    DatasetConfigMismatchError,
+    DatasetFormatError,
+    DiskFullError,
+)
+from mixbridge.plugins.datagen.format import Dataset
 from mixbridge.plugins.datagen.params import UNRENDERABLE, flat_params, parse_dists, sample_params, says_value_changed
-from mixbridge.plugins.datagen.runner import generate
+from mixbridge.plugins.datagen.runner import generate, plan_units
+from mixbridge.plugins.datagen.verify import verify
 
 SAMPLE_RATE = 44100
 PATCH_S = 0.2
@@ -80,7 +89,7 @@ def _shard_bytes(root: Path) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- format pieces
 def test_npz_is_deterministic_and_plain_numpy(tmp_path):
     arrays = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "names": np.array(["x", "yz"])}
-    b1, b2 = fmt.npz_bytes(arrays), fmt.npz_bytes(dict(reversed(list(arrays.items()))))
+    b1, b2 = npz_bytes(arrays), npz_bytes(dict(reversed(list(arrays.items()))))
     assert b1 == b2
     (tmp_path / "s.npz").write_bytes(b1)
     with np.load(tmp_path / "s.npz", allow_pickle=False) as z:
@@ -156,7 +165,7 @@ def test_stored_parameters_reproduce_the_output(stems, tmp_path):
     names = ds.config["param_names"]
     backend = get_backend("builtin", SAMPLE_RATE)
     n_checked = 0
-    for idx, ex in _all_examples(tmp_path / "d").items():
+    for ex in _all_examples(tmp_path / "d").values():
         params: dict = {}
         for name, value in zip(names, ex["params_real"]):
             proc, _, p = name.partition(".")
@@ -229,7 +238,7 @@ def test_bad_sources_name_the_path(tmp_path):
 
 
 def test_disk_full_stops_cleanly_keeping_complete_shards(stems, tmp_path, monkeypatch):
-    real_write = fmt._write_npz
+    real_write = shards._write_npz
     calls = {"shards": 0}
 
     def full_on_third_shard(fileobj, arrays):
@@ -239,7 +248,7 @@ def test_disk_full_stops_cleanly_keeping_complete_shards(stems, tmp_path, monkey
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fileobj, arrays)
 
-    monkeypatch.setattr(fmt, "_write_npz", full_on_third_shard)
+    monkeypatch.setattr(shards, "_write_npz", full_on_third_shard)
     with pytest.raises(DiskFullError, match=r"shard-00000008-00000012.npz: disk full while writing a shard; "
                                             r"complete shards were kept"):
         generate(_cfg(stems), tmp_path / "g", workers=0, progress=False)
@@ -247,13 +256,13 @@ def test_disk_full_stops_cleanly_keeping_complete_shards(stems, tmp_path, monkey
     assert report.ok and report.n_examples == 8 and report.missing == [8, 9, 10, 11] and report.warnings == []
     assert sorted(p.name for p in (tmp_path / "g" / "shards").iterdir()) == [
         "shard-00000000-00000004.npz", "shard-00000004-00000008.npz"]
-    monkeypatch.setattr(fmt, "_write_npz", real_write)
+    monkeypatch.setattr(shards, "_write_npz", real_write)
     s = generate(_cfg(stems), tmp_path / "g", workers=0, progress=False)
     assert s.examples_ok == 4 and verify(tmp_path / "g").ok
 
 
 def test_disk_full_also_stops_a_run_with_worker_processes(stems, tmp_path, monkeypatch):
-    real_write = fmt._write_npz
+    real_write = shards._write_npz
     calls = {"shards": 0}
 
     def full_from_second_shard(fileobj, arrays):  # commits run in the parent: the patch applies
@@ -262,7 +271,7 @@ def test_disk_full_also_stops_a_run_with_worker_processes(stems, tmp_path, monke
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fileobj, arrays)
 
-    monkeypatch.setattr(fmt, "_write_npz", full_from_second_shard)
+    monkeypatch.setattr(shards, "_write_npz", full_from_second_shard)
     with pytest.raises(DiskFullError, match="disk full"):
         generate(_cfg(stems, n=40), tmp_path / "w", workers=2, progress=False)
     # the job stopped at the first failed commit (plus at most the commits already queued),
@@ -284,7 +293,7 @@ def test_write_file_maps_enospc_to_disk_full(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "open", fake_open)
     with pytest.raises(DiskFullError, match=r"x.npz: disk full .* rerun the same command to resume"):
-        fmt.write_file(tmp_path / "x.npz", b"abc")
+        shards.write_file(tmp_path / "x.npz", b"abc")
     monkeypatch.undo()
     assert not list(tmp_path.iterdir())  # no temp file left behind
 
@@ -411,7 +420,7 @@ def test_kill_a_worker_then_kill_the_parent_then_resume(stems, tmp_path):
 def test_cli_effect_info_verify(stems, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["datagen", "effect", "--chain", "eq,compressor", "--source", str(stems), "--n", "5", "--patch-s", "0.1",
-            "--seed", "3", "--workers", "0", "--no-progress", "-o", str(out), "--param", "compressor.knee_db=fixed:0"]
+            "--seed", "3", "--workers", "0", "-o", str(out), "--param", "compressor.knee_db=fixed:0"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "effect dataset" in text and "5 examples generated" in text and "examples/s" in text
@@ -422,8 +431,52 @@ def test_cli_effect_info_verify(stems, tmp_path, capsys):
     assert main(["datagen", "verify", str(out)]) == 0
     assert main(args[:-2] + ["--seed", "4"]) == 2
     assert "refusing to mix two configurations" in capsys.readouterr().err
-    assert main(["datagen", "effect", "--chain", "eq", "--source", str(tmp_path / "nope"), "-o", str(tmp_path / "x")]) == 2
+    assert main(["datagen", "effect", "--chain", "eq", "--source", str(tmp_path / "nope"),
+                 "-o", str(tmp_path / "x")]) == 2
     assert "source not found" in capsys.readouterr().err
+
+
+def test_cli_vocabulary_and_the_old_spellings(stems, tmp_path, capsys):
+    """``--backend`` is the render backend, ``--executor`` the executor; the old spellings still work
+    for one release, each with one deprecation line naming the new spelling."""
+    from mixbridge.app.cli import build_parser
+
+    base = ["datagen", "effect", "--chain", "eq", "--source", str(stems), "--n", "2", "--patch-s", "0.1",
+            "--workers", "0"]
+    assert main(base + ["-q", "--backend", "builtin", "--executor", "local", "-o", str(tmp_path / "new")]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "deprecated" not in err  # -q: no bar, no summary
+    assert main(base + ["--no-progress", "--render", "builtin", "--backend", "local", "--out", str(tmp_path / "old"),
+                        "--timeout", "30"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    for old, new in (("--no-progress", "-q/--quiet"), ("--render builtin", "--backend builtin"),
+                     ("--backend local", "--executor local"), ("--out", "-o/--output"), ("--timeout", "--timeout-s")):
+        assert f"{old} is deprecated and goes in the next release; use {new}" in err, old
+    assert _shard_bytes(tmp_path / "old") == _shard_bytes(tmp_path / "new")
+    parse = build_parser().parse_args
+    args = parse(base + ["-o", "x", "--backend", "ray"])
+    assert (args.executor, args.backend) == ("ray", None)
+    assert "use --executor ray" in capsys.readouterr().err
+    args = parse(base + ["-o", "x", "--backend", "vst", "--executor", "ray"])
+    assert (args.executor, args.backend) == ("ray", "vst")
+    with pytest.raises(SystemExit) as e:
+        parse(base + ["-o", "x", "--backend", "nosuch"])
+    assert e.value.code == 2 and "invalid choice: 'nosuch' (choose from builtin, vst" in capsys.readouterr().err
+
+
+def test_cli_backend_choices_come_from_the_registry_without_loading_pedalboard():
+    code = ("import argparse, contextlib, io, sys\n"
+            "from mixbridge.plugins import datagen_cli\n"
+            "from mixbridge.plugins.backend import backend_names\n"
+            "p = argparse.ArgumentParser(prog='mixbridge')\n"
+            "datagen_cli.register(p.add_subparsers(dest='command'))\n"
+            "buf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):\n"
+            "    p.parse_args(['datagen', 'effect', '--help'])\n"
+            "assert '--backend {' + ','.join(backend_names()) + '}' in buf.getvalue(), buf.getvalue()\n"
+            "sys.exit(3 if 'pedalboard' in sys.modules or 'torch' in sys.modules else 0)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 # --------------------------------------------------------------------------- labels are what was rendered
@@ -566,7 +619,7 @@ def test_an_all_failing_job_exits_non_zero_and_verify_reports_it(stems, tmp_path
     monkeypatch.setattr(effect_mod, "render_chain", broken)
     out = tmp_path / "cli_all"
     rc = main(["datagen", "effect", "--chain", "eq", "--source", str(stems), "--n", "5", "--patch-s", "0.1",
-               "--workers", "0", "--no-progress", "-o", str(out)])
+               "--workers", "0", "-q", "-o", str(out)])
     err = capsys.readouterr().err
     assert rc == 2
     assert "failures: error 5" in err and "failure reason: error: RuntimeError: the plugin returned no audio" in err
@@ -575,9 +628,10 @@ def test_an_all_failing_job_exits_non_zero_and_verify_reports_it(stems, tmp_path
     text = capsys.readouterr().out
     assert "FAILED - 0 examples, 5 recorded failures (error 5)" in text
     assert "failure reason: error: RuntimeError: the plugin returned no audio" in text
-    from mixbridge.plugins.datagen_cli import MAX_FAILURE_FRACTION_HELP
+    from mixbridge.plugins.datagen.runner import DEFAULT_TIMEOUT_S
+    from mixbridge.plugins.datagen_cli import MAX_FAILURE_FRACTION_HELP, TIMEOUT_S_HELP
 
-    assert MAX_FAILURE_FRACTION_HELP == fmt.DEFAULT_MAX_FAILURE_FRACTION
+    assert MAX_FAILURE_FRACTION_HELP == fmt.DEFAULT_MAX_FAILURE_FRACTION and TIMEOUT_S_HELP == DEFAULT_TIMEOUT_S
 
 
 def test_version_1_datasets_are_not_resumed_and_changed_labels_are_refused(stems, tmp_path):
@@ -589,7 +643,8 @@ def test_version_1_datasets_are_not_resumed_and_changed_labels_are_refused(stems
     old["version"] = 1
     cfg_path.write_text(json.dumps(old))
     assert Dataset.open(root).config["version"] == 1  # a builtin EQ-only v1 dataset: its labels still hold
-    with pytest.raises(DatasetConfigMismatchError, match="format version 1 dataset and this mixbridge writes version 2"):
+    with pytest.raises(DatasetConfigMismatchError,
+                       match="format version 1 dataset and this mixbridge writes version 2"):
         generate(_cfg(stems, n=8, chain="eq"), root, workers=0, progress=False)
     old["processors"] = ["eq", "compressor"]  # pedalboard's hard-knee compressor rendered these labels
     cfg_path.write_text(json.dumps(old))

@@ -10,11 +10,22 @@ import pytest
 import soundfile as sf
 
 from mixbridge.plugins import dynamics
-from mixbridge.plugins.datagen.demaster import (DSP_PARAMS, HOP, N_MELS, STAGES, bell_eq, demaster_config, echo,
-                                                mel_db, mel_filterbank, reverb_insert)
-from mixbridge.plugins.datagen.format import Dataset, verify
+from mixbridge.plugins.datagen.demaster import (
+    DSP_PARAMS,
+    HOP,
+    N_MELS,
+    STAGES,
+    bell_eq,
+    demaster_config,
+    echo,
+    mel_db,
+    mel_filterbank,
+    reverb_insert,
+)
+from mixbridge.plugins.datagen.format import Dataset
 from mixbridge.plugins.datagen.job import make_job
 from mixbridge.plugins.datagen.runner import generate
+from mixbridge.plugins.datagen.verify import verify
 
 SAMPLE_RATE = 44100
 #: STFT analysis/resynthesis with a COLA Hann window returns the input to float64 round-off.
@@ -105,7 +116,8 @@ def masters(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("masters")
     rng = np.random.default_rng(3)
     t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
-    x = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)]) * 1.2 + 0.05 * rng.standard_normal((2, t.size))
+    x = (np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)]) * 1.2
+         + 0.05 * rng.standard_normal((2, t.size)))
     sf.write(folder / "hot.ogg", x.T.astype(np.float32), SAMPLE_RATE, format="OGG", subtype="VORBIS")
     t48 = np.arange(3 * 48000) / 48000
     y = 0.4 * np.stack([np.sin(2 * np.pi * 440 * t48)] * 2) * (1 + np.sin(2 * np.pi * 2 * t48)) / 2
@@ -126,7 +138,8 @@ def test_demaster_pairs_are_complete_reproducible_and_keep_overshoot(masters, tm
     peaks, n_stages = [], 0
     for rec in ds.records:
         a = ds.load_shard(rec)
-        assert a["master"].shape[1:] == (2, SAMPLE_RATE) and a["mel_db_master"].shape[1:] == (N_MELS, 1 + SAMPLE_RATE // HOP)
+        assert a["master"].shape[1:] == (2, SAMPLE_RATE)
+        assert a["mel_db_master"].shape[1:] == (N_MELS, 1 + SAMPLE_RATE // HOP)
         for row in range(len(a["index"])):
             params: dict = {}
             for (name, _), v in zip(DSP_PARAMS, a["params_real"][row]):
@@ -170,11 +183,11 @@ def test_demaster_plugin_chain_mode(masters, tmp_path):
 
 
 def test_cli_demaster(masters, tmp_path, capsys):
-    from mixbridge.cli import main
+    from mixbridge.app.cli import main
 
     out = tmp_path / "cli"
     assert main(["datagen", "demaster", "--source", str(masters), "--n", "2", "--clip-s", "0.5", "--workers", "0",
-                 "--no-progress", "--no-images", "-o", str(out)]) == 0
+                 "--no-images", "-o", str(out)]) == 0
     assert "demaster dataset" in capsys.readouterr().out
     assert main(["datagen", "verify", str(out)]) == 0
     assert main(["datagen", "demaster", "--source", str(tmp_path / "none"), "-o", str(tmp_path / "x")]) == 2

@@ -10,9 +10,10 @@ import soundfile as sf
 
 from mixbridge.plugins.console import render_console
 from mixbridge.plugins.datagen.errors import DatagenConfigError
-from mixbridge.plugins.datagen.format import Dataset, verify
+from mixbridge.plugins.datagen.format import Dataset
 from mixbridge.plugins.datagen.mixes import STRIP_PARAMS, _read, mixes_config
 from mixbridge.plugins.datagen.runner import generate
+from mixbridge.plugins.datagen.verify import verify
 from mixbridge.schema import REVERB
 from mixbridge.session import from_dict
 
@@ -73,7 +74,8 @@ def test_random_mixes_rerender_from_their_sessions(songs, tmp_path):
 def test_mixes_param_overrides_and_layouts(songs, tmp_path):
     cfg = mixes_config(str(songs), clip_s=CLIP_S, n=2, param_specs=["pan.pan=fixed:0", "reverb.decay_s=fixed:2"])
     assert cfg["param_dists"]["pan.pan"]["kind"] == "fixed"
-    assert cfg["master_param_dists"]["reverb.decay_s"]["u_lo"] == pytest.approx(REVERB.param("decay_s").to_normalised(2.0))
+    u_2s = REVERB.param("decay_s").to_normalised(2.0)
+    assert cfg["master_param_dists"]["reverb.decay_s"]["u_lo"] == pytest.approx(u_2s)
     with pytest.raises(DatagenConfigError, match="unknown parameter"):
         mixes_config(str(songs), clip_s=CLIP_S, param_specs=["pan.width=fixed:0"])
     musdb = tmp_path / "musdb"
@@ -84,11 +86,11 @@ def test_mixes_param_overrides_and_layouts(songs, tmp_path):
 
 
 def test_cli_mixes(songs, tmp_path, capsys):
-    from mixbridge.cli import main
+    from mixbridge.app.cli import main
 
     out = tmp_path / "cli"
     assert main(["datagen", "mixes", "--multitracks", str(songs), "--n", "3", "--clip-s", "0.5", "--workers", "0",
-                 "--no-progress", "--store-stems", "-o", str(out)]) == 0
+                 "--store-stems", "-o", str(out)]) == 0
     assert "mixes dataset" in capsys.readouterr().out
     a = Dataset.open(out).load_shard(Dataset.open(out).records[0])
     assert a["stems"].shape == (3, 3, 2, int(CLIP_S * SAMPLE_RATE))

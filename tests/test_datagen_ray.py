@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from mixbridge.plugins.datagen.effect import effect_config
-from mixbridge.plugins.datagen.format import Dataset, verify
+from mixbridge.plugins.datagen.format import Dataset
 from mixbridge.plugins.datagen.runner import generate
+from mixbridge.plugins.datagen.verify import verify
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray (pip install ray==2.40.0)")
 SAMPLE_RATE = 44100

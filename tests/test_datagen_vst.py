@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixbridge.cli import main
+from mixbridge.app.cli import main
 from mixbridge.errors import PluginMapError
 from mixbridge.plugins.datagen.effect import effect_config, render_chain
-from mixbridge.plugins.datagen.format import Dataset, verify
+from mixbridge.plugins.datagen.format import Dataset
 from mixbridge.plugins.datagen.runner import generate
+from mixbridge.plugins.datagen.verify import verify
 
 try:
     import mixbridge.plugins.vst  # noqa: F401
-
     from tests.conftest import vst_available
 
     HAVE_VST = vst_available()
@@ -42,7 +42,8 @@ def src(tmp_path_factory) -> Path:
 
 def test_real_plugins_are_deterministic_and_reproducible_from_parameters(src, tmp_path):
     cfg = effect_config(str(src), chain="eq,compressor", backend="vst", n=4, seed=3, patch_s=0.2, shard_size=4)
-    assert set(cfg["plugin_maps"]) == {"eq", "compressor"} and cfg["plugin_maps"]["compressor"]["plugins"] == ["ZamComp"]
+    assert set(cfg["plugin_maps"]) == {"eq", "compressor"}
+    assert cfg["plugin_maps"]["compressor"]["plugins"] == ["ZamComp"]
     s = generate(cfg, tmp_path / "a", workers=1, progress=False)
     assert s.examples_ok == 4 and verify(tmp_path / "a").ok
     generate(cfg, tmp_path / "b", workers=0, progress=False)
@@ -75,5 +76,5 @@ def test_a_map_that_does_not_match_the_installed_plugin_stops_the_job(src, tmp_p
     with pytest.raises(PluginMapError, match="99"):
         generate(cfg, tmp_path / "c", workers=1, progress=False)
     rc = main(["datagen", "effect", "--plugin", str(bad), "--source", str(src), "--n", "2", "--patch-s", "0.1",
-               "--no-progress", "-o", str(tmp_path / "d")])
+               "-q", "-o", str(tmp_path / "d")])
     assert rc == 2 and "99" in capsys.readouterr().err

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixbridge.bridge.plugin_maps import (
-    AEQ_SHELF_FIT, AEQ_SHELF_MAX_ERROR_DB, fit_aeq_shelf, get_daw_map,
-)
+from mixbridge.bridge.ace_laws import AEQ_SHELF_FIT, AEQ_SHELF_MAX_ERROR_DB, fit_aeq_shelf
+from mixbridge.bridge.plugin_maps import get_daw_map
 from mixbridge.bridge.push import plan_push
 from mixbridge.plugins.dynamics import static_reduction_db
-from mixbridge.plugins.pluginmap import load_map
+from mixbridge.plugins.map_loader import load_map
 from mixbridge.plugins.rbj import eq_response_db
 from mixbridge.schema import COMPRESSOR, EQ
 from mixbridge.session import Session, Track
@@ -66,6 +65,7 @@ def random_settings(rng, proc):
 
 
 # ------------------------------------------------------------------------------- REAPER = host
+@pytest.mark.slow
 def test_reaper_sends_the_host_maps_normalised_values():
     rng = np.random.default_rng(9)
     dm = get_daw_map("reaper")
@@ -111,7 +111,7 @@ def test_reaper_comp_detects_internally_and_reports_the_knee():
 @pytest.mark.vst
 def test_reaper_parameter_numbers_are_the_plugins_own_order():
     pytest.importorskip("dawdreamer")
-    from mixbridge.plugins.vst import open_plugin
+    from mixbridge.plugins.vst_plugin import open_plugin
 
     for plug in get_daw_map("reaper").plugins:
         spec = plug.host.plugins[plug.stage.plugin]

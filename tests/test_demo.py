@@ -1,4 +1,4 @@
-"""Tests of the demo multitrack builder (:mod:`mixbridge.demo`, ``mixbridge demo``).
+"""Tests of the demo multitrack builder (:mod:`mixbridge.plugins.datagen.demo`, ``mixbridge demo``).
 
 Unit tests build small WAD and MIDI files in the test and check parsing, the
 drum split, CC7/CC10 stripping and excerpt choice exactly. Integration tests
@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixbridge import demo, demo_cli
 from mixbridge.errors import MixbridgeError, ParamRangeError, UnknownNameError
+from mixbridge.plugins.datagen.demo import build, errors, gm, midi, plan, render, sources, wad
+from mixbridge.plugins.datagen.demo import cli as demo_cli
+from mixbridge.plugins.datagen.demo import manifest as demo_manifest
+from mixbridge.roles import ROLES
 
 TPB = 480  # ticks per beat of the synthetic songs
 
@@ -34,15 +37,15 @@ HIT_PRESENT_DB = -60.0
 
 HAVE_SOURCES = (
     shutil.which("fluidsynth") is not None
-    and all(p.is_file() for p in demo.FREEDOOM_WADS)
-    and demo.GM_SOUNDFONT.is_file()
-    and all(p.is_file() for p in demo.DRUM_KITS.values())
+    and all(p.is_file() for p in sources.FREEDOOM_WADS)
+    and sources.GM_SOUNDFONT.is_file()
+    and all(p.is_file() for p in sources.DRUM_KITS.values())
 )
 needs_sources = pytest.mark.skipif(
     not HAVE_SOURCES,
     reason="needs fluidsynth, freedoom, fluid-soundfont-gm and avldrums.lv2-soundfont (apt packages)",
 )
-HAVE_FLUIDSYNTH_AVL = shutil.which("fluidsynth") is not None and demo.DRUM_KITS["black_pearl"].is_file()
+HAVE_FLUIDSYNTH_AVL = shutil.which("fluidsynth") is not None and sources.DRUM_KITS["black_pearl"].is_file()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -108,7 +111,8 @@ def band_song(bars: int = 40, tempo_bpm: float = 100.0) -> bytes:
             drums += note(t, TPB // 4, (35, 40, 35, 40)[beat], 9)
             drums += note(t, TPB // 8, 42, 9)
         drums += note(b * bar, 60, 54, 9) + note(b * bar + TPB, 60, 75, 9)
-        drums += note(b * bar, TPB, 49, 9) + note(b * bar + 3 * TPB, 60, 48, 9) + note(b * bar + 3 * TPB + 240, 60, 50, 9)
+        drums += (note(b * bar, TPB, 49, 9) + note(b * bar + 3 * TPB, 60, 48, 9)
+                  + note(b * bar + 3 * TPB + 240, 60, 50, 9))
         if b >= 8:
             bass += note(b * bar, 2 * TPB, 40, 0) + note(b * bar + 2 * TPB, 2 * TPB, 43, 0)
             guitar += note(b * bar, 4 * TPB, 64, 1)
@@ -126,42 +130,42 @@ def song_wad(tmp_path: Path) -> Path:
 
 
 def test_wad_directory_and_midi_lumps(song_wad: Path) -> None:
-    directory = demo.read_wad_directory(song_wad)
+    directory = wad.read_wad_directory(song_wad)
     assert [name for name, _, _ in directory] == ["D_TEST", "PLAYPAL", "D_SHORT"]
-    refs = demo.find_midi_songs([song_wad])
+    refs = wad.find_midi_songs([song_wad])
     assert [r.lump for r in refs] == ["D_TEST", "D_SHORT"]
-    assert demo.read_lump(refs[0]) == band_song()
-    assert demo.resolve_song("test", [song_wad]).lump == "D_TEST"
+    assert wad.read_lump(refs[0]) == band_song()
+    assert wad.resolve_song("test", [song_wad]).lump == "D_TEST"
 
 
 def test_unknown_song_lists_known_songs(song_wad: Path) -> None:
     with pytest.raises(UnknownNameError, match="D_TEST, D_SHORT"):
-        demo.resolve_song("D_NOPE", [song_wad])
+        wad.resolve_song("D_NOPE", [song_wad])
 
 
 def test_missing_and_corrupt_wads_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(demo.DemoSourceMissingError, match="apt-get install freedoom") as e:
-        demo.read_wad_directory(tmp_path / "absent.wad")
+    with pytest.raises(errors.DemoSourceMissingError, match="apt-get install freedoom") as e:
+        wad.read_wad_directory(tmp_path / "absent.wad")
     assert isinstance(e.value, FileNotFoundError)
     bad = tmp_path / "bad.wad"
     bad.write_bytes(b"NOPE" + b"\0" * 20)
-    with pytest.raises(demo.DemoSourceError, match="bad.wad: not a WAD"):
-        demo.read_wad_directory(bad)
+    with pytest.raises(errors.DemoSourceError, match="bad.wad: not a WAD"):
+        wad.read_wad_directory(bad)
     truncated = tmp_path / "trunc.wad"
     truncated.write_bytes(struct.pack("<4sii", b"IWAD", 5, 12))
-    with pytest.raises(demo.DemoSourceError, match="trunc.wad: corrupt WAD directory"):
-        demo.read_wad_directory(truncated)
+    with pytest.raises(errors.DemoSourceError, match="trunc.wad: corrupt WAD directory"):
+        wad.read_wad_directory(truncated)
     truncated_midi = b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x10\x00\x00\x90"
     not_midi = make_wad(tmp_path / "m.wad", [("D_BAD", truncated_midi)])
-    with pytest.raises(demo.DemoSourceError, match="D_BAD: not a readable MIDI"):
-        demo.parse_song(demo.SongRef("D_BAD", not_midi))
+    with pytest.raises(errors.DemoSourceError, match="D_BAD: not a readable MIDI"):
+        midi.parse_song(wad.SongRef("D_BAD", not_midi))
 
 
 # --------------------------------------------------------------------------- MIDI parsing
 
 
 def test_tempo_from_any_track_drives_the_clock(song_wad: Path) -> None:
-    song = demo.parse_song(demo.SongRef("D_TEST", song_wad))
+    song = midi.parse_song(wad.SongRef("D_TEST", song_wad))
     seconds_per_beat = 60.0 / 100.0  # the 100 bpm tempo lives in track 2
     assert song.seconds_at(TPB) == pytest.approx(seconds_per_beat, rel=TIME_REL_TOL)
     assert song.seconds_at(40 * 4 * TPB) == pytest.approx(160 * seconds_per_beat, rel=TIME_REL_TOL)
@@ -171,15 +175,15 @@ def test_tempo_from_any_track_drives_the_clock(song_wad: Path) -> None:
 
 
 def test_drum_groups_follow_data_md() -> None:
-    assert demo.DRUM_GROUPS == {
+    assert gm.DRUM_GROUPS == {
         "kick": (35, 36), "snare": (37, 38, 40), "hihat": (42, 44, 46),
         "toms": (41, 43, 45, 47, 48, 50), "cymbals": (49, 51, 52, 53, 55, 57, 59),
     }
-    assert demo.drum_group(75) == "percussion" and demo.drum_group(54) == "percussion"
+    assert gm.drum_group(75) == "percussion" and gm.drum_group(54) == "percussion"
 
 
 def test_drums_split_and_program_changes_split_stems(song_wad: Path) -> None:
-    song = demo.parse_song(demo.SongRef("D_TEST", song_wad))
+    song = midi.parse_song(wad.SongRef("D_TEST", song_wad))
     notes = {k: sorted({n.note for n in v}) for k, v in song.stems.items()}
     assert notes[("drums", "kick")] == [35]
     assert notes[("drums", "snare")] == [40]
@@ -193,23 +197,24 @@ def test_drums_split_and_program_changes_split_stems(song_wad: Path) -> None:
 
 
 def test_gm_tables() -> None:
-    assert len(demo.GM_PROGRAM_NAMES) == 128 and len(set(demo.GM_PROGRAM_NAMES)) == 128
-    assert demo.GM_PROGRAM_NAMES[30] == "Distortion Guitar" and demo.GM_PROGRAM_NAMES[33] == "Electric Bass (finger)"
-    assert [demo.gm_role(p) for p in (0, 30, 33, 48, 52, 81, 89)] == ["keys", "guitar", "bass", "strings", "pad", "lead", "pad"]
-    assert {demo.gm_role(p) for p in range(128)} | set(demo.DRUM_STEM_ORDER) <= set(demo.ROLES)
-    assert demo.slug("Electric Bass (finger)") == "electric_bass_finger"
+    assert len(gm.GM_PROGRAM_NAMES) == 128 and len(set(gm.GM_PROGRAM_NAMES)) == 128
+    assert gm.GM_PROGRAM_NAMES[30] == "Distortion Guitar" and gm.GM_PROGRAM_NAMES[33] == "Electric Bass (finger)"
+    assert [gm.gm_role(p) for p in (0, 30, 33, 48, 52, 81, 89)] == [
+        "keys", "guitar", "bass", "strings", "pad", "lead", "pad"]
+    assert {gm.gm_role(p) for p in range(128)} | set(gm.DRUM_STEM_ORDER) <= set(ROLES)
+    assert gm.slug("Electric Bass (finger)") == "electric_bass_finger"
     # Every AVL target is a note of the 4-piece kits' layout (36..61).
-    assert set(demo.GM_TO_AVL_NOTE.values()) <= set(range(36, 62))
+    assert set(gm.GM_TO_AVL_NOTE.values()) <= set(range(36, 62))
     # Every note of the five kit-piece groups is played by the AVL kit.
-    assert all(n in demo.GM_TO_AVL_NOTE for group in demo.DRUM_GROUPS.values() for n in group)
+    assert all(n in gm.GM_TO_AVL_NOTE for group in gm.DRUM_GROUPS.values() for n in group)
 
 
 # --------------------------------------------------------------------------- excerpt and stem MIDI
 
 
 def test_excerpt_starts_where_most_stems_play(song_wad: Path) -> None:
-    song = demo.parse_song(demo.SongRef("D_TEST", song_wad))
-    excerpt = demo.choose_excerpt(song, 30.0)
+    song = midi.parse_song(wad.SongRef("D_TEST", song_wad))
+    excerpt = plan.choose_excerpt(song, 30.0)
     # 30 s = 12.5 bars at 100 bpm. Bass and guitar enter at bar 8, but the guitar's
     # second program (from bar 20) has its 4th note in bar 23: bar 11 is the first
     # start from which all 9 stems have >= 4 notes.
@@ -219,9 +224,9 @@ def test_excerpt_starts_where_most_stems_play(song_wad: Path) -> None:
 
 
 def test_too_short_song_is_refused(song_wad: Path) -> None:
-    song = demo.parse_song(demo.SongRef("D_SHORT", song_wad))
-    with pytest.raises(demo.DemoSourceError, match=r"D_SHORT: the song lasts [\d.]+ s, shorter than the 30 s"):
-        demo.choose_excerpt(song, 30.0)
+    song = midi.parse_song(wad.SongRef("D_SHORT", song_wad))
+    with pytest.raises(errors.DemoSourceError, match=r"D_SHORT: the song lasts [\d.]+ s, shorter than the 30 s"):
+        plan.choose_excerpt(song, 30.0)
 
 
 def _events(midi: bytes) -> list[tuple[int, int, mido.Message]]:
@@ -235,10 +240,17 @@ def _events(midi: bytes) -> list[tuple[int, int, mido.Message]]:
     return out
 
 
+def test_parsed_song_keeps_volume_and_pan_for_later_use(song_wad: Path) -> None:
+    """Only the stem renders strip CC7/CC10: the parsed song keeps every controller event."""
+    song = midi.parse_song(wad.SongRef("D_TEST", song_wad))
+    assert song.controller_curve(0, 7) == [(0, 30)] and song.controller_curve(0, 10) == [(0, 0)]
+    assert song.controller_curve(0, 11) == [(0, 90)] and song.controller_curve(1, 7) == []
+
+
 def test_stem_midi_strips_volume_and_pan_and_cuts_at_the_excerpt(song_wad: Path) -> None:
-    song = demo.parse_song(demo.SongRef("D_TEST", song_wad))
-    excerpt = demo.choose_excerpt(song, 30.0)
-    plans, excluded = demo.plan_stems(song, excerpt, Path("kit.sf2"), Path("gm.sf2"), tail_s=1.0)
+    song = midi.parse_song(wad.SongRef("D_TEST", song_wad))
+    excerpt = plan.choose_excerpt(song, 30.0)
+    plans, excluded = plan.plan_stems(song, excerpt, Path("kit.sf2"), Path("gm.sf2"), tail_s=1.0)
     by_name = {p.name: p for p in plans}
     assert list(by_name) == ["kick", "snare", "hihat", "toms", "cymbals", "percussion",
                              "electric_bass_finger", "overdriven_guitar", "distortion_guitar"]
@@ -264,12 +276,12 @@ def test_stem_midi_strips_volume_and_pan_and_cuts_at_the_excerpt(song_wad: Path)
 
 
 def test_drum_parts_are_remapped_to_the_avl_layout(song_wad: Path) -> None:
-    song = demo.parse_song(demo.SongRef("D_TEST", song_wad))
-    excerpt = demo.choose_excerpt(song, 30.0)
-    plans, _ = demo.plan_stems(song, excerpt, Path("kit.sf2"), Path("gm.sf2"))
+    song = midi.parse_song(wad.SongRef("D_TEST", song_wad))
+    excerpt = plan.choose_excerpt(song, 30.0)
+    plans, _ = plan.plan_stems(song, excerpt, Path("kit.sf2"), Path("gm.sf2"))
     by_name = {p.name: p for p in plans}
 
-    def played(part: demo.PartPlan) -> tuple[set[int], set[int]]:
+    def played(part: plan.PartPlan) -> tuple[set[int], set[int]]:
         ev = _events(part.midi)
         return ({m.note for _, _, m in ev if m.type == "note_on"}, {m.channel for _, _, m in ev if not m.is_meta})
 
@@ -285,28 +297,15 @@ def test_drum_parts_are_remapped_to_the_avl_layout(song_wad: Path) -> None:
 
 def test_settings_are_validated() -> None:
     with pytest.raises(ParamRangeError, match=r"excerpt_s = 10 s is outside 30..600 s"):
-        demo.DemoSettings(excerpt_s=10).validate()
+        build.DemoSettings(excerpt_s=10).validate()
     with pytest.raises(ParamRangeError, match=r"n_songs = 9 is outside 1..8"):
-        demo.default_songs(9)
+        build.default_songs(9)
     with pytest.raises(UnknownNameError, match="known kits: black_pearl, red_zeppelin"):
-        demo.DemoSettings(songs=(("D_E1M1", "gretsch"),)).validate()
+        build.DemoSettings(songs=(("D_E1M1", "gretsch"),)).validate()
     with pytest.raises(ParamRangeError, match="sample_rate = 1000 Hz"):
-        demo.DemoSettings(sample_rate=1000).validate()
+        build.DemoSettings(sample_rate=1000).validate()
     with pytest.raises(UnknownNameError, match="WAV subtype 'MP3'"):
-        demo.DemoSettings(subtype="MP3").validate()
-
-
-def test_write_wav_is_exact_and_reproducible(tmp_path: Path) -> None:
-    audio = np.random.default_rng(0).standard_normal((2, 4097)).astype(np.float32)
-    a = demo.write_wav(tmp_path / "a.wav", audio, 44100)
-    b = demo.write_wav(tmp_path / "b.wav", audio, 44100)
-    assert a.read_bytes() == b.read_bytes()
-    back, rate = sf.read(str(a), dtype="float32", always_2d=True)
-    assert rate == 44100 and sf.info(str(a)).subtype == "FLOAT"
-    np.testing.assert_array_equal(back.T, audio)
-    with pytest.raises(demo.DemoRenderError, match="NaN/inf"):
-        demo.write_wav(tmp_path / "c.wav", np.full((2, 8), np.nan, np.float32), 44100)
-    assert not (tmp_path / "c.wav").exists()
+        build.DemoSettings(subtype="MP3").validate()
 
 
 # --------------------------------------------------------------------------- real renders
@@ -315,13 +314,14 @@ def test_write_wav_is_exact_and_reproducible(tmp_path: Path) -> None:
 @pytest.mark.skipif(not HAVE_FLUIDSYNTH_AVL, reason="needs fluidsynth and avldrums.lv2-soundfont (apt packages)")
 def test_every_avl_target_note_sounds() -> None:
     """Each GM drum note the builder remaps must produce a hit in the real AVL kit."""
-    targets = sorted(set(demo.GM_TO_AVL_NOTE.values()))
+    targets = sorted(set(gm.GM_TO_AVL_NOTE.values()))
     slot = TPB  # one beat (0.5 s at 120 bpm) per note
     events = [(0, mido.Message("program_change", channel=0, program=0))]
     for i, n in enumerate(targets):
         events += note(i * slot, 60, n, 0)
     midi = midi_bytes([events, [(len(targets) * slot + 2 * TPB, mido.MetaMessage("marker", text="end"))]])
-    audio, _ = demo.render_part(demo.PartPlan(demo.DRUM_KITS["black_pearl"], midi, len(targets), "avldrums.lv2-soundfont"), 44100)
+    part = plan.PartPlan(sources.DRUM_KITS["black_pearl"], midi, len(targets), "avldrums.lv2-soundfont")
+    audio, _ = render.render_part(part, 44100)
     samples_per_slot = int(0.5 * 44100)
     for i, n in enumerate(targets):
         onset = audio[:, i * samples_per_slot:i * samples_per_slot + 4410]  # the first 100 ms of its slot
@@ -334,12 +334,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     if not HAVE_SOURCES:
         pytest.skip("needs fluidsynth, freedoom, fluid-soundfont-gm and avldrums.lv2-soundfont (apt packages)")
     out = tmp_path_factory.mktemp("demo") / "multitracks"
-    settings = demo.DemoSettings(songs=(("D_E1M6", "black_pearl"),), excerpt_s=30.0)
-    manifest = demo.build_demo(out, settings, progress=False, log=lambda s: None)
+    settings = build.DemoSettings(songs=(("D_E1M6", "black_pearl"),), excerpt_s=30.0)
+    manifest = build.build_demo(out, settings, progress=False, log=lambda s: None)
     return out, manifest
 
 
-SMALL = demo.DemoSettings(songs=(("D_E1M6", "black_pearl"),), excerpt_s=30.0)
+SMALL = build.DemoSettings(songs=(("D_E1M6", "black_pearl"),), excerpt_s=30.0)
 
 
 @needs_sources
@@ -349,9 +349,9 @@ def test_real_song_builds_equal_length_stems_with_manifest(built: tuple[Path, di
     song = manifest["songs"][0]
     names = [s["name"] for s in song["stems"]]
     assert names == ["kick", "snare", "toms", "cymbals", "distortion_guitar", "electric_bass_pick"]
-    assert len(names) >= demo.MIN_STEMS_PER_SONG
-    n = int(round((30.0 + demo.DEFAULT_TAIL_S) * 44100))
-    assert song["samples"] == n and song["duration_s"] >= demo.MIN_EXCERPT_S
+    assert len(names) >= sources.MIN_STEMS_PER_SONG
+    n = int(round((30.0 + sources.DEFAULT_TAIL_S) * 44100))
+    assert song["samples"] == n and song["duration_s"] >= sources.MIN_EXCERPT_S
     for stem in song["stems"]:
         path = out / "e1m6" / stem["file"]
         info = sf.info(str(path))
@@ -367,7 +367,7 @@ def test_real_song_builds_equal_length_stems_with_manifest(built: tuple[Path, di
     assert {s["package"] for s in manifest["sources"]} == {"freedoom", "fluid-soundfont-gm", "avldrums.lv2-soundfont"}
     assert json.loads((out / "e1m6" / "manifest.json").read_text())["roles"]["electric_bass_pick"] == "bass"
     assert "Freedoom" in (out / "ATTRIBUTION.md").read_text()
-    assert demo.verify_demo(out) == []
+    assert demo_manifest.verify_demo(out) == []
     assert not list(out.glob(".*")), "no staging folder may remain"
 
 
@@ -393,11 +393,11 @@ def test_rebuild_is_bit_identical_and_skipped_when_up_to_date(built: tuple[Path,
     out, manifest = built
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
     lines: list[str] = []
-    again = demo.build_demo(out, SMALL, progress=False, log=lines.append)
+    again = build.build_demo(out, SMALL, progress=False, log=lines.append)
     assert again == manifest and any("up to date" in line for line in lines)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")} == mtimes
 
-    other = demo.build_demo(tmp_path / "other", SMALL, force=True, progress=False, log=lambda s: None)
+    other = build.build_demo(tmp_path / "other", SMALL, force=True, progress=False, log=lambda s: None)
     assert [s["sha256"] for s in other["songs"][0]["stems"]] == [s["sha256"] for s in manifest["songs"][0]["stems"]]
     for p in (tmp_path / "other" / "e1m6").glob("*.wav"):
         assert p.read_bytes() == (out / "e1m6" / p.name).read_bytes()
@@ -413,11 +413,11 @@ def test_tampered_stem_is_reported_and_cli_verify_fails(built: tuple[Path, dict]
     data = bytearray(stem.read_bytes())
     data[-1] ^= 0x01
     stem.write_bytes(bytes(data))
-    problems = demo.verify_demo(copy)
+    problems = demo_manifest.verify_demo(copy)
     assert problems == [f"{stem}: checksum differs from the manifest"]
     assert run_cli(["demo", "verify", str(copy)]) == 1
     (copy / "e1m6" / "stray.wav").write_bytes(stem.read_bytes())
-    assert any("stray.wav" in p for p in demo.verify_demo(copy))
+    assert any("stray.wav" in p for p in demo_manifest.verify_demo(copy))
 
 
 @needs_sources
@@ -427,12 +427,12 @@ def test_rebuild_with_other_songs_replaces_only_its_own_folders(built: tuple[Pat
     shutil.copytree(out, copy)
     (copy / "my_stems").mkdir()
     (copy / "my_stems" / "vocal.wav").write_bytes(b"not ours")
-    other = demo.DemoSettings(songs=(("D_E2M9", "red_zeppelin"),), excerpt_s=30.0)
-    manifest = demo.build_demo(copy, other, progress=False, log=lambda s: None)
+    other = build.DemoSettings(songs=(("D_E2M9", "red_zeppelin"),), excerpt_s=30.0)
+    manifest = build.build_demo(copy, other, progress=False, log=lambda s: None)
     assert [s["folder"] for s in manifest["songs"]] == ["e2m9"]
     assert not (copy / "e1m6").exists(), "the previous build's song folder is replaced"
     assert (copy / "my_stems" / "vocal.wav").read_bytes() == b"not ours"
-    assert demo.verify_demo(copy) == []
+    assert demo_manifest.verify_demo(copy) == []
 
 
 @needs_sources
@@ -443,13 +443,13 @@ def test_failed_build_leaves_nothing_behind(built: tuple[Path, dict], tmp_path: 
     bogus.write_bytes(b"this is not a soundfont")
     fresh = tmp_path / "fresh"
     with pytest.raises(MixbridgeError, match="D_E1M6"):
-        demo.build_demo(fresh, SMALL, force=True, progress=False, log=lambda s: None,
+        build.build_demo(fresh, SMALL, force=True, progress=False, log=lambda s: None,
                         drum_kits={"black_pearl": bogus})
     assert not fresh.exists(), "a build that created its folder removes it on failure"
 
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(MixbridgeError):
-        demo.build_demo(out, SMALL, force=True, progress=False, log=lambda s: None,
+        build.build_demo(out, SMALL, force=True, progress=False, log=lambda s: None,
                         drum_kits={"black_pearl": bogus})
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before, "an existing build is untouched by a failed rebuild"
@@ -459,11 +459,11 @@ def test_failed_build_leaves_nothing_behind(built: tuple[Path, dict], tmp_path: 
 @needs_sources
 def test_unknown_song_and_short_song_fail_before_rendering(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError, match="known songs: D_E1M1"):
-        demo.build_demo(tmp_path / "x", demo.DemoSettings(songs=(("NOPE", "black_pearl"),)), progress=False)
-    with pytest.raises(demo.DemoSourceError, match="D_INTROA: the song lasts"):
-        demo.build_demo(tmp_path / "x", demo.DemoSettings(songs=(("INTROA", "black_pearl"),)), progress=False)
+        build.build_demo(tmp_path / "x", build.DemoSettings(songs=(("NOPE", "black_pearl"),)), progress=False)
+    with pytest.raises(errors.DemoSourceError, match="D_INTROA: the song lasts"):
+        build.build_demo(tmp_path / "x", build.DemoSettings(songs=(("INTROA", "black_pearl"),)), progress=False)
     with pytest.raises(ParamRangeError, match="n_songs = 0"):
-        demo.build_demo(tmp_path / "x", n_songs=0, progress=False)
+        build.build_demo(tmp_path / "x", n_songs=0, progress=False)
     assert not (tmp_path / "x").exists()
 
 
@@ -471,7 +471,7 @@ def test_unknown_song_and_short_song_fail_before_rendering(tmp_path: Path) -> No
 
 
 def run_cli(argv: list[str]) -> int:
-    """Run the ``demo`` command group as ``mixbridge.cli.main`` does (errors -> exit 2)."""
+    """Run the ``demo`` command group as ``mixbridge.app.cli.main`` does (errors -> exit 2)."""
     parser = argparse.ArgumentParser(prog="mixbridge")
     demo_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
@@ -484,7 +484,7 @@ def run_cli(argv: list[str]) -> int:
 def test_cli_song_list_parsing_and_errors(tmp_path: Path) -> None:
     assert demo_cli.parse_song_list("e1m9, D_E2M3:red_zeppelin,E3M4") == (
         ("D_E1M9", "black_pearl"), ("D_E2M3", "red_zeppelin"), ("D_E3M4", "black_pearl"))
-    assert demo.default_songs(3) == (("D_E1M9", "black_pearl"), ("D_E2M3", "red_zeppelin"), ("D_E3M4", "black_pearl"))
+    assert build.default_songs(3) == (("D_E1M9", "black_pearl"), ("D_E2M3", "red_zeppelin"), ("D_E3M4", "black_pearl"))
     assert run_cli(["demo", "build", "-o", str(tmp_path / "o"), "--duration-s", "10"]) == 2
     assert run_cli(["demo", "build", "-o", str(tmp_path / "o"), "--songs", "0"]) == 2
     assert run_cli(["demo", "verify", str(tmp_path / "none")]) == 2

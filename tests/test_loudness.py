@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixbridge.loudness import integrated_lufs, true_peak_dbtp
+from mixbridge.loudness import SILENT_LUFS, db_to_gain, integrated_lufs, true_peak_dbtp
 
 SR = 48000
 #: BS.1770-4: a 997 Hz sine at 0 dBFS on one channel (of a stereo pair, the other silent) reads -3.01 LUFS.
@@ -53,3 +53,18 @@ def test_true_peak_meter_equals_scipy_resample_poly_oversampling():
         up = resample_poly(x, 4, 1, axis=-1)
         want = 20 * np.log10(max(np.abs(up).max(), np.abs(x).max()))
         assert true_peak_dbtp(x, 48000) == pytest.approx(want, abs=1e-12)
+
+
+def test_db_to_gain_halves_at_minus_6_02_db_and_keeps_the_shape():
+    assert float(db_to_gain(-20 * np.log10(2.0))) == pytest.approx(0.5, rel=1e-15)
+    assert float(db_to_gain(-np.inf)) == 0.0 and float(db_to_gain(0.0)) == 1.0
+    g = db_to_gain(np.array([[0.0, 20.0], [-40.0, 6.0]]))
+    assert g.shape == (2, 2) and g.dtype == np.float64
+    np.testing.assert_allclose(g, [[1.0, 10.0], [0.01, 10 ** 0.3]], rtol=1e-15)
+
+
+def test_silence_and_too_short_signals_read_the_absolute_gate():
+    """One silence rule for every caller (the metrics' loudness too): gated out or < 400 ms -> -70 LUFS."""
+    assert integrated_lufs(np.zeros((2, SR)), SR) == SILENT_LUFS == -70.0
+    short = np.sin(2 * np.pi * 997 * np.arange(int(0.3 * SR)) / SR)[None]
+    assert integrated_lufs(short, SR) == SILENT_LUFS

@@ -9,17 +9,21 @@ import numpy as np
 import pytest
 
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError
-from mixbridge.plugins.master_bus import (
-    INTERP_DELAY_SAMPLES, MASTER_RENDER, ReverbNotInMasterError, StreamingMaster, _filters, interpolation_filter,
-    master_params_from_session, render_master,
-)
 from mixbridge.loudness import true_peak_dbtp
+from mixbridge.plugins.master_bus import (
+    ReverbNotInMasterError,
+    StreamingMaster,
+    master_params_from_session,
+    render_master,
+)
+from mixbridge.plugins.master_kernels import INTERP_DELAY_SAMPLES, compiled_filters, interpolation_filter
 from mixbridge.plugins.rbj import eq_sections
-from mixbridge.schema import MASTER_BUS
+from mixbridge.schema import MASTER_BUS, MASTER_RENDER
 from mixbridge.session import Master, Session, Track
 
+from .contracts import StreamingProcessorContract
+
 SAMPLE_RATE = 48000
-BLOCK_SIZES = (1, 63, 64, 65, 256, 4096)
 #: Streamed vs offline: the same float64 kernels, float32 output (STYLE.md point 7).
 STREAM_TOL = 1e-5
 #: The public scipy filters vs the compiled kernels the chain calls: same recursions.
@@ -66,13 +70,20 @@ def hot():
     return x, render_master(x, SAMPLE_RATE, HOT, compensate_latency=False)
 
 
-@pytest.mark.parametrize("block_size", BLOCK_SIZES)
-def test_streamed_equals_offline(hot, block_size):
-    x, offline = hot
-    n = 6000 if block_size == 1 else x.shape[1]  # one Python call per sample: keep it short
-    m = StreamingMaster(SAMPLE_RATE, HOT)
-    streamed = _stream(m, x[:, :n], [block_size])
-    assert np.max(np.abs(streamed - offline[:, :n])) <= STREAM_TOL
+class TestStreamingMasterContract(StreamingProcessorContract):
+    """The hot master chain: block sizes 1, 63, 64, 65, 512, 4096 equal :func:`render_master` after
+    ``latency_samples``, and ``reset()`` clears every tail."""
+
+    stream_tol = STREAM_TOL
+
+    def make(self):
+        return StreamingMaster(SAMPLE_RATE, HOT)
+
+    def offline(self, x):
+        return render_master(x, SAMPLE_RATE, HOT)
+
+    def signal(self):
+        return _signal()
 
 
 def test_streamed_equals_offline_with_varying_blocks(hot):
@@ -88,19 +99,6 @@ def test_the_limiter_and_compressor_actually_work_here(hot):
     assert 20 * np.log10(np.max(np.abs(offline))) > -1.0 - 0.2
     plain = render_master(x, SAMPLE_RATE, {"eq": HOT["eq"]}, compensate_latency=False)
     assert not np.allclose(plain, offline, atol=1e-3)
-
-
-def test_reset_clears_state(hot):
-    x, offline = hot
-    m = StreamingMaster(SAMPLE_RATE, HOT)
-    _stream(m, x, [256])
-    m.reset()
-    again = _stream(m, x, [256])
-    assert np.max(np.abs(again - offline)) <= STREAM_TOL
-    # and silence after a reset is exact silence (no tail)
-    m.process(x[:, :4096])
-    m.reset()
-    assert not np.any(m.process(np.zeros((2, 512), np.float32)))
 
 
 def test_identity_before_the_limiter_engages():
@@ -143,7 +141,7 @@ def test_eq_is_the_rbj_cascade():
 def test_compiled_kernels_match_public_scipy():
     from scipy.signal import lfilter, sosfilt
 
-    sosfilt_inplace, linear_filter = _filters()
+    sosfilt_inplace, linear_filter = compiled_filters()
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 300))
     sos = np.array([np.concatenate([b, a]) for b, a in eq_sections(MASTER_BUS.processor("eq").validate(HOT["eq"]),

@@ -10,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixbridge.cli import main
-from mixbridge.errors import BackendUnavailableError, ParamRangeError, PluginMapError, PluginNotFoundError, UnknownNameError
-from mixbridge.plugins import map_laws, pluginmap
-from mixbridge.plugins.pluginmap import (
-    DEFAULT_MAPS,
-    MAP_PROCESSORS,
-    Curve,
-    builtin_map_names,
-    load_map,
-    map_from_dict,
-    parse_display,
+from mixbridge.app.cli import main
+from mixbridge.errors import (
+    BackendUnavailableError,
+    ParamRangeError,
+    PluginMapError,
+    PluginNotFoundError,
+    UnknownNameError,
 )
+from mixbridge.plugins import map_calibration, map_laws, pluginmap
+from mixbridge.plugins.map_curves import Curve, parse_display
+from mixbridge.plugins.map_loader import builtin_map_names, load_map
+from mixbridge.plugins.pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, map_from_dict
 
 from .conftest import needs_vst
 
@@ -241,7 +241,7 @@ def test_compressor_map_that_breaks_the_drive_assumptions_is_refused(edit, match
 def test_zameq2_peak_off_rbj_is_refused_when_values_are_computed_not_at_load():
     """The contract's 'five bands' peak 3 (0.49 dB off RBJ at 16 kHz) is refused by the map itself (so
     the REAPER push refuses it too); the defaults and the contract's other EQ rows are not."""
-    from mixbridge.plugins.contract import EQ_SETTINGS
+    from mixbridge.plugins.contract_measures import EQ_SETTINGS
 
     pm = load_map("zameq2_x2")
     proc = pluginmap.MAP_PROCESSORS["eq"]
@@ -277,7 +277,7 @@ def test_plugin_search_honours_vst_path(tmp_path, monkeypatch):
 
 
 def test_missing_vst3_file_gives_the_clear_error():
-    from mixbridge.plugins.vst import open_plugin
+    from mixbridge.plugins.vst_plugin import open_plugin
 
     with pytest.raises(PluginNotFoundError, match="does not exist"):
         open_plugin("/nonexistent/Thing.vst3")
@@ -286,7 +286,7 @@ def test_missing_vst3_file_gives_the_clear_error():
 # --------------------------------------------------------------------------- with the real plugins
 @pytest.fixture(scope="module")
 def loaded():
-    from mixbridge.plugins.vst import open_plugin
+    from mixbridge.plugins.vst_plugin import open_plugin
 
     cache = {}
 
@@ -354,7 +354,7 @@ def test_map_round_trip_reads_back_the_real_value(map_name, loaded):
 
 @needs_vst
 def test_map_for_another_plugin_version_is_refused(loaded):
-    from mixbridge.plugins.pluginmap import check_identity
+    from mixbridge.plugins.map_loader import check_identity
 
     pm = load_map("zamcomp")
     spec = pm.plugins["zamcomp"]
@@ -483,7 +483,7 @@ def test_cli_calibrate_updates_an_existing_map_in_place(tmp_path):
 @needs_vst
 def test_measured_curve_refines_where_the_display_bends():
     """A fake plugin whose display is exponential in u gets refinement points."""
-    from mixbridge.plugins.pluginmap import measure_parameter
+    from mixbridge.plugins.map_calibration import measure_parameter
 
     class Fake:
         u = 0.0
@@ -508,5 +508,5 @@ def test_measured_curve_refines_where_the_display_bends():
     assert len(c.normalised) > 11
     u = np.linspace(0, 1, 997)
     err = np.abs(c.to_display(u) - 1000.0 ** u) / 999.0
-    assert err.max() <= 2 * pluginmap.CURVE_REFINE_TOLERANCE
+    assert err.max() <= 2 * map_calibration.CURVE_REFINE_TOLERANCE
     assert fake.u == 0.0  # the value was restored

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from mixbridge.errors import AudioInputError, BackendUnavailableError, ParamRangeError, UnknownParamError  # noqa: E402
-from mixbridge.export.runtime import StreamingSession, select_provider  # noqa: E402
+from mixbridge.errors import AudioInputError, BackendUnavailableError, ParamRangeError, UnknownParamError
+from mixbridge.export.runtime import StreamingSession, select_provider
 
 #: float32 onnxruntime kernels vs torch kernels (STYLE.md point 7).
 STREAM_TOL = 1e-5
@@ -63,7 +63,7 @@ def test_streamed_equals_offline(tiny, block_size):
 
 
 def test_torchscript_session_streams_like_onnx(tiny):
-    from mixbridge.export.runtime import TorchScriptSession
+    from mixbridge.export.torchscript import TorchScriptSession
 
     ts = TorchScriptSession(tiny["ts"], channels=2, num_threads=None)
     out = _stream(ts, tiny["x"], tiny["p"], 65)

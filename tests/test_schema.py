@@ -6,9 +6,8 @@ import math
 
 import pytest
 
-from mixbridge.errors import ParamRangeError, UnknownParamError
+from mixbridge.errors import ParamRangeError, UnknownNameError, UnknownParamError
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS, Param, get_chain, schema_dict
-from mixbridge.errors import UnknownNameError
 
 ROUND_TRIP_TOL = 1e-9
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mixbridge.cli import main
+from mixbridge.app.cli import main
 from mixbridge.errors import ParamRangeError, SessionError, SessionVersionError, UnknownParamError
 from mixbridge.session import Automation, Session, Track, from_dict, load, save
 

@@ -17,9 +17,17 @@ torch = pytest.importorskip("torch")
 
 from mixbridge.errors import AudioInputError, ParamRangeError, UnknownParamError  # noqa: E402
 from mixbridge.loudness import integrated_lufs, true_peak_dbtp  # noqa: E402
-from mixbridge.models import dsp  # noqa: E402
-from mixbridge.models.console import (MASTER_PARAMS, STRIP_PARAMS, TorchConsole, denormalise,  # noqa: E402
-                                      normalise, register_contract, render_strips, resolve_params)
+from mixbridge.models import dsp, dsp_dynamics, dsp_eq, dsp_reverb  # noqa: E402
+from mixbridge.models.console import (  # noqa: E402
+    MASTER_PARAMS,
+    STRIP_PARAMS,
+    TorchConsole,
+    denormalise,
+    normalise,
+    register_contract,
+    render_strips,
+    resolve_params,
+)
 from mixbridge.plugins import rbj  # noqa: E402
 from mixbridge.plugins.backend import get_backend  # noqa: E402
 from mixbridge.plugins.console import render_console, render_track  # noqa: E402
@@ -133,12 +141,12 @@ def test_eq_magnitude_is_the_rbj_design(setting):
     n_fft = 1 << 16
     freqs = np.arange(n_fft // 2 + 1) * SR / n_fft
     band = (freqs >= 20.0) & (freqs <= 20000.0)
-    h = dsp.eq_response(SR, n_fft, **p)[0].numpy()
+    h = dsp_eq.eq_response(SR, n_fft, **p)[0].numpy()
     assert np.max(np.abs(20 * np.log10(np.abs(h[band])) - rbj.eq_response_db(p, freqs[band], SR))) < EQ_EXACT_TOL_DB
     # the filter as realised: the FFT of its impulse response
     impulse = np.zeros((1, 1, n_fft), np.float32)
     impulse[..., 0] = 1.0
-    ir = dsp.eq(_t(impulse), SR, **p)[0, 0].numpy().astype(np.float64)
+    ir = dsp_eq.eq(_t(impulse), SR, **p)[0, 0].numpy().astype(np.float64)
     measured = 20 * np.log10(np.abs(np.fft.rfft(ir)))
     assert np.max(np.abs(measured[band] - rbj.eq_response_db(p, freqs[band], SR))) < EQ_EXACT_TOL_DB
 
@@ -150,7 +158,7 @@ def test_eq_equals_sosfilt():
     for p in EQ_SETTINGS:
         sos = np.array([np.concatenate([b, a]) for b, a in rbj.eq_sections(p, SR)])
         want = sosfilt(sos, x.astype(np.float64), axis=-1)
-        got = dsp.eq(_t(x)[None], SR, **p)[0].numpy()
+        got = dsp_eq.eq(_t(x)[None], SR, **p)[0].numpy()
         assert np.max(np.abs(got - want)) < EQ_TIME_TOL
 
 
@@ -162,10 +170,10 @@ def test_eq_equals_sosfilt():
 ])
 def test_compressor_equals_the_reference(cp):
     x = _noise(2, seed=7)
-    got = dsp.compress(_t(x)[None], SR, **cp)[0].numpy()
+    got = dsp_dynamics.compress(_t(x)[None], SR, **cp)[0].numpy()
     assert np.max(np.abs(got - compress(x, SR, **cp))) < COMPRESSOR_TOL
     dyn = {k: v for k, v in cp.items() if k != "makeup_db"}
-    gr = dsp.gain_reduction_db(_t(x)[None], SR, **dyn)[0].numpy()
+    gr = dsp_dynamics.gain_reduction_db(_t(x)[None], SR, **dyn)[0].numpy()
     assert np.max(np.abs(gr - gain_reduction_db(x, SR, **dyn))) < REDUCTION_TOL_DB
 
 
@@ -174,7 +182,7 @@ def test_batched_parameters_are_per_item():
     cps = [dict(threshold_db=-30.0, ratio=4.0, attack_ms=5.0, release_ms=100.0, knee_db=6.0, makeup_db=3.0),
            dict(threshold_db=-10.0, ratio=2.0, attack_ms=20.0, release_ms=50.0, knee_db=0.0, makeup_db=0.0)]
     batched = {k: torch.tensor([c[k] for c in cps]) for k in cps[0]}
-    got = dsp.compress(_t(x), SR, **batched).numpy()
+    got = dsp_dynamics.compress(_t(x), SR, **batched).numpy()
     for i, c in enumerate(cps):
         assert np.max(np.abs(got[i] - compress(x[i], SR, **c))) < COMPRESSOR_TOL
 
@@ -197,14 +205,14 @@ def test_reverb_equals_the_reference_at_whole_sample_predelays(predelay_ms):
     x = _noise(2, seed=10)
     rv = dict(decay_s=1.5, predelay_ms=predelay_ms, return_db=-3.0)
     assert float(predelay_ms * SR / 1000).is_integer()
-    got = dsp.reverb(_t(x)[None], SR, **rv)[0].numpy()
+    got = dsp_reverb.reverb(_t(x)[None], SR, **rv)[0].numpy()
     assert np.max(np.abs(got - reverb(x, SR, **rv))) < REVERB_TOL
 
 
 def test_fractional_predelay_is_exact_and_keeps_the_energy():
     x = _noise(2, seed=11)
     rv = dict(decay_s=0.8, predelay_ms=10.01, return_db=0.0)   # 441.44 samples; numpy rounds to 441
-    got = dsp.reverb(_t(x)[None], SR, **rv)[0].numpy().astype(np.float64)
+    got = dsp_reverb.reverb(_t(x)[None], SR, **rv)[0].numpy().astype(np.float64)
     want = reverb(x, SR, **rv).astype(np.float64)
     assert abs(10 * np.log10(np.sum(got ** 2) / np.sum(want ** 2))) < REVERB_ENERGY_TOL_DB
     # the exact delay: shifting the numpy return by the same 0.44 samples in the frequency domain gives it
@@ -226,14 +234,15 @@ MASTER = {"eq": EQ_SETTINGS[0], "compressor": dict(threshold_db=-24.0, ratio=3.0
 def test_master_bus_equals_render_master_and_keeps_the_ceiling():
     x = _noise(2, seed=12)
     want = render_master(x, SR, MASTER)
-    got = dsp.master_chain(_t(x)[None], SR, MASTER["eq"], MASTER["compressor"], 12.0, MASTER["limiter"])[0].numpy()
+    got = dsp_dynamics.master_chain(_t(x)[None], SR, MASTER["eq"], MASTER["compressor"], 12.0,
+                                    MASTER["limiter"])[0].numpy()
     assert np.max(np.abs(got - want)) < MASTER_TOL
     assert true_peak_dbtp(got, SR) <= MASTER["limiter"]["ceiling_dbtp"]
     # an fs/4 sine at 45 degrees: sample peaks 3 dB under the true peak
     n = np.arange(SR // 2)
     sine = np.tile(np.sin(np.pi / 2 * n + np.pi / 4), (2, 1)).astype(np.float32)
     for ceiling in (-1.0, -6.0, 0.0):
-        y = dsp.limiter(_t(sine)[None], SR, ceiling_dbtp=ceiling, release_ms=20.0)[0].numpy()
+        y = dsp_dynamics.limiter(_t(sine)[None], SR, ceiling_dbtp=ceiling, release_ms=20.0)[0].numpy()
         assert true_peak_dbtp(y, SR) <= ceiling
 
 

@@ -11,11 +11,18 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from mixbridge.cli import main
+from mixbridge.app.cli import main
 from mixbridge.models import registry
 from mixbridge.models.checkpoint import load_checkpoint
-from mixbridge.models.train import (TrainConfigError, build_model_from_config, default_config,
-                                    load_train_config, ship_proxy, split_indices, train_proxy)
+from mixbridge.models.train import default_config, load_train_config, ship_proxy, train_proxy
+from mixbridge.models.training import (
+    TrainConfigError,
+    build_model_from_config,
+    epoch_order,
+    global_batches,
+    shard_batches,
+    split_indices,
+)
 from mixbridge.plugins.datagen.effect import effect_config
 from mixbridge.plugins.datagen.runner import generate
 
@@ -28,10 +35,8 @@ RESUME_TOLERANCE = 0.0
 INIT_TOLERANCE = 1e-9
 
 
-@pytest.fixture(scope="module")
-def comp_ds(tmp_path_factory) -> Path:
-    """8 mono 0.1 s examples of the builtin compressor, knee fixed at 0 dB."""
-    base = tmp_path_factory.mktemp("train")
+def compressor_dataset(base: Path) -> Path:
+    """8 mono 0.1 s examples of the builtin compressor, knee fixed at 0 dB, in ``base/ds``."""
     src = base / "src"
     src.mkdir()
     rng = np.random.default_rng(0)
@@ -42,6 +47,12 @@ def comp_ds(tmp_path_factory) -> Path:
                         param_specs=["compressor.knee_db=fixed:0"])
     generate(cfg, base / "ds", workers=0, progress=False)
     return base / "ds"
+
+
+@pytest.fixture(scope="module")
+def comp_ds(tmp_path_factory) -> Path:
+    """:func:`compressor_dataset` once per module."""
+    return compressor_dataset(tmp_path_factory.mktemp("train"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -90,6 +101,21 @@ def test_split_is_disjoint_seeded_and_covers_everything():
         split_indices(1, 0.1, seed=0)
 
 
+def test_epoch_order_and_rank_shards():
+    train = [1, 4, 5, 7]
+    order = epoch_order(train, 10, seed=0, epoch=3)
+    # back-to-back permutations: every example once before any repeats
+    assert sorted(order[:4]) == sorted(order[4:8]) == train and set(order[8:]) <= set(train)
+    assert order == epoch_order(train, 10, seed=0, epoch=3) != epoch_order(train, 10, seed=0, epoch=4)
+    positions = list(range(10))
+    assert shard_batches(positions, 3) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]  # one process: plain batches
+    assert global_batches(positions, 2, world_size=2) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert shard_batches(positions, 2, rank=0, world_size=2) == [[0, 2], [4, 6], [8]]
+    assert shard_batches(positions, 2, rank=1, world_size=2) == [[1, 3], [5, 7], [9]]
+    # a last global batch smaller than the world is dropped: every rank steps together
+    assert global_batches(list(range(9)), 2, world_size=2) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
 def _log(run: Path) -> list[dict]:
     with open(run / "log.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -97,8 +123,8 @@ def _log(run: Path) -> list[dict]:
 
 def test_cli_trains_checkpoints_and_resumes_exactly(comp_ds, tmp_path, capsys):
     straight = tmp_path / "straight"
-    assert main(["train", "proxy", "--data", str(comp_ds), "--config", str(TINY), "-o", str(straight),
-                 "--max-epochs", "2", "--no-progress"]) == 0
+    assert main(["train", "proxy", "--data", str(comp_ds), "--config", str(TINY), "--output", str(straight),
+                 "--max-epochs", "2", "-q"]) == 0
     assert "stopped (max_epochs) after epoch 2" in capsys.readouterr().out
     rows = _log(straight)
     # tiny config: 8 examples, 2 for validation, batch 2 -> 3 steps per epoch
@@ -107,8 +133,11 @@ def test_cli_trains_checkpoints_and_resumes_exactly(comp_ds, tmp_path, capsys):
         assert np.isfinite(float(r["val_loss"])) and float(r["val_esr"]) >= 0.0
 
     split = tmp_path / "split"
-    assert main(["train", "proxy", "--data", str(comp_ds), "--config", str(TINY), "-o", str(split),
+    # the old spellings still work for one release, with a notice
+    assert main(["train", "proxy", "--data", str(comp_ds), "--config", str(TINY), "--out", str(split),
                  "--max-epochs", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "--out is deprecated" in err and "--no-progress is deprecated" in err
     rec = json.loads((split / "last.json").read_text())
     assert rec["progress"]["epoch"] == 1 and rec["progress"]["step"] == 3
     assert rec["training_state"]["optimizer"] == "Adam"
@@ -117,7 +146,7 @@ def test_cli_trains_checkpoints_and_resumes_exactly(comp_ds, tmp_path, capsys):
     assert rec["extra"]["dataset"]["param_dists"]["compressor.knee_db"]["kind"] == "fixed"
     # resume (config read back from the run folder) for the second epoch
     assert main(["train", "proxy", "--data", str(comp_ds), "-o", str(split), "--resume",
-                 "--max-epochs", "2", "--no-progress"]) == 0
+                 "--max-epochs", "2", "-q"]) == 0
     assert [int(r["step"]) for r in _log(split)] == [3, 6]
     a = load_file(str(straight / "last.safetensors"))
     b = load_file(str(split / "last.safetensors"))
@@ -137,9 +166,18 @@ def test_max_steps_stops_mid_epoch_and_a_resume_redoes_that_epoch(comp_ds, tmp_p
     assert s["stopped"] == "max_steps" and s["step"] == 5 and s["epoch"] == 1
 
 
+def test_a_wall_clock_budget_of_zero_stops_after_one_step_and_keeps_the_epoch_open(comp_ds, tmp_path):
+    s = train_proxy(comp_ds, tmp_path / "run", **{**load_train_config(TINY), "max_minutes": 0.0, "progress": False})
+    assert s["stopped"] == "max_minutes" and s["step"] == 1 and s["epoch"] == 0
+    rows = _log(tmp_path / "run")
+    assert [(int(r["epoch"]), int(r["step"])) for r in rows] == [(0, 1)]  # validated and saved, not counted
+    assert set(rows[0]) == {"epoch", "step", "examples", "train_seconds", "lr", "train_loss", "train_l1", "train_stft",
+                            "val_loss", "val_l1", "val_stft", "val_esr", "examples_per_s", "best"}
+
+
 def test_bad_runs_are_refused(comp_ds, tmp_path, capsys):
     run = tmp_path / "run"
-    base = ["train", "proxy", "--data", str(comp_ds), "--config", str(TINY), "-o", str(run), "--no-progress"]
+    base = ["train", "proxy", "--data", str(comp_ds), "--config", str(TINY), "-o", str(run), "-q"]
     assert main(base + ["--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
     assert main(base + ["--max-steps", "1"]) == 0
@@ -148,7 +186,7 @@ def test_bad_runs_are_refused(comp_ds, tmp_path, capsys):
     other = tmp_path / "other.yaml"
     other.write_text(TINY.read_text().replace("batch_size: 2", "batch_size: 3"))
     assert main(["train", "proxy", "--data", str(comp_ds), "--config", str(other), "-o", str(run),
-                 "--resume", "--no-progress"]) == 2
+                 "--resume", "-q"]) == 2
     assert "batch_size" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(base + ["-o", str(tmp_path / "gpu"), "--device", "cuda"]) == 2
@@ -184,7 +222,7 @@ def test_init_from_a_shipped_checkpoint_starts_from_its_weights(comp_ds, tmp_pat
     other = tmp_path / "noncausal.yaml"
     other.write_text(TINY.read_text().replace("tcn-tiny-causal", "tcn-tiny"))
     assert main(["train", "proxy", "--data", str(comp_ds), "--config", str(other), "-o", str(tmp_path / "x"),
-                 "--init", str(shipped), "--no-progress"]) == 2
+                 "--init", str(shipped), "-q"]) == 2
     assert "causal" in capsys.readouterr().err
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from mixbridge.errors import ParamRangeError
 from mixbridge.plugins import contract as C
+from mixbridge.plugins import contract_measures as M
 from mixbridge.plugins.dynamics import static_reduction_db
 
 from .conftest import needs_vst
@@ -39,9 +40,9 @@ def test_compressor_maps_meet_the_contract(comp_map, sample_rate):
     time constants on a constant-level step; measured 9.94 ms for 10 ms, 99.4 ms for 100 ms)."""
     b = _backend(sample_rate, compressor=comp_map)
     render = _renderer(b, "compressor")
-    settings = C.STATIC_SETTINGS + ((-24.0, 4.0, 8.0, 0.0), (-40.0, 20.0, 0.0, 6.0))
-    rows = C.measure_compressor_static(render, sample_rate, settings) + C.measure_compressor_timing(
-        render, sample_rate, C.TIMING_SETTINGS + ((50.0, 500.0), (0.5, 10.0)))
+    settings = M.STATIC_SETTINGS + ((-24.0, 4.0, 8.0, 0.0), (-40.0, 20.0, 0.0, 6.0))
+    rows = M.measure_compressor_static(render, sample_rate, settings) + M.measure_compressor_timing(
+        render, sample_rate, M.TIMING_SETTINGS + ((50.0, 500.0), (0.5, 10.0)))
     bad = [r for r in rows if r.status != "pass"]
     assert not bad, "\n".join(map(str, bad))
 
@@ -52,7 +53,7 @@ def test_stereo_compressor_is_linked_by_the_peak_of_both_channels(comp_map):
     sr = 48000
     b = _backend(sr, compressor=comp_map)
     n = sr // 4
-    sq = C.square_wave(1.0, n, sr, channels=1)[0]
+    sq = M.square_wave(1.0, n, sr, channels=1)[0]
     x = np.stack([sq * 10 ** (-6 / 20), sq * 10 ** (-40 / 20)]).astype(np.float32)  # loud L, quiet R
     p = {"threshold_db": -30.0, "ratio": 4.0, "attack_ms": 1.0, "release_ms": 50.0, "knee_db": 0.0, "makeup_db": 0.0}
     for xin in (x, x[::-1].copy()):
@@ -69,8 +70,8 @@ def test_dragonfly_plate_meets_the_reverb_contract(sample_rate):
     noise within +-1 dB of return_db (before this map: -8.9 dB at return 0, decay 0.5 s)."""
     b = _backend(sample_rate)
     render = _renderer(b, "reverb")
-    rows = (C.measure_reverb_rt60(render, sample_rate, (0.3, 0.5, 1.2, 3.0, 8.0))
-            + C.measure_reverb_level(render, sample_rate, C.WET_LEVEL_SETTINGS + ((0.3, 0.0), (4.0, 3.0))))
+    rows = (M.measure_reverb_rt60(render, sample_rate, (0.3, 0.5, 1.2, 3.0, 8.0))
+            + M.measure_reverb_level(render, sample_rate, M.WET_LEVEL_SETTINGS + ((0.3, 0.0), (4.0, 3.0))))
     bad = [r for r in rows if r.status != "pass"]
     assert not bad, "\n".join(map(str, bad))
 
@@ -96,15 +97,17 @@ def test_plate_predelay_is_the_onset_delay(sample_rate, predelay_ms):
 def test_decay_the_plate_cannot_reach_is_refused_naming_bus_value_and_range(decay_s):
     b = _backend(48000)
     x = np.zeros((2, 4800), np.float32)
-    with pytest.raises(ParamRangeError, match=rf"reverb bus: .*reverb.decay_s: {decay_s:g} s is outside what the plugin "
-                                              r"reaches, \[0.1421, 8.819\] s"):
+    with pytest.raises(ParamRangeError,
+                       match=rf"reverb bus: .*reverb.decay_s: {decay_s:g} s is outside what the plugin "
+                             r"reaches, \[0.1421, 8.819\] s"):
         b.process("reverb", x, {"decay_s": decay_s, "predelay_ms": 0.0, "return_db": 0.0}, label="reverb bus")
 
 
 def test_out_of_range_compressor_value_names_the_track():
     b = _backend(48000)
-    with pytest.raises(ParamRangeError, match=r"track 'kick': .*compressor.release_ms: plugin parameter 'Release' = 600 ms "
-                                              r"is outside the plugin's range \[1, 500\] ms"):
+    with pytest.raises(ParamRangeError,
+                       match=r"track 'kick': .*compressor.release_ms: plugin parameter 'Release' = 600 ms "
+                             r"is outside the plugin's range \[1, 500\] ms"):
         b.process("compressor", np.zeros((1, 256), np.float32), {"release_ms": 600.0}, label="track 'kick'")
 
 
@@ -206,7 +209,8 @@ def test_automated_compressor_follows_the_builtin_reference():
     p = {"threshold_db": -24.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 80.0, "knee_db": 4.0, "makeup_db": 3.0}
     audible = np.abs(x) > 1e-4
     for auto, tol in (({"threshold_db": Automation(times_s=[0.0, 3.0], values=[-30.0, -10.0])}, SAMPLE_GAIN_TOL_DB),
-                      ({"release_ms": Automation(times_s=[0.0, 2.0], values=[20.0, 300.0])}, RELEASE_AUTOMATION_TOL_DB)):
+                      ({"release_ms": Automation(times_s=[0.0, 2.0], values=[20.0, 300.0])},
+                       RELEASE_AUTOMATION_TOL_DB)):
         ref = BuiltinBackend(sr).process("compressor", x, p, auto)
         y = _backend(sr).process("compressor", x, p, auto)
         assert np.max(np.abs(20 * np.log10(np.abs(y[audible]) / np.abs(ref[audible])))) <= tol
@@ -227,7 +231,8 @@ def _eq_params(**over):
 
 @pytest.mark.parametrize("sample_rate", SAMPLE_RATES)
 @pytest.mark.parametrize("band,freq_hz,q,gain_db", [
-    ("peak3", 6000.0, 0.5, 6.0), ("peak3", 10000.0, 2.0, -6.0), ("peak2", 1000.0, 0.7, 12.0), ("peak1", 400.0, 0.2, -9.0),
+    ("peak3", 6000.0, 0.5, 6.0), ("peak3", 10000.0, 2.0, -6.0), ("peak2", 1000.0, 0.7, 12.0),
+    ("peak1", 400.0, 0.2, -9.0),
 ])
 def test_zameq2_peak_closed_form_is_what_the_plugin_renders(monkeypatch, sample_rate, band, freq_hz, q, gain_db):
     """The refusal's deviation comes from a closed form; the real plugin (refusal switched off) must render it."""
@@ -239,12 +244,12 @@ def test_zameq2_peak_closed_form_is_what_the_plugin_renders(monkeypatch, sample_
     name = "zameq2_bandwidth_from_rbj_q"
     monkeypatch.setitem(map_laws.CONVERSIONS, name, dataclasses.replace(map_laws.CONVERSIONS[name], refuse=None))
     b = _backend(sample_rate)
-    x = np.zeros((2, C.EQ_RESPONSE_SAMPLES), np.float32)
-    x[:, 0] = C.EQ_IMPULSE_AMPLITUDE
+    x = np.zeros((2, M.EQ_RESPONSE_SAMPLES), np.float32)
+    x[:, 0] = M.EQ_IMPULSE_AMPLITUDE
     y = b.process("eq", x, _eq_params(**{f"{band}_freq_hz": freq_hz, f"{band}_q": q, f"{band}_gain_db": gain_db}))
-    bins = C.eq_frequencies(sample_rate)
-    freqs = bins * sample_rate / C.EQ_RESPONSE_SAMPLES
-    measured = 20 * np.log10(np.abs(np.fft.rfft(y[0] / C.EQ_IMPULSE_AMPLITUDE))[bins])
+    bins = M.eq_frequencies(sample_rate)
+    freqs = bins * sample_rate / M.EQ_RESPONSE_SAMPLES
+    measured = 20 * np.log10(np.abs(np.fft.rfft(y[0] / M.EQ_IMPULSE_AMPLITUDE))[bins])
     zb, za = zameq2_peak_sections(freq_hz, q, gain_db, sample_rate)
     assert np.max(np.abs(measured - _biquad_db(zb, za, freqs, sample_rate))) <= ZAMEQ2_CLOSED_FORM_TOL_DB
 
@@ -256,12 +261,13 @@ def test_peak_zameq2_renders_off_rbj_is_refused_naming_track_value_and_reachable
 
     sr = 48000
     b = _backend(sr)
-    x = np.zeros((2, C.EQ_RESPONSE_SAMPLES), np.float32)
-    x[:, 0] = C.EQ_IMPULSE_AMPLITUDE
+    x = np.zeros((2, M.EQ_RESPONSE_SAMPLES), np.float32)
+    x[:, 0] = M.EQ_IMPULSE_AMPLITUDE
     over = {"peak3_freq_hz": 6000.0, "peak3_q": 0.5, "peak3_gain_db": 6.0}
-    with pytest.raises(ParamRangeError, match=r"track 'pad': .*eq\.peak3_q: 0\.5 at 6000 Hz, \+6 dB renders 0\.49 dB off "
-                                              r"the RBJ design .*renders peak3_q (\S+) to 10 within it") as err:
+    with pytest.raises(ParamRangeError,
+                       match=r"track 'pad': .*eq\.peak3_q: 0\.5 at 6000 Hz, \+6 dB renders 0\.49 dB off "
+                             r"the RBJ design .*renders peak3_q (\S+) to 10 within it") as err:
         b.process("eq", x, _eq_params(**over), label="track 'pad'")
     q_lo = float(re.search(r"renders peak3_q (\S+) to", str(err.value)).group(1))
-    rows = C.measure_eq(_renderer(b, "eq"), sr, [("reachable", {**over, "peak3_q": q_lo * 1.01})])
+    rows = M.measure_eq(_renderer(b, "eq"), sr, [("reachable", {**over, "peak3_q": q_lo * 1.01})])
     assert rows[0].status == "pass", str(rows[0])

@@ -18,8 +18,9 @@ is the effect of the augmented input).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
@@ -52,14 +53,22 @@ class Augmentations:
                 raise DatagenConfigError(f"augmentation range {k} = {v} needs low <= high")
 
     @classmethod
-    def none(cls) -> "Augmentations":
+    def none(cls) -> Augmentations:
+        """Every augmentation off (``--no-augment``): the input is the source patch as read."""
         return cls(p_mix=0.0, p_gain=0.0, p_polarity=0.0, p_noise=0.0, p_zero_samples=0.0, p_zero_block=0.0)
 
     @classmethod
-    def from_json(cls, d: dict) -> "Augmentations":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    def from_json(cls, d: dict) -> Augmentations:
+        """Read :meth:`to_json`'s form (lists back to tuples).
+
+        Raises:
+            DatagenConfigError: a probability outside [0, 1] or a range with low > high.
+        """
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)
 
     def to_json(self) -> dict:
+        """The JSON form stored in ``config.json`` (tuples as lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 

@@ -9,21 +9,21 @@ degrades it; a model learns degraded -> master. Two modes:
   ranges and meanings, so no label shares a name with a console parameter of
   another range), each rendered by the one implementation of its concept:
 
-  ======================  ===================================================  ==============================
-  stage                   parameters (range, scale)                            rendered by
-  ======================  ===================================================  ==============================
-  ``demaster_eq``         ``centre_hz`` 60-12000 log, ``q`` 0.5-4 log,          :func:`bell_eq`: a Gaussian bell
-                          ``gain_db`` -12..12                                  in log-frequency per STFT frame
-                                                                               (FWHM = the RBJ bandwidth of Q)
-  ``demaster_compressor`` ``threshold_db`` -40..-5, ``ratio`` 1.5-10 log,       :func:`mixbridge.plugins.dynamics.compress`
-                          ``knee_db`` 0-12, ``attack_ms`` 1-50 log,             (COMPRESSOR_SEMANTICS: linked peak
-                          ``release_ms`` 20-500 log, ``makeup_db`` 0-12         detector, soft knee, 63 % times)
-  ``demaster_reverb``     ``decay_s`` 0.2-3 log (RT60), ``return_db``           :func:`reverb_insert`: dry +
-                          -30..-6                                              :func:`mixbridge.plugins.reverb.reverb`
-                                                                               with this example's noise seed
-  ``demaster_echo``       ``delay_ms`` 50-500 log, ``gain_db`` -24..-6          :func:`echo`: one delayed,
-                                                                               attenuated copy
-  ======================  ===================================================  ==============================
+  ======================  ================================================  ==============================
+  stage                   parameters (range, scale)                         rendered by
+  ======================  ================================================  ==============================
+  ``demaster_eq``         ``centre_hz`` 60-12000 log, ``q`` 0.5-4 log,       :func:`bell_eq`: a Gaussian bell
+                          ``gain_db`` -12..12                               in log-frequency per STFT frame
+                                                                            (FWHM = the RBJ bandwidth of Q)
+  ``demaster_compressor`` ``threshold_db`` -40..-5, ``ratio`` 1.5-10 log,    :func:`mixbridge.plugins.dynamics.compress`
+                          ``knee_db`` 0-12, ``attack_ms`` 1-50 log,          (COMPRESSOR_SEMANTICS: linked peak
+                          ``release_ms`` 20-500 log, ``makeup_db`` 0-12      detector, soft knee, 63 % times)
+  ``demaster_reverb``     ``decay_s`` 0.2-3 log (RT60), ``return_db``        :func:`reverb_insert`: dry +
+                          -30..-6                                           :func:`mixbridge.plugins.reverb.reverb`
+                                                                            with this example's noise seed
+  ``demaster_echo``       ``delay_ms`` 50-500 log, ``gain_db`` -24..-6       :func:`echo`: one delayed,
+                                                                            attenuated copy
+  ======================  ================================================  ==============================
 
 * ``plugins``: the master goes through a processor chain of the schema
   (``eq, compressor, reverb`` by default) on the ``builtin`` or ``vst`` backend
@@ -52,17 +52,19 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from mixbridge import __version__
+from mixbridge.mel import mel_filterbank
 from mixbridge.plugins.dynamics import compress
 from mixbridge.plugins.reverb import reverb
 from mixbridge.schema import DEMASTER, Param
 
-from .errors import DatagenConfigError
 from .effect import plugin_fingerprint
+from .errors import DatagenConfigError
 from .job import Example, Job, Spec, example_rngs, register_job
 from .params import Dist, flat_params, parse_dists, renderable_limits, restrict_dists, sample_params
 from .sources import SourceSet
@@ -127,30 +129,13 @@ def echo(x: np.ndarray, sample_rate: int, *, delay_ms: float, gain_db: float) ->
     return y
 
 
-def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
-    """Triangular HTK-mel filters from 0 Hz to Nyquist: float64 ``[n_mels, n_fft // 2 + 1]`` (peak 1)."""
-    def hz_to_mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def mel_to_hz(m):
-        return 700.0 * (10 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2), n_mels + 2))
-    fb = np.zeros((n_mels, freqs.size))
-    for m in range(n_mels):
-        lo, c, hi = edges[m], edges[m + 1], edges[m + 2]
-        fb[m] = np.maximum(0.0, np.minimum((freqs - lo) / (c - lo), (hi - freqs) / (hi - c)))
-    return fb
-
-
 def mel_db(x: np.ndarray, sample_rate: int, fb: np.ndarray | None = None) -> np.ndarray:
     """Mel power spectrogram in dB of ``[channels, samples]`` (channels averaged): ``[128, frames]``.
 
     Centred frames (reflect padding), Hann window, FFT 2048, hop 512;
     frames = 1 + samples // 512.
     """
-    fb = mel_filterbank(sample_rate) if fb is None else fb
+    fb = mel_filterbank(sample_rate, N_FFT, N_MELS) if fb is None else fb
     mono = x.astype(np.float64).mean(axis=0)
     padded = np.pad(mono, (N_FFT // 2, N_FFT // 2), mode="reflect")
     frames = 1 + (padded.size - N_FFT) // HOP
@@ -170,7 +155,7 @@ def mel_png(m_db: np.ndarray) -> bytes:
 
     buf = io.BytesIO()
     image.imsave(buf, m_db, cmap="magma", vmin=IMAGE_DB_RANGE[0], vmax=IMAGE_DB_RANGE[1], origin="lower",
-                 format="png", metadata={"Software": None})
+                 format="png", metadata={"Software": None})  # type: ignore[dict-item]  # None drops the key
     return buf.getvalue()
 
 
@@ -220,6 +205,16 @@ def demaster_config(source: str, *, mode: str = "dsp", backend: str = "builtin",
 
 
 class DemasterJob(Job):
+    """Demastering pairs (Khoo): a finished master's clip and its degraded version, with the labels.
+
+    Shard arrays per example: ``master`` and ``degraded`` float32 ``[2, clip_samples]``,
+    ``params_real`` float64 / ``params_norm`` float32 ``[n_params]``, ``applied`` uint8
+    ``[len(STAGES)]`` (which stages fired, dsp mode), ``mel_db_master`` / ``mel_db_degraded``
+    (dB, :data:`N_MELS` bands x frames of hop :data:`HOP`), ``master_peak``, ``ir_seed``,
+    ``index``, ``seed``, ``source_file``, ``source_start_s`` (seconds); side files: the two
+    mel images as PNG unless ``images`` is off.
+    """
+
     kind = "demaster"
     finite_keys = ("master", "degraded", "mel_db_master", "mel_db_degraded")
 
@@ -229,16 +224,21 @@ class DemasterJob(Job):
         self.params = list(DSP_PARAMS) if self.mode == "dsp" else flat_params(config["processors"])
         self.dists = {k: Dist(**v) for k, v in config.get("param_dists", {}).items()}
         self.n_samples = int(config["clip_samples"])
-        self.fb = mel_filterbank(self.sample_rate)
+        self.fb = mel_filterbank(self.sample_rate, N_FFT, N_MELS)
 
     def setup(self) -> None:
-        self.sources = SourceSet.from_fingerprint(self.config["source_root"], self.config["sources"])
+        """Open the masters and the backend; plugins mode loads each plugin once.
+
+        Errors: those of :meth:`open_sources` and :meth:`make_backend`.
+        """
+        self.open_sources()
         # the backend renders in plugins mode; in dsp mode it only carries injected faults
         self.backend = self.make_backend()
         if self.mode == "plugins":
             self.warm_up(self.config["processors"], 2)
 
     def plan(self, index: int) -> Spec:
+        """Draw the parameters, a stereo clip of a master, which stages fire and the reverb's IR seed."""
         r_params, r_clip, r_stage = example_rngs(self.seed, index, 3)
         nested, real, norm = sample_params(r_params, self.params, self.dists)
         master, where = self.sources.draw(r_clip, self.n_samples, self.sample_rate, 2)
@@ -262,9 +262,9 @@ class DemasterJob(Job):
         if self.faults:  # run injected faults inside a "processor", as in the plugin path
             from mixbridge.schema import EQ
 
-            self.backend.process("eq", x[:, :64], EQ.defaults())
+            self.need_backend().process("eq", x[:, :64], EQ.defaults())
         for s in stages:
-            p = params[s]
+            p: Mapping[str, Any] = params[s]
             if s == "demaster_eq":
                 x = bell_eq(x, self.sample_rate, **p)
             elif s == "demaster_compressor":
@@ -278,6 +278,7 @@ class DemasterJob(Job):
         return x.astype(np.float32)
 
     def render(self, spec: Spec) -> Example:
+        """Degrade the clip, then compute both mel spectrograms (and their PNGs)."""
         d = spec.data
         master = d["master"]
         degraded = self.degrade(master, spec.params["params"], spec.params["stages"], d["ir_seed"])

@@ -27,8 +27,9 @@ level), mono datasets take the mean of the stereo wet return.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def plugin_map_processors(maps: Sequence[str]) -> tuple[list[str], dict]:
         UnknownNameError / PluginMapError: an unknown or invalid map.
         DatagenConfigError: two maps for the same processor.
     """
-    from mixbridge.plugins.pluginmap import load_map
+    from mixbridge.plugins.map_loader import load_map
 
     procs: list[str] = []
     chosen: dict[str, str] = {}
@@ -98,9 +99,9 @@ def plugin_fingerprint(backend: str, options: Mapping[str, Any], processors: Seq
     """For the ``vst`` backend: ``{processor: {map, sha256 of the map file}}`` (part of the dataset identity)."""
     if backend != "vst":
         return {}
-    import hashlib
-
-    from mixbridge.plugins.pluginmap import DEFAULT_MAPS, load_map
+    from mixbridge.checksum import sha256_file
+    from mixbridge.plugins.map_loader import load_map
+    from mixbridge.plugins.pluginmap import DEFAULT_MAPS
 
     out = {}
     for proc in processors:
@@ -108,8 +109,7 @@ def plugin_fingerprint(backend: str, options: Mapping[str, Any], processors: Seq
             continue
         name = dict(options.get("maps", {})).get(proc, DEFAULT_MAPS[proc])
         pm = load_map(name)
-        digest = hashlib.sha256(Path(pm.path).read_bytes()).hexdigest() if pm.path else ""
-        out[proc] = {"map": pm.name, "sha256": "sha256:" + digest,
+        out[proc] = {"map": pm.name, "sha256": sha256_file(pm.path) if pm.path else "sha256:",
                      "plugins": sorted(s.identity.name for s in pm.plugins.values()),
                      "deterministic": bool(pm.deterministic)}
     return out
@@ -187,6 +187,14 @@ def effect_config(source: str, *, chain: str = "eq_comp_reverb", backend: str = 
 
 
 class EffectJob(Job):
+    """Paired effect data: a source patch, augmented, through the processor chain.
+
+    Shard arrays per example: ``input`` and ``output`` float32 ``[channels, patch_samples]``,
+    ``params_real`` float64 ``[n_params]`` (real units, :func:`~.params.flat_params` order),
+    ``params_norm`` float32 ``[n_params]`` (0..1), ``aug_applied`` / ``aug_values``, ``index``,
+    ``seed``, ``source_file``, ``source_start_s`` (seconds).
+    """
+
     kind = "effect"
     finite_keys = ("input", "output")
 
@@ -198,14 +206,18 @@ class EffectJob(Job):
         self.aug = Augmentations.from_json(config["augmentations"])
         self.channels = int(config["channels"])
         self.n_samples = int(config["patch_samples"])
-        self.sources: SourceSet | None = None
 
     def setup(self) -> None:
-        self.sources = SourceSet.from_fingerprint(self.config["source_root"], self.config["sources"])
+        """Open the sources and the backend, load each plugin once.
+
+        Errors: those of :meth:`open_sources` and :meth:`make_backend`.
+        """
+        self.open_sources()
         self.backend = self.make_backend()
         self.warm_up(self.processors, self.channels)
 
     def plan(self, index: int) -> Spec:
+        """Draw renderable parameters, a non-silent patch and its augmentations for ``index``."""
         r_params, r_patch, r_aug = example_rngs(self.seed, index, 3)
         nested, real, norm = self._renderable_draw(r_params, index)
         x, where = self.sources.draw(r_patch, self.n_samples, self.sample_rate, self.channels,
@@ -238,6 +250,7 @@ class EffectJob(Job):
         return nested, real, norm
 
     def render(self, spec: Spec) -> Example:
+        """Render the augmented patch through the chain with the planned parameters."""
         d = spec.data
         y = render_chain(self.backend, self.processors, d["input"], spec.params["params"])
         return Example(spec.index, {

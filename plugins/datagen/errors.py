@@ -4,14 +4,17 @@ Messages name the path, the value, the limit and the fix (STYLE.md point 4).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from mixbridge.errors import MixbridgeError
+from mixbridge.records import RecordFormatError
 
 
 class DatasetConfigMismatchError(ValueError, MixbridgeError):
     """A dataset folder that already holds data generated with another configuration."""
 
 
-class DatasetFormatError(ValueError, MixbridgeError):
+class DatasetFormatError(RecordFormatError):
     """A folder that is not a mixbridge dataset, or one in an unknown format version."""
 
 
@@ -39,5 +42,8 @@ class DatagenFailuresError(RuntimeError, MixbridgeError):
     """A run in which every example, or more than the allowed fraction, failed.
 
     Raised after the run's shards (with the failures and their reasons) were committed;
-    ``summary`` holds the run's :class:`~mixbridge.plugins.datagen.runner.RunSummary`.
+    ``summary`` holds the run's :class:`~mixbridge.plugins.datagen.results.RunSummary`.
     """
+
+    #: The run's :class:`~mixbridge.plugins.datagen.results.RunSummary` (set by the runner).
+    summary: Any = None

@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mixbridge.plugins.backend import Backend, get_backend
+from mixbridge.registry import DuplicateNameError
 
 from .errors import DatagenConfigError
+
+if TYPE_CHECKING:
+    from .sources import SourceSet
 
 FAULT_KINDS = ("crash", "exit", "hang", "nan", "error", "delay")
 
@@ -52,7 +57,8 @@ class Example:
     """One rendered example: named arrays (first axis is *not* the batch) and side files."""
 
     index: int
-    arrays: dict[str, np.ndarray]
+    #: Shard arrays of this example (one row each); scalars are numpy scalars (``np.int64(index)``).
+    arrays: dict[str, np.ndarray | np.generic]
     files: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -75,9 +81,18 @@ class FaultyBackend(Backend):
         self.current_index: int | None = None
 
     def check_renderable(self, processor, params, *, label=""):
+        """The wrapped backend's check (faults fire in :meth:`process` only)."""
         return self.inner.check_renderable(processor, params, label=label)
 
     def process(self, processor, audio, params, automation=None, *, label=""):
+        """Fire the fault of the current example (if any), then render with the wrapped backend.
+
+        Audio as :meth:`Backend.process <mixbridge.plugins.backend.Backend.process>`: float32
+        ``[channels, samples]`` in and out.
+
+        Raises:
+            RuntimeError: the injected ``error`` fault.
+        """
         fault = self.faults.get(str(self.current_index)) or self.faults.get("*")
         if fault == "crash":
             import signal
@@ -98,27 +113,33 @@ class FaultyBackend(Backend):
         return out
 
     @property
-    def notices(self):  # type: ignore[override]
+    def notices(self):
+        """The wrapped backend's notices (read and written through)."""
         return self.inner.notices
 
     @notices.setter
     def notices(self, value):
+        """Set the wrapped backend's notices."""
         if hasattr(self, "inner"):  # Backend.__init__ sets it before inner exists
             self.inner.notices = value
 
     @property
-    def value_changes(self):  # type: ignore[override]
+    def value_changes(self):
+        """The wrapped backend's record of values it rendered differently (read and written through)."""
         return self.inner.value_changes
 
     @value_changes.setter
     def value_changes(self, value):
+        """Set the wrapped backend's value changes."""
         if hasattr(self, "inner"):
             self.inner.value_changes = value
 
     def renderable_range(self, processor, param):
+        """The wrapped backend's renderable range of ``processor.param`` (real units)."""
         return self.inner.renderable_range(processor, param)
 
     def close(self) -> None:
+        """Close the wrapped backend."""
         self.inner.close()
 
 
@@ -126,6 +147,8 @@ class Job:
     """Base class of generators. Subclasses set ``kind`` and implement ``setup/plan/render``."""
 
     kind = ""
+    #: The source files (set by :meth:`open_sources`, in ``setup``; the mixes job reads stems itself).
+    sources: SourceSet
     #: Arrays that must be finite (NaN/inf there fails the example as ``nan``).
     finite_keys: tuple[str, ...] = ()
 
@@ -145,6 +168,26 @@ class Job:
         be = get_backend(self.config["backend"], self.sample_rate, **self.config.get("backend_options", {}))
         return FaultyBackend(be, self.faults) if self.faults else be
 
+    def open_sources(self) -> None:
+        """Reopen the source files the config fingerprinted as ``self.sources`` (no rescan or hashing).
+
+        Raises:
+            AudioInputError: a recorded source file is gone (named).
+        """
+        from .sources import SourceSet
+
+        self.sources = SourceSet.from_fingerprint(self.config["source_root"], self.config["sources"])
+
+    def need_backend(self) -> Backend:
+        """The backend ``setup`` made with :meth:`make_backend`.
+
+        Raises:
+            RuntimeError: there is none yet (``setup`` was not called: a generator bug).
+        """
+        if self.backend is None:
+            raise RuntimeError(f"the {self.kind} job has no backend: call setup() first")
+        return self.backend
+
     def warm_up(self, processors, channels: int) -> None:
         """Render a short silent block through each processor once.
 
@@ -154,7 +197,8 @@ class Job:
         """
         from .params import PROCESSORS
 
-        be = self.backend.inner if isinstance(self.backend, FaultyBackend) else self.backend
+        be = self.need_backend()
+        be = be.inner if isinstance(be, FaultyBackend) else be
         for proc in processors:
             if proc in PROCESSORS:
                 ch = 2 if proc == "reverb" else channels
@@ -164,16 +208,29 @@ class Job:
         """Load what rendering needs (sources, backend). Runs once per worker."""
 
     def plan(self, index: int) -> Spec:
+        """Draw example ``index``'s parameters and source from ``SeedSequence([seed, index])`` only.
+
+        Cheap and deterministic: the same ``(config, index)`` always gives the same spec, in
+        any process. ``spec.params`` is JSON (recorded with a failure).
+        """
         raise NotImplementedError
 
     def render(self, spec: Spec) -> Example:
+        """Render a planned example into its shard arrays (one row each) and side files.
+
+        Raises:
+            ParamRangeError: a value the backend cannot render (the example fails as ``unrenderable``).
+            Exception: anything else fails the example as ``error``.
+        """
         raise NotImplementedError
 
     def set_current(self, index: int) -> None:
+        """Tell an injected :class:`FaultyBackend` which example is rendering."""
         if isinstance(self.backend, FaultyBackend):
             self.backend.current_index = index
 
     def notices(self) -> list[str]:
+        """Every notice the backend gave so far (deduplicated by the backend), oldest first."""
         return list(self.backend.notices) if self.backend is not None else []
 
     def begin_example(self) -> None:
@@ -211,16 +268,23 @@ class Job:
         return list(dict.fromkeys(changes))
 
     def close(self) -> None:
+        """Free the backend's plugins (the worker is done)."""
         if self.backend is not None:
             self.backend.close()
 
 
+#: Dataset kinds -> job factories ``factory(config, faults)``.
 _JOBS: dict[str, Callable[..., Job]] = {}
 
 
 def register_job(kind: str, factory: Callable[..., Job]) -> None:
+    """Register the job class (or factory) of dataset ``kind``: ``factory(config, faults) -> Job``.
+
+    Raises:
+        DuplicateNameError: ``kind`` is already registered.
+    """
     if kind in _JOBS:
-        raise ValueError(f"job kind '{kind}' is already registered")
+        raise DuplicateNameError(f"dataset kind '{kind}' is already registered; pick another name")
     _JOBS[kind] = factory
 
 

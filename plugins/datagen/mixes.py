@@ -29,16 +29,17 @@ Stored per example (``N`` examples, ``T`` = most tracks of any song, ``P`` strip
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from mixbridge import __version__
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS, REVERB
 
-from .errors import DatagenConfigError
 from .effect import plugin_fingerprint
+from .errors import DatagenConfigError
 from .job import Example, Job, Spec, example_rngs, register_job
 from .params import Dist, parse_dists, renderable_limits, restrict_dists, sample_params
 from .sources import conform_channels
@@ -92,10 +93,10 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
     """
     import soundfile as sf
 
+    from mixbridge.checksum import sha256_file
     from mixbridge.errors import AudioInputError
 
     from ..layouts import load_layout
-    from .sources import _sha256
 
     if not 0.5 <= clip_s <= 120.0:
         raise DatagenConfigError(f"--clip-s {clip_s:g} is outside [0.5, 120] s")
@@ -115,11 +116,11 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
     limits = renderable_limits(backend, sample_rate, backend_options, STRIP_PARAMS + BUS_PARAMS)
     strip_limits = {k: v for k, v in limits.items() if not k.startswith("reverb.")}
     dists = restrict_dists(backend, STRIP_PARAMS, dists, strip_limits, user)
-    bus_dists = restrict_dists(backend, BUS_PARAMS, bus_dists, {k: v for k, v in limits.items() if k not in strip_limits},
-                               user)
-    out_songs = []
+    bus_limits = {k: v for k, v in limits.items() if k not in strip_limits}
+    bus_dists = restrict_dists(backend, BUS_PARAMS, bus_dists, bus_limits, user)
+    out_songs: list[dict[str, Any]] = []
     for s in songs:
-        stems = []
+        stems: list[dict[str, Any]] = []
         for name, path in sorted(s.stems.items()):
             try:
                 info = sf.info(str(path))
@@ -130,7 +131,7 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
             stems.append({"name": name, "path": str(Path(path).resolve().relative_to(root)) if
                           Path(path).resolve().is_relative_to(root) else str(Path(path).resolve()),
                           "role": s.roles.get(name), "frames": int(info.frames), "sample_rate": int(info.samplerate),
-                          "channels": int(info.channels), "sha256": _sha256(Path(path))})
+                          "channels": int(info.channels), "sha256": sha256_file(path)})
         duration = min(st["frames"] / st["sample_rate"] for st in stems)
         if duration >= clip_s:
             out_songs.append({"name": s.name, "duration_s": duration, "stems": stems})
@@ -153,6 +154,16 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
 
 
 class MixesJob(Job):
+    """Random console sessions of one song's clipped stems, rendered to a stereo mix.
+
+    Shard arrays per example (``T`` = the largest song's track count; missing tracks are NaN
+    with ``track_mask`` 0): ``mix`` float32 ``[2, clip_samples]``, ``params_real`` float64 and
+    ``params_norm`` float32 ``[T, n_strip_params]``, ``track_mask`` uint8 ``[T]``,
+    ``master_params_real/norm`` ``[n_bus_params]``, ``session_json`` (the replayable session),
+    ``song``, ``clip_start_s`` (seconds), ``index``, ``seed``; with ``store_stems`` also
+    ``stems`` float32 ``[T, 2, clip_samples]``.
+    """
+
     kind = "mixes"
     finite_keys = ("mix", "stems")
 
@@ -165,10 +176,12 @@ class MixesJob(Job):
         self.T = int(config["max_tracks"])
 
     def setup(self) -> None:
+        """Open the backend and load its EQ, compressor and reverb once (errors: :meth:`make_backend`)."""
         self.backend = self.make_backend()
         self.warm_up(("eq", "compressor", "reverb"), 2)
 
     def plan(self, index: int) -> Spec:
+        """Draw a song, a clip that is not silent, and every strip's and the bus's parameters."""
         r_song, r_params = example_rngs(self.seed, index, 2)
         songs = self.config["songs"]
         for _ in range(MAX_CLIP_DRAWS):
@@ -205,11 +218,12 @@ class MixesJob(Job):
         return Session(self.sample_rate, tracks, Master(MASTER_BUS.validate(master, "master")), prov, self.root)
 
     def render(self, spec: Spec) -> Example:
+        """Render the example's session with :func:`~mixbridge.plugins.console.render_console`."""
         from mixbridge.plugins.console import render_console
 
         d = spec.data
         session = self.session(spec)
-        render = render_console(session, self.backend, audio=d["clips"])
+        render = render_console(session, self.need_backend(), audio=d["clips"])
         P = len(STRIP_PARAMS)
         real = np.full((self.T, P), np.nan)
         norm = np.full((self.T, P), np.nan, dtype=np.float32)
@@ -218,7 +232,8 @@ class MixesJob(Job):
             real[t], norm[t], mask[t] = r, n_, 1
         arrays = {
             "mix": render.mix.astype(np.float32), "params_real": real, "params_norm": norm, "track_mask": mask,
-            "master_params_real": d["bus_real"].astype(np.float64), "master_params_norm": d["bus_norm"].astype(np.float32),
+            "master_params_real": d["bus_real"].astype(np.float64),
+            "master_params_norm": d["bus_norm"].astype(np.float32),
             "session_json": np.array(json.dumps(session.to_json(), sort_keys=True)),
             "song": np.int32(d["song"]), "clip_start_s": np.float64(d["start_s"]),
             "index": np.int64(spec.index), "seed": np.int64(self.seed),

@@ -15,12 +15,12 @@ Spec strings are ``processor.param=fixed:0`` as on the command line
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from mixbridge.schema import EQ, COMPRESSOR, LIMITER, REVERB, Param, Processor
+from mixbridge.schema import COMPRESSOR, EQ, LIMITER, REVERB, Param, Processor
 
 from .errors import DatagenConfigError
 
@@ -36,12 +36,14 @@ class Dist:
     u_hi: float
 
     def sample(self, rng: np.random.Generator) -> float:
+        """One normalised value in ``[u_lo, u_hi]``; always one draw from ``rng`` (fixed ones too)."""
         if self.kind == "fixed":
             rng.random()  # keep one draw per parameter whatever the spec: the stream stays aligned
             return self.u_lo
         return float(self.u_lo + (self.u_hi - self.u_lo) * rng.random())
 
     def to_json(self) -> dict:
+        """The JSON form stored in ``config.json``."""
         return {"kind": self.kind, "u_lo": self.u_lo, "u_hi": self.u_hi}
 
 
@@ -92,8 +94,9 @@ def parse_dists(specs: Iterable[str] | Mapping[str, str], params: Sequence[tuple
     return out
 
 
-def sample_params(rng: np.random.Generator, params: Sequence[tuple[str, Param]],
-                  dists: Mapping[str, Dist] | None = None) -> tuple[dict[str, dict[str, float]], np.ndarray, np.ndarray]:
+def sample_params(
+    rng: np.random.Generator, params: Sequence[tuple[str, Param]], dists: Mapping[str, Dist] | None = None,
+) -> tuple[dict[str, dict[str, float]], np.ndarray, np.ndarray]:
     """Draw one parameter set.
 
     Returns ``(nested, real, norm)``: ``{processor: {param: value}}`` in real units,

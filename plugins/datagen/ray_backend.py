@@ -1,17 +1,18 @@
-"""The same generator jobs on a Ray cluster (``--backend ray --address auto|HOST:PORT``).
+"""The same generator jobs on a Ray cluster (``--executor ray --address auto|HOST:PORT``).
 
 Each of ``slots`` Ray actors builds the job once (sources, plugins) and renders
 examples one at a time: ``plan(index)`` returns the example's parameters to the
 driver, and only then is ``render(index)`` submitted, so a crash during rendering
 is always recorded with the parameters that caused it (a reply still in flight
-when a process dies is lost, so the driver waits for it first). Isolation mirrors the local executor: an actor that dies (a crashing
-plugin takes its worker process down) costs the example it was rendering and is
+when a process dies is lost, so the driver waits for it first). Isolation mirrors
+the local executor: an actor that dies (a crashing plugin takes its worker process
+down) costs the example it was rendering and is
 replaced; one that exceeds ``timeout_s`` is killed and replaced; NaN/inf output
 and exceptions come back as failures. Results travel through Ray's object store
 to the driver, which commits shards exactly like a local run (same seeding, so
 the same seed gives byte-identical shards on a cluster).
 
-Every node needs mixbridge (and its plugins for ``--render vst``) installed in
+Every node needs mixbridge (and its plugins for ``--backend vst``) installed in
 the Python environment Ray workers use. With no address, a local Ray instance is
 started with ``slots`` CPUs and shut down at the end.
 """
@@ -19,11 +20,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixbridge.errors import BackendUnavailableError
 
 from .errors import WorkerSetupError
+
+if TYPE_CHECKING:
+    from .job import Spec
 
 
 class _Runner:
@@ -34,25 +38,32 @@ class _Runner:
 
         self.job = make_job(config, faults)
         self.job.setup()
-        self.spec = None
+        self.spec: Spec | tuple | None = None
         self.seen = 0
 
     def ready(self) -> bool:
+        """True once the actor's job is set up (the driver waits on it)."""
         return True
 
-    def plan(self, index: int):
+    def plan(self, index: int) -> dict | None:
+        """Plan example ``index`` and return its parameters (None: planning failed; :meth:`render` says why)."""
         try:
             self.spec = self.job.plan(index)
         except Exception as e:
-            self.spec = ("fail", index, "error", f"planning failed: {type(e).__name__}: {e}", None)
+            from .workers import planning_failure
+
+            self.spec = planning_failure(index, e)
             return None
         return self.spec.params
 
-    def render(self, index: int):
+    def render(self, index: int) -> tuple:
+        """Render the planned example: its result tuple plus the backend notices since the last one."""
         if isinstance(self.spec, tuple):
             res = self.spec
+        elif self.spec is None:
+            raise RuntimeError(f"render({index}) before plan({index}): the driver plans every example first")
         else:
-            from .runner import render_one
+            from .workers import render_one
 
             spec, self.spec = self.spec, None
             res = render_one(self.job, index, spec)
@@ -66,13 +77,18 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise BackendUnavailableError("--backend ray needs Ray: pip install 'ray==2.40.0'") from None
+        raise BackendUnavailableError("--executor ray needs Ray: pip install 'ray==2.40.0'") from None
     return ray
 
 
 def run_ray(config: dict, faults, indices: list[int], slots: int, timeout_s: float, collector,
             address: str | None) -> None:
-    """Render ``indices`` on Ray actors and feed results to ``collector`` (see :mod:`.runner`)."""
+    """Render ``indices`` on ``slots`` Ray actors and feed results to ``collector`` (a :class:`~.results.Collector`).
+
+    Raises:
+        BackendUnavailableError: Ray is not installed.
+        WorkerSetupError: the actors cannot build the job.
+    """
     ray = _import_ray()
     started = False
     if not ray.is_initialized():

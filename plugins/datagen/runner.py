@@ -1,4 +1,4 @@
-"""Running a generator job: planning shards, isolated worker processes, commits, the summary.
+"""Running a generator job: which indices to render, resuming, the executor, the failure rule.
 
 :func:`generate` is the one entry point (the CLI's ``datagen effect|demaster|mixes``
 call it). It opens or creates the dataset folder (refusing another
@@ -15,9 +15,12 @@ them with one of three executors and commits each finished shard atomically:
   debugging; a crash takes the job down, exceptions and NaN are still recorded).
 * ``executor="ray"``: tasks on a Ray cluster (:mod:`.ray_backend`).
 
+The executors live in :mod:`.workers`; results reach the shards through
+:class:`~.results.Collector`, which also fills the :class:`~.results.RunSummary`.
+
 An example the backend refuses (``ParamRangeError``) or renders with another value
 than requested (a notice during its render) fails as ``unrenderable``
-(:func:`render_one`), so no stored label differs from what was rendered. A run in
+(:func:`~.workers.render_one`), so no stored label differs from what was rendered. A run in
 which every example, or more than ``max_failure_fraction`` of them, failed raises
 :class:`DatagenFailuresError` after committing, with the first distinct reasons.
 
@@ -28,398 +31,42 @@ after the summary is logged.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import re
-import signal
 import sys
 import time
-from collections import deque
-from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import wait as mp_wait
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-import numpy as np
-
-from mixbridge.errors import ParamRangeError
-
-from .errors import DatagenConfigError, DatagenFailuresError, WorkerSetupError
-from .format import DEFAULT_MAX_FAILURE_FRACTION, Dataset, distinct_reasons, plan_units
-from .job import Example, Job, make_job
-from .params import UNRENDERABLE
+from .errors import DatagenConfigError, DatagenFailuresError
+from .format import DEFAULT_MAX_FAILURE_FRACTION, Dataset
+from .results import MAX_REASONS_SHOWN, Collector, RunSummary
+from .workers import run_inline, run_local
 
 #: Default per-example time limit: a real-plugin render of a few seconds takes well under 1 s.
 DEFAULT_TIMEOUT_S = 120.0
-#: A worker that dies this many times in a row before becoming ready means a broken setup.
-MAX_SETUP_DEATHS = 3
-#: Notices that differ only in their numbers are shown once (the first one).
-MAX_NOTICES_SHOWN = 8
-#: Distinct failure reasons kept in a run summary (and listed when a job fails).
-MAX_REASONS_SHOWN = 5
 
 
-@dataclass
-class RunSummary:
-    """What one run did. Rates are per wall-clock second of this run."""
+def plan_units(done: set[int], n: int, shard_size: int) -> list[tuple[int, int, list[int]]]:
+    """Split the not-yet-done indices of ``[0, n)`` into shard units ``(start, stop, indices)``.
 
-    root: str
-    kind: str
-    executor: str
-    workers: int
-    n_requested: int
-    already_done: int
-    examples_ok: int = 0
-    failures: dict = field(default_factory=dict)
-    shards_committed: int = 0
-    elapsed_s: float = 0.0
-    examples_per_s: float = 0.0
-    audio_s_per_s: float = 0.0
-    #: Throughput over the last 80 % of results (excludes worker start-up), examples/s.
-    steady_examples_per_s: float = 0.0
-    stopped: str = ""
-    notices: list = field(default_factory=list)
-    #: The first distinct failure reasons (``"kind: message"``; reasons differing only in numbers once).
-    failure_reasons: list = field(default_factory=list)
-
-    @property
-    def n_failed(self) -> int:
-        return int(sum(self.failures.values()))
-
-    def text(self) -> str:
-        fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
-        rt = f"{self.audio_s_per_s:.1f}x real time" + (
-            f" ({self.audio_s_per_s / self.workers:.1f}x per worker)" if self.workers > 1 else "")
-        lines = [
-            f"{self.kind} dataset {self.root}: {self.examples_ok} examples generated in {self.elapsed_s:.1f} s "
-            f"({self.examples_per_s:.2f} examples/s, {rt}) by {self.workers} "
-            f"{'ray task slots' if self.executor == 'ray' else 'worker process(es)' if self.workers else 'in-process'}",
-            f"  already present: {self.already_done}; requested: {self.n_requested}; shards committed: "
-            f"{self.shards_committed}; failures: {fails}",
-        ]
-        if self.stopped:
-            lines.append(f"  stopped early: {self.stopped}")
-        lines += [f"  failure reason: {r}" for r in self.failure_reasons[:MAX_REASONS_SHOWN]]
-        lines += [f"  notice: {n}" for n in self.notices[:MAX_NOTICES_SHOWN]]
-        if len(self.notices) > MAX_NOTICES_SHOWN:
-            lines.append(f"  ... {len(self.notices) - MAX_NOTICES_SHOWN} more kinds of notice in runs.jsonl")
-        return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- one example
-def run_one(job: Job, index: int, on_start: Callable[[int, dict], None] | None = None) -> tuple:
-    """Plan and render one example; returns ``("done", index, Example, params)`` or
-    ``("fail", index, kind, message, params)`` with kind ``error`` or ``nan``."""
-    try:
-        spec = job.plan(index)
-    except Exception as e:
-        return ("fail", index, "error", f"planning failed: {type(e).__name__}: {e}", None)
-    if on_start is not None:
-        on_start(index, spec.params)
-    return render_one(job, index, spec)
-
-
-def render_one(job: Job, index: int, spec) -> tuple:
-    """Render a planned example (the part of :func:`run_one` after planning; the Ray actors call it too).
-
-    An example whose render raised :class:`~mixbridge.errors.ParamRangeError` (a value the backend
-    or its plugin map cannot reach), or during which the backend said it rendered another value
-    than requested, fails as ``unrenderable``: it is never stored with the requested label.
+    Units lie inside aligned blocks ``[k * shard_size, (k + 1) * shard_size)`` and are
+    contiguous runs of missing indices, so a given ``n`` always gives the same
+    shards however often the job was interrupted.
     """
-    job.set_current(index)
-    job.begin_example()
-    try:
-        ex = job.render(spec)
-    except ParamRangeError as e:  # the backend or its plugin map refused a value: never stored
-        job.end_example()
-        return ("fail", index, UNRENDERABLE, f"the {job.config.get('backend')} backend cannot render a "
-                f"requested value: {e}", spec.params)
-    except Exception as e:
-        job.end_example()
-        return ("fail", index, "error", f"{type(e).__name__}: {e}", spec.params)
-    changed = job.end_example()
-    if changed:  # rendered, but not with the requested values: the label would be wrong
-        return ("fail", index, UNRENDERABLE, f"the {job.config.get('backend')} backend rendered another value "
-                f"than requested: {'; '.join(changed)}", spec.params)
-    bad = [k for k in job.finite_keys if k in ex.arrays and not np.isfinite(ex.arrays[k]).all()]
-    if bad:
-        return ("fail", index, "nan", f"non-finite values in {', '.join(bad)}", spec.params)
-    return ("done", index, ex, spec.params)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no orphans after ``kill -9``)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # pragma: no cover - not Linux
-        pass
-
-
-def _worker_main(conn, config: dict, faults: dict | None, parent_pid: int) -> None:
-    """Worker process: build the job, then render indices sent by the parent until told to stop."""
-    _die_with_parent()
-    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
-        os._exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    try:
-        job = make_job(config, faults)
-        job.setup()
-    except BaseException as e:
-        try:
-            conn.send(("fatal", type(e).__name__, str(e)))
-        finally:
-            return
-    seen = 0
-    try:
-        conn.send(("ready", os.getpid()))
-        while True:
-            msg = conn.recv()
-            if msg[0] == "stop":
-                break
-            res = run_one(job, msg[1], lambda i, p: conn.send(("start", i, p)))
-            notes = job.notices()
-            conn.send(res + (notes[seen:],))
-            seen = len(notes)
-    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
-        pass
-    finally:
-        job.close()
-
-
-# --------------------------------------------------------------------------- shard assembly
-class _Unit:
-    def __init__(self, start: int, stop: int, indices: list[int]):
-        self.start, self.stop = start, stop
-        self.pending = set(indices)
-        self.examples: dict[int, Example] = {}
-        self.failures: list[dict] = []
-
-
-def stack_examples(examples: list[Example]) -> dict[str, np.ndarray]:
-    """Stack examples (sorted by index) into shard arrays ``[N, ...]``; an empty shard holds ``index`` only."""
-    if not examples:
-        return {"index": np.zeros(0, dtype=np.int64)}
-    keys = examples[0].arrays.keys()
-    return {k: np.stack([np.asarray(e.arrays[k]) for e in examples]) for k in keys}
-
-
-class _Collector:
-    """Routes results to their shard unit and commits a unit when its last index is resolved.
-
-    Commits run on one background thread (file writes and hashing release the GIL),
-    so rendering goes on while a shard is written; at most ``MAX_PENDING_COMMITS``
-    wait, and a commit's error (a full disk) is raised at the next result or at
-    :meth:`finish`.
-    """
-
-    MAX_PENDING_COMMITS = 2
-
-    def __init__(self, ds: Dataset, units, summary: RunSummary, bar, example_s: float):
-        self.ds, self.summary, self.bar, self.example_s = ds, summary, bar, example_s
-        self.by_index: dict[int, _Unit] = {}
-        self.notice_counts: dict[str, int] = {}
-        self.reason_keys: set[str] = set()
-        self.times: list[float] = []
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datagen-commit")
-        self._pending: deque = deque()
-        for start, stop, idx in units:
-            u = _Unit(start, stop, idx)
-            for i in idx:
-                self.by_index[i] = u
-
-    def _commit(self, u: "_Unit") -> None:
-        examples = [u.examples[i] for i in sorted(u.examples)]
-        files: dict[str, bytes] = {}
-        for e in examples:
-            files.update(e.files)
-        self.ds.commit(u.start, u.stop, stack_examples(examples), sorted(u.examples), u.failures, files)
-        self.summary.shards_committed += 1
-
-    def _reap(self, keep: int) -> None:
-        while len(self._pending) > keep or (self._pending and self._pending[0].done()):
-            self._pending.popleft().result()  # re-raises a commit's error here
-
-    def finish(self) -> None:
-        """Wait for every pending commit; raises the first commit error."""
-        try:
-            self._reap(0)
-        finally:
-            self._pool.shutdown(wait=True)
-
-    def add(self, res: tuple, notices: list[str] = ()) -> None:
-        for n in notices:
-            key = re.sub(r"[-+]?\d[\d.e+-]*", "#", n)
-            if key not in self.notice_counts:
-                self.notice_counts[key] = 0
-                self.summary.notices.append(n)
-            self.notice_counts[key] += 1
-        self.times.append(time.perf_counter())
-        index = res[1]
-        u = self.by_index.pop(index, None)
-        if u is None or index not in u.pending:
-            return  # a late duplicate (e.g. a worker killed right after it sent); ignore
-        u.pending.discard(index)
-        if res[0] == "done":
-            u.examples[index] = res[2]
-            self.summary.examples_ok += 1
-        else:
-            kind, message, params = res[2], res[3], res[4]
-            u.failures.append({"index": index, "kind": kind, "message": message, "params": params})
-            self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
-            if len(self.summary.failure_reasons) < MAX_REASONS_SHOWN:
-                for r in distinct_reasons([{"kind": kind, "message": message}], MAX_REASONS_SHOWN, self.reason_keys):
-                    self.summary.failure_reasons.append(r)
-        if self.bar is not None:
-            self.bar.update(1)
-            if self.summary.failures:
-                self.bar.set_postfix(failures=sum(self.summary.failures.values()))
-        self._reap(self.MAX_PENDING_COMMITS)
-        if not u.pending:
-            self._reap(self.MAX_PENDING_COMMITS - 1)
-            self._pending.append(self._pool.submit(self._commit, u))
-
-
-# --------------------------------------------------------------------------- local executor
-class _Worker:
-    def __init__(self, ctx, config: dict, faults):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, config, faults, os.getpid()), daemon=True)
-        self.proc.start()
-        child.close()
-        self.ready = False
-        self.index: int | None = None
-        self.params: Any = None
-        self.t0 = 0.0
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc.is_alive() and not kill:
-            try:
-                self.conn.send(("stop",))
-            except (OSError, BrokenPipeError):
-                pass
-            self.proc.join(timeout=2.0)
-        if self.proc.is_alive():
-            self.proc.kill()
-        self.proc.join(timeout=5.0)
-        self.conn.close()
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "unknown exit"
-    if code < 0:
-        try:
-            return f"killed by signal {-code} ({signal.Signals(-code).name})"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with status {code}"
-
-
-def _fatal_error(cls_name: str, message: str) -> Exception:
-    from mixbridge import errors as core_errors
-
-    from . import errors as dg_errors
-
-    for mod in (core_errors, dg_errors):
-        cls = getattr(mod, cls_name, None)
-        if isinstance(cls, type) and issubclass(cls, core_errors.MixbridgeError):
-            try:
-                return cls(message)
-            except TypeError:
-                break
-    return WorkerSetupError(f"worker setup failed: {cls_name}: {message}")
-
-
-def _run_local(config: dict, faults, indices: list[int], n_workers: int, timeout_s: float,
-               collector: _Collector) -> None:
-    ctx = mp.get_context("spawn")
-    queue = deque(indices)
-    workers = [_Worker(ctx, config, faults) for _ in range(max(1, min(n_workers, len(queue))))]
-    setup_deaths = 0
-    try:
-        while queue or any(w.index is not None for w in workers):
-            for w in workers:
-                if w.ready and w.index is None and queue and w.proc.is_alive():
-                    w.index, w.params, w.t0 = queue.popleft(), None, time.monotonic()
-                    try:
-                        w.conn.send(("run", w.index))
-                    except OSError:  # it died while idle: give the index back; the sentinel replaces it
-                        queue.appendleft(w.index)
-                        w.index = None
-            busy = [w for w in workers if w.index is not None]
-            wait_s = 1.0
-            if busy:
-                wait_s = max(0.0, min(w.t0 + timeout_s for w in busy) - time.monotonic())
-            objs = {w.conn: w for w in workers}
-            objs.update({w.proc.sentinel: w for w in workers})
-            dead: list[_Worker] = []
-            for obj in mp_wait(list(objs), timeout=min(wait_s, 1.0)):
-                w = objs[obj]
-                if w in dead:
-                    continue
-                msgs = []
-                try:
-                    while w.conn.poll():
-                        msgs.append(w.conn.recv())
-                except (EOFError, OSError):  # the pipe of a dead worker: handled below
-                    pass
-                for msg in msgs:  # outside the try: a commit's DiskFullError (an OSError) must propagate
-                    if msg[0] == "ready":
-                        w.ready, setup_deaths = True, 0
-                    elif msg[0] == "fatal":
-                        raise _fatal_error(msg[1], msg[2])
-                    elif msg[0] == "start":
-                        w.params = msg[2]
-                    else:
-                        w.index = None
-                        collector.add(msg[:-1], msg[-1])
-                if not w.proc.is_alive():
-                    dead.append(w)
-            now = time.monotonic()
-            for w in workers:
-                if w.index is not None and w not in dead and now - w.t0 > timeout_s:
-                    w.proc.kill()
-                    w.proc.join(timeout=5.0)
-                    collector.add(("fail", w.index, "timeout",
-                                   f"no result after {timeout_s:g} s (worker killed); raise --timeout-s if the "
-                                   "processor is just slow", w.params))
-                    w.index = None
-                    dead.append(w)
-            for w in dead:
-                if w.index is not None:
-                    collector.add(("fail", w.index, "crash",
-                                   f"worker process {_describe_exit(w.proc.exitcode)} while "
-                                   f"{'rendering' if w.params is not None else 'planning'} this example", w.params))
-                    w.index = None
-                if not w.ready:
-                    setup_deaths += 1
-                    if setup_deaths >= MAX_SETUP_DEATHS:
-                        raise WorkerSetupError(f"worker processes died {setup_deaths} times during setup "
-                                               f"({_describe_exit(w.proc.exitcode)}); check the backend and plugins")
-                w.stop(kill=True)
-                workers[workers.index(w)] = _Worker(ctx, config, faults)
-    finally:
-        for w in workers:
-            w.stop(kill=w.index is not None)
-
-
-def _run_inline(config: dict, faults, indices: list[int], collector: _Collector) -> None:
-    job = make_job(config, faults)
-    job.setup()
-    seen = 0
-    try:
-        for i in indices:
-            res = run_one(job, i)
-            notes = job.notices()
-            collector.add(res, notes[seen:])
-            seen = len(notes)
-    finally:
-        job.close()
+    units = []
+    for block in range(0, n, shard_size):
+        run: list[int] = []
+        for i in range(block, min(block + shard_size, n)):
+            if i in done:
+                if run:
+                    units.append((run[0], run[-1] + 1, run))
+                    run = []
+            else:
+                run.append(i)
+        if run:
+            units.append((run[0], run[-1] + 1, run))
+    return units
 
 
 def example_duration_s(config: Mapping[str, Any]) -> float:
@@ -461,7 +108,7 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
     if timeout_s <= 0:
         raise DatagenConfigError(f"--timeout-s {timeout_s} must be > 0")
     if executor not in ("local", "ray"):
-        raise DatagenConfigError(f"--backend {executor!r}: use local or ray")
+        raise DatagenConfigError(f"--executor {executor!r}: use local or ray")
     if max_failure_fraction is None:
         max_failure_fraction = DEFAULT_MAX_FAILURE_FRACTION
     if not 0.0 <= max_failure_fraction <= 1.0:
@@ -513,7 +160,7 @@ def _generate(ds: Dataset, config: dict, workers: int, timeout_s: float, executo
 
         bar = tqdm(total=n, initial=already, unit="ex", desc=f"datagen {ds.config['kind']}", file=sys.stderr,
                    dynamic_ncols=True)
-    collector = _Collector(ds, units, summary, bar, example_duration_s(ds.config))
+    collector = Collector(ds, units, summary, bar)
     t0 = time.perf_counter()
     try:
         if not indices:
@@ -523,9 +170,9 @@ def _generate(ds: Dataset, config: dict, workers: int, timeout_s: float, executo
 
             run_ray(ds.config, faults, indices, max(1, workers), timeout_s, collector, address)
         elif workers == 0:
-            _run_inline(ds.config, faults, indices, collector)
+            run_inline(ds.config, faults, indices, collector)
         else:
-            _run_local(ds.config, faults, indices, workers, timeout_s, collector)
+            run_local(ds.config, faults, indices, workers, timeout_s, collector)
         collector.finish()
     except BaseException as e:
         try:
@@ -534,7 +181,7 @@ def _generate(ds: Dataset, config: dict, workers: int, timeout_s: float, executo
             pass
         summary.stopped = f"{type(e).__name__}: {e}"
         try:
-            e.summary = summary  # the CLI prints what was done before the stop
+            e.summary = summary  # type: ignore[attr-defined]  # the CLI prints what was done before the stop
         except AttributeError:
             pass
         raise

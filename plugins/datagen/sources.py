@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -37,6 +36,9 @@ KNOWN_PROVENANCE = (
 
 @dataclass(frozen=True)
 class SourceFile:
+    """One source audio file: its path, path relative to the source root, length in frames,
+    sample rate in Hz, channel count and ``"sha256:<hex>"`` checksum."""
+
     path: Path
     rel: str
     frames: int
@@ -46,11 +48,8 @@ class SourceFile:
 
     @property
     def duration_s(self) -> float:
+        """Length in seconds."""
         return self.frames / self.sample_rate
-
-
-def _sha256(path: Path) -> str:
-    return sha256_file(path)
 
 
 def provenance(path: Path) -> dict:
@@ -64,18 +63,21 @@ def provenance(path: Path) -> dict:
 
 def demo_provenance(root: Path) -> dict[str, dict]:
     """``{relative stem path: {source, licence, attribution}}`` from a demo ``manifest.json`` (or {})."""
-    import json
+    from mixbridge.errors import MixbridgeError
 
-    man = root / "manifest.json"
-    if not man.is_file():
+    from .demo.manifest import load_manifest
+
+    try:
+        data = load_manifest(root)
+    except MixbridgeError:  # no demo manifest, or not one this mixbridge reads
         return {}
     try:
-        data = json.loads(man.read_text())
         out = {}
         for song in data.get("songs", []):
             for stem in song.get("stems", []):
                 out[f"{song['folder']}/{stem['file']}"] = {
-                    "source": stem.get("source"), "licence": stem.get("license"), "attribution": stem.get("attribution")}
+                    "source": stem.get("source"), "licence": stem.get("license"),
+                    "attribution": stem.get("attribution")}
         return out
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
@@ -114,12 +116,13 @@ class SourceSet:
             try:
                 inf = sf.info(str(p))
             except Exception as e:
-                raise AudioInputError(f"{p}: cannot read the audio header ({e}); remove or re-export the file") from None
+                raise AudioInputError(f"{p}: cannot read the audio header ({e}); "
+                                      "remove or re-export the file") from None
             if inf.frames <= 0 or inf.frames / inf.samplerate < min_duration_s:
                 self.skipped.append(p.relative_to(base).as_posix())
                 continue
             files.append(SourceFile(p, p.relative_to(base).as_posix(), int(inf.frames), int(inf.samplerate),
-                                    int(inf.channels), _sha256(p) if hash_files else ""))
+                                    int(inf.channels), sha256_file(p) if hash_files else ""))
         if not files:
             raise AudioInputError(f"{root}: no audio file is at least {min_duration_s:g} s long "
                                   f"({len(self.skipped)} too short); give longer sources or a shorter --patch-s")
@@ -129,7 +132,7 @@ class SourceSet:
         self._weights /= self._weights.sum()
 
     @classmethod
-    def from_fingerprint(cls, root: str | Path, files: list[dict]) -> "SourceSet":
+    def from_fingerprint(cls, root: str | Path, files: list[dict]) -> SourceSet:
         """Rebuild the set a config recorded (same files, same order, no rescan or hashing).
 
         Raises:
@@ -160,6 +163,7 @@ class SourceSet:
         return handles[file_index]
 
     def close(self) -> None:
+        """Close the open sound files (a set reopens them on the next read)."""
         for h in self.__dict__.pop("_handles", {}).values():
             h.close()
 
@@ -191,7 +195,8 @@ class SourceSet:
         """
         f = self.files[file_index]
         start = int(round(start_s * f.sample_rate))
-        want = n_samples if f.sample_rate == sample_rate else int(math.ceil(n_samples * f.sample_rate / sample_rate)) + 64
+        want = (n_samples if f.sample_rate == sample_rate
+                else int(math.ceil(n_samples * f.sample_rate / sample_rate)) + 64)
         try:
             handle = self._handle(file_index)
             handle.seek(min(start, f.frames))
@@ -217,7 +222,7 @@ class SourceSet:
         duplicated to stereo; stereo files are averaged when ``channels`` is 1.
         """
         dur_s = n_samples / sample_rate
-        audio, where = None, {}
+        audio, where = np.zeros((channels, n_samples), dtype=np.float32), {}
         for _ in range(MAX_PATCH_DRAWS):
             fi = int(rng.choice(len(self.files), p=self._weights))
             f = self.files[fi]
@@ -241,7 +246,3 @@ def conform_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return audio.mean(axis=0, keepdims=True).astype(np.float32)
     return audio[:channels]
-
-
-def stack_channels(items: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack(items).astype(np.float32)

@@ -6,27 +6,44 @@ bus brings it to the loudness target -> ``mix.wav``, ``master.wav``,
 ``session.json`` and ``report.html`` are written. Outputs are written to a
 staging folder and moved into place only when complete, so an interrupted run
 leaves no half-written results. Imports no torch.
+
+This is the application layer (README "Layout and design"): it joins the core (stems,
+session), the host (``mixbridge.plugins``: backends, console, master bus, report) and the
+mixer registry (``mixbridge.models.mixers``). The command line (:mod:`mixbridge.app.commands`)
+is a thin shell over :func:`automix` and :func:`render`.
 """
 from __future__ import annotations
 
+import inspect
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from mixbridge.audio import load_stems, write_audio
-from mixbridge.errors import ParamRangeError
-from mixbridge.loudness import integrated_lufs, true_peak_dbtp
+from mixbridge.errors import UnknownNameError
+from mixbridge.models.knowledge_mixer import roles_from_manifest
+from mixbridge.models.mixers import DEFAULT_MIXER, MIXERS, Mixer, get_mixer, mixer_from_checkpoint, mixer_names
 from mixbridge.schema import MASTER_BUS
 from mixbridge.session import Session, load, save
-
-from .mixers import DEFAULT_MIXER, get_mixer, roles_from_manifest
 
 
 @dataclass
 class AutomixResult:
+    """What :func:`automix` wrote and measured.
+
+    Attributes:
+        out_dir: the folder holding ``mix.wav``, ``master.wav``, ``session.json`` (and ``report.html``).
+        session: the mixed session, as saved (``base_dir`` is ``out_dir``).
+        mix_lufs: integrated loudness of the pre-master mix, LUFS (BS.1770-4).
+        master_lufs: integrated loudness of the master, LUFS.
+        master_true_peak_dbtp: true peak of the master, dBTP (BS.1770-4 Annex 2).
+        seconds: wall-clock time of the whole run, s.
+        notices: what was conformed, clamped or decided on the way, one line each.
+    """
+
     out_dir: Path
     session: Session
     mix_lufs: float
@@ -36,6 +53,7 @@ class AutomixResult:
     notices: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """The few lines the ``automix`` command prints: outputs, mixer, loudness, notices."""
         lines = [
             f"wrote {self.out_dir}/: mix.wav, master.wav, session.json, report.html ({self.seconds:.1f} s)",
             f"  mixer {self.session.provenance.get('mixer')}, backend {self.session.provenance.get('backend')}, "
@@ -56,7 +74,7 @@ def _progress(enabled: bool, total: int, desc: str):
 def render_session(session: Session, backend: str = "builtin", progress: bool = False,
                    on_track: Callable[[str], None] | None = None, measure: bool = False,
                    resolve_gain: bool = False, clamp: bool = False):
-    """Render a session's console and master bus.
+    """Render a session's console and master bus through the render backend named ``backend``.
 
     The master applies the session's stored ``master.solved_gain_db`` (the one master
     gain, the same for every backend and the live bus); it is solved when the session
@@ -64,10 +82,17 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
 
     ``clamp``: values the backend cannot render are moved into its range and listed in the
     notices, instead of stopping the render with an error naming the track, parameter, value
-    and range.
+    and range. ``progress`` shows a bar per track; ``on_track(name)`` is called after each track;
+    ``measure`` keeps per-track measurements for the report.
 
     Returns:
-        ``(console_render, master_result, backend_instance)``.
+        ``(console_render, master_result, backend_instance)``: the
+        :class:`~mixbridge.plugins.console.ConsoleRender` (``mix`` is float32 ``[2, samples]``),
+        the :class:`~mixbridge.plugins.mastering.MasterResult` and the backend that rendered them.
+
+    Raises:
+        UnknownNameError: unknown backend. BackendUnavailableError: its library or plugins are missing.
+        ParamRangeError: a value the backend cannot render (unless ``clamp``).
     """
     from mixbridge.plugins.backend import get_backend
     from mixbridge.plugins.console import render_console
@@ -94,6 +119,28 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
     return console, mres, be
 
 
+def _takes_checkpoint(name: str) -> bool:
+    """Whether mixer ``name``'s factory accepts a ``checkpoint`` keyword."""
+    params = inspect.signature(MIXERS.get(name)).parameters.values()
+    return any(p.name == "checkpoint" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def build_mixer(name: str, checkpoint: str | Path | None = None) -> Mixer:
+    """Mixer ``name`` from the registry, from ``checkpoint`` when one is given (a trained mixer).
+
+    Raises:
+        UnknownNameError: an unknown mixer, or a ``checkpoint`` for a mixer that takes none (the
+            message names the mixers that do).
+    """
+    if checkpoint is None:
+        return get_mixer(name)
+    if not _takes_checkpoint(name):
+        takers = [n for n in mixer_names() if _takes_checkpoint(n)]
+        raise UnknownNameError(f"mixer '{name}' takes no checkpoint; mixers that do: {', '.join(takers) or 'none'}"
+                               + (f" (--mixer {takers[0]})" if takers else ""))
+    return mixer_from_checkpoint(checkpoint, name)
+
+
 def automix(
     stems_dir: str | Path,
     out_dir: str | Path,
@@ -104,6 +151,7 @@ def automix(
     progress: bool = True,
     report: bool = True,
     clamp: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> AutomixResult:
     """Mix and master a folder of stems.
 
@@ -112,18 +160,27 @@ def automix(
         out_dir: where ``mix.wav``, ``master.wav``, ``session.json`` and
             ``report.html`` go (created; existing files are replaced atomically).
         mixer: a registered mixer name (``mixbridge.models.mixers.mixer_names()``).
-        backend: ``builtin`` or ``vst``.
+        backend: a registered render backend (``mixbridge.plugins.backend.backend_names()``: builtin, vst).
         target_lufs: integrated loudness target; default the schema's -14 LUFS.
+        seed: seed of the random mixers.
+        progress: show a progress bar per track.
+        report: also write ``report.html`` (and measure every track for it).
         clamp: move values the backend cannot render into its range (listed in the notices)
             instead of stopping with an error.
+        checkpoint: a trained mixer's checkpoint (``learned``: a ``mixer-mlp`` checkpoint), see
+            :func:`build_mixer`.
+
+    Returns:
+        An :class:`AutomixResult`.
 
     Raises:
-        AudioInputError: bad stems. UnknownNameError: unknown mixer/backend.
+        AudioInputError: bad stems. UnknownNameError: unknown mixer/backend, or a checkpoint for a
+        mixer that takes none. CheckpointError: (on the mixer's call) a bad checkpoint.
         ParamRangeError: ``target_lufs`` outside the schema range.
     """
     t0 = time.perf_counter()
     stems_dir, out_dir = Path(stems_dir), Path(out_dir)
-    mx = get_mixer(mixer)  # fail fast on an unknown mixer
+    mx = build_mixer(mixer, checkpoint)  # fail fast on an unknown mixer
     from mixbridge.plugins.backend import get_backend
 
     get_backend(backend, 44100)  # fail fast on an unknown or unavailable backend
@@ -133,7 +190,7 @@ def automix(
     out_dir.mkdir(parents=True, exist_ok=True)
     session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
     session.provenance["backend"] = backend
-    console, mres, be = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
+    console, mres, _ = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
     notices = list(stems.notices) + list(console.notices) + list(mres.notices)
     notices += session.provenance.get("mixer_notes", [])
     session.provenance["master"] = {
@@ -168,6 +225,15 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
     The master applies the session's stored ``master.solved_gain_db``; ``resolve_gain``
     (or a session without one) solves it again for this render (the file is not changed).
 
+    Args:
+        session_path: a session file (``session.json``); its sources resolve against its folder.
+        out_path: the mastered WAV to write.
+        backend: a registered render backend (builtin, vst).
+        progress: show a progress bar per track.
+        mix_out: also write the pre-master mix here.
+        resolve_gain: solve the master gain again instead of applying the stored one.
+        clamp: move values the backend cannot render into its range (listed in the notices).
+
     Returns:
         The :class:`~mixbridge.plugins.mastering.MasterResult`.
 
@@ -183,5 +249,4 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
     return mres
 
 
-__all__ = ["automix", "render", "render_session", "AutomixResult", "integrated_lufs", "true_peak_dbtp",
-           "ParamRangeError"]
+__all__ = ["automix", "render", "render_session", "build_mixer", "AutomixResult"]

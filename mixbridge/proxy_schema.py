@@ -10,7 +10,7 @@ torch-free runtime can use it.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from mixbridge.errors import UnknownNameError
 from mixbridge.schema import CHAINS, Param

@@ -1,0 +1,267 @@
+"""Ardour 7's DAW profile: its OSC control surface, the pan and send laws, queries and pull.
+
+Source: Ardour 7's OSC manual (manual.ardour.org, "Controlling Ardour with OSC") and
+``libs/surfaces/osc/osc.cc`` (DESIGN.md §4). Port 3819, handshake ``/set_surface 0 31 16387 2
+0 0`` (bank size 0 = all strips, strip types 31, feedback 16387 = values + buttons + ``/reply``
+instead of ``#reply``), ``/set_surface/port 0`` (reply to the sender's port). ``/strip/gain ssid
+dB`` (clamps at +6.02 dB), ``/strip/trimdB ssid dB`` (-20..+20 dB),
+``/strip/pan_stereo_position ssid p`` (inverted: 0 = right), ``/strip/mute ssid 0|1``,
+``/strip/polarity ssid 0|1``, ``/strip/plugin/parameter ssid piid param value`` (native units),
+``/strip/send/gain ssid sendid dB`` (-193..+6 dB; below -192 dB the send is off,
+``route_set_send_gain_dB`` in osc.cc), ``/strip/list``, ``/strip/plugin/list ssid``,
+``/strip/plugin/descriptor ssid piid``, ``/strip/sends ssid`` (per aux send: target ssid, name,
+sendid, fader position 0..1, active), ``/save_state``. ssid, piid and sendid are 1-based.
+Ardour's OSC server is liblo, which schedules bundles by their time tag.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from mixbridge.schema import CHANNEL_STRIP
+
+from .errors import DawUnreachableError
+from .osc import OscMessage
+from .profiles import SEND_PATH, DawProfile, DawTrack, PulledTracks, StripLayout, fits, read_plugin, store_value
+from .routing import ReplyCollector
+from .transport import OscUdpClient
+
+#: Ardour's fader maximum: gain coefficient 2.0 = +6.0206 dB (libs/ardour gain_control).
+ARDOUR_MAX_GAIN_DB = 20.0 * math.log10(2.0)
+#: Ardour's trim range in dB (libs/ardour/trim control: -20 .. +20 dB).
+ARDOUR_TRIM_RANGE_DB = (-20.0, 20.0)
+#: Ardour's aux-send level that means "off": ``/strip/send/gain`` sets gain 0 below -192 dB (osc.cc).
+ARDOUR_SEND_OFF_DB = -193.0
+
+
+def ardour_position_from_pan(pan: float) -> float:
+    """Schema pan (-1 left .. +1 right) -> Ardour's inverted OSC position (1 left .. 0 right)."""
+    return (1.0 - float(pan)) / 2.0
+
+
+def pan_from_ardour_position(position: float) -> float:
+    """Ardour's OSC pan position (1 left .. 0 right) -> schema pan (-1 left .. +1 right)."""
+    return 1.0 - 2.0 * float(position)
+
+
+def ardour_send_db_from_position(position: float) -> float:
+    """Ardour's aux-send fader position (0..1, as ``/strip/sends`` reports it) -> dB (``-inf`` at 0).
+
+    Inverts ``gain_to_slider_position_with_max(g, 2.0)`` (libs/ardour/utils.cc, then
+    ``gain_to_position`` in libs/pbd/pbd/control_math.h; max gain 2.0 = +6.02 dB):
+    ``position = ((6 log2(g) + 192) / 198) ** 8``. Checked against Ardour 7.3 in the tests.
+    """
+    if position <= 0.0:
+        return float("-inf")
+    return 20.0 * math.log10(2.0) * (float(position) ** 0.125 * 198.0 - 192.0) / 6.0
+
+
+class ArdourProfile(DawProfile):
+    """Ardour 7's OSC control surface (liblo; honours bundle time tags; see the module docstring)."""
+
+    name = "ardour"
+    default_port = 3819
+    reply_port = None
+    honours_timetags = True
+    accepts_bundles = True
+    maps_send = True
+    unreachable_hint = ("Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled, "
+                        "port 3819 (or --port)")
+    strip_paths = ("trim.gain_db", "polarity.invert", "fader.fader_db", "fader.mute", "pan.pan")
+    #: The surface with value feedback (Ardour then sends every strip's state, which a pull reads).
+    HANDSHAKE = (OscMessage("/set_surface", (0, 31, 16387, 2, 0, 0)), OscMessage("/set_surface/port", (0,)))
+    #: The same surface without value feedback (16384 = only "/reply" instead of "#reply"): a push
+    #: does not need Ardour's full strip dump (~40 messages per strip, ~1 s for 64 strips).
+    HANDSHAKE_QUIET = (OscMessage("/set_surface", (0, 31, 16384, 2, 0, 0)), OscMessage("/set_surface/port", (0,)))
+
+    def setup_messages(self, n_tracks: int) -> list[OscMessage]:
+        """The quiet surface handshake (:attr:`HANDSHAKE_QUIET`)."""
+        return list(self.HANDSHAKE_QUIET)
+
+    def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
+        """``/strip/gain`` and ``/strip/trimdB`` (dB), ``/strip/polarity`` and ``/strip/mute`` (0/1),
+        ``/strip/pan_stereo_position`` (inverted position)."""
+        ssid = position + 1
+        if path == "fader.fader_db":
+            v = fits(value, -math.inf, ARDOUR_MAX_GAIN_DB, path, where, clamp, clamped,
+                     "Ardour clamps the fader at +6.02 dB: lower it, or pass --clamp to send +6.02 dB")
+            return [OscMessage("/strip/gain", (ssid, float(v)))]
+        if path == "trim.gain_db":
+            v = fits(value, *ARDOUR_TRIM_RANGE_DB, path, where, clamp, clamped,
+                     "Ardour's trim spans -20..+20 dB: move the rest to the fader, or pass --clamp")
+            return [OscMessage("/strip/trimdB", (ssid, float(v)))]
+        if path == "polarity.invert":
+            return [OscMessage("/strip/polarity", (ssid, 1 if value >= 0.5 else 0))]
+        if path == "fader.mute":
+            return [OscMessage("/strip/mute", (ssid, 1 if value >= 0.5 else 0))]
+        if path == "pan.pan":
+            return [OscMessage("/strip/pan_stereo_position", (ssid, float(ardour_position_from_pan(value))))]
+        raise KeyError(path)
+
+    def plugin_message(self, position, slot, index, wire_value):
+        """``/strip/plugin/parameter ssid piid param value`` (native units)."""
+        return OscMessage("/strip/plugin/parameter", (position + 1, slot, index, float(wire_value)))
+
+    def send_message(self, position, send_id, send_db):
+        """``/strip/send/gain ssid sendid dB``; the schema's -80 dB ("off") becomes Ardour's -193 dB."""
+        off = send_db <= CHANNEL_STRIP.param(SEND_PATH).min
+        return OscMessage("/strip/send/gain", (position + 1, send_id, ARDOUR_SEND_OFF_DB if off else float(send_db)))
+
+    def query_tracks(self, client, *, max_tracks=64):
+        """``/strip/list`` after the quiet handshake: tracks and buses, positions ``ssid - 1``."""
+        return [DawTrack(ssid - 1, name) for ssid, name, _ in ardour_list_strips(client)]
+
+    def strip_layouts(self, client, tracks):
+        """Each strip's plugins (``/strip/plugin/list``) and first aux send (``/strip/sends``), pipelined."""
+        ssids = [d.position + 1 for d in tracks]
+        present = ardour_plugins_many(client, ssids)
+        sends = ardour_sends_many(client, ssids)
+        layouts = {}
+        for d in tracks:
+            first_send = sends[d.position + 1][0][2] if sends[d.position + 1] else None
+            layouts[d.position] = StripLayout({slot: present[d.position + 1].get(name)
+                                               for slot, name in self.plugin_map.slots}, send_id=first_send)
+        return layouts
+
+    def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
+        """Gain, trim, mute and pan from the handshake's feedback, the first send from ``/strip/sends``,
+        plugin values from ``/strip/plugin/descriptor``. Polarity has no OSC feedback (listed)."""
+        strips = ardour_list_strips(client, feedback=True)
+        client.pump(0.1)  # the handshake's strip feedback keeps arriving for a moment
+        sends = ardour_sends_many(client, [ssid for ssid, _, _ in strips])
+        send_off_db = CHANNEL_STRIP.param(SEND_PATH).min
+        reads: dict[str, tuple[str, Callable[[float], float]]] = {
+            "fader.fader_db": ("/strip/gain", float),
+            "trim.gain_db": ("/strip/trimdB", float),
+            "fader.mute": ("/strip/mute", float),
+            "pan.pan": ("/strip/pan_stereo_position", pan_from_ardour_position),
+        }
+        pulled = PulledTracks()
+        for ssid, name, _type in strips:
+            where = f"track '{name}' "
+            t = self.new_track(name)
+            for path, (address, conv) in reads.items():
+                row = feedback.last(address, (ssid,))
+                if row is None or len(row) < 2:
+                    pulled.not_read.append(f"{name}: {path}")
+                    continue
+                store_value(t.params, path, conv(float(row[1])), where, clamp, pulled.clamped)
+            pulled.not_read.append(f"{name}: polarity.invert (Ardour's OSC sends no polarity feedback)")
+            if sends[ssid]:  # the first aux send; an inactive or silent send is the schema's "off"
+                _target, _send_name, _send_id, position, active = sends[ssid][0]
+                send_db = ardour_send_db_from_position(position) if active else float("-inf")
+                store_value(t.params, SEND_PATH, send_off_db if send_db == float("-inf") else send_db, where, clamp,
+                            pulled.clamped)
+            else:
+                pulled.not_read.append(f"{name}: {SEND_PATH} (no aux send on the strip)")
+            present = ardour_plugins(client, ssid)
+            for plug in self.plugin_map.plugins:
+                piid = present.get(plug.name)
+                if piid is None:
+                    pulled.not_read.extend(f"{name}: {p} (no {plug.name} on the strip)" for p in plug.paths)
+                    continue
+                desc = ardour_descriptor(client, ssid, piid)
+                wire = {p.name: desc[p.index][3] for p in plug.params.values()
+                        if p.index in desc and desc[p.index][0] == p.name}
+                read_plugin(t, plug, wire, name, where, pulled, clamp, sample_rate)
+            pulled.tracks.append(t)
+        return pulled
+
+
+# ------------------------------------------------------------------------------ queries
+def ardour_list_strips(client: OscUdpClient, *, feedback: bool = False) -> list[tuple[int, str, str]]:
+    """Handshake and ``/strip/list``: ``[(ssid, name, type), ...]`` for tracks and buses.
+
+    ``feedback=True`` registers the surface with value feedback, so Ardour also sends
+    every strip's state (gain, trim, pan, mute), which a pull reads.
+
+    Raises:
+        DawUnreachableError: no reply within the client's timeout.
+    """
+    rows: list[tuple[int, str, str]] = []
+    done = ReplyCollector("/reply", done=lambda m: bool(m.args) and m.args[0] == "end_route_list")
+    handshake = ArdourProfile.HANDSHAKE if feedback else ArdourProfile.HANDSHAKE_QUIET
+    with client.router.routed("/reply", done):
+        client.query(list(handshake) + [OscMessage("/strip/list")], done.finished.is_set,
+                     what="/strip/list", quiet_s=None)
+    for m in done.messages:
+        a = m.args
+        if len(a) >= 7 and a[0] in ("AT", "MT", "B", "MB") and isinstance(a[6], int):
+            rows.append((a[6], str(a[1]), str(a[0])))
+    return sorted(rows)
+
+
+def _per_strip_query(client: OscUdpClient, address: str, ssids: Sequence[int], parse, noun: str) -> dict:
+    """Send ``address ssid`` for every strip at once, then collect ``{ssid: parse(reply args after ssid)}``.
+
+    Raises:
+        DawUnreachableError: not every strip answered within the client's timeout.
+    """
+    want = set(ssids)
+    got: dict = {}
+
+    def on_reply(m: OscMessage) -> None:
+        if m.args and m.args[0] in want:
+            got[m.args[0]] = parse(m.args[1:])
+
+    with client.router.routed(address, on_reply):
+        client.query([OscMessage(address, (s,)) for s in ssids], lambda: want <= set(got),
+                     what=f"{address} for {len(want)} strips", quiet_s=None)
+    if not want <= set(got):
+        raise DawUnreachableError(f"Ardour listed the {noun} of {len(got)} of {len(want)} strips within "
+                                  f"{client.timeout_s:g} s; raise --timeout-s")
+    return got
+
+
+def _plugin_names(args) -> dict[str, int]:
+    names: dict[str, int] = {}
+    for i in range(0, len(args) - 2, 3):  # piid, name, active
+        names.setdefault(str(args[i + 1]), int(args[i]))
+    return names
+
+
+def ardour_plugins(client: OscUdpClient, ssid: int) -> dict[str, int]:
+    """``/strip/plugin/list ssid`` -> ``{plugin name: piid}`` (see :func:`ardour_plugins_many`)."""
+    return ardour_plugins_many(client, [ssid])[ssid]
+
+
+def ardour_plugins_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """``/strip/plugin/list`` for many strips, pipelined: all queries first, then the replies.
+
+    Raises:
+        DawUnreachableError: not every strip answered within the client's timeout.
+    """
+    return _per_strip_query(client, "/strip/plugin/list", ssids, _plugin_names, "plugins")
+
+
+def ardour_sends_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, list[tuple[int, str, int, float, int]]]:
+    """``/strip/sends`` for many strips, pipelined: ``{ssid: [(target ssid, name, sendid, fader position,
+    active), ...]}`` per aux send, in strip order (an empty list for a strip without sends).
+
+    Raises:
+        DawUnreachableError: not every strip answered within the client's timeout.
+    """
+    return _per_strip_query(
+        client, "/strip/sends", ssids,
+        lambda a: [(int(a[i]), str(a[i + 1]), int(a[i + 2]), float(a[i + 3]), int(a[i + 4]))
+                   for i in range(0, len(a) - 4, 5)],
+        "sends")
+
+
+def ardour_descriptor(client: OscUdpClient, ssid: int, piid: int) -> dict[int, tuple[str, float, float, float]]:
+    """``/strip/plugin/descriptor`` -> ``{param id: (name, lower, upper, current value)}``.
+
+    Raises:
+        DawUnreachableError: no reply within the client's timeout.
+    """
+    col = ReplyCollector("/strip/plugin/**", done=lambda m: m.address.endswith("descriptor_end")
+                         and tuple(m.args[:2]) == (ssid, piid))
+    with client.router.routed("/strip/plugin/**", col):
+        client.query([OscMessage("/strip/plugin/descriptor", (ssid, piid))], col.finished.is_set,
+                     what=f"/strip/plugin/descriptor {ssid} {piid}", quiet_s=None)
+    out = {}
+    for m in col.messages:
+        a = m.args
+        if m.address == "/strip/plugin/descriptor" and tuple(a[:2]) == (ssid, piid) and len(a) >= 11:
+            out[int(a[2])] = (str(a[3]), float(a[6]), float(a[7]), float(a[10]))
+    return out

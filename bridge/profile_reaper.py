@@ -1,0 +1,115 @@
+"""REAPER's DAW profile: its default OSC pattern set (``Default.ReaperOSC``), queries and pull.
+
+Source: REAPER's shipped ``Default.ReaperOSC`` pattern file (REAPER > Preferences >
+Control/OSC/web > OSC; DESIGN.md §4). REAPER listens on 8000 and sends feedback to the device
+port 9000. Tracks are 1-based within a bank; track 0 is the master; ``/device/track/count N``
+widens the bank so tracks 1..N are addressable and ``/device/track/bank/select 1`` selects the
+first bank. ``/track/N/volume/db`` takes raw dB (float), ``/track/N/pan`` 0..1 (0 left, 1
+right), ``/track/N/mute`` 0/1, ``/track/N/fx/M/fxparam/K/value`` the normalised 0..1 plugin
+value, ``/track/N/name`` a string. ``/action 41743`` ("Control surface: refresh all surfaces")
+makes REAPER send its whole state, which :meth:`ReaperProfile.query_tracks` and
+:meth:`ReaperProfile.pull_tracks` read. REAPER reports neither plugin names nor parameter
+names, so plugins are addressed at the map's slots (``plugins/maps/daw/reaper.json``: the very
+plugins the host renders with).
+"""
+from __future__ import annotations
+
+from .osc import OscMessage
+from .profiles import DawProfile, DawTrack, FeedbackState, PulledTracks, fits, read_plugin, store_value
+from .transport import OscUdpClient
+
+
+class ReaperProfile(DawProfile):
+    """REAPER's default OSC pattern set (``Default.ReaperOSC``; see the module docstring)."""
+
+    name = "reaper"
+    default_port = 8000
+    reply_port = 9000
+    honours_timetags = False
+    strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
+    #: REAPER's fader range in dB (its volume control tops out at +12 dB).
+    FADER_RANGE_DB = (-150.0, 12.0)
+    #: "Control surface: refresh all surfaces": REAPER then sends its whole state.
+    REFRESH_ACTION = 41743
+    unreachable_hint = ("REAPER: Preferences > Control/OSC/web > OSC, mode 'Configure device IP+local port', "
+                        "local listen port 8000, device IP 127.0.0.1, device port 9000 (= --reply-port); "
+                        "or push with --no-query")
+
+    def setup_messages(self, n_tracks: int) -> list[OscMessage]:
+        """Widen the bank to ``n_tracks`` (at least 1) and select the first bank."""
+        return [OscMessage("/device/track/count", (int(max(n_tracks, 1)),)),
+                OscMessage("/device/track/bank/select", (1,))]
+
+    def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
+        """``/track/N/volume/db`` (dB), ``/track/N/mute`` (0/1), ``/track/N/pan`` (0 left .. 1 right)."""
+        n = position + 1
+        if path == "fader.fader_db":
+            v = fits(value, *self.FADER_RANGE_DB, path, where, clamp, clamped, "lower the fader")
+            return [OscMessage(f"/track/{n}/volume/db", (float(v),))]
+        if path == "fader.mute":
+            return [OscMessage(f"/track/{n}/mute", (1.0 if value >= 0.5 else 0.0,))]
+        if path == "pan.pan":
+            return [OscMessage(f"/track/{n}/pan", ((float(value) + 1.0) / 2.0,))]
+        raise KeyError(path)
+
+    def plugin_message(self, position, slot, index, wire_value):
+        """``/track/N/fx/M/fxparam/K/value`` with the normalised (0..1) value."""
+        return OscMessage(f"/track/{position + 1}/fx/{slot}/fxparam/{index}/value", (float(wire_value),))
+
+    def refresh_message(self) -> OscMessage:
+        """``/action 41743``: refresh all surfaces (REAPER sends every track's state)."""
+        return OscMessage("/action", (self.REFRESH_ACTION,))
+
+    def refresh(self, client: OscUdpClient, n_tracks: int) -> FeedbackState:
+        """Widen the bank to ``n_tracks``, trigger "refresh all surfaces" and collect REAPER's feedback.
+
+        Raises:
+            DawUnreachableError: nothing came back within the client's timeout.
+        """
+        state = FeedbackState()
+        with client.router.routed("/**", state):
+            client.query(self.setup_messages(n_tracks) + [self.refresh_message()], lambda: False,
+                         what="/action 41743 (refresh all surfaces)", timeout_s=client.timeout_s)
+        return state
+
+    def query_tracks(self, client, *, max_tracks=64):
+        """The named tracks of REAPER's refresh feedback (``/track/N/name``), in order."""
+        return reaper_tracks(self.refresh(client, max_tracks))
+
+    def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
+        """Volume, pan, mute and every mapped plugin value from one refresh of all surfaces."""
+        state = self.refresh(client, max_tracks)
+        pulled = PulledTracks()
+        for d in reaper_tracks(state):
+            n = d.position + 1
+            where = f"track '{d.name}' "
+            t = self.new_track(d.name)
+            for path, address, conv in (
+                ("fader.fader_db", f"/track/{n}/volume/db", float),
+                ("pan.pan", f"/track/{n}/pan", lambda v: 2.0 * float(v) - 1.0),
+                ("fader.mute", f"/track/{n}/mute", float),
+            ):
+                rows = state.by_address.get(address)
+                if not rows or not rows[-1]:
+                    pulled.not_read.append(f"{d.name}: {path}")
+                    continue
+                store_value(t.params, path, conv(rows[-1][0]), where, clamp, pulled.clamped)
+            for plug in self.plugin_map.plugins:
+                wire = {}
+                for pname, p in plug.params.items():
+                    rows = state.by_address.get(f"/track/{n}/fx/{plug.slot}/fxparam/{p.index}/value")
+                    if rows and rows[-1]:
+                        wire[pname] = float(rows[-1][0])
+                read_plugin(t, plug, wire, d.name, where, pulled, clamp, sample_rate)
+            pulled.tracks.append(t)
+        return pulled
+
+
+def reaper_tracks(state: FeedbackState) -> list[DawTrack]:
+    """The tracks of REAPER's feedback: every ``/track/N/name`` with N >= 1 and a non-empty name."""
+    names: dict[int, str] = {}
+    for address, rows in state.by_address.items():
+        parts = address.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "track" and parts[2] == "name" and parts[1].isdigit() and int(parts[1]) > 0:
+            names[int(parts[1])] = str(rows[-1][0]) if rows and rows[-1] else ""
+    return [DawTrack(n - 1, names[n]) for n in sorted(names) if names[n]]

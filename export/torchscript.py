@@ -1,0 +1,80 @@
+"""The TorchScript streaming session (libtorch) and :func:`open_session`, either runtime by format.
+
+:class:`TorchScriptSession` has the interface of
+:class:`~mixbridge.export.runtime.StreamingSession` (``process``, ``render``, ``reset``,
+``verify``, parameter smoothing) on a TorchScript artifact. It lives apart from the
+torch-free runtime so that :mod:`mixbridge.export.runtime` (which the live bridge uses)
+never names torch; torch itself is imported only when a session is constructed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mixbridge.errors import BackendUnavailableError
+
+from .artifact import Artifact, ArtifactError, load_artifact
+from .runtime import DEFAULT_SMOOTHING_MS, SessionBase, StreamingSession
+
+
+class TorchScriptSession(SessionBase):
+    """Stream a TorchScript artifact with libtorch (torch is imported here, lazily).
+
+    Same interface as :class:`StreamingSession`; ``num_threads`` sets
+    ``torch.set_num_threads`` (process-wide). Torch allocates the output and state
+    tensors of every call, so this path is not allocation-free.
+    """
+
+    def __init__(self, artifact: Artifact | str | Path, num_threads: int | None = 1,
+                 channels: int | None = None, smoothing_ms: float = DEFAULT_SMOOTHING_MS) -> None:
+        try:
+            import torch
+        except ImportError as e:  # pragma: no cover - torch is installed with the models extra
+            raise BackendUnavailableError("TorchScriptSession needs torch; install the models extra") from e
+        super().__init__(artifact, channels, smoothing_ms, "torchscript")
+        self._torch = torch
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+        try:
+            self.module = torch.jit.load(str(self.artifact.model_path), map_location="cpu").eval()
+        except Exception as e:
+            raise ArtifactError(f"{self.artifact.model_path}: torch cannot load the module ({e})") from None
+        io = self.artifact.sidecar["io"]
+        self._shapes = ([self.batch] + list(io["input_state_shape"]), [self.batch] + list(io["hidden_state_shape"]))
+        self._p_start_t = torch.from_numpy(self._p_start)
+        self._p_end_t = torch.from_numpy(self._p_end)
+        self._audio: dict[int, np.ndarray] = {}
+        self._out: dict[int, np.ndarray] = {}
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._state = tuple(self._torch.zeros(s) for s in self._shapes)
+
+    def _step(self, block: np.ndarray, n: int) -> np.ndarray:
+        audio = self._audio.get(n)
+        if audio is None:
+            audio = self._audio[n] = np.zeros((self.batch, self.n_inputs, n), np.float32)
+            self._out[n] = np.zeros((self.out_channels, n), np.float32)
+        if self.n_inputs == 1:
+            np.copyto(audio[:, 0, :], block, casting="same_kind")
+        else:
+            np.copyto(audio[0], block, casting="same_kind")
+        with self._torch.inference_mode():
+            y, a, b = self.module(self._torch.from_numpy(audio), self._p_start_t, self._p_end_t, *self._state)
+        self._state = (a, b)
+        out = self._out[n]
+        out[:] = y.numpy().reshape(out.shape)
+        return out
+
+
+def open_session(artifact: Artifact | str | Path, **kwargs) -> SessionBase:
+    """A :class:`~mixbridge.export.runtime.StreamingSession` (ONNX) or a :class:`TorchScriptSession`,
+    whichever fits the artifact's format; ``kwargs`` go to the session's constructor.
+
+    Raises:
+        ArtifactError: see :func:`~mixbridge.export.artifact.load_artifact`.
+        BackendUnavailableError: onnxruntime's provider, or torch, is missing.
+    """
+    art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+    return StreamingSession(art, **kwargs) if art.format == "onnx" else TorchScriptSession(art, **kwargs)

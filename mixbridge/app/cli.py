@@ -1,0 +1,113 @@
+"""The ``mixbridge`` command line: a thin shell over the library API (STYLE.md point 12).
+
+Each command group lives in a module that defines ``register(subparsers)`` (listed in
+:data:`COMMAND_MODULES`); those modules import only the standard library and torch-free
+registries at top level, so ``mixbridge --help`` never imports torch or DawDreamer. A
+command's handler parses, calls one library function and prints its result.
+
+Exit status, for every command (README "Exit status"; :mod:`mixbridge.cli_options`):
+0 done; 1 a check ran and failed (``verify``, ``plugins check``, ``session validate``);
+2 a user error: a bad command line (argparse's message) or a
+:class:`~mixbridge.errors.MixbridgeError` (one line on stderr, no traceback). Tests call
+:func:`main` with an argument list; it returns the status instead of exiting.
+
+This module sits in the application layer, on top of every package (README "Layout and
+design"): it is the one place that tells the lower layers about the higher ones, e.g. it
+names the torch console as the contract's lazy ``torch`` implementation
+(:func:`register_implementations`).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mixbridge.cli_options import EXIT_OK, EXIT_USAGE
+from mixbridge.errors import MixbridgeError
+
+#: Modules that contribute sub-commands, in help order.
+COMMAND_MODULES = (
+    "mixbridge.app.commands",          # automix, render, session validate, mixers
+    "mixbridge.plugins.datagen.demo.cli",  # demo build|list|verify
+    "mixbridge.plugins.cli",           # plugins list|inspect|calibrate|check
+    "mixbridge.plugins.datagen_cli",   # datagen effect|demaster|mixes|verify|info
+    "mixbridge.bridge.cli",            # push, pull, automate, midi-export, live
+    "mixbridge.models.cli",            # train, compare
+    "mixbridge.export.cli",            # export
+)
+
+
+def _load_torch_contract() -> None:
+    """Register the torch console (``mixbridge.models.console``) as the contract's ``torch`` implementation.
+
+    Raises:
+        ImportError: torch is not installed (the contract reports it as unavailable).
+    """
+    from mixbridge.models.console import register_contract
+
+    register_contract()
+
+
+def register_implementations() -> None:
+    """Tell the lower layers about implementations that live above them (idempotent).
+
+    The contract (``mixbridge.plugins.contract``) learns the name ``torch``; the torch console is
+    imported only when ``mixbridge plugins check torch`` (or a caller) asks for it.
+    """
+    from mixbridge.plugins.contract import register_lazy
+
+    register_lazy("torch", _load_torch_contract)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mixbridge`` parser with every command group of :data:`COMMAND_MODULES` registered."""
+    from mixbridge import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mixbridge",
+        description="Neural networks that drive real mixing consoles.",
+        epilog="exit status: 0 done, 1 a check ran and failed, 2 a user error (the message says what to fix)",
+    )
+    parser.add_argument("--version", action="version", version=f"mixbridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod_name in COMMAND_MODULES:
+        importlib.import_module(mod_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    Returns:
+        0 done, 1 a check ran and failed, 2 a user error (bad arguments, or a
+        :class:`~mixbridge.errors.MixbridgeError` printed as one line), 130 interrupted,
+        141 the reader of stdout went away.
+    """
+    register_implementations()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) or a bad command line (2): argparse has printed it
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        rc = args.func(args)
+    except MixbridgeError as e:
+        print(f"mixbridge {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"mixbridge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `mixbridge ... | head`: the reader left; exit quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return int(rc or EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Where a run's results go: the shard assembler that commits them, and the run's summary.
+
+:class:`Collector` routes each example's result (from any executor) to its shard and
+commits a shard (:meth:`~.format.Dataset.commit`) once every index in it is resolved, on a
+background thread so rendering goes on while a shard is written. :class:`RunSummary`
+counts what one run did (examples, failures by kind, rates, distinct notices) and prints
+the end-of-run summary; the runner appends it to ``runs.jsonl``.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .format import Dataset, distinct_reasons, reason_key
+from .job import Example
+
+#: Notices that differ only in their numbers are shown once (the first one).
+MAX_NOTICES_SHOWN = 8
+#: Distinct failure reasons kept in a run summary (and listed when a job fails).
+MAX_REASONS_SHOWN = 5
+
+
+@dataclass
+class RunSummary:
+    """What one run did. Rates are per wall-clock second of this run."""
+
+    root: str
+    kind: str
+    executor: str
+    workers: int
+    n_requested: int
+    already_done: int
+    examples_ok: int = 0
+    failures: dict = field(default_factory=dict)
+    shards_committed: int = 0
+    elapsed_s: float = 0.0
+    examples_per_s: float = 0.0
+    audio_s_per_s: float = 0.0
+    #: Throughput over the last 80 % of results (excludes worker start-up), examples/s.
+    steady_examples_per_s: float = 0.0
+    stopped: str = ""
+    notices: list = field(default_factory=list)
+    #: The first distinct failure reasons (``"kind: message"``; reasons differing only in numbers once).
+    failure_reasons: list = field(default_factory=list)
+
+    @property
+    def n_failed(self) -> int:
+        """Failures of this run, all kinds together."""
+        return int(sum(self.failures.values()))
+
+    def text(self) -> str:
+        """The end-of-run summary for people (the CLI prints it): counts, rates, reasons, notices."""
+        fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
+        rt = f"{self.audio_s_per_s:.1f}x real time" + (
+            f" ({self.audio_s_per_s / self.workers:.1f}x per worker)" if self.workers > 1 else "")
+        lines = [
+            f"{self.kind} dataset {self.root}: {self.examples_ok} examples generated in {self.elapsed_s:.1f} s "
+            f"({self.examples_per_s:.2f} examples/s, {rt}) by {self.workers} "
+            f"{'ray task slots' if self.executor == 'ray' else 'worker process(es)' if self.workers else 'in-process'}",
+            f"  already present: {self.already_done}; requested: {self.n_requested}; shards committed: "
+            f"{self.shards_committed}; failures: {fails}",
+        ]
+        if self.stopped:
+            lines.append(f"  stopped early: {self.stopped}")
+        lines += [f"  failure reason: {r}" for r in self.failure_reasons[:MAX_REASONS_SHOWN]]
+        lines += [f"  notice: {n}" for n in self.notices[:MAX_NOTICES_SHOWN]]
+        if len(self.notices) > MAX_NOTICES_SHOWN:
+            lines.append(f"  ... {len(self.notices) - MAX_NOTICES_SHOWN} more kinds of notice in runs.jsonl")
+        return "\n".join(lines)
+
+
+class _Unit:
+    """One shard being assembled: the indices still pending, the examples and failures resolved."""
+
+    def __init__(self, start: int, stop: int, indices: list[int]):
+        self.start, self.stop = start, stop
+        self.pending = set(indices)
+        self.examples: dict[int, Example] = {}
+        self.failures: list[dict] = []
+
+
+def stack_examples(examples: list[Example]) -> dict[str, np.ndarray]:
+    """Stack examples (sorted by index) into shard arrays ``[N, ...]``; an empty shard holds ``index`` only.
+
+    Every example holds the same array names (its job's); ``np.stack`` raises ValueError on
+    differing shapes, which would be a generator bug.
+    """
+    if not examples:
+        return {"index": np.zeros(0, dtype=np.int64)}
+    keys = examples[0].arrays.keys()
+    return {k: np.stack([np.asarray(e.arrays[k]) for e in examples]) for k in keys}
+
+
+class Collector:
+    """Routes results to their shard unit and commits a unit when its last index is resolved.
+
+    ``units`` are :func:`~.runner.plan_units`'s ``(start, stop, indices)``; ``bar`` a tqdm bar
+    or None. Every executor (:mod:`.workers`, :mod:`.ray_backend`) feeds :meth:`add` with
+    ``("done", index, Example, params)`` or ``("fail", index, kind, message, params)``.
+
+    Commits run on one background thread (file writes and hashing release the GIL),
+    so rendering goes on while a shard is written; at most ``MAX_PENDING_COMMITS``
+    wait, and a commit's error (a full disk) is raised at the next result or at
+    :meth:`finish`.
+    """
+
+    MAX_PENDING_COMMITS = 2
+
+    def __init__(self, ds: Dataset, units: Iterable[tuple[int, int, list[int]]], summary: RunSummary, bar: Any):
+        self.ds, self.summary, self.bar = ds, summary, bar
+        self.by_index: dict[int, _Unit] = {}
+        self.notice_counts: dict[str, int] = {}
+        self.reason_keys: set[str] = set()
+        self.times: list[float] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datagen-commit")
+        self._pending: deque = deque()
+        for start, stop, idx in units:
+            u = _Unit(start, stop, idx)
+            for i in idx:
+                self.by_index[i] = u
+
+    def _commit(self, u: _Unit) -> None:
+        examples = [u.examples[i] for i in sorted(u.examples)]
+        files: dict[str, bytes] = {}
+        for e in examples:
+            files.update(e.files)
+        self.ds.commit(u.start, u.stop, stack_examples(examples), sorted(u.examples), u.failures, files)
+        self.summary.shards_committed += 1
+
+    def _reap(self, keep: int) -> None:
+        while len(self._pending) > keep or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()  # re-raises a commit's error here
+
+    def finish(self) -> None:
+        """Wait for every pending commit; raises the first commit error."""
+        try:
+            self._reap(0)
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def add(self, res: tuple, notices: Sequence[str] = ()) -> None:
+        """Record one result and the backend notices it raised; commits its shard when complete.
+
+        A result for an index already resolved (a worker killed right after it sent) is ignored.
+
+        Raises:
+            DiskFullError: a pending commit ran out of space (raised here, at the next result).
+        """
+        for n in notices:
+            key = reason_key(n)
+            if key not in self.notice_counts:
+                self.notice_counts[key] = 0
+                self.summary.notices.append(n)
+            self.notice_counts[key] += 1
+        self.times.append(time.perf_counter())
+        index = res[1]
+        u = self.by_index.pop(index, None)
+        if u is None or index not in u.pending:
+            return  # a late duplicate (e.g. a worker killed right after it sent); ignore
+        u.pending.discard(index)
+        if res[0] == "done":
+            u.examples[index] = res[2]
+            self.summary.examples_ok += 1
+        else:
+            kind, message, params = res[2], res[3], res[4]
+            u.failures.append({"index": index, "kind": kind, "message": message, "params": params})
+            self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
+            if len(self.summary.failure_reasons) < MAX_REASONS_SHOWN:
+                for r in distinct_reasons([{"kind": kind, "message": message}], MAX_REASONS_SHOWN, self.reason_keys):
+                    self.summary.failure_reasons.append(r)
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.summary.failures:
+                self.bar.set_postfix(failures=sum(self.summary.failures.values()))
+        self._reap(self.MAX_PENDING_COMMITS)
+        if not u.pending:
+            self._reap(self.MAX_PENDING_COMMITS - 1)
+            self._pending.append(self._pool.submit(self._commit, u))

@@ -27,7 +27,8 @@ from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, add_duration_s, add_outp
 from .profiles import profile_names
 
 if TYPE_CHECKING:
-    from .live import LiveBus, LiveSummary
+    from .live import LiveBus
+    from .live_summary import LiveSummary
 
 
 def _common(p: argparse.ArgumentParser) -> None:

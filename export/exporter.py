@@ -114,7 +114,8 @@ def _onnx_bytes(wrapper: torch.nn.Module, example: tuple) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, example, buf, dynamo=False, input_names=INPUT_NAMES,
+        torch.onnx.export(wrapper, example, buf,  # type: ignore[arg-type]  # stub: path only; BytesIO works
+                          dynamo=False, input_names=INPUT_NAMES,
                           output_names=OUTPUT_NAMES, dynamic_axes=dyn, opset_version=ONNX_OPSET,
                           do_constant_folding=True)
     return buf.getvalue()

@@ -5,7 +5,6 @@ Audio in mixbridge is float32 ``[channels, samples]`` with an explicit
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +50,15 @@ def read_audio(path: str | Path, *, allow_overshoot: bool = True) -> tuple[np.nd
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:
     """Write float ``[channels, samples]`` audio as WAV, atomically (temp file + rename) and reproducibly.
 
-    The same samples always give the same bytes. ``FLOAT`` files are written here
-    as RIFF ``fmt `` (WAVE_FORMAT_IEEE_FLOAT, tag 3, 32 bits) + ``fact`` + ``data``
-    (Microsoft's RIFF/WAVE specification, 1991; the layout libsndfile writes, less
-    its ``PEAK`` chunk, which holds the write time and so made identical audio give
-    different files and checksums; libsndfile cannot leave it out: switching it off
-    leaves a ``PAD`` chunk). Integer subtypes (``PCM_24``, ``PCM_16``) go through
-    soundfile, which writes no time stamp for them. ``sample_rate`` is in Hz.
+    The same samples always give the same bytes. ``FLOAT`` files (32-bit IEEE float,
+    little-endian RIFF) are written by :func:`scipy.io.wavfile.write`: ``fmt `` (tag 3,
+    WAVE_FORMAT_IEEE_FLOAT, with ``cbSize`` 0) + ``fact`` + ``data``, nothing else
+    (Microsoft's RIFF/WAVE specification, 1991), which libsndfile reads back
+    bit-exactly as ``FLOAT``. Not soundfile for them: libsndfile adds a ``PEAK`` chunk
+    holding the write time, so identical audio gave different files and checksums
+    (switching it off leaves a ``PAD`` chunk). Integer subtypes (``PCM_24``,
+    ``PCM_16``) go through soundfile, which writes no time stamp for them.
+    ``sample_rate`` is in Hz.
 
     Raises:
         AudioInputError: the array is not ``[channels, samples]`` or holds NaN/inf samples.
@@ -69,22 +70,15 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
         raise AudioInputError(f"{path}: refusing to write NaN/inf samples")
     with atomic_path(path) as tmp:
         if subtype == "FLOAT":
-            tmp.write_bytes(_float_wav_bytes(audio, int(sample_rate)))
+            from scipy.io import wavfile
+
+            # "<f4": little-endian samples, so scipy writes RIFF (not RIFX) on every host
+            wavfile.write(tmp, int(sample_rate), np.ascontiguousarray(audio.T).astype("<f4"))
         else:
             import soundfile as sf
 
             sf.write(str(tmp), audio.T, int(sample_rate), subtype=subtype, format="WAV")
     return Path(path)
-
-
-def _float_wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    channels, frames = audio.shape
-    data = np.ascontiguousarray(audio.T).astype("<f4").tobytes()
-    fmt = struct.pack("<HHIIHH", 3, channels, sample_rate, sample_rate * 4 * channels, 4 * channels, 32)
-    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-            + b"fact" + struct.pack("<II", 4, frames)
-            + b"data" + struct.pack("<I", len(data)) + data)
-    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 def peak_db(audio: np.ndarray) -> float:

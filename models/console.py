@@ -183,7 +183,8 @@ class ConsoleOutput:
     bus: torch.Tensor
 
 
-def _group(p: dict, prefix: str) -> dict:
+def _group(p: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``p`` named ``prefix.<name>``, keyed by ``<name>``."""
     n = len(prefix) + 1
     return {k[n:]: v for k, v in p.items() if k.startswith(prefix + ".")}
 
@@ -260,7 +261,9 @@ class TorchConsole(nn.Module):
         bus = send.reshape(songs, tracks, 2, n).sum(dim=1)
         sends_on = bool((sp["send.send_db"] > dsp.SEND_OFF_DB).any())
         if sends_on:
-            ret = dsp_reverb.reverb(bus, self.sample_rate, **_group(mp, "reverb"))
+            rv = _group(mp, "reverb")
+            ret = dsp_reverb.reverb(bus, self.sample_rate, decay_s=rv["decay_s"], predelay_ms=rv["predelay_ms"],
+                                    return_db=rv["return_db"])
         else:
             ret = torch.zeros_like(bus)
         mix = dry + ret

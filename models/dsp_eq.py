@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -69,16 +70,29 @@ def eq_sections(sample_rate: int, p: dict) -> list[tuple[torch.Tensor, torch.Ten
     ]
 
 
+def cascade_response(sections: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], n_fft: int) -> torch.Tensor:
+    """The product of the sections' ``H(e^jw)``, complex128 ``[batch, n_fft//2+1]``, in section order.
+
+    ``sections`` are ``(b, a, gain_db)`` as :func:`eq_sections` returns them (``gain_db`` unused).
+
+    Raises:
+        ParamRangeError: ``sections`` is empty.
+    """
+    if not sections:
+        raise ParamRangeError("an EQ cascade needs at least one section")
+    b, a, _ = sections[0]
+    h = biquad_response(b, a, n_fft)
+    for b, a, _ in sections[1:]:
+        h = h * biquad_response(b, a, n_fft)
+    return h
+
+
 def eq_response(sample_rate: int, n_fft: int, **params) -> torch.Tensor:
     """The cascade's ``H(e^jw)`` complex128 ``[batch, n_fft//2+1]`` on the rfft grid of ``n_fft``."""
     sample_rate = check_rate(sample_rate)
     batch = max(int(torch.as_tensor(v).numel()) for v in params.values())
     p = {k: as_param(params[k], batch) for k in EQ_NAMES}
-    h = None
-    for b, a, _ in eq_sections(sample_rate, p):
-        hb = biquad_response(b, a, n_fft)
-        h = hb if h is None else h * hb
-    return h
+    return cascade_response(eq_sections(sample_rate, p), n_fft)
 
 
 def eq(audio: torch.Tensor, sample_rate: int, **params) -> torch.Tensor:
@@ -104,11 +118,8 @@ def eq(audio: torch.Tensor, sample_rate: int, **params) -> torch.Tensor:
         return audio
     pad = max(decay_samples(torch.cat([s[1] for s in active]).detach().cpu().numpy()), 2)
 
-    def response(n_fft):
-        h = None
-        for b, a, _ in active:
-            hb = biquad_response(b, a, n_fft)
-            h = hb if h is None else h * hb
+    def response(n_fft: int) -> torch.Tensor:
+        h = cascade_response(active, n_fft)
         return h.to(torch.complex64) if audio.dtype == torch.float32 else h
 
     return fft_filter(audio, response, pad)

@@ -36,6 +36,7 @@ Audio is ``float32 [batch, channels, samples]``; parameters are normalised 0..1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +79,22 @@ class FiLM(nn.Module):
         """``gamma(cond) * BN(x) + beta(cond)``: ``x [batch, channels, samples]``, ``cond [batch, cond_dim]``."""
         gamma, beta = self.coefficients(cond)
         return self.bn(x) * gamma + beta
+
+    def eval_norm(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode batch norm as a per-channel affine map ``BN(y) = y * scale + shift``.
+
+        Returns ``(scale, shift)``, each ``[channels]``: ``scale = 1 / sqrt(running_var + eps)``,
+        ``shift = -running_mean * scale``.
+
+        Raises:
+            ModelConfigError: the batch norm keeps no running statistics (it always does here:
+                it is built with ``track_running_stats=True``).
+        """
+        mean, var = self.bn.running_mean, self.bn.running_var
+        if mean is None or var is None:
+            raise ModelConfigError("FiLM batch norm has no running statistics to fold")
+        scale = torch.rsqrt(var + self.bn.eps)
+        return scale, -mean * scale
 
 
 class TCNBlock(nn.Module):
@@ -196,27 +213,32 @@ class TCN(nn.Module):
         }
 
     @property
+    def block_list(self) -> list[TCNBlock]:
+        """The blocks in order, typed as :class:`TCNBlock` (``nn.ModuleList`` yields plain ``Module``)."""
+        return [cast(TCNBlock, b) for b in self.blocks]
+
+    @property
     def dilations(self) -> list[int]:
         """Each block's dilation, in order (``growth ** (i % blocks_per_stack)``)."""
-        return [b.dilation for b in self.blocks]
+        return [b.dilation for b in self.block_list]
 
     @property
     def receptive_field(self) -> int:
         """Input samples that one output sample depends on: ``1 + sum (k - 1) d_i``."""
-        return 1 + sum(b.span for b in self.blocks)
+        return 1 + sum(b.span for b in self.block_list)
 
     @property
     def center_offset_samples(self) -> int:
         """Non-causal offline output ``n`` is centred on input ``n + center_offset_samples``
         (0 for the causal variant, whose output ``n`` ends at input ``n``)."""
-        return sum(b.crop_left for b in self.blocks)
+        return sum(b.crop_left for b in self.block_list)
 
     @property
     def latency_samples(self) -> int:
         """Delay in samples of the streamed output behind the input: 0 when causal,
         the look-ahead ``sum (span_i - crop_left_i)`` (``(receptive_field - 1) / 2`` for
         odd kernels) for the centre-cropped variant."""
-        return sum(b.lookahead for b in self.blocks)
+        return sum(b.lookahead for b in self.block_list)
 
     @property
     def n_weights(self) -> int:
@@ -291,29 +313,28 @@ class StreamingTCN(nn.Module):
         # batch norm is folded from its running statistics below, so the wrapper is the
         # eval-mode model whatever ``model.training`` is (the model itself is not changed)
         c = model.channels
+        blocks = model.block_list
         self.cond = model.cond
-        self.convs = nn.ModuleList(b.conv for b in model.blocks)
-        self.acts = nn.ModuleList(b.act for b in model.blocks)
-        self.res0 = model.blocks[0].res
+        self.convs = nn.ModuleList(b.conv for b in blocks)
+        self.acts = nn.ModuleList(b.act for b in blocks)
+        self.res0 = blocks[0].res
         self.output = model.output
         self.channels = c
         self.n_inputs = model.n_inputs
         self.causal = model.causal
-        self.spans = [b.span for b in model.blocks]
-        self.crops = [b.crop_left for b in model.blocks]
-        self.backs = [b.lookahead for b in model.blocks]
+        self.spans = [b.span for b in blocks]
+        self.crops = [b.crop_left for b in blocks]
+        self.backs = [b.lookahead for b in blocks]
         offsets = [0]
-        for s in self.spans[1:]:
-            offsets.append(offsets[-1] + s)
+        for span in self.spans[1:]:
+            offsets.append(offsets[-1] + span)
         self.hidden_offsets = offsets[:-1]
         self.hidden_length = offsets[-1]
         self.use_tanh = model.output_activation == "tanh"
         with torch.no_grad():
             weights, biases = [], []
-            for b in model.blocks:
-                bn = b.film.bn
-                s = torch.rsqrt(bn.running_var + bn.eps)  # BN(y) = y * s + t
-                t = -bn.running_mean * s
+            for b in blocks:
+                s, t = b.film.eval_norm()  # BN(y) = y * s + t
                 w, bias = b.film.adaptor.weight, b.film.adaptor.bias
                 w_g, w_b, b_g, b_b = w[:c], w[c:], bias[:c], bias[c:]
                 # gamma * (y s + t) + beta = y * (gamma s) + (gamma t + beta); both linear in cond
@@ -322,8 +343,9 @@ class StreamingTCN(nn.Module):
             self.film = nn.Linear(model.cond_dim, 2 * c * model.n_blocks)
             self.film.weight.copy_(torch.cat(weights, 0))
             self.film.bias.copy_(torch.cat(biases, 0))
+            self.res_gain: torch.Tensor  # [n_blocks - 1, channels, 1], the buffer registered next
             self.register_buffer("res_gain", torch.stack([b.res.weight.detach().reshape(c, 1)
-                                                          for b in model.blocks[1:]]).clone())
+                                                          for b in blocks[1:]]).clone())
         self.latency_samples = model.latency_samples
         self.receptive_field = model.receptive_field
 
@@ -372,8 +394,7 @@ class StreamingTCN(nn.Module):
 
 
 # StreamingTCN's source text and line numbers are part of every TorchScript artifact (its debug
-# info), so editing anything above this point changes model.ts bytes: keep the class where it is
-# (tests/test_export.py pins the bytes of one export).
+# info): editing anything above this point changes model.ts bytes, though not what it computes.
 
 
 def stream(model: TCN, x: torch.Tensor, p: torch.Tensor, block_size: int) -> torch.Tensor:

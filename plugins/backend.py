@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import numpy as np
 
 from mixbridge.errors import UnknownNameError
 from mixbridge.registry import DuplicateNameError
 from mixbridge.session import Automation
+
+_R = TypeVar("_R")
 
 PLUGIN_PROCESSORS = ("eq", "compressor", "reverb", "limiter")
 
@@ -101,8 +104,8 @@ class Backend(ABC):
         if text not in self.notices:
             self.notices.append(text)
 
-    def with_clamp(self, processor: str, params: Mapping[str, float], render: Callable[[dict], np.ndarray],
-                   label: str = "") -> np.ndarray:
+    def with_clamp(self, processor: str, params: Mapping[str, float], render: Callable[[dict], _R],
+                   label: str = "") -> _R:
         """``render(params)``, clamping refused values when :attr:`clamp` is set.
 
         A refusal is a :class:`~mixbridge.errors.ParamRangeError` that names its ``param`` and

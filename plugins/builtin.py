@@ -32,6 +32,7 @@ an exact per-sample gain, while ``decay_s`` and ``predelay_ms`` cannot be automa
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import ModuleType
 
 import numpy as np
 
@@ -43,12 +44,13 @@ from .backend import PLUGIN_PROCESSORS, Backend, automation_blocks, automation_c
 from .dynamics import CompressorState, compress
 from .reverb import reverb as reference_reverb
 
+_pb: ModuleType | None
 try:
     import pedalboard as _pb
 except ImportError:  # pragma: no cover - pedalboard is a core dependency
     _pb = None
 
-def _need_pedalboard():
+def _need_pedalboard() -> ModuleType:
     if _pb is None:
         raise BackendUnavailableError("the builtin backend needs pedalboard: pip install pedalboard")
     return _pb
@@ -93,7 +95,7 @@ def eq_board(
 
 def eq(audio: np.ndarray, sample_rate: int, **params: float) -> np.ndarray:
     """RBJ five-band EQ of float32 ``[channels, samples]``; params are ``EQ``'s (dB, Hz, Q)."""
-    return eq_board(**params)(np.ascontiguousarray(audio, dtype=np.float32), sample_rate)
+    return eq_board(**params, all_bands=False)(np.ascontiguousarray(audio, dtype=np.float32), sample_rate)
 
 
 def compressor(audio: np.ndarray, sample_rate: int, *, threshold_db: float, ratio: float, attack_ms: float,

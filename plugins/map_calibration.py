@@ -76,11 +76,12 @@ def measure_parameter(access: ParamAccess, index: int, points: int = DEFAULT_POI
         us = list(np.linspace(0.0, 1.0, int(points)))
         texts = [_sweep(access, index, u) for u in us]
         values = [parse_display(t) for t in texts]
-        numeric = all(v is not None and math.isfinite(v) for v in values)
-        diffs = np.diff(np.asarray(values, dtype=np.float64)) if numeric else np.array([0.0])
+        numbers = [v for v in values if v is not None and math.isfinite(v)]
+        numeric = len(numbers) == len(values)
+        diffs = np.diff(np.asarray(numbers, dtype=np.float64)) if numeric else np.array([0.0])
         if numeric and (np.all(diffs > 0) or np.all(diffs < 0)):
-            table = dict(zip(us, values))
-            span = abs(values[-1] - values[0])
+            table = dict(zip(us, numbers))
+            span = abs(numbers[-1] - numbers[0])
             for _ in range(12):  # refine where linear interpolation misses the display
                 xs = sorted(table)
                 added = 0

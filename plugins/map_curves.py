@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,10 @@ class Curve:
     unit: str
     normalised: tuple[float, ...]
     display: tuple[float, ...]
+    # float64 copies of ``normalised`` / ``display`` for np.interp, set once in __post_init__
+    # (not compared: the tuples already are; arrays would make ``==`` ambiguous).
+    _u: np.ndarray = field(init=False, repr=False, compare=False)
+    _d: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         u, d = np.asarray(self.normalised), np.asarray(self.display)

@@ -33,7 +33,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -41,7 +41,8 @@ from mixbridge.errors import ParamRangeError, PluginMapError
 from mixbridge.schema import COMPRESSOR, EQ, LIMITER, REVERB, Processor
 
 from .map_curves import Choices, Curve, curve_from_json
-from .map_laws import CONVERSIONS, RANGE_ROUNDOFF, SIDECHAIN_SIGNALS, MeasuredTable
+from .map_laws import CONVERSIONS, RANGE_ROUNDOFF, MeasuredTable
+from .map_sidechain import SIDECHAIN_SIGNALS
 
 MAP_FORMAT = "mixbridge-plugin-map"
 MAP_VERSION = 1
@@ -159,7 +160,8 @@ class PluginMap:
         og = self.output_gain
         if og is None:
             return 0.0
-        curve = self.plugins[self.stages[og.stage].plugin].curves[og.param]
+        # map_from_dict refuses an output_gain parameter without a numeric curve
+        curve = cast(Curve, self.plugins[self.stages[og.stage].plugin].curves[og.param])
         return og.at(curve.to_display(stage_values[og.stage][og.param]))
 
     def stage_values(self, stage: Stage, params: Mapping[str, Any], sample_rate: int,
@@ -215,7 +217,7 @@ class PluginMap:
         return {b.source for st in self.stages for b in st.set}
 
 
-def _require(cond: bool, msg: str) -> None:
+def _require(cond: object, msg: str) -> None:
     if not cond:
         raise PluginMapError(msg)
 
@@ -239,11 +241,12 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
         f"{where}: version {data.get('version')!r} is not supported; this mixbridge reads {SUPPORTED_MAP_VERSIONS}",
     )
     proc_name = data.get("processor")
-    _require(proc_name in MAP_PROCESSORS,
-             f"{where}: 'processor' {proc_name!r} must be one of {', '.join(MAP_PROCESSORS)}")
+    if proc_name not in MAP_PROCESSORS:
+        raise PluginMapError(f"{where}: 'processor' {proc_name!r} must be one of {', '.join(MAP_PROCESSORS)}")
     proc = MAP_PROCESSORS[proc_name]
     raw_plugins = data.get("plugins")
-    _require(isinstance(raw_plugins, Mapping) and raw_plugins, f"{where}: needs a non-empty 'plugins' object")
+    if not (isinstance(raw_plugins, Mapping) and raw_plugins):
+        raise PluginMapError(f"{where}: needs a non-empty 'plugins' object")
     plugins: dict[str, PluginSpec] = {}
     for key, rp in raw_plugins.items():
         _require(isinstance(rp, Mapping), f"{where}: plugins['{key}'] must be an object")
@@ -261,7 +264,8 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
         plugins[key] = PluginSpec(str(key), ident, curves, dict(rp.get("calibration") or {}))
     stages: list[Stage] = []
     raw_stages = data.get("stages")
-    _require(isinstance(raw_stages, list) and raw_stages, f"{where}: needs a non-empty 'stages' list")
+    if not (isinstance(raw_stages, list) and raw_stages):
+        raise PluginMapError(f"{where}: needs a non-empty 'stages' list")
     for i, rs in enumerate(raw_stages):
         sw = f"{where} stages[{i}]"
         _require(isinstance(rs, Mapping) and rs.get("plugin") in plugins,
@@ -403,7 +407,7 @@ def check_reach(pm: PluginMap, where: str = "") -> None:
         spec = pm.plugins[st.plugin]
         for b in st.set:
             p = proc.param(b.source)
-            curve = spec.curves[b.param]
+            curve = cast(Curve, spec.curves[b.param])  # map_from_dict refuses a 'set' on a choice parameter
             head = (f"{label} stages[{si}]: {pm.processor}.{b.source} spans [{p.min:g}, {p.max:g}] {p.unit}".rstrip()
                     + f", but plugin parameter '{b.param}' of {spec.identity.name}")
             if b.convert is None:
@@ -416,11 +420,12 @@ def check_reach(pm: PluginMap, where: str = "") -> None:
                 continue
             conv = CONVERSIONS[b.convert]
             if conv.needs_table:
-                lo, hi = b.table.reach
+                table = cast(MeasuredTable, b.table)  # map_from_dict reads one for every needs_table convert
+                lo, hi = table.reach
                 tol = RANGE_ROUNDOFF * (hi - lo)
                 if p.min < lo - tol or p.max > hi + tol:
                     raise PluginMapError(
-                        f"{head} reaches only [{lo:g}, {hi:g}] {b.table.unit} (its measured table)".rstrip()
+                        f"{head} reaches only [{lo:g}, {hi:g}] {table.unit} (its measured table)".rstrip()
                         + "; measure the plugin over a wider setting range, or map another plugin"
                     )
             grids = [_reach_grid(p)] + [_reach_grid(proc.param(w)) for w in b.with_]

@@ -19,9 +19,9 @@ signal (ZamEQ2 1 -> 1, ZamComp 2 -> 1 where input 2 is the sidechain) runs as
 one instance per channel ("lane"): left and right are processed independently.
 Each lane's plugin input is the lane's signal repeated over the plugin's input
 channels, except the input a map stage's ``sidechain`` names: it gets the
-host-made signal (:data:`~.map_laws.SIDECHAIN_SIGNALS`), the same in every lane.
+host-made signal (:data:`~.map_sidechain.SIDECHAIN_SIGNALS`), the same in every lane.
 The compressor maps feed ZamComp's sidechain with
-:func:`~.map_laws.schema_reduction_drive`: the level that makes the plugin's own
+:func:`~.map_sidechain.schema_reduction_drive`: the level that makes the plugin's own
 hard knee and attack/release one-pole produce the schema's gain reduction (stereo
 linked, soft knee, peak hold), so a stereo compressor is *linked* (one gain) and
 renders the reference (:mod:`.dynamics`) on any material, not only on steps
@@ -64,7 +64,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -73,8 +73,8 @@ from mixbridge.session import Automation
 
 from .backend import PLUGIN_PROCESSORS, Backend, automation_curve
 from .discovery import import_dawdreamer, plugin_not_found, quiet_fds
-from .map_laws import SIDECHAIN_SIGNALS
 from .map_loader import check_identity, load_map
+from .map_sidechain import SIDECHAIN_SIGNALS
 from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, PluginMap
 from .vst_plugin import LoadedPlugin, seed_libc_rand
 
@@ -105,7 +105,7 @@ class _Rig:
             with quiet_fds():
                 self.engine = daw.RenderEngine(self.sample_rate, self.block_size)
         self.playbacks = []
-        graph = []
+        graph: list[tuple[Any, list[str | None]]] = []  # (DawDreamer processor, its input names)
         for li, chans in enumerate(lane_sets):
             instances: list[LoadedPlugin] = []
             prev = None
@@ -157,17 +157,17 @@ class _Rig:
         sig = audio[list(chans)]
         sc_in = sidechain[0] if sidechain is not None else -1
         main = [i for i in range(n_in) if i != sc_in]
-        reps = [None] * n_in
+        reps: list[np.ndarray | None] = [None] * n_in  # every input is filled below
         for k, i in enumerate(main):
             reps[i] = sig[k % len(chans)]
         if sidechain is not None:
             reps[sc_in] = sidechain[1]
-        x = np.stack(reps).astype(np.float32, copy=False)
+        x = np.stack(cast(list[np.ndarray], reps)).astype(np.float32, copy=False)
         if pad:
             x = np.concatenate([x, np.zeros((n_in, pad), np.float32)], axis=1)
         return np.ascontiguousarray(x)
 
-    def _render_vst2(self, inputs: Sequence[np.ndarray], values: Mapping[int, Sequence[Mapping[str, Any]]], n: int):
+    def _render_vst2(self, inputs: Sequence[np.ndarray], values: Mapping[int, Mapping[str, Any]], n: int):
         for pb, x in zip(self.playbacks, inputs):
             pb.set_data(x)
         for _, instances in self.lanes:
@@ -179,6 +179,7 @@ class _Rig:
                     else:
                         lp.processor.set_parameter(idx, float(v))
         seed_libc_rand()
+        assert self.engine is not None  # a vst2 rig always has its engine (__init__)
         self.engine.render((n + 0.5) / self.sample_rate)
         outs = []
         for chans, instances in self.lanes:
@@ -381,7 +382,7 @@ class VstBackend(Backend):
             values[k] = automation_curve(a, n, self.sample_rate)
         if pmap.fresh_instance_per_call:
             self._rigs.pop((processor, audio.shape[0]), None)
-        def evaluate(v: dict) -> list:
+        def evaluate(v: dict) -> list[dict[str, Any]]:
             values.update(v)
             return [pmap.stage_values(st, values, self.sample_rate, label=label or processor) for st in pmap.stages]
 

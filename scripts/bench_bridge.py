@@ -17,8 +17,8 @@ import time
 
 from mixbridge.bridge.ardour import HeadlessArdour, ardour_available
 from mixbridge.bridge.automation import measure_jitter
-from mixbridge.bridge.push import plan_push, pull, push, send_plan
 from mixbridge.bridge.profiles import get_profile
+from mixbridge.bridge.push import plan_push, pull, push, send_plan
 from mixbridge.bridge.transport import OscUdpClient, OscUdpServer
 from mixbridge.session import Session, Track
 

@@ -41,9 +41,10 @@ def ours(torch, stems, sample_rate):
 
     tracks = stems.shape[0]
     strip = {p: torch.full((tracks,), v.default, dtype=torch.float64, requires_grad=True) for p, v in STRIP_PARAMS}
-    for k, v in {"eq.low_shelf_gain_db": 3.0, "eq.peak1_gain_db": -4.0, "eq.peak2_gain_db": 2.0, "eq.peak3_gain_db": 1.0,
-                 "eq.high_shelf_gain_db": -2.0, "compressor.threshold_db": -24.0, "compressor.ratio": 4.0,
-                 "compressor.knee_db": 6.0, "send.send_db": -12.0}.items():
+    settings = {"eq.low_shelf_gain_db": 3.0, "eq.peak1_gain_db": -4.0, "eq.peak2_gain_db": 2.0,
+                "eq.peak3_gain_db": 1.0, "eq.high_shelf_gain_db": -2.0, "compressor.threshold_db": -24.0,
+                "compressor.ratio": 4.0, "compressor.knee_db": 6.0, "send.send_db": -12.0}
+    for k, v in settings.items():
         strip[k] = torch.full((tracks,), v, dtype=torch.float64, requires_grad=True)
     master = {p: torch.full((1,), v.default, dtype=torch.float64, requires_grad=True) for p, v in MASTER_PARAMS
               if p != "loudness.target_lufs"}
@@ -129,12 +130,12 @@ def main(argv=None) -> int:
         print(f"{name}:", flush=True)
         try:
             fn = build(torch, stems, args.sample_rate)
-        except Exception as e:  # noqa: BLE001 - a benchmark-only library that is missing or broken
+        except Exception as e:  # a benchmark-only library that is missing or broken: report it, go on
             print(f"  not run: {type(e).__name__}: {e}", flush=True)
             continue
         try:
             results[name] = _time(name, fn, args.repeats)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             print(f"  failed: {type(e).__name__}: {e}", flush=True)
         stems.grad = None
     print("\nresults (best forward / forward+backward, and ratio to mixbridge):")

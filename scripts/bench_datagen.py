@@ -126,7 +126,8 @@ def main(argv=None) -> int:
             results["runs"].append(r)
             print(f"\n{backend} ({' -> '.join(r['chain'])}), {n} examples of {args.patch_s} s:")
             print(f"  {'':22s} {'wall ex/s':>9s} {'RTF/CPU-s':>9s} {'ratio (CPU)':>11s} {'ratio/worker (wall)':>19s}")
-            print(f"  {'raw engine':22s} {r['raw_examples_per_s']:9.2f} {r['raw_rtf_per_cpu_s']:9.1f} {1.0:11.2f} {1.0:19.2f}")
+            print(f"  {'raw engine':22s} {r['raw_examples_per_s']:9.2f} {r['raw_rtf_per_cpu_s']:9.1f} "
+                  f"{1.0:11.2f} {1.0:19.2f}")
             for label in ("inline", "workers_1", "workers_2"):
                 if label in r:
                     x = r[label]
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
             if "scaling_2_vs_1" in r:
                 print(f"  scaling 1 -> 2 workers (wall): {r['scaling_2_vs_1']:.2f}x")
         results["load_avg_end"] = os.getloadavg()
-        print(f"\nload average start {results['load_avg_start']}, end {results['load_avg_end']} on {results['cpus']} CPUs")
+        print(f"\nload average start {results['load_avg_start']}, end {results['load_avg_end']} "
+              f"on {results['cpus']} CPUs")
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
     finally:

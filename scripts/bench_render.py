@@ -136,8 +136,8 @@ def raw_graph_render(session, audio: Mapping[str, np.ndarray]) -> np.ndarray:
     """
     from mixbridge.plugins.console import pan_gains
     from mixbridge.plugins.discovery import find_plugins, import_dawdreamer, quiet_fds
-    from mixbridge.plugins.map_laws import SIDECHAIN_SIGNALS
     from mixbridge.plugins.map_loader import load_map
+    from mixbridge.plugins.map_sidechain import SIDECHAIN_SIGNALS
     from mixbridge.plugins.master_bus import render_master
     from mixbridge.plugins.mastering import chain_params
     from mixbridge.plugins.pluginmap import DEFAULT_MAPS, MAP_PROCESSORS

@@ -1,6 +1,6 @@
 """One stored master gain, three renders: builtin, vst and the live chain on each automixed song.
 
-For every ``OUT/builtin/<song>/session.json`` written by ``automix`` (``make demo`` writes
+For every ``INPUT/builtin/<song>/session.json`` written by ``automix`` (``make demo`` writes
 them), the session's one ``master.solved_gain_db`` is applied, without re-solving, to
 
 * the builtin backend's render (the render it was solved on),
@@ -11,7 +11,7 @@ and the integrated loudness (BS.1770-4) and true peak of each master are printed
 distance from the target. Exit 1 if any render misses the target by more than
 ``LOUDNESS_TOLERANCE_LU`` or goes over its ceiling.
 
-Usage: python scripts/check_one_master.py [--out out]
+Usage: python scripts/check_one_master.py [--input out] [--block 256]
 """
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ import numpy as np
 
 
 def main(argv=None) -> int:
+    from mixbridge.cli_options import add_option
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="out", help="automix output folder holding builtin/<song>/session.json")
+    add_option(ap, "--input", old=("--out",), dest="input", default="out", metavar="DIR",
+               help="the automix output folder (run_demo.py -o) holding builtin/<song>/session.json")
     ap.add_argument("--block", type=int, default=256, help="live chain block size (samples)")
     args = ap.parse_args(argv)
 
@@ -34,9 +37,10 @@ def main(argv=None) -> int:
     from mixbridge.plugins.mastering import LOUDNESS_TOLERANCE_LU, master
     from mixbridge.session import load
 
-    sessions = sorted(Path(args.out).glob("builtin/*/session.json"))
+    sessions = sorted(Path(args.input).glob("builtin/*/session.json"))
     if not sessions:
-        print(f"no {args.out}/builtin/*/session.json: run `make demo` (or automix --backend builtin) first", file=sys.stderr)
+        print(f"no {args.input}/builtin/*/session.json: run `make demo` (or automix --backend builtin) first",
+              file=sys.stderr)
         return 2
     print(f"{'song':<26}{'gain dB':>8}{'target':>8}   {'builtin':>14}{'vst':>14}{'live':>14}")
     ok = True

@@ -56,7 +56,8 @@ def package_table() -> list[dict]:
                 documented += has
         rows.append({
             "package": folder, "files": len(files), "lines": sum(lines.values()),
-            **{f"over_{n}": sorted(f"{p.relative_to(ROOT)} ({c})" for p, c in lines.items() if c > n) for n in LONG_LINES},
+            **{f"over_{n}": sorted(f"{p.relative_to(ROOT)} ({c})" for p, c in lines.items() if c > n)
+               for n in LONG_LINES},
             "documented": documented, "public": total,
         })
     return rows

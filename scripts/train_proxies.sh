@@ -13,7 +13,7 @@
 #   phase 1: models/configs/proxy_micro_tcn.yaml (L1 + MR-STFT) for MINUTES1 (52) minutes;
 #   phase 2: models/configs/proxy_micro_tcn_finetune.yaml (L1 weighted 20x) from phase 1's best
 #            weights (--init) for MINUTES2 (28) minutes. The shipped weights are phase 2's best.
-# A run stopped early continues with `mixbridge train proxy --data D -o RUN --resume`.
+# A run stopped early continues with `mixbridge train proxy --data D --output RUN --resume`.
 #
 # Usage: scripts/train_proxies.sh [STAGE...]   stages: data train finetune ship compare (default: all)
 # Environment: OUT (default out/proxies), MINUTES1 (52), MINUTES2 (28), DEVICE (cpu; cuda on a GPU),
@@ -31,25 +31,25 @@ if [[ $# -eq 0 ]]; then STAGES=(data train finetune ship compare); else STAGES=(
 has() { local s; for s in "${STAGES[@]}"; do [[ $s == "$1" ]] && return 0; done; return 1; }
 
 if has data; then
-  [[ -d demo ]] || $MB demo build -o demo
+  [[ -d demo ]] || $MB demo build --output demo
   mkdir -p "$OUT/src_train" "$OUT/data"
   for song in e1m9_the_raging_sun e2m3_alone_with_colors; do
     [[ -e "$OUT/src_train/$song" ]] || cp -al "demo/$song" "$OUT/src_train/$song"
   done
   cp demo/manifest.json "$OUT/src_train/"
-  common=(--source "$OUT/src_train" --channels 1 --n 2400 --patch-s 1.48 --workers 1 --no-progress)
-  nice -n 5 $MB datagen effect --chain compressor --param compressor.knee_db=fixed:0 --seed 1 \
-      "${common[@]}" -o "$OUT/data/comp_builtin"
-  nice -n 5 $MB datagen effect --plugin zamcomp --seed 2 "${common[@]}" -o "$OUT/data/zamcomp"
-  nice -n 5 $MB datagen effect --chain eq,compressor --param compressor.knee_db=fixed:0 --seed 3 \
-      "${common[@]}" -o "$OUT/data/eqcomp_builtin"
+  common=(--source "$OUT/src_train" --channels 1 --n 2400 --patch-s 1.48 --executor local --workers 1 --quiet)
+  nice -n 5 $MB datagen effect --chain compressor --backend builtin --param compressor.knee_db=fixed:0 --seed 1 \
+      "${common[@]}" --output "$OUT/data/comp_builtin"
+  nice -n 5 $MB datagen effect --plugin zamcomp --backend vst --seed 2 "${common[@]}" --output "$OUT/data/zamcomp"
+  nice -n 5 $MB datagen effect --chain eq,compressor --backend builtin --param compressor.knee_db=fixed:0 --seed 3 \
+      "${common[@]}" --output "$OUT/data/eqcomp_builtin"
 fi
 
 if has train; then
   mkdir -p "$OUT/runs"
   for n in "${NAMES[@]}"; do
-    nice -n 19 $MB train proxy --data "$OUT/data/$n" --config $CONFIG -o "$OUT/runs/$n" \
-        --device "$DEVICE" --max-minutes "$MINUTES1" --no-progress > "$OUT/runs/$n.log" 2>&1 &
+    nice -n 19 $MB train proxy --data "$OUT/data/$n" --config $CONFIG --output "$OUT/runs/$n" \
+        --device "$DEVICE" --max-minutes "$MINUTES1" --quiet > "$OUT/runs/$n.log" 2>&1 &
   done
   wait
 fi
@@ -57,8 +57,8 @@ fi
 if has finetune; then
   for n in "${NAMES[@]}"; do
     nice -n 19 $MB train proxy --data "$OUT/data/$n" --config models/configs/proxy_micro_tcn_finetune.yaml \
-        --init "$OUT/runs/$n/best.json" -o "$OUT/runs/${n}_ft" --device "$DEVICE" --max-minutes "$MINUTES2" \
-        --no-progress > "$OUT/runs/${n}_ft.log" 2>&1 &
+        --init "$OUT/runs/$n/best.json" --output "$OUT/runs/${n}_ft" --device "$DEVICE" --max-minutes "$MINUTES2" \
+        --quiet > "$OUT/runs/${n}_ft.log" 2>&1 &
   done
   wait
 fi
@@ -74,9 +74,9 @@ fi
 if has compare; then
   # held-out audio (demo song e3m4) and fresh random parameters (seed 0) within the trained ranges
   nice $MB compare --plugin compressor --proxy models/proxies/comp_builtin.json --input demo/e3m4 \
-      --random 64 --seed 0 -o "$OUT/compare/comp_builtin"
+      --random 64 --seed 0 --output "$OUT/compare/comp_builtin"
   nice $MB compare --plugin zamcomp --proxy models/proxies/zamcomp.json --input demo/e3m4 \
-      --random 64 --seed 0 -o "$OUT/compare/zamcomp"
+      --random 64 --seed 0 --output "$OUT/compare/zamcomp"
   nice $MB compare --plugin eq,compressor --proxy models/proxies/eqcomp_builtin.json --input demo/e3m4 \
-      --random 64 --seed 0 -o "$OUT/compare/eqcomp_builtin"
+      --random 64 --seed 0 --output "$OUT/compare/eqcomp_builtin"
 fi

@@ -31,9 +31,10 @@ def test_float_wav_holds_the_exact_samples_in_the_standard_layout(tmp_path: Path
     audio = _noise(channels=2, frames=1001)
     path = write_audio(tmp_path / "x.wav", audio, 48000)
     data = path.read_bytes()
-    # RIFF header + fmt (16 bytes, IEEE float) + fact (4 bytes) + data chunk of 2 * 1001 float32 samples
-    assert data[:4] == b"RIFF" and data[8:16] == b"WAVEfmt " and data[36:40] == b"fact" and data[48:52] == b"data"
-    assert len(data) == 12 + (8 + 16) + (8 + 4) + (8 + 4 * 2 * 1001)
+    # RIFF header + fmt (18 bytes: IEEE float, tag 3, cbSize 0) + fact (4 bytes) + data of 2 * 1001 float32 samples
+    assert data[:4] == b"RIFF" and data[8:16] == b"WAVEfmt " and data[38:42] == b"fact" and data[50:54] == b"data"
+    assert data[16:22] == b"\x12\x00\x00\x00\x03\x00"
+    assert len(data) == 12 + (8 + 18) + (8 + 4) + (8 + 4 * 2 * 1001)
     back, rate = sf.read(str(path), dtype="float32", always_2d=True)
     info = sf.info(str(path))
     assert rate == 48000 and info.subtype == "FLOAT" and info.channels == 2 and info.frames == 1001

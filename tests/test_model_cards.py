@@ -109,7 +109,6 @@ def test_card_parses(card):
     assert sorted(card["level_diff_db"]) == [0, 1, 2]
 
 
-@pytest.mark.slow
 def test_static_level_curve_matches_card(card, proxy):
     from mixbridge.export.compare import level_curve, nested_real, random_params
 
@@ -140,7 +139,6 @@ def held_out_song(card, tmp_path_factory) -> Path:
     return song
 
 
-@pytest.mark.slow
 def test_held_out_esr_median_matches_card_on_a_subset(card, proxy, held_out_song):
     from mixbridge.export.compare import draw_patches, nested_real, random_params
     from mixbridge.models.metrics import esr

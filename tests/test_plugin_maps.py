@@ -18,7 +18,7 @@ from mixbridge.errors import (
     PluginNotFoundError,
     UnknownNameError,
 )
-from mixbridge.plugins import map_calibration, map_laws, pluginmap
+from mixbridge.plugins import map_calibration, map_laws, map_sidechain, pluginmap
 from mixbridge.plugins.map_curves import Curve, parse_display
 from mixbridge.plugins.map_loader import builtin_map_names, load_map
 from mixbridge.plugins.pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, map_from_dict
@@ -221,7 +221,7 @@ def test_reduction_drive_makes_the_plugins_detector_the_schemas(setting):
     t = np.arange(n) / sr
     gate = ((t % 0.125) < 0.03) * np.exp(-(t % 0.125) / 0.01)
     audio = (np.random.default_rng(3).standard_normal((2, n)) * gate * [[0.9], [0.2]]).astype(np.float32)
-    side = map_laws.schema_reduction_drive(audio, setting, sr)
+    side = map_sidechain.schema_reduction_drive(audio, setting, sr)
     want = gain_reduction_db(audio, sr, **setting)
     assert np.max(np.abs(_branching_one_pole_plugin(side, setting, sr) - want)) <= 1e-5
 

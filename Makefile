@@ -15,6 +15,8 @@ demo: setup
 	$(PY) scripts/run_demo.py --demo $(DEMO_DIR) -o $(OUT_DIR)
 
 test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) scripts/typecheck.py
 	$(PY) -m pytest -q -ra
 
 bench: setup

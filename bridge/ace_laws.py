@@ -12,7 +12,7 @@ The conversions Ardour's DAW map (``plugins/maps/daw/ardour.json``) names, regis
   (:func:`acomp_knee_from_knee_db`); the other five parameters are in schema units.
 
 Every conversion takes scalars or numpy arrays (float64) and a keyword ``sample_rate`` in Hz.
-Sources and measurements: ``docs/bridge.md``; ``tests/test_daw_maps.py`` refits the table and
+Sources and measurements: ``docs/bridge.md``; ``tests/bridge/test_daw_maps.py`` refits the table and
 renders the installed plugins.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def aeq_q_from_bw(bw):
     ``q = 2**(bw/2) / (2**bw - 1)``, the standard octave-bandwidth law (libs/plugins/a-eq.lv2/a-eq.c,
     ``linear_svf_set_peq``, its ``double q = ...`` line; Ardour/ardour commit 3df530e7, the port
     layout of the installed 7.3 plugin). Measured on the installed plugin with lv2apply:
-    ``tests/test_daw_maps.py``. (Later Ardour sources read ``2**(1/bw)``; the 7.3 binary does not.)
+    ``tests/bridge/test_daw_maps.py``. (Later Ardour sources read ``2**(1/bw)``; the 7.3 binary does not.)
     """
     bw = np.asarray(bw, dtype=np.float64)
     q = np.power(2.0, 0.5 * bw) / (np.power(2.0, bw) - 1.0)
@@ -86,7 +86,7 @@ def fit_aeq_shelf(gain_db: float, start: tuple[float, float] = (1.067, 0.938)) -
 
 #: Minimax fit of ACE EQ's shelf to the schema shelf, per |gain| (dB): (|gain|, corner ratio,
 #: ACE gain / schema gain, max |error| dB). Made by :func:`fit_aeq_shelf` (0.5 dB grid, analog
-#: prototypes over 8 decades); ``tests/test_daw_maps.py`` refits it and renders the plugin.
+#: prototypes over 8 decades); ``tests/bridge/test_daw_maps.py`` refits it and renders the plugin.
 AEQ_SHELF_FIT: tuple[tuple[float, float, float, float], ...] = (
     (0.0, 1.067024, 0.937914, 0.0), (0.5, 1.06705, 0.937904, 0.031), (1.0, 1.067126, 0.937877, 0.0621),
     (1.5, 1.067253, 0.937832, 0.0933), (2.0, 1.067431, 0.937769, 0.1245), (2.5, 1.067659, 0.937689, 0.1558),

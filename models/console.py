@@ -12,7 +12,7 @@ The stages are the pure functions of :mod:`mixbridge.models.dsp` and its stage m
 (:mod:`~mixbridge.models.dsp_eq`, :mod:`~mixbridge.models.dsp_dynamics`,
 :mod:`~mixbridge.models.dsp_reverb`; their docstrings give each stage's source and its
 deviation from the numpy reference). Measured against
-the numpy references (``tests/test_torch_console.py``, 44.1 kHz):
+the numpy references (``tests/models/test_torch_console.py``, 44.1 kHz):
 
 * linear stages (trim, polarity, fader, mute, pan, send, sum) vs ``render_console`` /
   ``render_track`` with the builtin backend: max abs error <= 1e-6 (float32 round-off);

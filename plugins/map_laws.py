@@ -310,7 +310,7 @@ CONVERSIONS: dict[str, Conversion] = {
         inverse_measured_table,
         0,
         "the binding's own measured table (e.g. Dragonfly Plate RT60 by Schroeder T20 over its Decay knob; "
-        "tests/test_vst_semantics.py re-measures it)",
+        "tests/plugins/test_vst_semantics.py re-measures it)",
         needs_table=True,
     ),
 }

@@ -148,7 +148,8 @@ SIDECHAIN_SIGNALS: dict[str, SidechainSignal] = {
         "schema_reduction_drive", schema_reduction_drive,
         ("threshold_db", "ratio", "attack_ms", "release_ms", "knee_db"),
         "schema COMPRESSOR_SEMANTICS (mixbridge.plugins.dynamics) through the inverse of the branching one-pole "
-        "of zam-plugins 4.x ZamCompPlugin.cpp/ZamCompX2Plugin.cpp run(); measured in tests/test_vst_semantics.py",
+        "of zam-plugins 4.x ZamCompPlugin.cpp/ZamCompX2Plugin.cpp run(); "
+        "measured in tests/plugins/test_vst_semantics.py",
         requires_fixed=DRIVE_REQUIRES_FIXED, requires_set=DRIVE_REQUIRES_SET,
     ),
 }

@@ -7,8 +7,6 @@ base class says which attributes a subclass sets. Owners add their class here, o
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 
 from mixbridge.plugins import contract_measures as M
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
+from tests.support import run_python
 
 
 class MixerContract:
@@ -74,7 +73,8 @@ class MixerContract:
         code = ("import sys; from mixbridge.models.mixers import get_mixer; "
                 f"get_mixer({self.mixer_name!r}, **{self.config!r}); "
                 "sys.exit(1 if 'torch' in sys.modules else 0)")
-        assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+        run = run_python(code)
+        assert run.returncode == 0, run.stderr
 
 
 # ============================================================================ render backends and implementations (H3)
@@ -455,4 +455,5 @@ class DawProfileContract:
     def test_profile_loads_without_torch(self):
         code = ("import sys; from mixbridge.bridge.profiles import get_profile; "
                 f"get_profile({self.daw!r}).plugin_map; sys.exit(1 if 'torch' in sys.modules else 0)")
-        assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+        run = run_python(code)
+        assert run.returncode == 0, run.stderr

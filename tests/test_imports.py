@@ -6,12 +6,10 @@ this file checks what really happens at import time, registries and their side e
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from .test_layers import TORCH_FREE, layer, library_files, module_name
+from tests.support import run_python
+from tests.test_layers import TORCH_FREE, layer, library_files, module_name
 
 #: Entry points a user imports by name; each is checked in its own interpreter. The torch-free
 #: parts of ``models`` (the mixer registry and the rule-based mixers) are here because the CLI
@@ -36,7 +34,8 @@ def _torch_free_modules() -> list[str]:
 @pytest.mark.parametrize("module", ENTRY_POINTS)
 def test_no_torch_import(module):
     code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, f"{module} imported torch"
+    run = run_python(code)
+    assert run.returncode == 0, f"{module} imported torch {run.stderr}"
 
 
 def test_every_torch_free_module_imports_without_torch():
@@ -49,7 +48,7 @@ def test_every_torch_free_module_imports_without_torch():
             "    importlib.import_module(m)\n"
             "    if 'torch' in sys.modules:\n"
             "        sys.exit('torch imported by ' + m)\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    run = run_python(code)
     assert run.returncode == 0, run.stderr.strip().splitlines()[-1]
 
 
@@ -58,5 +57,5 @@ def test_cli_help_does_not_import_torch():
     code = ("import sys\nfrom mixbridge.app.cli import main\n"
             "assert main(['--help']) == 0 and main(['automix', '--help']) == 0\n"
             "sys.exit(1 if 'torch' in sys.modules else 0)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    run = run_python(code)
     assert run.returncode == 0, run.stderr

@@ -33,8 +33,8 @@ COMMAND_MODULES = (
     "mixbridge.plugins.cli",           # plugins list|inspect|calibrate|check
     "mixbridge.plugins.datagen_cli",   # datagen effect|demaster|mixes|verify|info
     "mixbridge.bridge.cli",            # push, pull, automate, midi-export, live
-    "mixbridge.models.cli",            # train, compare
-    "mixbridge.export.cli",            # export
+    "mixbridge.models.cli",            # train
+    "mixbridge.export.cli",            # export, compare
 )
 
 

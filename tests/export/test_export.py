@@ -26,18 +26,13 @@ from mixbridge.export.exporter import ExportError, export_model  # noqa: E402
 from mixbridge.export.torchscript import open_session  # noqa: E402
 from mixbridge.models import registry  # noqa: E402
 from mixbridge.models.checkpoint import save_checkpoint  # noqa: E402
+from tests.support import run_python  # noqa: E402
 
 FORMATS = ("onnx", "torchscript")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one torch thread is faster, and far faster on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-FIXTURES = Path(__file__).parent / "fixtures" / "artifacts"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts"
 
 
 @pytest.fixture(scope="module", params=FORMATS)
@@ -81,15 +76,13 @@ def test_reexport_in_fresh_processes_is_byte_identical(tmp_path):
     """Across processes and hash seeds (TorchScript emits constants in set order and a
     random serialization id; the exporter canonicalises both)."""
     import os
-    import subprocess
-    import sys
 
     for seed in ("1", "2"):
         code = ("from mixbridge.export.exporter import export_model\n"
                 f"for fmt in ('onnx', 'torchscript'):\n"
                 f"    export_model('tcn-tiny-causal', fmt, r'{tmp_path}/{seed}/' + fmt, seed=3)\n")
         env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1"}
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        result = run_python(code, env=env)
         assert result.returncode == 0, result.stderr
     for fmt in FORMATS:
         assert _files(tmp_path / "1" / fmt) == _files(tmp_path / "2" / fmt)
@@ -215,7 +208,7 @@ def test_cli_export(tmp_path, capsys):
 def test_shipped_proxy_export_load_golden_reexport_identical(fmt, tmp_path):
     """A shipped proxy (models/proxies/comp_builtin) exports, loads, reproduces its golden pair
     and re-exports to identical bytes, like the tiny model."""
-    ckpt = Path(__file__).resolve().parents[1] / "models" / "proxies" / "comp_builtin.json"
+    ckpt = Path(__file__).resolve().parents[2] / "models" / "proxies" / "comp_builtin.json"
     export_model(str(ckpt), fmt, tmp_path / "a")
     artifact = load_artifact(tmp_path / "a")
     assert artifact.sidecar["schema"]["param_names"][0].startswith("compressor.")

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 
 import pytest
 from pythonosc.osc_bundle import OscBundle as PyOscBundle
@@ -24,6 +22,7 @@ from mixbridge.bridge.osc import (
 )
 from mixbridge.bridge.routing import Router, address_matches
 from mixbridge.bridge.transport import OscUdpClient, OscUdpServer
+from tests.support import run_python
 
 #: NTP fractions are 1/2**32 s; a round trip through a float Unix time loses at most ~1 us.
 TIMETAG_TOLERANCE_S = 1e-6
@@ -37,14 +36,16 @@ FIXTURES = [
     # Ardour handshake
     (OscMessage("/set_surface", (0, 31, 16387, 2, 0, 0)),
      b"/set_surface\x00\x00\x00\x00" b",iiiiii\x00"
-     b"\x00\x00\x00\x00" b"\x00\x00\x00\x1f" b"\x00\x00\x40\x03" b"\x00\x00\x00\x02" b"\x00\x00\x00\x00" b"\x00\x00\x00\x00"),
+     b"\x00\x00\x00\x00" b"\x00\x00\x00\x1f" b"\x00\x00\x40\x03"
+     b"\x00\x00\x00\x02" b"\x00\x00\x00\x00" b"\x00\x00\x00\x00"),
     # Ardour plugin parameter: ssid 1, piid 2, param 5 (Threshold), -20 dB
     (OscMessage("/strip/plugin/parameter", (1, 2, 5, -20.0)),
      b"/strip/plugin/parameter\x00" b",iiif\x00\x00\x00"
      b"\x00\x00\x00\x01" b"\x00\x00\x00\x02" b"\x00\x00\x00\x05" b"\xc1\xa0\x00\x00"),
     # Ardour aux send: ssid 3, sendid 1, -12 dB ("/strip/send/gain" = 16 chars -> 20 bytes)
     (OscMessage("/strip/send/gain", (3, 1, -12.0)),
-     b"/strip/send/gain\x00\x00\x00\x00" b",iif\x00\x00\x00\x00" b"\x00\x00\x00\x03" b"\x00\x00\x00\x01" b"\xc1\x40\x00\x00"),
+     b"/strip/send/gain\x00\x00\x00\x00" b",iif\x00\x00\x00\x00"
+     b"\x00\x00\x00\x03" b"\x00\x00\x00\x01" b"\xc1\x40\x00\x00"),
     # REAPER: /track/3/volume/db -6.0 ("/track/3/volume/db" = 18 chars -> 20 bytes)
     (OscMessage("/track/3/volume/db", (-6.0,)),
      b"/track/3/volume/db\x00\x00" b",f\x00\x00" b"\xc0\xc0\x00\x00"),
@@ -214,5 +215,6 @@ def test_bridge_never_imports_torch():
             "mixbridge.bridge.profile_reaper, mixbridge.bridge.profile_ableton, mixbridge.bridge.profile_ardour, "
             "mixbridge.bridge.live, mixbridge.bridge.live_chain, mixbridge.bridge.live_control; "
             "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

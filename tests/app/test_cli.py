@@ -2,8 +2,6 @@
 from the registries, plain-text mixer summaries, and ``automix --push`` through the bridge library."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +11,7 @@ from mixbridge.bridge.profiles import profile_names
 from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from mixbridge.models.mixers import DEFAULT_MIXER, mixer_names, mixer_summary
 from mixbridge.plugins.backend import backend_names
+from tests.support import run_python
 
 
 @pytest.mark.parametrize("argv,status", [
@@ -64,13 +63,13 @@ def test_backend_and_mixer_choices_come_from_the_registries(command):
 
 def test_the_app_names_the_torch_contract_lazily():
     """The app tells the contract about its ``torch`` implementation without importing torch
-    (``mixbridge plugins check torch`` imports it when asked; tests/test_contract.py runs that)."""
+    (``mixbridge plugins check torch`` imports it when asked; tests/plugins/test_contract.py runs that)."""
     code = ("import sys\nfrom mixbridge.app.cli import register_implementations\n"
             "register_implementations()\n"
             "from mixbridge.plugins.contract import implementation_names\n"
             "assert 'torch' in implementation_names(include_lazy=True)\n"
             "sys.exit(1 if 'torch' in sys.modules else 0)\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    run = run_python(code)
     assert run.returncode == 0, run.stderr
 
 

@@ -41,7 +41,7 @@ def _task(data: Path) -> ProxyTask:
 @pytest.fixture(scope="module")
 def comp_ds(tmp_path_factory) -> Path:
     """The training tests' compressor dataset (8 mono 0.1 s examples)."""
-    from tests.test_train import compressor_dataset
+    from tests.models.test_train import compressor_dataset
 
     return compressor_dataset(tmp_path_factory.mktemp("ddp"))
 
@@ -62,6 +62,8 @@ def _worker(data: Path, out: Path) -> None:
 @pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
                     reason="torch built without distributed/gloo")
 def test_two_gloo_ranks_average_their_gradients_and_agree(comp_ds, tmp_path):
+    from tests.support import torch_threads  # not at the top: torchrun runs this file as a script
+
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD_SIZE),
            __file__, str(comp_ds), str(tmp_path)]
@@ -74,12 +76,8 @@ def test_two_gloo_ranks_average_their_gradients_and_agree(comp_ds, tmp_path):
     assert (tmp_path / "run" / "last.json").exists() and not list(tmp_path.glob("run/*rank*"))
 
     # the expectation, in this process: the mean of the gradients of each rank's batch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers' arithmetic (a multi-threaded conv sums in another order)
-    try:
+    with torch_threads(1):  # the workers' arithmetic (a multi-threaded conv sums in another order)
         expected = _expected_gradient(comp_ds)
-    finally:
-        torch.set_num_threads(threads)
     scale = max(float(g.abs().max()) for g in expected.values())
     assert scale > 0.0
     for k, g in expected.items():

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CARD = ROOT / "models" / "proxies" / "comp_builtin.md"
 CHECKPOINT = ROOT / "models" / "proxies" / "comp_builtin.json"
 #: Float32 round-off between torch/pedalboard builds on the level curve (dB); the card's own

@@ -27,7 +27,7 @@ from mixbridge.plugins.datagen.effect import effect_config
 from mixbridge.plugins.datagen.runner import generate
 
 SAMPLE_RATE = 44100
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "models" / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "models" / "configs").glob("*.yaml"))
 TINY = next(p for p in CONFIGS if p.name == "proxy_tiny.yaml")
 #: A resumed run repeats the uninterrupted run's arithmetic exactly (same ops, same order, CPU).
 RESUME_TOLERANCE = 0.0
@@ -233,7 +233,7 @@ MAX_SHIPPED_BYTES = 1_000_000
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_proxies_load_with_cards_and_trained_ranges(name):
-    root = Path(__file__).resolve().parents[1] / "models" / "proxies"
+    root = Path(__file__).resolve().parents[2] / "models" / "proxies"
     model, record = load_checkpoint(root / f"{name}.json", expect_sample_rate=SAMPLE_RATE)
     assert list(model.schema) == SHIPPED[name] and model.causal and model.latency_samples == 0
     assert (root / f"{name}.safetensors").stat().st_size < MAX_SHIPPED_BYTES

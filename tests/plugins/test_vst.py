@@ -8,8 +8,7 @@ from scipy.signal import freqz
 from mixbridge.errors import AudioInputError, UnknownNameError
 from mixbridge.schema import COMPRESSOR, EQ, SHELF_SLOPE
 from mixbridge.session import Automation
-
-from .conftest import needs_vst
+from tests.support import needs_vst
 
 pytestmark = [needs_vst, pytest.mark.vst]
 
@@ -360,7 +359,7 @@ def test_raw_dawdreamer_baseline_does_the_same_work_as_the_backend(backend):
     from mixbridge.plugins.console import render_console
 
     spec = importlib.util.spec_from_file_location(
-        "bench_render", Path(__file__).resolve().parents[1] / "scripts" / "bench_render.py")
+        "bench_render", Path(__file__).resolve().parents[2] / "scripts" / "bench_render.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     raw_graph_render = bench.raw_graph_render

@@ -18,7 +18,7 @@ from mixbridge.plugins.datagen.verify import verify
 
 try:
     import mixbridge.plugins.vst  # noqa: F401
-    from tests.conftest import vst_available
+    from tests.support import vst_available
 
     HAVE_VST = vst_available()
 except Exception:  # the vst backend missing or failing to import

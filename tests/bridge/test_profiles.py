@@ -3,7 +3,7 @@
 REAPER's and Ableton's feedback cannot be reached on this machine, so ``pull`` and the
 name-resolving ``push`` for them are tested against fake peers that speak the documented
 replies (REAPER ``Default.ReaperOSC`` feedback, the AbletonOSC README). Ardour is tested for
-real in ``test_bridge_ardour.py``.
+real in ``test_ardour.py``.
 """
 from __future__ import annotations
 
@@ -30,8 +30,7 @@ from mixbridge.bridge.profiles import DawTrack, StripLayout
 from mixbridge.bridge.push import match_tracks, plan_push, pull, push
 from mixbridge.bridge.transport import OscUdpServer, free_udp_port
 from mixbridge.session import Session, Track, save
-
-from .contracts import DawProfileContract
+from tests.contracts import DawProfileContract
 
 #: Inverting a-EQ's bandwidth law by bisection and the octave formula are exact to float64 round-off.
 Q_ROUND_TRIP_TOLERANCE = 1e-9
@@ -238,12 +237,13 @@ class FakeAbleton:
         self.reply_port = reply_port
         self.names = list(names)
         self.state = {i: {"volume": 0.85, "panning": 0.0, "mute": 0} for i in range(len(names))}
-        eq8 = ["Device On"] + [f"{b} {w} A" for b in range(1, 9) for w in ("Filter On", "Filter Type", "Frequency", "Gain", "Resonance")]
-        self.devices = {"EQ Eight": eq8, "Compressor": ["Device On", "Threshold", "Ratio", "Attack", "Release", "Knee", "Output Gain"]}
+        bands = ("Filter On", "Filter Type", "Frequency", "Gain", "Resonance")
+        eq8 = ["Device On"] + [f"{b} {w} A" for b in range(1, 9) for w in bands]
         # The compressor's parameter list is deliberately in another order than the fallback indices
-        self.devices["Compressor"] = ["Device On", "Ratio", "Threshold", "Attack", "Release", "Knee", "Output Gain"]
+        comp = ["Device On", "Ratio", "Threshold", "Attack", "Release", "Knee", "Output Gain"]
+        self.devices = {"EQ Eight": eq8, "Compressor": comp}
         self.values = {(t, d): [0.0] * len(self.devices[n]) for t in self.state for d, n in enumerate(self.devices)}
-        for (t, d), vals in self.values.items():  # start every mapped parameter at the schema default
+        for (_, d), vals in self.values.items():  # start every mapped parameter at the schema default
             names = self.devices[list(self.devices)[d]]
             plug = get_daw_map("ableton").plugin(d)
             for n, v in plug.values(plug.processor.defaults(), 48000).items():
@@ -312,7 +312,8 @@ def test_ableton_push_refuses_a_parameter_whose_reported_range_does_not_fit():
     fake = FakeAbleton(reply_port)
     fake.range_override["Threshold"] = (0.0, 1.0)  # e.g. a Live version that exposes 0..1 internally
     with fake.server:
-        with pytest.raises(DawRangeError, match=r"Compressor 'Threshold' would be sent as -24, but ableton reports .*\[0, 1\]"):
+        refused = r"Compressor 'Threshold' would be sent as -24, but ableton reports .*\[0, 1\]"
+        with pytest.raises(DawRangeError, match=refused):
             push(make_session(2), "ableton", port=fake.server.port, reply_port=reply_port, timeout_s=1.0)
     assert fake.sets == []  # nothing half-pushed
 
@@ -394,11 +395,12 @@ def test_oscdump_decodes_what_push_sends(tmp_path):
     finally:
         dump.terminate()
         out, _ = dump.communicate(timeout=5)
-    lines = [l.split(" ", 1)[1] for l in out.splitlines() if l.strip()]  # drop oscdump's time tag column
+    lines = [line.split(" ", 1)[1] for line in out.splitlines() if line.strip()]  # drop oscdump's time tag column
     plan = plan_push(make_session(2), "reaper", match="order")
     expected = []
     for m in plan.messages:
-        args = " ".join(f"{a:f}" if isinstance(a, float) else (f'"{a}"' if isinstance(a, str) else str(a)) for a in m.args)
+        args = " ".join(f"{a:f}" if isinstance(a, float) else (f'"{a}"' if isinstance(a, str) else str(a))
+                        for a in m.args)
         expected.append(f"{m.address} {m.typetags} {args}".rstrip())
-    assert [l.rstrip() for l in lines] == expected
+    assert [line.rstrip() for line in lines] == expected
     assert "/track/1/volume/db f -6.000000" in lines

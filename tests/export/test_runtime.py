@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +11,13 @@ pytest.importorskip("onnxruntime")
 
 from mixbridge.errors import AudioInputError, BackendUnavailableError, ParamRangeError, UnknownParamError
 from mixbridge.export.runtime import StreamingSession, select_provider
+from tests.support import run_python
 
 #: float32 onnxruntime kernels vs torch kernels (STYLE.md point 7).
 STREAM_TOL = 1e-5
 BLOCK_SIZES = (1, 63, 64, 65, 256, 4096)
 SAMPLE_RATE = 48000
-FIXTURE = Path(__file__).parent / "fixtures" / "artifacts" / "tcn-tiny-causal-onnx-v1"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "tcn-tiny-causal-onnx-v1"
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +183,6 @@ bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 assert not bad, bad
 print("ok")
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = run_python(code, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

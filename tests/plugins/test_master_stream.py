@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,8 +18,8 @@ from mixbridge.plugins.master_kernels import INTERP_DELAY_SAMPLES, compiled_filt
 from mixbridge.plugins.rbj import eq_sections
 from mixbridge.schema import MASTER_BUS, MASTER_RENDER
 from mixbridge.session import Master, Session, Track
-
-from .contracts import StreamingProcessorContract
+from tests.contracts import StreamingProcessorContract
+from tests.support import run_python
 
 SAMPLE_RATE = 48000
 #: Streamed vs offline: the same float64 kernels, float32 output (STYLE.md point 7).
@@ -283,7 +281,7 @@ def test_interpolator_is_the_true_peak_meters():
 def test_modules_import_without_torch():
     code = ("import sys; import mixbridge.plugins.master_bus, mixbridge.bridge.live, mixbridge.bridge.live_jack; "
             "bad = [m for m in ('torch', 'pedalboard') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = run_python(code, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

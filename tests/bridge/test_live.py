@@ -49,7 +49,7 @@ pytestmark = pytest.mark.jack
 
 SAMPLE_RATE = 48000
 PERIOD = 256
-FIXTURE_ARTIFACT = Path(__file__).parent / "fixtures" / "artifacts" / "tcn-tiny-causal-onnx-v1"
+FIXTURE_ARTIFACT = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "tcn-tiny-causal-onnx-v1"
 #: Recording vs offline render of the master chain alone: the same float64 kernels on the same
 #: float32 samples, so what remains is the float32 output rounding (a few ulps of full scale).
 LIVE_TOL = 1e-5
@@ -147,7 +147,7 @@ class Rig:
         if self._armed and self.start_frame is None:
             self.start_frame = self.player.last_frame_time
         n_sig = self.signal.shape[1]
-        for i, a in enumerate(outs):
+        for a in outs:
             a.fill(0.0)
         if self.start_frame is None or n_sig == 0:
             return
@@ -504,7 +504,7 @@ def test_live_cli_without_server_fails_clearly(capsys):
     from mixbridge.app.cli import main
 
     rc = main(["live", "--jack-server", f"mixbridge-live-test-absent-{os.getpid()}", "--no-osc",
-               "--session", str(Path(__file__).parent / "fixtures" / "nonexistent.json")])
+               "--session", str(Path(__file__).resolve().parents[1] / "fixtures" / "nonexistent.json")])
     assert rc == 2
     err = capsys.readouterr().err
     assert "nonexistent.json" in err and "cannot read" in err and err.count("\n") == 1

@@ -18,6 +18,7 @@ from mixbridge.models.checkpoint import (  # noqa: E402
 )
 from mixbridge.models.metrics import esr  # noqa: E402
 from mixbridge.models.tcn import TCN, ModelConfigError, StreamingTCN, schema_param_names, stream  # noqa: E402
+from tests.support import make_identity_tcn  # noqa: E402
 
 #: float32 streaming vs offline: same arithmetic in a different order (STYLE.md point 7).
 STREAM_TOL = 1e-5
@@ -28,13 +29,7 @@ OVERFIT_ESR = 1e-3
 BLOCK_SIZES = (1, 63, 64, 65, 512)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one torch thread is faster, and far faster on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomise_batch_norm(model: TCN, seed: int = 1) -> TCN:
@@ -86,23 +81,8 @@ def test_thesis_dilation_pattern_receptive_field():
     assert two_stacks.receptive_field == 1 + 2 * 14 * 1023
 
 
-def _make_identity(model: TCN) -> TCN:
-    """Zero every conv and FiLM, unit residual gains: the network becomes a pure (cropped) wire."""
-    with torch.no_grad():
-        for b in model.blocks:
-            b.conv.weight.zero_()
-            b.conv.bias.zero_()
-            b.film.adaptor.weight.zero_()
-            b.film.adaptor.bias.zero_()
-            b.res.weight.fill_(1.0)
-        model.output.weight.zero_()
-        model.output.weight[0, 0] = 1.0
-        model.output.bias.zero_()
-    return model.eval()
-
-
 def test_noncausal_output_is_centred_and_shorter_by_receptive_field_minus_one():
-    model = _make_identity(_tiny(False))
+    model = make_identity_tcn(_tiny(False))
     x = torch.randn(1, 1, 500)
     with torch.no_grad():
         y = model(x, torch.rand(1, model.n_params))
@@ -113,7 +93,7 @@ def test_noncausal_output_is_centred_and_shorter_by_receptive_field_minus_one():
 
 
 def test_causal_identity_has_zero_latency_and_same_length():
-    model = _make_identity(_tiny(True))
+    model = make_identity_tcn(_tiny(True))
     x = torch.randn(1, 1, 300)
     with torch.no_grad():
         y = model(x, torch.rand(1, model.n_params))

@@ -105,7 +105,7 @@ def test_smf_export_round_trips_the_curves(tmp_path, capsys):
         want = CHANNEL_STRIP.param("fader.fader_db").to_normalised(float(min(12.0, -48.0 + 60.0 * t)))
         assert abs(v / 127 - want) <= CC_HALF_STEP + 60.0 * (1 / TICKS_PER_S) / 60.0
     assert value_from_cc("pan.pan", curves[("bass", 10)][-1][1]) == pytest.approx(1.0)
-    assert [l.cc for l in cc_table(s)] == [7, 22, 10]
+    assert [row.cc for row in cc_table(s)] == [7, 22, 10]
 
 
 @pytest.mark.parametrize("argv", [["midi-export", "-o", "{tmp}/a.mid"], ["automate", "--daw", "ardour"],

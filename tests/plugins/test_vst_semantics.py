@@ -12,8 +12,7 @@ from mixbridge.errors import ParamRangeError
 from mixbridge.plugins import contract as C
 from mixbridge.plugins import contract_measures as M
 from mixbridge.plugins.dynamics import static_reduction_db
-
-from .conftest import needs_vst
+from tests.support import needs_vst
 
 pytestmark = [needs_vst, pytest.mark.vst]
 
@@ -174,7 +173,7 @@ def test_compressor_renders_the_reference_on_non_stationary_material(comp_map, k
 def _demo_stems() -> list:
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "demo"
+    root = Path(__file__).resolve().parents[2] / "demo"
     return sorted(p for p in root.glob("*/*.wav") if any(k in p.stem for k in ("kick", "snare", "bass")))
 
 

@@ -103,7 +103,8 @@ def test_reaper_comp_detects_internally_and_reports_the_knee():
     plan = plan_push(session_with(comp={"knee_db": 4.0}), "reaper", match="order")
     plug = get_daw_map("reaper").plugin(3)
     order = list(plug.host.plugins[plug.stage.plugin].curves)
-    sc = [m.args[0] for m in plan.messages if m.address == f"/track/1/fx/3/fxparam/{order.index('Sidechain') + 1}/value"]
+    sidechain = f"/track/1/fx/3/fxparam/{order.index('Sidechain') + 1}/value"
+    sc = [m.args[0] for m in plan.messages if m.address == sidechain]
     assert sc == [pytest.approx(0.25)]  # "0.000000": internal detection
     assert any("compressor.knee_db = 4" in u for u in plan.unmapped)
 
@@ -180,7 +181,8 @@ def test_the_previous_bandwidth_law_would_fail_this_measurement(tmp_path):
     q = 7.0
     bw_old = brentq(lambda bw: 2.0 ** (1.0 / bw) / (2.0 ** bw - 1.0) - q, 0.1, 4.0)
     f, got = _aeq_response_db({"freq1": 1000.0, "g1": 9.0, "bw1": bw_old}, tmp_path)
-    want = eq_response_db({**EQ.defaults(), "peak1_gain_db": 9.0, "peak1_freq_hz": 1000.0, "peak1_q": q}, f, SAMPLE_RATE)
+    want = eq_response_db({**EQ.defaults(), "peak1_gain_db": 9.0, "peak1_freq_hz": 1000.0, "peak1_q": q},
+                          f, SAMPLE_RATE)
     assert float(np.max(np.abs(got - want))) > 1.0
 
 

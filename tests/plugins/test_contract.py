@@ -28,9 +28,8 @@ from mixbridge.plugins.dynamics import compress
 from mixbridge.plugins.rbj import eq_sections
 from mixbridge.plugins.reverb import reverb
 from mixbridge.registry import DuplicateNameError
-
-from .conftest import needs_vst
-from .contracts import BackendContract, CompressorContract, FullContract, LimiterContract, ReverbContract
+from tests.contracts import BackendContract, CompressorContract, FullContract, LimiterContract, ReverbContract
+from tests.support import needs_vst, run_python
 
 SR = 48000
 
@@ -309,8 +308,6 @@ def test_cli_check_prints_the_table_and_exit_status(capsys):
 def test_backend_registry_refuses_duplicates_and_lists_names_without_plugin_libraries():
     """``backend_names()`` (every ``--backend``'s choices) and ``plugins --help`` import neither pedalboard,
     DawDreamer nor torch; a taken backend name is refused with a MixbridgeError."""
-    import subprocess
-    import sys
 
     from mixbridge.plugins.backend import backend_names, register_backend
 
@@ -323,5 +320,5 @@ def test_backend_registry_refuses_duplicates_and_lists_names_without_plugin_libr
             "assert backend_names()[:2] == ['builtin', 'vst']\n"
             "cli.register(argparse.ArgumentParser().add_subparsers())\n"
             "sys.exit(','.join(m for m in ('pedalboard', 'dawdreamer', 'torch') if m in sys.modules) or 0)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    run = run_python(code)
     assert run.returncode == 0, run.stderr

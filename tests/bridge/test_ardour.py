@@ -75,7 +75,7 @@ def test_push_then_read_back_over_osc_xml_and_pull(ardour, tmp_path, capsys):
 
     # 1. the saved session XML
     routes = read_routes(ardour.save_state())
-    for i, t in enumerate(s.tracks):
+    for t in s.tracks:
         r, p = routes[t.name], t.params
         assert r["gain_db"] == pytest.approx(p["fader"]["fader_db"], abs=GAIN_TOLERANCE_DB)
         assert r["trim_db"] == pytest.approx(p["trim"]["gain_db"], abs=GAIN_TOLERANCE_DB)
@@ -154,7 +154,8 @@ def test_send_levels_land_on_the_aux_sends_and_pull_back(ardour_with_sends, tmp_
 
     got = {t.name: t for t in pull("ardour", port=a.osc_port).session.tracks}
     for t in s.tracks:  # over OSC, /strip/sends reports a fader position: float32 through Ardour's law
-        assert got[t.name].params["send"]["send_db"] == pytest.approx(t.params["send"]["send_db"], abs=SEND_TOLERANCE_DB)
+        want = t.params["send"]["send_db"]
+        assert got[t.name].params["send"]["send_db"] == pytest.approx(want, abs=SEND_TOLERANCE_DB)
 
 
 def test_timetagged_automation_lands_in_ardour(ardour):

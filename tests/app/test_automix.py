@@ -17,8 +17,7 @@ from mixbridge.models.knowledge_mixer import ROLE_HIGHPASS_HZ, ROLE_SEND_DB
 from mixbridge.models.mixers import get_mixer, mixer_names
 from mixbridge.plugins.mastering import LOUDNESS_TOLERANCE_LU
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
-
-from .conftest import needs_vst
+from tests.support import needs_vst
 
 #: What the gain solver promises (plugins/mastering.py): every master within 0.1 LU of its target.
 LUFS_TOL = LOUDNESS_TOLERANCE_LU

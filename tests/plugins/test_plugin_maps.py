@@ -22,8 +22,7 @@ from mixbridge.plugins import map_calibration, map_laws, map_sidechain, pluginma
 from mixbridge.plugins.map_curves import Curve, parse_display
 from mixbridge.plugins.map_loader import builtin_map_names, load_map
 from mixbridge.plugins.pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, map_from_dict
-
-from .conftest import needs_vst
+from tests.support import needs_vst
 
 MAPS_DIR = Path(pluginmap.__file__).parent / "maps"
 
@@ -117,7 +116,8 @@ def test_reverb_table_that_cannot_reach_the_schema_fails_at_load(tmp_path):
     path = tmp_path / "short_plate.json"
     path.write_text(json.dumps(raw))
     top = table["measured"][-1]
-    with pytest.raises(PluginMapError, match=rf"reverb.decay_s spans \[0.3, 8\] s.* reaches only \[0.1421, {top:g}\] s"):
+    refused = rf"reverb.decay_s spans \[0.3, 8\] s.* reaches only \[0.1421, {top:g}\] s"
+    with pytest.raises(PluginMapError, match=refused):
         load_map(path)
 
 
@@ -301,16 +301,20 @@ def loaded():
 ROUNDTRIP_CASES = {
     # map: list of schema settings; every bound plugin parameter is checked for each
     "zameq2_x2": [
-        {"low_shelf_gain_db": -12.0, "low_shelf_freq_hz": 20.0, "peak1_gain_db": 7.5, "peak1_freq_hz": 400.0, "peak1_q": 0.2,
-         "peak2_gain_db": -3.25, "peak2_freq_hz": 6000.0, "peak2_q": 10.0, "peak3_gain_db": 12.0, "peak3_freq_hz": 2000.0,
-         "peak3_q": 1.0, "high_shelf_gain_db": 4.0, "high_shelf_freq_hz": 14000.0},
+        {"low_shelf_gain_db": -12.0, "low_shelf_freq_hz": 20.0,
+         "peak1_gain_db": 7.5, "peak1_freq_hz": 400.0, "peak1_q": 0.2,
+         "peak2_gain_db": -3.25, "peak2_freq_hz": 6000.0, "peak2_q": 10.0,
+         "peak3_gain_db": 12.0, "peak3_freq_hz": 2000.0, "peak3_q": 1.0,
+         "high_shelf_gain_db": 4.0, "high_shelf_freq_hz": 14000.0},
     ],
     "zamcomp": [
-        {"threshold_db": -60.0, "ratio": 20.0, "attack_ms": 0.1, "release_ms": 500.0, "knee_db": 8.0, "makeup_db": 12.0},
+        {"threshold_db": -60.0, "ratio": 20.0, "attack_ms": 0.1, "release_ms": 500.0, "knee_db": 8.0,
+         "makeup_db": 12.0},
         {"threshold_db": -17.3, "ratio": 2.5, "attack_ms": 33.0, "release_ms": 10.0, "knee_db": 0.0, "makeup_db": 0.0},
     ],
     "zamaximx2": [{"ceiling_dbtp": -1.0, "release_ms": 1.0}, {"ceiling_dbtp": -6.0, "release_ms": 100.0}],
-    "dragonfly_plate": [{"decay_s": 0.3, "predelay_ms": 0.0, "return_db": 0.0}, {"decay_s": 8.0, "predelay_ms": 37.5, "return_db": 0.0}],
+    "dragonfly_plate": [{"decay_s": 0.3, "predelay_ms": 0.0, "return_db": 0.0},
+                        {"decay_s": 8.0, "predelay_ms": 37.5, "return_db": 0.0}],
     "dragonfly_room": [{"decay_s": 2.2, "predelay_ms": 100.0, "return_db": 0.0}],
 }
 

@@ -6,8 +6,7 @@ import pytest
 
 from mixbridge.errors import ParamRangeError
 from mixbridge.schema import EQ
-
-from .conftest import needs_vst
+from tests.support import needs_vst
 
 SAMPLE_RATE = 48000
 #: ZamEQ2's peak is Orfanidis's design: at 6 kHz, Q 0.5, +6 dB it is 0.49 dB off the RBJ band at 16 kHz.

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from mixbridge.app.cli import main
 from mixbridge.export.compare import CompareError, compare_proxy, eq_response, level_curve, load_proxy, resolve_plugin
 from mixbridge.models import registry
 from mixbridge.models.checkpoint import save_checkpoint
+from tests.support import make_identity_tcn
 
 SAMPLE_RATE = 44100
 #: The identity TCN and the 0 dB RBJ EQ both pass samples through bit-exactly in float32.
@@ -25,20 +25,8 @@ FLAT_RESPONSE_DB = 1e-4
 
 
 def identity_tcn(schema=("eq",)):
-    """A causal tcn-tiny whose weights make ``y = x`` exactly: every conv and FiLM adaptor zero
-    (the block's PReLU sees 0), every residual gain 1, the output 1x1 conv picks channel 0."""
-    m = registry.create("tcn-tiny-causal", schema=schema, sample_rate=SAMPLE_RATE)
-    with torch.no_grad():
-        for b in m.blocks:
-            b.conv.weight.zero_()
-            b.conv.bias.zero_()
-            b.film.adaptor.weight.zero_()
-            b.film.adaptor.bias.zero_()
-            b.res.weight.fill_(1.0)
-        m.output.weight.zero_()
-        m.output.weight[0, 0, 0] = 1.0
-        m.output.bias.zero_()
-    return m.eval()
+    """A causal tcn-tiny whose weights make ``y = x`` exactly (:func:`tests.support.make_identity_tcn`)."""
+    return make_identity_tcn(registry.create("tcn-tiny-causal", schema=schema, sample_rate=SAMPLE_RATE))
 
 
 @pytest.fixture(scope="module")

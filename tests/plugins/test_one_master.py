@@ -15,8 +15,7 @@ from mixbridge.loudness import integrated_lufs, true_peak_dbtp
 from mixbridge.plugins.mastering import LOUDNESS_TOLERANCE_LU
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
 from mixbridge.session import Master, Session, Track
-
-from .conftest import needs_vst
+from tests.support import needs_vst
 
 SAMPLE_RATE = 48000
 TARGET_LUFS = -14.0

@@ -40,6 +40,7 @@ from mixbridge.plugins.datagen.format import Dataset
 from mixbridge.plugins.datagen.params import UNRENDERABLE, flat_params, parse_dists, sample_params, says_value_changed
 from mixbridge.plugins.datagen.runner import generate, plan_units
 from mixbridge.plugins.datagen.verify import verify
+from tests.support import run_python
 
 SAMPLE_RATE = 44100
 PATCH_S = 0.2
@@ -476,7 +477,8 @@ def test_cli_backend_choices_come_from_the_registry_without_loading_pedalboard()
             "    p.parse_args(['datagen', 'effect', '--help'])\n"
             "assert '--backend {' + ','.join(backend_names()) + '}' in buf.getvalue(), buf.getvalue()\n"
             "sys.exit(3 if 'pedalboard' in sys.modules or 'torch' in sys.modules else 0)\n")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
 
 
 # --------------------------------------------------------------------------- labels are what was rendered

@@ -12,8 +12,7 @@ from mixbridge.models.mix_session import session_from_vectors
 from mixbridge.models.mixers import MIXERS, RandomMix, get_mixer, mixer_from_checkpoint, mixer_names, register_mixer
 from mixbridge.registry import DuplicateNameError
 from mixbridge.schema import CHANNEL_STRIP
-
-from .contracts import MixerContract
+from tests.contracts import MixerContract
 
 
 @pytest.fixture(scope="module")

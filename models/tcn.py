@@ -357,6 +357,13 @@ class StreamingTCN(nn.Module):
     def forward(self, x: torch.Tensor, p_start: torch.Tensor, p_end: torch.Tensor,
                 input_state: torch.Tensor, hidden_state: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Process one block with the parameters ramped linearly from ``p_start`` to ``p_end``.
+
+        ``x`` is ``[batch, n_inputs, block]`` audio, ``p_start``/``p_end`` ``[batch, n_params]``
+        normalised 0..1 parameters, and the states are those of :meth:`initial_state` (or of the
+        previous call). Returns ``(y [batch, n_outputs, block], input_state, hidden_state)``; the
+        output lags the input by ``latency_samples``.
+        """
         n = x.shape[-1]
         ramp = (torch.arange(n, dtype=x.dtype, device=x.device) + 1.0) / n  # [T]
         f0 = self.film(self.cond(p_start)).unsqueeze(-1)  # [B, n_blocks * 2C, 1]
@@ -394,7 +401,8 @@ class StreamingTCN(nn.Module):
 
 
 # StreamingTCN's source text and line numbers are part of every TorchScript artifact (its debug
-# info): editing anything above this point changes model.ts bytes, though not what it computes.
+# info): editing anything above this point changes model.ts bytes, though not what it computes;
+# re-exports with the same code stay byte-identical (tests/export/test_export.py).
 
 
 def stream(model: TCN, x: torch.Tensor, p: torch.Tensor, block_size: int) -> torch.Tensor:

@@ -111,8 +111,10 @@ class LearnedMixer:
         elif self._model_spec is not None:
             net = self._model_spec
         else:
-            raise LearnedMixerError("the learned mixer needs a network: get_mixer('learned', checkpoint=PATH) "
-                                    "or mixer_from_checkpoint(PATH); 'mixer-tiny' (model=) is untrained")
+            raise LearnedMixerError("the learned mixer needs a trained network: pass its checkpoint "
+                                    "(`mixbridge automix ... --mixer learned --checkpoint PATH`, or "
+                                    "get_mixer('learned', checkpoint=PATH) in Python); 'mixer-tiny' (model=) "
+                                    "is untrained")
         names = [n for n, _ in CHANNEL_STRIP.flat_params()]
         if list(getattr(net, "param_names", [])) != names:
             raise LearnedMixerError(f"the learned mixer's network predicts {getattr(net, 'param_names', None)}, "

@@ -97,5 +97,5 @@ def test_learned_mixer_from_a_checkpoint_equals_its_network(stems, tmp_path):
     direct = get_mixer("learned", model=net)(stems, seed=1).to_json()
     loaded = mixer_from_checkpoint(path)(stems, seed=1).to_json()
     assert loaded["tracks"] == direct["tracks"]
-    with pytest.raises(MixbridgeError, match="needs a network"):
+    with pytest.raises(MixbridgeError, match="needs a trained network"):
         get_mixer("learned")(stems)

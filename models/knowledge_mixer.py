@@ -10,86 +10,20 @@ Every mixer chooses ``pan.pan`` with the console's one law for mono and stereo s
 (``mixbridge.schema.PAN_SEMANTICS``: a stereo stem is a constant-power balance that puts its
 centred image exactly where a mono stem with the same pan goes), so a role's pan means the
 same position whatever the stem's channel count. Roles come from :data:`mixbridge.roles.ROLES`;
-:func:`guess_role` and :func:`roles_from_manifest` find a stem's role.
+:func:`mixbridge.roles.guess_role` finds the role of a stem that has none.
 """
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 from mixbridge.audio import StemSet
 from mixbridge.loudness import SILENT_LUFS, integrated_lufs
-from mixbridge.roles import ROLES
+from mixbridge.roles import ROLES, guess_role
 from mixbridge.session import Session
 
 from .mix_session import build_session, master_defaults, split_gain
-
-_ROLE_PATTERNS = [
-    ("kick", r"kick|bd\b|bassdrum"),
-    ("snare", r"snare|sd\b|snr"),
-    ("hihat", r"hi.?hat|hh\b|hat"),
-    ("toms", r"tom"),
-    ("cymbals", r"cymbal|crash|ride|overhead|oh\b"),
-    ("percussion", r"perc|shaker|conga|bongo|tamb|clap|cowbell"),
-    ("bass", r"bass"),
-    ("lead", r"lead|vox|vocal|voice|melody|solo"),
-    ("guitar", r"gtr|guitar"),
-    ("keys", r"piano|keys|organ|rhodes|synth"),
-    ("pad", r"pad"),
-    ("strings", r"string|violin|viola|cello"),
-    ("brass", r"brass|horn|trumpet|trombone|sax"),
-]
-
-
-def guess_role(name: str) -> str:
-    """Role of a stem from its file name (``other`` when nothing matches)."""
-    low = name.lower()
-    for role, pat in _ROLE_PATTERNS:
-        if re.search(pat, low):
-            return role
-    return "other"
-
-
-def roles_from_manifest(folder: Path) -> dict[str, str]:
-    """Roles recorded by ``mixbridge demo build`` (or a ``roles.json`` ``{stem: role}``) for a stem folder."""
-    folder = Path(folder)
-    roles: dict[str, str] = {}
-    rj = folder / "roles.json"
-    if rj.exists():
-        data = json.loads(rj.read_text())
-        return {str(k): str(v) for k, v in data.items() if v in ROLES}
-    for manifest in (folder / "manifest.json", folder.parent / "manifest.json"):
-        if not manifest.exists():
-            continue
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-
-        def walk(node, manifest: Path = manifest) -> None:
-            if isinstance(node, dict):
-                role = node.get("role")
-                ref = node.get("path") or node.get("file") or node.get("name")
-                if isinstance(role, str) and isinstance(ref, str) and role in ROLES:
-                    p = Path(ref)
-                    if p.suffix and ((manifest.parent / p).parent.resolve() == folder.resolve()
-                                     or p.parent == Path(".") and manifest.parent.resolve() == folder.resolve()):
-                        roles[p.stem] = role
-                for v in node.values():
-                    walk(v)
-            elif isinstance(node, list):
-                for v in node:
-                    walk(v)
-
-        walk(data)
-        if roles:
-            break
-    return roles
-
-
 
 #: Loudness of each role relative to the lead, in LU (Izhaki ch. 22 level hierarchy: the lead,
 #: kick, snare and bass carry the mix; time-keepers and pads sit lower).
@@ -159,7 +93,7 @@ class KnowledgeMixer:
     def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0,
                  source_base: Path | None = None) -> Session:
         """The session of ``stems``; a stem's role comes from the loader, else from its file name
-        (:func:`guess_role`). Silent stems stay at unity and are noted in the provenance."""
+        (:func:`mixbridge.roles.guess_role`). Silent stems stay at unity and are noted in the provenance."""
         sr = stems.sample_rate
         notes: list[str] = []
         params: list[dict] = []

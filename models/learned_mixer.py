@@ -20,10 +20,10 @@ import numpy as np
 from mixbridge.audio import StemSet
 from mixbridge.errors import MixbridgeError
 from mixbridge.loudness import SILENT_LUFS, integrated_lufs
-from mixbridge.roles import ROLES
+from mixbridge.roles import ROLES, guess_role
 from mixbridge.session import Session
 
-from .knowledge_mixer import guess_role, loud_passage_db
+from .knowledge_mixer import loud_passage_db
 from .mix_session import session_from_vectors
 
 #: Feature scaling: loudness and levels map -70..0 dB to 0..1, crest factor 0..30 dB, the spectral

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from mixbridge.audio import AUDIO_SUFFIXES
 from mixbridge.errors import AudioInputError, MixbridgeError, UnknownNameError
+from mixbridge.roles import guess_role
 
 
 class LayoutError(ValueError, MixbridgeError):
@@ -52,30 +53,6 @@ class Multitrack:
     mix: Path | None = None
     meta: dict = field(default_factory=dict)
     layout: str = ""
-
-
-#: Keyword -> role, first match wins (lower-case substring of an instrument or file name).
-ROLE_KEYWORDS = (
-    ("kick", "kick"), ("bass drum", "kick"), ("bd", "kick"), ("snare", "snare"), ("hi-hat", "hihat"),
-    ("hihat", "hihat"), ("hi hat", "hihat"), ("hat", "hihat"), ("tom", "toms"), ("overhead", "cymbals"),
-    ("cymbal", "cymbals"), ("crash", "cymbals"), ("ride", "cymbals"), ("oh", "cymbals"), ("room", "percussion"),
-    ("drum", "percussion"), ("perc", "percussion"), ("shaker", "percussion"), ("tambourine", "percussion"),
-    ("bass", "bass"), ("vocal", "lead"), ("vox", "lead"), ("singer", "lead"), ("voice", "lead"), ("lead", "lead"),
-    ("guitar", "guitar"), ("gtr", "guitar"), ("piano", "keys"), ("key", "keys"), ("organ", "keys"),
-    ("synth", "keys"), ("rhodes", "keys"), ("pad", "pad"), ("string", "strings"), ("violin", "strings"),
-    ("viola", "strings"), ("cello", "strings"), ("brass", "brass"), ("trumpet", "brass"), ("trombone", "brass"),
-    ("horn", "brass"), ("sax", "brass"),
-)
-
-
-def guess_role(text: str) -> str:
-    """Role of a stem from an instrument label or file name (``other`` when nothing matches)."""
-    t = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower().replace("_", " ")
-    words = set(re.split(r"[^a-z]+", t))
-    for key, role in ROLE_KEYWORDS:
-        if (len(key) <= 3 and key in words) or (len(key) > 3 and key in t):
-            return role
-    return "other"
 
 
 def _audio_files(folder: Path, recursive: bool = False) -> list[Path]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from mixbridge.audio import load_stems, write_audio
 from mixbridge.errors import UnknownNameError
-from mixbridge.models.knowledge_mixer import roles_from_manifest
 from mixbridge.models.mixers import DEFAULT_MIXER, MIXERS, Mixer, get_mixer, mixer_from_checkpoint, mixer_names
+from mixbridge.roles import assign_roles, roles_from_manifest
 from mixbridge.schema import MASTER_BUS
 from mixbridge.session import Session, load, save
 
@@ -187,6 +187,7 @@ def automix(
     tp = MASTER_BUS.param("loudness.target_lufs")
     target = tp.default if target_lufs is None else tp.validate(target_lufs, "--target-lufs")
     stems = load_stems(stems_dir, roles=roles_from_manifest(stems_dir))
+    stems.notices.extend(assign_roles(stems.stems))
     out_dir.mkdir(parents=True, exist_ok=True)
     session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
     session.provenance["backend"] = backend

@@ -259,7 +259,7 @@ def test_automix_with_a_trained_mixer_checkpoint(multitrack, tmp_path):
     from mixbridge.audio import load_stems
     from mixbridge.models import registry
     from mixbridge.models.checkpoint import save_checkpoint
-    from mixbridge.models.knowledge_mixer import roles_from_manifest
+    from mixbridge.roles import roles_from_manifest
     from mixbridge.session import load
 
     torch.manual_seed(5)

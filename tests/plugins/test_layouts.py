@@ -9,7 +9,8 @@ import soundfile as sf
 import yaml
 
 from mixbridge.errors import AudioInputError, UnknownNameError
-from mixbridge.plugins.layouts import LayoutError, guess_role, load_layout
+from mixbridge.plugins.layouts import LayoutError, load_layout
+from mixbridge.roles import guess_role
 
 SAMPLE_RATE = 8000
 

@@ -16,6 +16,25 @@ from .errors import AudioInputError
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".opus", ".mp3")
 #: A stem whose peak is below this is silent (excluded from loudness decisions).
 SILENCE_PEAK_DB = -90.0
+#: Sources are mono or stereo: every command refuses more channels (README "The main job").
+MAX_SOURCE_CHANNELS = 2
+
+
+def check_channels(channels: int, where: str | Path) -> None:
+    """Refuse a source with more than :data:`MAX_SOURCE_CHANNELS` channels (the one rule of every command).
+
+    A multichannel file (5.1, an 8-channel recorder take) has no one meaning as a stem: which
+    channels are left and right, which are a centre or an LFE, is not in the file. mixbridge
+    never keeps two of them silently.
+
+    Raises:
+        AudioInputError: naming the file, its channel count, the limit and the fix.
+    """
+    if channels > MAX_SOURCE_CHANNELS:
+        raise AudioInputError(
+            f"{where}: {channels} channels; sources may have at most {MAX_SOURCE_CHANNELS} (mono or stereo); "
+            "split it into mono or stereo files, e.g. `sox in.wav out_12.wav remix 1 2`"
+        )
 
 
 def read_audio(path: str | Path, *, allow_overshoot: bool = True) -> tuple[np.ndarray, int]:
@@ -25,8 +44,8 @@ def read_audio(path: str | Path, *, allow_overshoot: bool = True) -> tuple[np.nd
     are kept as they are (``allow_overshoot``): mixbridge never clips input.
 
     Raises:
-        AudioInputError: the file is missing, corrupt, unsupported, empty, or holds
-            NaN/inf samples; the message names the file.
+        AudioInputError: the file is missing, corrupt, unsupported, empty, has more than
+            :data:`MAX_SOURCE_CHANNELS` channels, or holds NaN/inf samples; the message names the file.
     """
     import soundfile as sf
 
@@ -39,6 +58,7 @@ def read_audio(path: str | Path, *, allow_overshoot: bool = True) -> tuple[np.nd
         ) from None
     if data.shape[0] == 0:
         raise AudioInputError(f"{path}: the file holds no samples")
+    check_channels(data.shape[1], path)
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise AudioInputError(f"{path}: {bad} NaN/inf samples; repair or re-export the file")

@@ -64,10 +64,11 @@ MAX_CLIP_DRAWS = 8
 def _read(path: Path, start_s: float, n_samples: int, sample_rate: int) -> np.ndarray:
     import soundfile as sf
 
-    from mixbridge.audio import resample
+    from mixbridge.audio import check_channels, resample
     from mixbridge.errors import AudioInputError
 
     info = sf.info(str(path))
+    check_channels(int(info.channels), path)
     start = int(round(start_s * info.samplerate))
     want = n_samples if info.samplerate == sample_rate else int(np.ceil(n_samples * info.samplerate / sample_rate)) + 64
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixbridge.audio import AUDIO_SUFFIXES, resample
+from mixbridge.audio import AUDIO_SUFFIXES, check_channels, resample
 from mixbridge.checksum import sha256_file
 from mixbridge.errors import AudioInputError
 
@@ -118,6 +118,7 @@ class SourceSet:
             except Exception as e:
                 raise AudioInputError(f"{p}: cannot read the audio header ({e}); "
                                       "remove or re-export the file") from None
+            check_channels(int(inf.channels), p)
             if inf.frames <= 0 or inf.frames / inf.samplerate < min_duration_s:
                 self.skipped.append(p.relative_to(base).as_posix())
                 continue
@@ -238,11 +239,16 @@ class SourceSet:
 
 
 def conform_channels(audio: np.ndarray, channels: int) -> np.ndarray:
-    """Mono -> duplicated stereo; stereo -> mean for mono; otherwise unchanged."""
+    """Mono -> duplicated stereo; stereo -> mean for mono; the same channel count unchanged.
+
+    Raises:
+        AudioInputError: a patch of more than two channels (never silently cut to two).
+    """
     if audio.shape[0] == channels:
         return audio
     if channels == 2 and audio.shape[0] == 1:
         return np.repeat(audio, 2, axis=0)
     if channels == 1:
         return audio.mean(axis=0, keepdims=True).astype(np.float32)
-    return audio[:channels]
+    check_channels(audio.shape[0], "a source patch")  # Sources refuses such files when it indexes them
+    raise AudioInputError(f"cannot conform a {audio.shape[0]}-channel patch to {channels} channels")

@@ -37,34 +37,203 @@ def check_channels(channels: int, where: str | Path) -> None:
         )
 
 
-def read_audio(path: str | Path, *, allow_overshoot: bool = True) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 ``[channels, samples]`` and its sample rate in Hz.
+def header_frames(path: str | Path) -> int | None:
+    """Frames the container's header declares, or None when the format has no such count.
 
-    Lossy decoders (Vorbis, Opus, MP3) can return samples past full scale; they
-    are kept as they are (``allow_overshoot``): mixbridge never clips input.
+    Read from the header bytes themselves, not from libsndfile, which shortens its count to
+    what the file holds and so hides a file cut short (an interrupted copy or export):
+
+    * WAV (``RIFF``/``RIFX``): the ``data`` chunk's byte size over the ``fmt `` chunk's block
+      align (Microsoft's RIFF/WAVE specification, 1991); ``RF64``: the ``ds64`` chunk's data
+      size (EBU Tech 3306). A size of 0 or 0xFFFFFFFF (a stream still being written) is unknown.
+    * AIFF/AIFC: ``COMM``'s ``numSampleFrames`` (Apple's AIFF 1.3, 1989).
+    * FLAC: ``STREAMINFO``'s total samples (36 bits; 0 is unknown) (RFC 9639, section 8.2).
+
+    Lossy formats (Ogg, Opus, MP3) give None. Unreadable or malformed headers give None too:
+    :func:`read_audio` then reports libsndfile's own error.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12:
+                return None
+            if head[:4] == b"fLaC":
+                block = head[4:8]
+                if block[0] & 0x7F != 0:  # STREAMINFO must be the first metadata block
+                    return None
+                info = head[8:12] + fh.read(30)
+                if len(info) < 18:
+                    return None
+                total = int.from_bytes(info[13:18], "big") & ((1 << 36) - 1)
+                return total or None
+            riff, big = head[:4], head[:4] == b"RIFX"
+            if riff in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+                return _wav_frames(fh, ">" if big else "<", riff == b"RF64")
+            if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                while True:
+                    ck = fh.read(8)
+                    if len(ck) < 8:
+                        return None
+                    size = struct.unpack(">I", ck[4:])[0]
+                    if ck[:4] == b"COMM":
+                        body = fh.read(6)
+                        return struct.unpack(">I", body[2:6])[0] if len(body) == 6 else None
+                    fh.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+    return None
+
+
+#: WAV format tags with one frame per block align: PCM, IEEE float, A-law, mu-law, extensible.
+_WAV_LINEAR_TAGS = (0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE)
+
+
+def _wav_frames(fh, order: str, rf64: bool) -> int | None:
+    """The WAV ``data`` chunk's frames, walking the chunks after the 12-byte RIFF header."""
+    import struct
+
+    block_align = data_bytes = None
+    ds64_data = None
+    while data_bytes is None:
+        ck = fh.read(8)
+        if len(ck) < 8:
+            return None
+        cid, size = ck[:4], struct.unpack(order + "I", ck[4:])[0]
+        if cid == b"ds64":
+            body = fh.read(size)
+            if len(body) >= 16:
+                ds64_data = struct.unpack("<Q", body[8:16])[0]
+            if size & 1:
+                fh.seek(1, 1)
+            continue
+        if cid == b"fmt ":
+            body = fh.read(size)
+            if len(body) < 14:
+                return None
+            if struct.unpack(order + "H", body[0:2])[0] not in _WAV_LINEAR_TAGS:
+                return None  # ADPCM & co.: the block align is not one frame
+            block_align = struct.unpack(order + "H", body[12:14])[0]
+            if size & 1:
+                fh.seek(1, 1)
+            continue
+        if cid == b"data":
+            data_bytes = ds64_data if (rf64 and size == 0xFFFFFFFF) else size
+            break
+        fh.seek(size + (size & 1), 1)
+    if not block_align or not data_bytes or data_bytes == 0xFFFFFFFF:
+        return None
+    return int(data_bytes) // int(block_align)
+
+
+def truncated_error(path: str | Path, expected: int, got: int, sample_rate: int) -> AudioInputError:
+    """The one error for a file that holds fewer frames than its header declares (never zero-padded)."""
+    return AudioInputError(
+        f"{path}: truncated: expected {expected} frames ({expected / sample_rate:.2f} s at {sample_rate} Hz, "
+        f"from its header), got {got} ({got / sample_rate:.2f} s); the file was cut short (an interrupted "
+        "copy, download or export): copy or export it again")
+
+
+class AudioReader:
+    """An open audio file whose reads are checked against its header (the one reader of mixbridge).
+
+    Opening reads the header: libsndfile's frame count, rate and channels, and the frames the
+    container itself declares (:func:`header_frames`); a file that holds fewer frames than it
+    declares is refused at once. Every :meth:`read` then checks that it got the frames the
+    file holds in that range. :func:`read_audio` reads a whole file (or a range) through it;
+    the data generators keep one open per source file and read patches with a seek.
+
+    Attributes:
+        path: the file; frames: its length in frames; sample_rate: Hz; channels: 1 or 2.
 
     Raises:
-        AudioInputError: the file is missing, corrupt, unsupported, empty, has more than
+        AudioInputError: the file is missing, unreadable or unsupported, has more than
+            :data:`MAX_SOURCE_CHANNELS` channels, or is truncated (header frames vs frames held).
+    """
+
+    def __init__(self, path: str | Path):
+        import soundfile as sf
+
+        self.path = Path(path)
+        try:
+            self._fh = sf.SoundFile(str(self.path))
+        except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
+            raise AudioInputError(
+                f"{self.path}: cannot read audio ({e}); give a WAV/FLAC/OGG file that soundfile can decode"
+            ) from None
+        self.frames = int(self._fh.frames)
+        self.sample_rate = int(self._fh.samplerate)
+        self.channels = int(self._fh.channels)
+        try:
+            check_channels(self.channels, self.path)
+            declared = header_frames(self.path)
+            #: The frames the header declares (None: a format without a count); every read is checked against it.
+            self.declared_frames = declared
+            if declared is not None and declared > self.frames:
+                raise truncated_error(self.path, declared, self.frames, self.sample_rate)
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def read(self, start: int = 0, frames: int | None = None) -> np.ndarray:
+        """Read ``frames`` frames (None: to the end) from frame ``start``, float32 ``[channels, n]``.
+
+        ``n`` is ``frames`` clipped to what the file holds past ``start`` (a range past the end
+        gives fewer frames, never zeros); getting fewer than that is a truncated file.
+
+        Raises:
+            AudioInputError: a decode error, or fewer frames than the header promised (truncated).
+        """
+        start = max(0, min(int(start), self.frames))
+        want = self.frames - start if frames is None else max(0, int(frames))
+        expect = min(want, self.frames - start)
+        try:
+            self._fh.seek(start)
+            data = self._fh.read(want, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioInputError(f"{self.path}: cannot decode frames {start}..{start + want} ({e}); "
+                                  "the file is corrupt: export it again") from None
+        if data.shape[0] < expect and self.declared_frames is not None:
+            raise truncated_error(self.path, start + expect, start + data.shape[0], self.sample_rate)
+        return np.ascontiguousarray(data.T)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_audio(path: str | Path, *, allow_overshoot: bool = True, start: int = 0,
+               frames: int | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file (or ``frames`` frames from frame ``start``) as float32 ``[channels, samples]``
+    and its sample rate in Hz.
+
+    The frames read are checked against the header (:class:`AudioReader`): a file cut short is
+    an error naming the frames expected and got, never zero-padded. Lossy decoders (Vorbis,
+    Opus, MP3) can return samples past full scale; they are kept as they are
+    (``allow_overshoot``): mixbridge never clips input.
+
+    Raises:
+        AudioInputError: the file is missing, corrupt, truncated, unsupported, empty, has more than
             :data:`MAX_SOURCE_CHANNELS` channels, or holds NaN/inf samples; the message names the file.
     """
-    import soundfile as sf
-
     path = Path(path)
-    try:
-        data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
-        raise AudioInputError(
-            f"{path}: cannot read audio ({e}); give a WAV/FLAC/OGG file that soundfile can decode"
-        ) from None
-    if data.shape[0] == 0:
+    with AudioReader(path) as reader:
+        audio, sample_rate = reader.read(start, frames), reader.sample_rate
+    if audio.shape[1] == 0 and frames is None:
         raise AudioInputError(f"{path}: the file holds no samples")
-    check_channels(data.shape[1], path)
-    if not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
+    if not np.isfinite(audio).all():
+        bad = int((~np.isfinite(audio)).sum())
         raise AudioInputError(f"{path}: {bad} NaN/inf samples; repair or re-export the file")
-    if not allow_overshoot and np.abs(data).max() > 1.0:
-        raise AudioInputError(f"{path}: samples exceed full scale (peak {np.abs(data).max():.3f})")
-    return np.ascontiguousarray(data.T), int(sample_rate)
+    if not allow_overshoot and audio.size and np.abs(audio).max() > 1.0:
+        raise AudioInputError(f"{path}: samples exceed full scale (peak {np.abs(audio).max():.3f})")
+    return audio, int(sample_rate)
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:

@@ -33,6 +33,7 @@ import torch
 
 from mixbridge.plugins.datagen.errors import DatagenConfigError
 from mixbridge.plugins.datagen.format import Dataset as DatasetFolder
+from mixbridge.plugins.datagen.format import inside
 from mixbridge.plugins.datagen.shards import shard_memmaps
 
 #: Which shard arrays feed ``input``, ``target`` and ``params`` for each dataset kind.
@@ -54,6 +55,8 @@ class MixbridgeDataset(torch.utils.data.Dataset):
 
     Raises:
         DatasetFormatError: not a dataset.
+        DatasetIntegrityError: the manifest names a shard outside the dataset folder (``../x.npz``,
+            ``/etc/hostname``); nothing outside the folder is ever read.
         DatagenConfigError: ``patch_samples`` longer than the examples or not positive.
     """
 
@@ -77,6 +80,7 @@ class MixbridgeDataset(torch.utils.data.Dataset):
         self.param_names = list(self.config.get("param_names", []))
         self._items: list[tuple[str, int, int]] = []  # (shard path, row, example index)
         for rec in folder.example_records():
+            folder.path(rec.shard)  # refuses a manifest naming a file outside the dataset folder
             for row, idx in enumerate(rec.indices):
                 self._items.append((rec.shard, row, idx))
         self._items.sort(key=lambda t: t[2])
@@ -97,7 +101,7 @@ class MixbridgeDataset(torch.utils.data.Dataset):
 
     def _arrays(self, shard: str) -> dict[str, np.ndarray]:
         if shard not in self._maps:
-            self._maps[shard] = shard_memmaps(self.root / shard)
+            self._maps[shard] = shard_memmaps(inside(self.root, shard, "shard"))
         return self._maps[shard]
 
     def _offset(self, index: int) -> int:

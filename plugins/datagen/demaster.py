@@ -66,11 +66,21 @@ from mixbridge.schema import DEMASTER, Param
 from .effect import plugin_fingerprint
 from .errors import DatagenConfigError
 from .job import Example, Job, Spec, example_rngs, register_job
-from .params import Dist, flat_params, parse_dists, renderable_limits, restrict_dists, sample_params
+from .params import (
+    Dist,
+    check_run_numbers,
+    flat_params,
+    parse_dists,
+    renderable_limits,
+    restrict_dists,
+    sample_params,
+)
 from .sources import SourceSet
 
 DEFAULT_CLIP_S = 5.0
 DEFAULT_SHARD_SIZE = 16
+#: The largest ``--shard-size`` (examples per shard; an example holds seconds of stereo audio and images).
+MAX_SHARD_SIZE = 10000
 N_MELS = 128
 N_FFT = 2048
 HOP = 512
@@ -164,7 +174,7 @@ def demaster_config(source: str, *, mode: str = "dsp", backend: str = "builtin",
                     backend_options: Mapping[str, Any] | None = None, processors: Sequence[str] | None = None,
                     clip_s: float = DEFAULT_CLIP_S, sample_rate: int = 44100, seed: int = 0, n: int = 500,
                     param_specs: Sequence[str] | Mapping[str, str] = (), stage_p: Mapping[str, float] | None = None,
-                    images: bool = True, shard_size: int = DEFAULT_SHARD_SIZE) -> dict:
+                    images: bool = True, shard_size: int | None = None) -> dict:
     """Config of a demastering dataset; scans and fingerprints the masters.
 
     Raises:
@@ -175,8 +185,8 @@ def demaster_config(source: str, *, mode: str = "dsp", backend: str = "builtin",
         raise DatagenConfigError(f"--mode {mode!r}: use dsp or plugins")
     if not 0.5 <= clip_s <= 60.0:
         raise DatagenConfigError(f"--clip-s {clip_s:g} is outside [0.5, 60] s")
-    if not 1 <= shard_size <= 10000:
-        raise DatagenConfigError(f"--shard-size {shard_size} is outside [1, 10000]")
+    shard_size = check_run_numbers(n=n, seed=seed, sample_rate=sample_rate, shard_size=shard_size,
+                                   default_shard_size=DEFAULT_SHARD_SIZE, max_shard_size=MAX_SHARD_SIZE)
     probs = dict(DEFAULT_STAGE_P, **(stage_p or {}))
     for k, v in probs.items():
         if k not in STAGES or not 0.0 <= v <= 1.0:

@@ -38,7 +38,15 @@ from mixbridge import __version__
 from .augment import AUG_NAMES, Augmentations, augment
 from .errors import DatagenConfigError
 from .job import Example, Job, Spec, example_rngs, register_job
-from .params import Dist, flat_params, parse_dists, renderable_limits, restrict_dists, sample_params
+from .params import (
+    Dist,
+    check_run_numbers,
+    flat_params,
+    parse_dists,
+    renderable_limits,
+    restrict_dists,
+    sample_params,
+)
 from .sources import SourceSet
 
 #: Named effect chains (``--chain``); the thesis chain is ``eq_comp_reverb``.
@@ -53,6 +61,8 @@ CHAINS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_PATCH_S = 1.48
 DEFAULT_SHARD_SIZE = 64
+#: The largest ``--shard-size`` (examples per shard).
+MAX_SHARD_SIZE = 100000
 
 
 def resolve_chain(chain: str) -> tuple[str, ...]:
@@ -137,7 +147,7 @@ def effect_config(source: str, *, chain: str = "eq_comp_reverb", backend: str = 
                   backend_options: Mapping[str, Any] | None = None, patch_s: float = DEFAULT_PATCH_S,
                   sample_rate: int = 44100, channels: int = 2, seed: int = 0, n: int = 1000,
                   param_specs: Sequence[str] | Mapping[str, str] = (), augmentations: Augmentations | None = None,
-                  shard_size: int = DEFAULT_SHARD_SIZE, reject_silence: bool = True,
+                  shard_size: int | None = None, reject_silence: bool = True,
                   processors: Sequence[str] | None = None) -> dict:
     """Build (and validate) the config of an effect dataset; scans and fingerprints the source.
 
@@ -146,14 +156,12 @@ def effect_config(source: str, *, chain: str = "eq_comp_reverb", backend: str = 
         DatagenConfigError: a bad chain, patch length, channel count or --param spec, or a
             --param range that the backend cannot render (named with the range it renders).
     """
-    if not 0.01 <= patch_s <= 60.0:
+    if not 0.01 <= patch_s <= 60.0:  # also refuses NaN
         raise DatagenConfigError(f"--patch-s {patch_s:g} is outside [0.01, 60] s")
     if channels not in (1, 2):
         raise DatagenConfigError(f"--channels {channels} must be 1 or 2")
-    if not 1 <= shard_size <= 100000:
-        raise DatagenConfigError(f"--shard-size {shard_size} is outside [1, 100000]")
-    if n < 0:
-        raise DatagenConfigError(f"--n {n} must be >= 0")
+    shard_size = check_run_numbers(n=n, seed=seed, sample_rate=sample_rate, shard_size=shard_size,
+                                   default_shard_size=DEFAULT_SHARD_SIZE, max_shard_size=MAX_SHARD_SIZE)
     procs = tuple(processors) if processors else resolve_chain(chain)
     params = flat_params(procs)
     dists = parse_dists(param_specs, params)

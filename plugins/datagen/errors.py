@@ -14,6 +14,14 @@ class DatasetConfigMismatchError(ValueError, MixbridgeError):
     """A dataset folder that already holds data generated with another configuration."""
 
 
+class SourceChangedError(DatasetConfigMismatchError):
+    """A resumed dataset whose source files differ, by content, from the ones it was generated from."""
+
+
+class DatagenTerminated(KeyboardInterrupt):
+    """A generator run stopped by SIGTERM: handled like Ctrl-C (complete shards kept, the summary printed)."""
+
+
 class DatasetFormatError(RecordFormatError):
     """A folder that is not a mixbridge dataset, or one in an unknown format version."""
 

@@ -48,7 +48,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from mixbridge.atomic import atomic_write_text
-from mixbridge.checksum import sha256_bytes
+from mixbridge.checksum import sha256_bytes, sha256_file
 from mixbridge.records import read_record
 
 from .errors import (
@@ -57,6 +57,7 @@ from .errors import (
     DatasetFormatError,
     DatasetIntegrityError,
     DiskFullError,
+    SourceChangedError,
 )
 from .shards import write_file, write_npz
 
@@ -77,6 +78,8 @@ LOCK_FILE = ".lock"
 SHARD_DIR = "shards"
 #: Config keys that may differ between runs into one dataset (they do not change any example).
 NON_IDENTITY_KEYS = ("n", "format", "version", "source_root", "mixbridge_version")
+#: Changed source files named in the error (the rest are counted).
+MAX_CHANGES_SHOWN = 5
 
 
 @dataclass
@@ -91,6 +94,9 @@ class ShardRecord:
     indices: list[int]
     failures: list[dict] = field(default_factory=list)
     files: list[dict] = field(default_factory=list)
+    #: Examples stored after a retry: ``{"index", "attempts": [{"kind", "message"}, {"kind": "ok"}]}``
+    #: (:data:`~.results.RETRY_KINDS`); a failure that was retried holds its ``attempts`` itself.
+    retries: list[dict] = field(default_factory=list)
 
     @property
     def covered(self) -> list[int]:
@@ -99,9 +105,12 @@ class ShardRecord:
 
     def to_json(self) -> dict:
         """The manifest line's JSON object (``n_examples`` added for people reading the file)."""
-        return {"shard": self.shard, "sha256": self.sha256, "bytes": self.bytes, "start": self.start,
-                "stop": self.stop, "n_examples": len(self.indices), "indices": self.indices,
-                "failures": self.failures, "files": self.files}
+        d = {"shard": self.shard, "sha256": self.sha256, "bytes": self.bytes, "start": self.start,
+             "stop": self.stop, "n_examples": len(self.indices), "indices": self.indices,
+             "failures": self.failures, "files": self.files}
+        if self.retries:
+            d["retries"] = self.retries
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ShardRecord:
@@ -111,7 +120,8 @@ class ShardRecord:
             KeyError, TypeError, ValueError: a malformed line (``Dataset.open`` names it).
         """
         return cls(d["shard"], d["sha256"], int(d["bytes"]), int(d["start"]), int(d["stop"]),
-                   [int(i) for i in d["indices"]], list(d.get("failures", [])), list(d.get("files", [])))
+                   [int(i) for i in d["indices"]], list(d.get("failures", [])), list(d.get("files", [])),
+                   list(d.get("retries", [])))
 
 
 def legacy_problem(config: Mapping[str, Any]) -> str:
@@ -200,6 +210,53 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
     return sorted(out, key=len) if not path else out
 
 
+def source_files(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{source path relative to the source root: "sha256:<hex>"}`` of a config (effect/demaster
+    ``sources``, mixes ``songs[].stems[]``); {} for a config without recorded sources."""
+    if "sources" in config:
+        return {str(d["path"]): str(d.get("sha256", "")) for d in config["sources"]}
+    if "songs" in config:
+        return {str(st["path"]): str(st.get("sha256", "")) for song in config["songs"] for st in song["stems"]}
+    return {}
+
+
+def source_changes(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """The source files whose content differs between a dataset's config and a new request.
+
+    Compared by the per-file sha256 each config recorded, not by where the folder is: a source
+    folder moved elsewhere with the same files has no changes. Returns ``"PATH (why)"`` entries,
+    sorted: ``content differs``, ``not in the source now``, ``new in the source``.
+    """
+    a, b = source_files(stored), source_files(requested)
+    out = [f"{k} (content differs)" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+    out += [f"{k} (not in the source now)" for k in sorted(set(a) - set(b))]
+    out += [f"{k} (new in the source)" for k in sorted(set(b) - set(a))]
+    return out
+
+
+def inside(root: Path, rel: str, what: str = "a path") -> Path:
+    """``root / rel`` when it lies inside the dataset folder ``root``, else an error.
+
+    A manifest names its shards and side files relative to the dataset folder; an absolute
+    path, one that climbs out with ``..`` or one that resolves outside through a link is
+    refused, so a manifest cannot make a loader read ``/etc/hostname`` or ``../x.npz``.
+
+    Raises:
+        DatasetIntegrityError: naming the path and the folder.
+    """
+    p = Path(rel)
+    if not rel or p.is_absolute() or ".." in p.parts:
+        raise DatasetIntegrityError(f"{root}: the manifest names {what} {rel!r} outside the dataset folder "
+                                    "(absolute or with '..'); the manifest was edited or corrupted: restore it "
+                                    "or regenerate the dataset")
+    full = root / p
+    base = root.resolve()
+    if not full.resolve().is_relative_to(base):
+        raise DatasetIntegrityError(f"{root}: the manifest's {what} {rel!r} resolves to {full.resolve()}, outside "
+                                    "the dataset folder (through a link); restore the dataset folder or regenerate it")
+    return full
+
+
 class Dataset:
     """A dataset folder: its config and committed shard records.
 
@@ -248,36 +305,36 @@ class Dataset:
         return cls(root, config, records)
 
     @classmethod
-    def create_or_open(cls, root: str | Path, config: dict) -> Dataset:
+    def create_or_open(cls, root: str | Path, config: dict, *, force: bool = False) -> Dataset:
         """Start a dataset at ``root`` with ``config``, or reopen it to resume.
 
         ``config["n"]`` may grow between runs (more examples of the same kind);
-        every other key must match what the folder holds.
+        every other key must match what the folder holds. The source is compared by
+        content (the per-file sha256 both configs recorded, :func:`source_changes`), wherever
+        it is now: a resumed run reads the files from the request's ``source_root`` (the
+        ``--source`` given now; ``config.json`` is updated to it), so a moved source folder
+        works and a changed one is refused.
+
+        ``force`` discards a dataset of another configuration (or source) in ``root`` and starts
+        over (only the dataset's own files are removed).
 
         Raises:
+            SourceChangedError: the source's files differ from the ones the dataset was generated
+                from (the files named).
             DatasetConfigMismatchError: the folder holds data of another configuration;
                 the message lists the differing keys.
             DatasetFormatError: the folder is not empty and not a dataset.
+            DatasetBusyError: ``force`` while another run writes to the folder.
         """
         root = Path(root)
         config = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **config}
         if (root / CONFIG_FILE).exists():
-            ds = cls.open(root, repair=True, legacy=True)
-            if ds.config.get("version") != FORMAT_VERSION:
-                raise DatasetConfigMismatchError(
-                    f"{root}: holds a format version {ds.config.get('version')} dataset and this mixbridge writes "
-                    f"version {FORMAT_VERSION}; refusing to mix the two in one dataset. Generate into a new folder")
-            diffs = _diff(_identity(ds.config), _identity(config))
-            if diffs:
-                raise DatasetConfigMismatchError(
-                    f"{root}: holds a dataset generated with another configuration ({'; '.join(diffs[:3])}"
-                    f"{f'; and {len(diffs) - 3} more' if len(diffs) > 3 else ''}); refusing to mix two configurations "
-                    "in one dataset. "
-                    "Use a new output folder, or repeat the original options to resume")
-            if int(config.get("n", 0)) > int(ds.config.get("n", 0)):
-                ds.config["n"] = int(config["n"])
-                atomic_write_text(root / CONFIG_FILE, json.dumps(ds.config, indent=2, sort_keys=True) + "\n")
-            return ds
+            try:
+                return cls._reopen(root, config)
+            except DatasetConfigMismatchError:
+                if not force:
+                    raise
+            discard(root)
         if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(".")):
             raise DatasetFormatError(f"{root}: the folder is not empty and holds no dataset; "
                                      "give a new or empty folder")
@@ -285,6 +342,42 @@ class Dataset:
         write_file(root / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
         (root / MANIFEST_FILE).touch()
         return cls(root, config, [])
+
+    @classmethod
+    def _reopen(cls, root: Path, config: dict) -> Dataset:
+        """Reopen ``root`` to resume ``config`` (:meth:`create_or_open`'s checks)."""
+        ds = cls.open(root, repair=True, legacy=True)
+        if ds.config.get("version") != FORMAT_VERSION:
+            raise DatasetConfigMismatchError(
+                f"{root}: holds a format version {ds.config.get('version')} dataset and this mixbridge writes "
+                f"version {FORMAT_VERSION}; refusing to mix the two in one dataset. Generate into a new folder")
+        changed = source_changes(ds.config, config)
+        if changed:
+            shown = ", ".join(changed[:MAX_CHANGES_SHOWN])
+            more = f" and {len(changed) - MAX_CHANGES_SHOWN} more" if len(changed) > MAX_CHANGES_SHOWN else ""
+            raise SourceChangedError(
+                f"{root}: the source {config.get('source_root')} is not the one this dataset was generated from "
+                f"(by content: {len(changed)} file(s) differ: {shown}{more}); resuming would mix examples of two "
+                "sources. Restore the original files, generate into a new output folder, or rerun with --force "
+                "to discard this dataset and start over")
+        diffs = _diff(_identity(ds.config), _identity(config))
+        if diffs:
+            raise DatasetConfigMismatchError(
+                f"{root}: holds a dataset generated with another configuration ({'; '.join(diffs[:3])}"
+                f"{f'; and {len(diffs) - 3} more' if len(diffs) > 3 else ''}); refusing to mix two configurations "
+                "in one dataset. "
+                "Use a new output folder, repeat the original options to resume, or rerun with --force to "
+                "discard this dataset and start over")
+        update = False
+        if config.get("source_root") and config["source_root"] != ds.config.get("source_root"):
+            ds.config["source_root"] = config["source_root"]  # the same files, found where --source points now
+            update = True
+        if int(config.get("n", 0)) > int(ds.config.get("n", 0)):
+            ds.config["n"] = int(config["n"])
+            update = True
+        if update:
+            atomic_write_text(root / CONFIG_FILE, json.dumps(ds.config, indent=2, sort_keys=True) + "\n")
+        return ds
 
     # ------------------------------------------------------------------ writing
     def lock(self) -> None:
@@ -321,8 +414,11 @@ class Dataset:
             self._lock = None
 
     def commit(self, start: int, stop: int, arrays: Mapping[str, np.ndarray], indices: Iterable[int],
-               failures: Iterable[dict] = (), files: Mapping[str, bytes] | None = None) -> ShardRecord:
+               failures: Iterable[dict] = (), files: Mapping[str, bytes] | None = None,
+               retries: Iterable[dict] = ()) -> ShardRecord:
         """Write side files and the shard atomically, then append the manifest line.
+
+        ``failures`` and ``retries`` (examples stored on their second attempt) go into the record.
 
         Raises:
             DiskFullError: out of space; the shard is not committed (a rerun redoes it).
@@ -334,7 +430,8 @@ class Dataset:
         rel = f"{SHARD_DIR}/shard-{start:08d}-{stop:08d}.npz"
         digest, size = write_npz(self.root / rel, arrays)
         rec = ShardRecord(rel, digest, size, start, stop, sorted(int(i) for i in indices),
-                          sorted(failures, key=lambda f: f["index"]), file_recs)
+                          sorted(failures, key=lambda f: f["index"]), file_recs,
+                          sorted(retries, key=lambda f: f["index"]))
         self.append_record(rec)
         return rec
 
@@ -384,13 +481,81 @@ class Dataset:
         """The committed records in index order (the manifest holds them in commit order)."""
         return sorted(self.records, key=lambda r: (r.start, r.stop))
 
+    def path(self, rel: str, what: str = "shard") -> Path:
+        """The file a manifest entry names, confined to the dataset folder (:func:`inside`).
+
+        Raises:
+            DatasetIntegrityError: the entry names a path outside the folder.
+        """
+        return inside(self.root, rel, what)
+
     def load_shard(self, rec: ShardRecord) -> dict[str, np.ndarray]:
         """Read one shard's arrays into memory (``[n_examples, ...]`` each; no pickle).
 
         For random access without reading whole shards use :func:`~.shards.shard_memmaps`.
+
+        Raises:
+            DatasetIntegrityError: the record names a path outside the dataset folder.
         """
-        with np.load(self.root / rec.shard, allow_pickle=False) as z:
+        with np.load(self.path(rec.shard), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+
+    def record_problem(self, rec: ShardRecord) -> str:
+        """Why a committed record's files cannot be trusted ("" when they can).
+
+        Checks that the shard and side file paths lie inside the folder, that the shard exists with
+        its recorded size and sha256, and that every side file matches its sha256. (``verify``
+        also loads the arrays.)
+        """
+        try:
+            path = self.path(rec.shard)
+            sides = [(f, self.path(f["path"], "side file")) for f in rec.files]
+        except DatasetIntegrityError as e:
+            return str(e)
+        if not path.is_file():
+            return f"{rec.shard}: missing (the manifest names it)"
+        if path.stat().st_size != rec.bytes or sha256_file(path) != rec.sha256:
+            return f"{rec.shard}: checksum or size mismatch (corrupted or replaced)"
+        for f, fp in sides:
+            if not fp.is_file() or sha256_file(fp) != f["sha256"]:
+                return f"{f['path']}: missing or checksum mismatch"
+        return ""
+
+    def drop_records(self, bad: Iterable[ShardRecord]) -> None:
+        """Remove records from the manifest (rewritten atomically): their indices are generated again.
+
+        Used to repair a dataset whose shards are missing or corrupt; the data is deterministic, so
+        the regenerated shards are byte-identical to the lost ones. Call with the writer lock held.
+        """
+        drop = {id(r) for r in bad}
+        keep = [r for r in self.records if id(r) not in drop]
+        text = "".join(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n" for r in keep)
+        atomic_write_text(self.root / MANIFEST_FILE, text)
+        self.records = keep
+
+
+def discard(root: Path) -> None:
+    """Remove a dataset's own files from ``root`` (``--force``): config, manifest, runs, shards, images.
+
+    Other files are left (and then refuse the folder as not empty).
+
+    Raises:
+        DatasetBusyError: another run holds the folder's writer lock.
+    """
+    import fcntl
+    import shutil
+
+    with open(root / LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DatasetBusyError(f"{root}: another datagen run is writing to this dataset; wait for it to "
+                                   "finish or stop it before --force") from None
+        for name in (MANIFEST_FILE, CONFIG_FILE, RUNS_FILE):  # the manifest first: no half dataset looks complete
+            (root / name).unlink(missing_ok=True)
+        for sub in (SHARD_DIR, "images"):
+            if (root / sub).is_dir() and not (root / sub).is_symlink():
+                shutil.rmtree(root / sub)
 
 
 def _read_manifest(path: Path) -> tuple[list[ShardRecord], int, int]:

@@ -41,11 +41,13 @@ from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS, REVERB
 from .effect import plugin_fingerprint
 from .errors import DatagenConfigError
 from .job import Example, Job, Spec, example_rngs, register_job
-from .params import Dist, parse_dists, renderable_limits, restrict_dists, sample_params
+from .params import Dist, check_run_numbers, parse_dists, renderable_limits, restrict_dists, sample_params
 from .sources import conform_channels
 
 DEFAULT_CLIP_S = 5.0
 DEFAULT_SHARD_SIZE = 16
+#: The largest ``--shard-size`` (examples per shard).
+MAX_SHARD_SIZE = 10000
 MIX_DEFAULT_SPECS = {
     "trim.gain_db": "fixed:0", "polarity.invert": "fixed:0", "fader.mute": "fixed:0",
     "fader.fader_db": "uniform:-12:6",
@@ -62,20 +64,23 @@ MAX_CLIP_DRAWS = 8
 
 
 def _read(path: Path, start_s: float, n_samples: int, sample_rate: int) -> np.ndarray:
-    import soundfile as sf
+    """``n_samples`` at ``sample_rate`` Hz from ``start_s`` s of one stem, float32 ``[channels, n_samples]``.
 
-    from mixbridge.audio import check_channels, resample
-    from mixbridge.errors import AudioInputError
+    Read through :func:`mixbridge.audio.read_audio` (the frames checked against the header: a
+    truncated stem is an error, never zeros); past the stem's end (rounding of a resampled
+    clip) the clip is zero-padded.
 
-    info = sf.info(str(path))
-    check_channels(int(info.channels), path)
-    start = int(round(start_s * info.samplerate))
-    want = n_samples if info.samplerate == sample_rate else int(np.ceil(n_samples * info.samplerate / sample_rate)) + 64
-    try:
-        data, rate = sf.read(str(path), start=start, frames=want, dtype="float32", always_2d=True)
-    except Exception as e:
-        raise AudioInputError(f"{path}: cannot decode ({e})") from None
-    audio = resample(np.ascontiguousarray(data.T), rate, sample_rate)[:, :n_samples]
+    Raises:
+        AudioInputError: an unreadable, truncated or multichannel stem (named).
+    """
+    from mixbridge.audio import AudioReader, resample
+
+    with AudioReader(path) as reader:
+        rate = reader.sample_rate
+        start = int(round(start_s * rate))
+        want = n_samples if rate == sample_rate else int(np.ceil(n_samples * rate / sample_rate)) + 64
+        data = reader.read(start, want)
+    audio = resample(data, rate, sample_rate)[:, :n_samples]
     if audio.shape[1] < n_samples:
         audio = np.pad(audio, ((0, 0), (0, n_samples - audio.shape[1])))
     return audio.astype(np.float32)
@@ -85,22 +90,23 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
                  backend_options: Mapping[str, Any] | None = None, clip_s: float = DEFAULT_CLIP_S,
                  sample_rate: int = 44100, seed: int = 0, n: int = 1000,
                  param_specs: Sequence[str] | Mapping[str, str] = (), store_stems: bool = False,
-                 shard_size: int = DEFAULT_SHARD_SIZE) -> dict:
+                 shard_size: int | None = None) -> dict:
     """Config of a random-mix dataset; loads the layout and fingerprints every stem.
 
     Raises:
         AudioInputError / LayoutError: no songs, unreadable stems (named).
         DatagenConfigError: a bad clip length or --param spec.
     """
-    import soundfile as sf
-
+    from mixbridge.audio import AudioReader
     from mixbridge.checksum import sha256_file
     from mixbridge.errors import AudioInputError
 
     from ..layouts import load_layout
 
-    if not 0.5 <= clip_s <= 120.0:
+    if not 0.5 <= clip_s <= 120.0:  # also refuses NaN
         raise DatagenConfigError(f"--clip-s {clip_s:g} is outside [0.5, 120] s")
+    shard_size = check_run_numbers(n=n, seed=seed, sample_rate=sample_rate, shard_size=shard_size,
+                                   default_shard_size=DEFAULT_SHARD_SIZE, max_shard_size=MAX_SHARD_SIZE)
     songs = load_layout(multitracks, layout)
     root = Path(multitracks).resolve()
     specs = dict(MIX_DEFAULT_SPECS)
@@ -123,15 +129,11 @@ def mixes_config(multitracks: str, *, layout: str = "folders", backend: str = "b
     for s in songs:
         stems: list[dict[str, Any]] = []
         for name, path in sorted(s.stems.items()):
-            try:
-                info = sf.info(str(path))
-            except Exception as e:
-                raise AudioInputError(f"{path}: cannot read the audio header ({e})") from None
-            if info.channels > 2:
-                raise AudioInputError(f"{path}: {info.channels} channels; stems must be mono or stereo")
+            with AudioReader(path) as info:  # refuses unreadable, truncated and multichannel stems (named)
+                pass
             stems.append({"name": name, "path": str(Path(path).resolve().relative_to(root)) if
                           Path(path).resolve().is_relative_to(root) else str(Path(path).resolve()),
-                          "role": s.roles.get(name), "frames": int(info.frames), "sample_rate": int(info.samplerate),
+                          "role": s.roles.get(name), "frames": int(info.frames), "sample_rate": int(info.sample_rate),
                           "channels": int(info.channels), "sha256": sha256_file(path)})
         duration = min(st["frames"] / st["sample_rate"] for st in stems)
         if duration >= clip_s:

@@ -195,3 +195,39 @@ def restrict_dists(backend: str, params: Sequence[tuple[str, Param]], dists: Map
                                      f"[{lo:g}, {hi:g}]; give --param {path}=uniform:LO:HI inside it")
         out[path] = Dist("fixed" if a == b else "uniform", a, b)
     return out
+
+
+# --------------------------------------------------------------------------- run-wide numbers
+#: Sample rates a dataset may have, Hz (telephone band to 8x 48 kHz).
+SAMPLE_RATE_RANGE_HZ = (8000, 384000)
+#: Examples per dataset (``--n``): more is a typo.
+MAX_EXAMPLES = 100_000_000
+#: Seeds (``--seed``): numpy's ``SeedSequence`` takes non-negative integers; shards store them as int64.
+SEED_RANGE = (0, 2**63 - 1)
+
+
+def check_run_numbers(*, n: int, seed: int, sample_rate: int, shard_size: int | None, default_shard_size: int,
+                      max_shard_size: int) -> int:
+    """Check the numbers every generator shares; returns the shard size (``None``: ``default_shard_size``).
+
+    Nothing is replaced silently: ``--shard-size 0`` is an error, not the default.
+
+    Raises:
+        DatagenConfigError: a value out of its range (named with the range and the fix).
+    """
+    def whole(v) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if not whole(n) or not 0 <= n <= MAX_EXAMPLES:
+        raise DatagenConfigError(f"--n {n} is outside [0, {MAX_EXAMPLES}]; give the number of examples in all")
+    if not whole(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise DatagenConfigError(f"--seed {seed} is outside [{SEED_RANGE[0]}, 2**63 - 1]; give a non-negative integer")
+    lo, hi = SAMPLE_RATE_RANGE_HZ
+    if not whole(sample_rate) or not lo <= sample_rate <= hi:
+        raise DatagenConfigError(f"--sample-rate {sample_rate} is outside [{lo}, {hi}] Hz; give e.g. 44100 or 48000")
+    if shard_size is None:
+        return int(default_shard_size)
+    if not whole(shard_size) or not 1 <= shard_size <= max_shard_size:
+        raise DatagenConfigError(f"--shard-size {shard_size} is outside [1, {max_shard_size}] examples per shard; "
+                                 f"leave it out for the default {default_shard_size}")
+    return int(shard_size)

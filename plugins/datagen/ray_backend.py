@@ -14,7 +14,11 @@ the same seed gives byte-identical shards on a cluster).
 
 Every node needs mixbridge (and its plugins for ``--backend vst``) installed in
 the Python environment Ray workers use. With no address, a local Ray instance is
-started with ``slots`` CPUs and shut down at the end.
+started with ``slots`` CPUs, bound to 127.0.0.1 (:func:`local_ray_options`: Ray has no
+authentication), and shut down at the end. A cluster given by ``--address`` is the user's:
+its head and workers listen on their network interfaces, so run it on a trusted network.
+An actor that dies (a crash, or killed for memory) or times out is retried once
+(:data:`~.results.RETRY_KINDS`).
 """
 from __future__ import annotations
 
@@ -81,6 +85,22 @@ def _import_ray():
     return ray
 
 
+#: The address every service of a local Ray instance binds (GCS, raylet, object manager, workers).
+LOCAL_RAY_HOST = "127.0.0.1"
+
+
+def local_ray_options(slots: int) -> dict[str, Any]:
+    """``ray.init`` arguments of the local Ray instance started when no ``--address`` is given.
+
+    Ray has no authentication: anyone who reaches its ports can run code. With the node's IP
+    address set to 127.0.0.1, Ray's gRPC servers (GCS, raylet, object manager, core workers)
+    listen on the loopback interface only (Ray binds 0.0.0.0 otherwise); the dashboard, which
+    would serve its REST job API, is not started. ``slots`` CPUs.
+    """
+    return {"num_cpus": int(slots), "include_dashboard": False, "log_to_driver": False, "configure_logging": False,
+            "_node_ip_address": LOCAL_RAY_HOST}
+
+
 def run_ray(config: dict, faults, indices: list[int], slots: int, timeout_s: float, collector,
             address: str | None) -> None:
     """Render ``indices`` on ``slots`` Ray actors and feed results to ``collector`` (a :class:`~.results.Collector`).
@@ -89,14 +109,19 @@ def run_ray(config: dict, faults, indices: list[int], slots: int, timeout_s: flo
         BackendUnavailableError: Ray is not installed.
         WorkerSetupError: the actors cannot build the job.
     """
+    import signal
+
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
+        term = signal.getsignal(signal.SIGTERM)
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=slots, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(**local_ray_options(slots))
             started = True
+        if callable(term):  # ray.init replaces the driver's SIGTERM handler; keep the runner's (summary, clean stop)
+            signal.signal(signal.SIGTERM, term)
     Runner = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Runner)
     queue = deque(indices)
     actors: list[dict[str, Any]] = []
@@ -144,8 +169,10 @@ def run_ray(config: dict, faults, indices: list[int], slots: int, timeout_s: flo
                         s["params"] = ray.get(s["plan"])
                         s["render"] = s["actor"].render.remote(s["index"])
                     except Exception as e:  # the actor died while planning
-                        collector.add(("fail", s["index"], "crash",
-                                       f"Ray actor died while planning this example ({type(e).__name__})", None))
+                        if collector.add(("fail", s["index"], "crash",
+                                          f"Ray actor died while planning this example ({type(e).__name__})", None),
+                                         retryable=True):
+                            queue.append(s["index"])
                         s.update(new_actor())
                         s.update(index=None)
                     s["plan"] = None
@@ -154,17 +181,19 @@ def run_ray(config: dict, faults, indices: list[int], slots: int, timeout_s: flo
                     try:
                         res = ray.get(s["render"])
                         collector.add(res[:-1], res[-1])
-                    except Exception as e:  # the actor died while rendering
-                        collector.add(("fail", s["index"], "crash",
-                                       f"Ray actor died while rendering this example ({type(e).__name__})",
-                                       s["params"]))
+                    except Exception as e:  # the actor died while rendering (a crash, or killed for memory)
+                        if collector.add(("fail", s["index"], "crash",
+                                          f"Ray actor died while rendering this example ({type(e).__name__})",
+                                          s["params"]), retryable=True):
+                            queue.append(s["index"])
                         s.update(new_actor())
                     s.update(index=None, render=None, plan=None)
                 elif now - s["t0"] > timeout_s:
                     ray.kill(s["actor"], no_restart=True)
-                    collector.add(("fail", s["index"], "timeout",
-                                   f"no result after {timeout_s:g} s (Ray actor killed); raise --timeout-s if the "
-                                   "processor is just slow", s["params"]))
+                    if collector.add(("fail", s["index"], "timeout",
+                                      f"no result after {timeout_s:g} s (Ray actor killed); raise --timeout-s if the "
+                                      "processor is just slow", s["params"]), retryable=True):
+                        queue.append(s["index"])
                     s.update(new_actor())
                     s.update(index=None, render=None, plan=None)
     finally:

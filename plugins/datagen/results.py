@@ -24,6 +24,14 @@ from .job import Example
 MAX_NOTICES_SHOWN = 8
 #: Distinct failure reasons kept in a run summary (and listed when a job fails).
 MAX_REASONS_SHOWN = 5
+#: Failure kinds that can come from outside the example: a worker killed by a signal (the OOM killer's
+#: SIGKILL, a Ray worker killed for memory) and a time limit hit on a loaded machine. An example that
+#: failed so is run once more (the data is deterministic, so a success stores the same bytes); both
+#: attempts are recorded. A status exit, an exception, NaN output or a refused value is the example's
+#: own failure and is not retried.
+RETRY_KINDS = ("crash", "timeout")
+#: Attempts per example in all (the first and one retry).
+MAX_ATTEMPTS = 2
 
 
 @dataclass
@@ -48,6 +56,13 @@ class RunSummary:
     notices: list = field(default_factory=list)
     #: The first distinct failure reasons (``"kind: message"``; reasons differing only in numbers once).
     failure_reasons: list = field(default_factory=list)
+    #: Examples run a second time after a failure from outside (:data:`RETRY_KINDS`), and how many
+    #: of them then succeeded.
+    retried: int = 0
+    retried_ok: int = 0
+    #: Committed shards found missing or corrupt at the start of the run and generated again
+    #: (``"shard: why"``).
+    regenerated: list = field(default_factory=list)
 
     @property
     def n_failed(self) -> int:
@@ -66,6 +81,14 @@ class RunSummary:
             f"  already present: {self.already_done}; requested: {self.n_requested}; shards committed: "
             f"{self.shards_committed}; failures: {fails}",
         ]
+        if self.regenerated:
+            lines.append(f"  regenerated {len(self.regenerated)} shard(s) found missing or corrupt: "
+                         + "; ".join(self.regenerated[:MAX_REASONS_SHOWN])
+                         + (f"; and {len(self.regenerated) - MAX_REASONS_SHOWN} more"
+                            if len(self.regenerated) > MAX_REASONS_SHOWN else ""))
+        if self.retried:
+            lines.append(f"  retried: {self.retried} example(s) whose worker was killed or timed out; "
+                         f"{self.retried_ok} succeeded on the second attempt (both attempts in manifest.jsonl)")
         if self.stopped:
             lines.append(f"  stopped early: {self.stopped}")
         lines += [f"  failure reason: {r}" for r in self.failure_reasons[:MAX_REASONS_SHOWN]]
@@ -83,6 +106,9 @@ class _Unit:
         self.pending = set(indices)
         self.examples: dict[int, Example] = {}
         self.failures: list[dict] = []
+        self.retries: list[dict] = []
+        #: Failed first attempts of examples being retried: ``{index: {"kind", "message"}}``.
+        self.attempts: dict[int, dict] = {}
 
 
 def stack_examples(examples: list[Example]) -> dict[str, np.ndarray]:
@@ -130,7 +156,8 @@ class Collector:
         files: dict[str, bytes] = {}
         for e in examples:
             files.update(e.files)
-        self.ds.commit(u.start, u.stop, stack_examples(examples), sorted(u.examples), u.failures, files)
+        self.ds.commit(u.start, u.stop, stack_examples(examples), sorted(u.examples), u.failures, files,
+                       u.retries)
         self.summary.shards_committed += 1
 
     def _reap(self, keep: int) -> None:
@@ -144,10 +171,17 @@ class Collector:
         finally:
             self._pool.shutdown(wait=True)
 
-    def add(self, res: tuple, notices: Sequence[str] = ()) -> None:
+    def add(self, res: tuple, notices: Sequence[str] = (), *, retryable: bool = False) -> bool:
         """Record one result and the backend notices it raised; commits its shard when complete.
 
-        A result for an index already resolved (a worker killed right after it sent) is ignored.
+        ``retryable``: the executor saw a failure from outside (a worker killed by a signal, a time
+        limit; :data:`RETRY_KINDS`). The first such failure of an index is kept as its first attempt
+        and True is returned: the caller runs the index again. The second attempt's result resolves
+        it, with both attempts recorded. A result for an index already resolved (a worker killed
+        right after it sent) is ignored.
+
+        Returns:
+            True when the caller must run ``res[1]`` again.
 
         Raises:
             DiskFullError: a pending commit ran out of space (raised here, at the next result).
@@ -160,16 +194,28 @@ class Collector:
             self.notice_counts[key] += 1
         self.times.append(time.perf_counter())
         index = res[1]
-        u = self.by_index.pop(index, None)
+        u = self.by_index.get(index)
         if u is None or index not in u.pending:
-            return  # a late duplicate (e.g. a worker killed right after it sent); ignore
+            return False  # a late duplicate (e.g. a worker killed right after it sent); ignore
+        first = u.attempts.get(index)
+        if res[0] == "fail" and retryable and first is None and MAX_ATTEMPTS > 1:
+            u.attempts[index] = {"kind": res[2], "message": res[3]}
+            self.summary.retried += 1
+            return True
+        del self.by_index[index]
         u.pending.discard(index)
         if res[0] == "done":
             u.examples[index] = res[2]
             self.summary.examples_ok += 1
+            if first is not None:
+                u.retries.append({"index": index, "attempts": [first, {"kind": "ok"}]})
+                self.summary.retried_ok += 1
         else:
             kind, message, params = res[2], res[3], res[4]
-            u.failures.append({"index": index, "kind": kind, "message": message, "params": params})
+            rec = {"index": index, "kind": kind, "message": message, "params": params}
+            if first is not None:
+                rec["attempts"] = [first, {"kind": kind, "message": message}]
+            u.failures.append(rec)
             self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
             if len(self.summary.failure_reasons) < MAX_REASONS_SHOWN:
                 for r in distinct_reasons([{"kind": kind, "message": message}], MAX_REASONS_SHOWN, self.reason_keys):
@@ -182,3 +228,4 @@ class Collector:
         if not u.pending:
             self._reap(self.MAX_PENDING_COMMITS - 1)
             self._pending.append(self._pool.submit(self._commit, u))
+        return False

@@ -10,7 +10,10 @@ them with one of three executors and commits each finished shard atomically:
   rendering. A worker that dies (a segfaulting plugin, ``os._exit``), exceeds
   ``timeout_s`` on one example (a hang: the parent kills it) or returns NaN/inf
   costs that example only: the failure, its kind and its parameters go into the
-  shard's manifest record, a fresh worker takes over and the job goes on.
+  shard's manifest record, a fresh worker takes over and the job goes on. A worker
+  killed by a signal (the OOM killer's SIGKILL) or a timeout can come from outside the
+  example, so that example is run once more at the end of the queue; both attempts are
+  recorded (:data:`~.results.RETRY_KINDS`).
 * ``workers == 0``: in the calling process, no isolation (for benchmarks and
   debugging; a crash takes the job down, exceptions and NaN are still recorded).
 * ``executor="ray"``: tasks on a Ray cluster (:mod:`.ray_backend`).
@@ -25,26 +28,35 @@ which every example, or more than ``max_failure_fraction`` of them, failed raise
 :class:`DatagenFailuresError` after committing, with the first distinct reasons.
 
 Workers die with the parent (``PR_SET_PDEATHSIG``), so ``kill -9`` of the parent
-leaves no orphans; rerunning the same command resumes from the manifest. A full
-disk stops the job cleanly: complete shards stay, :class:`DiskFullError` is raised
-after the summary is logged.
+leaves no orphans; rerunning the same command resumes from the manifest, reading the
+source where ``--source`` points now, after checking it by content (the per-file sha256
+in ``config.json``). A rerun also checks every committed shard and generates again the
+ones found missing or corrupt (the data is deterministic), listing them in the summary.
+SIGTERM stops a run like Ctrl-C, with the same summary. A full disk stops the job
+cleanly: complete shards stay, :class:`DiskFullError` is raised after the summary is logged.
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .errors import DatagenConfigError, DatagenFailuresError
+from .errors import DatagenConfigError, DatagenFailuresError, DatagenTerminated
 from .format import DEFAULT_MAX_FAILURE_FRACTION, Dataset
 from .results import MAX_REASONS_SHOWN, Collector, RunSummary
 from .workers import run_inline, run_local
 
 #: Default per-example time limit: a real-plugin render of a few seconds takes well under 1 s.
 DEFAULT_TIMEOUT_S = 120.0
+#: The longest per-example time limit (a day): a larger one is a typo, and ``inf`` would never stop a hang.
+MAX_TIMEOUT_S = 86400.0
+#: The most worker processes (or Ray tasks in flight) one run starts.
+MAX_WORKERS = 1024
 
 
 def plan_units(done: set[int], n: int, shard_size: int) -> list[tuple[int, int, list[int]]]:
@@ -78,7 +90,7 @@ def example_duration_s(config: Mapping[str, Any]) -> float:
 def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
              executor: str = "local", address: str | None = None, progress: bool = True,
              faults: Mapping[Any, str] | None = None,
-             max_failure_fraction: float | None = None) -> RunSummary:
+             max_failure_fraction: float | None = None, force: bool = False) -> RunSummary:
     """Generate (or resume) the dataset ``config`` describes into ``out``.
 
     Args:
@@ -91,6 +103,13 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
         faults: ``{index: fault}`` injected through :class:`~.job.FaultyBackend` (tests).
         max_failure_fraction: the run fails when more than this fraction of the examples it
             rendered failed, or all of them (0..1; None: :data:`~.format.DEFAULT_MAX_FAILURE_FRACTION`).
+        force: discard a dataset of another configuration or source in ``out`` and start over.
+
+    A resumed run first checks every committed shard (size, sha256, side files): shards found
+    missing or corrupt are dropped from the manifest and generated again (the data is
+    deterministic, so they come back byte-identical), listed in the summary's ``regenerated``.
+    SIGTERM stops a run like Ctrl-C (:class:`~.errors.DatagenTerminated`, a ``KeyboardInterrupt``):
+    complete shards are committed and the summary is attached to the error.
 
     Returns:
         :class:`RunSummary` (also appended to ``out/runs.jsonl``).
@@ -99,29 +118,62 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
         DatagenFailuresError: every example of the run failed, or more than ``max_failure_fraction``;
             raised after everything was committed; the message lists the first distinct reasons
             and ``e.summary`` is the :class:`RunSummary`.
-        DatasetConfigMismatchError: ``out`` holds another configuration.
+        DatasetConfigMismatchError: ``out`` holds another configuration (``SourceChangedError``:
+            its source files differ by content, named).
+        DatagenConfigError: an option out of range (named with its limit).
+        DatagenTerminated: SIGTERM (``e.summary`` is what was done).
         DiskFullError: the disk filled up; complete shards were kept.
         WorkerSetupError / PluginMapError / BackendUnavailableError: the job cannot start.
     """
-    if workers < 0:
-        raise DatagenConfigError(f"--workers {workers} must be >= 0")
-    if timeout_s <= 0:
-        raise DatagenConfigError(f"--timeout-s {timeout_s} must be > 0")
     if executor not in ("local", "ray"):
         raise DatagenConfigError(f"--executor {executor!r}: use local or ray")
+    if not 0 <= workers <= MAX_WORKERS:
+        raise DatagenConfigError(f"--workers {workers} is outside [0, {MAX_WORKERS}]; give 0 (in-process) or the "
+                                 "number of worker processes")
+    if executor == "ray" and workers < 1:
+        raise DatagenConfigError(f"--workers {workers} with --executor ray: Ray runs at least 1 task; give "
+                                 "--workers N >= 1 (0 means in-process, local executor only)")
+    if not (timeout_s > 0 and timeout_s <= MAX_TIMEOUT_S):  # also refuses NaN
+        raise DatagenConfigError(f"--timeout-s {timeout_s:g} is outside (0, {MAX_TIMEOUT_S:g}] s; give a per-example "
+                                 "limit in seconds")
     if max_failure_fraction is None:
         max_failure_fraction = DEFAULT_MAX_FAILURE_FRACTION
-    if not 0.0 <= max_failure_fraction <= 1.0:
+    if not 0.0 <= max_failure_fraction <= 1.0:  # also refuses NaN
         raise DatagenConfigError(f"--max-failure-fraction {max_failure_fraction:g} is outside [0, 1]")
     config = dict(config)
-    ds = Dataset.create_or_open(out, config)
+    ds = Dataset.create_or_open(out, config, force=force)
     ds.lock()
     try:
-        summary = _generate(ds, config, workers, timeout_s, executor, address, progress, faults)
+        with _sigterm_as_interrupt():
+            summary = _generate(ds, config, workers, timeout_s, executor, address, progress, faults)
     finally:
         ds.unlock()
     check_failures(summary, max_failure_fraction)
     return summary
+
+
+class _sigterm_as_interrupt:
+    """While a run lasts (main thread only), SIGTERM raises :class:`~.errors.DatagenTerminated`.
+
+    It is a ``KeyboardInterrupt``, so a run stopped by ``kill`` (or a job scheduler) takes the
+    Ctrl-C path: complete shards are committed, the summary is logged and printed, workers are
+    stopped. The previous handler is restored afterwards.
+    """
+
+    def __enter__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        return False
+
+
+def _raise_terminated(signum, frame):
+    raise DatagenTerminated("SIGTERM")
 
 
 def check_failures(summary: RunSummary, max_failure_fraction: float = DEFAULT_MAX_FAILURE_FRACTION) -> None:
@@ -140,8 +192,8 @@ def check_failures(summary: RunSummary, max_failure_fraction: float = DEFAULT_MA
     reasons = "; ".join(summary.failure_reasons[:MAX_REASONS_SHOWN]) or "none recorded"
     err = DatagenFailuresError(
         f"{summary.root}: {n_fail} of the {attempted} examples this run rendered failed ({kinds}; {limit}); "
-        f"first reasons: {reasons}. The failures are recorded in manifest.jsonl and are not retried: fix the "
-        "cause, then generate into a new folder")
+        f"first reasons: {reasons}. The failures are recorded in manifest.jsonl (a worker killed by a signal or "
+        "a timeout was retried once; others are not): fix the cause, then generate into a new folder")
     err.summary = summary
     raise err
 
@@ -149,11 +201,15 @@ def check_failures(summary: RunSummary, max_failure_fraction: float = DEFAULT_MA
 def _generate(ds: Dataset, config: dict, workers: int, timeout_s: float, executor: str, address: str | None,
               progress: bool, faults) -> RunSummary:
     n = int(config["n"])
+    damaged = [(rec, why) for rec in ds.records for why in [ds.record_problem(rec)] if why]
+    if damaged:  # deterministic data: drop the records and render their indices again
+        ds.drop_records(rec for rec, _ in damaged)
     done = ds.done_indices()
     units = plan_units(done, n, int(ds.config["shard_size"]))
     indices = [i for _, _, idx in units for i in idx]
     already = len(done & set(range(n)))
     summary = RunSummary(str(ds.root), ds.config["kind"], executor, workers, n, already)
+    summary.regenerated = [why for _, why in damaged]
     bar = None
     if progress and indices:
         from tqdm import tqdm

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixbridge.audio import AUDIO_SUFFIXES, check_channels, resample
+from mixbridge.audio import AUDIO_SUFFIXES, AudioReader, check_channels, resample
 from mixbridge.checksum import sha256_file
 from mixbridge.errors import AudioInputError
 
@@ -109,21 +109,15 @@ class SourceSet:
         if not paths:
             raise AudioInputError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in the source; "
                                   "give a folder of stems or masters")
-        import soundfile as sf
-
         files, self.skipped = [], []
         for p in paths:
-            try:
-                inf = sf.info(str(p))
-            except Exception as e:
-                raise AudioInputError(f"{p}: cannot read the audio header ({e}); "
-                                      "remove or re-export the file") from None
-            check_channels(int(inf.channels), p)
-            if inf.frames <= 0 or inf.frames / inf.samplerate < min_duration_s:
+            with AudioReader(p) as inf:  # refuses unreadable, truncated and multichannel files (named)
+                frames, rate, chans = inf.frames, inf.sample_rate, inf.channels
+            if frames <= 0 or frames / rate < min_duration_s:
                 self.skipped.append(p.relative_to(base).as_posix())
                 continue
-            files.append(SourceFile(p, p.relative_to(base).as_posix(), int(inf.frames), int(inf.samplerate),
-                                    int(inf.channels), sha256_file(p) if hash_files else ""))
+            files.append(SourceFile(p, p.relative_to(base).as_posix(), frames, rate, chans,
+                                    sha256_file(p) if hash_files else ""))
         if not files:
             raise AudioInputError(f"{root}: no audio file is at least {min_duration_s:g} s long "
                                   f"({len(self.skipped)} too short); give longer sources or a shorter --patch-s")
@@ -154,13 +148,20 @@ class SourceSet:
         self._weights /= self._weights.sum()
         return self
 
-    def _handle(self, file_index: int):
-        """An open ``soundfile.SoundFile`` per file, kept for the set's lifetime (no re-open per patch)."""
-        import soundfile as sf
-
+    def _handle(self, file_index: int) -> AudioReader:
+        """An open :class:`~mixbridge.audio.AudioReader` per file, kept for the set's lifetime (no re-open
+        per patch); a file whose length is not the recorded one is refused (it changed since it was indexed)."""
         handles = self.__dict__.setdefault("_handles", {})
         if file_index not in handles:
-            handles[file_index] = sf.SoundFile(str(self.files[file_index].path))
+            f = self.files[file_index]
+            reader = AudioReader(f.path)
+            if (reader.frames, reader.sample_rate, reader.channels) != (f.frames, f.sample_rate, f.channels):
+                reader.close()
+                raise AudioInputError(
+                    f"{f.path}: holds {reader.frames} frames at {reader.sample_rate} Hz, {reader.channels} channel(s); "
+                    f"this dataset recorded {f.frames} frames at {f.sample_rate} Hz, {f.channels} channel(s): the "
+                    "source changed; restore it, or generate into a new output folder")
+            handles[file_index] = reader
         return handles[file_index]
 
     def close(self) -> None:
@@ -189,22 +190,18 @@ class SourceSet:
     def read(self, file_index: int, start_s: float, n_samples: int, sample_rate: int) -> np.ndarray:
         """Read ``n_samples`` at ``sample_rate`` from file ``file_index`` starting at ``start_s``.
 
-        Returns float32 ``[channels, n_samples]`` (zero-padded past the file's end).
+        Returns float32 ``[channels, n_samples]``; a patch that runs past the file's end (a file
+        shorter than the patch) is zero-padded there. A file that holds fewer frames than its
+        header declares is refused (:class:`~mixbridge.audio.AudioReader`), never padded.
 
         Raises:
-            AudioInputError: the file cannot be decoded (named).
+            AudioInputError: the file cannot be decoded, is truncated or changed since it was indexed (named).
         """
         f = self.files[file_index]
         start = int(round(start_s * f.sample_rate))
         want = (n_samples if f.sample_rate == sample_rate
                 else int(math.ceil(n_samples * f.sample_rate / sample_rate)) + 64)
-        try:
-            handle = self._handle(file_index)
-            handle.seek(min(start, f.frames))
-            data = handle.read(want, dtype="float32", always_2d=True)
-        except Exception as e:
-            raise AudioInputError(f"{f.path}: cannot decode frames {start}..{start + want} ({e})") from None
-        audio = np.ascontiguousarray(data.T)
+        audio = self._handle(file_index).read(min(start, f.frames), want)
         if f.sample_rate != sample_rate:
             audio = resample(audio, f.sample_rate, sample_rate)
         if audio.shape[1] < n_samples:

@@ -17,6 +17,7 @@ import numpy as np
 
 from mixbridge.checksum import sha256_bytes
 
+from .errors import DatasetIntegrityError
 from .format import DEFAULT_MAX_FAILURE_FRACTION, SHARD_DIR, Dataset, distinct_reasons, legacy_problem
 
 
@@ -52,7 +53,9 @@ def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = Tru
            max_failure_fraction: float | None = None) -> VerifyReport:
     """Check a dataset's integrity, and that its examples did not mostly fail.
 
-    Checks: every manifest record's shard exists with its recorded size and sha256,
+    Checks: every path a record names lies inside the dataset folder (no absolute path, no
+    ``..``, no link out: :func:`~.format.inside`); every manifest record's shard exists with
+    its recorded size and sha256,
     its arrays load without pickle, its ``index`` array equals the record's indices,
     every example array has one row per example and only finite samples; side
     files match their sha256; no index appears twice; every index of ``[0, n)`` is
@@ -85,7 +88,11 @@ def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = Tru
             seen[idx] = rec.shard
         n_ex += len(rec.indices)
         n_fail += len(rec.failures)
-        path = ds.root / rec.shard
+        try:
+            path = ds.path(rec.shard)
+        except DatasetIntegrityError as e:
+            problems.append(str(e))
+            continue
         if not path.is_file():
             problems.append(f"{rec.shard}: missing (the manifest names it)")
             continue
@@ -110,7 +117,11 @@ def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = Tru
                     problems.append(f"{rec.shard}: array '{k}' holds NaN/inf")
         for f in rec.files:
             named.add(f["path"])
-            fp = ds.root / f["path"]
+            try:
+                fp = ds.path(f["path"], "side file")
+            except DatasetIntegrityError as e:
+                problems.append(str(e))
+                continue
             if not fp.is_file() or sha256_bytes(fp.read_bytes()) != f["sha256"]:
                 problems.append(f"{f['path']}: missing or checksum mismatch")
     for p in sorted(ds.root.rglob("*")):
@@ -141,13 +152,14 @@ def info(root: str | Path) -> dict:
 
     Raises:
         DatasetFormatError: not a dataset.
+        DatasetIntegrityError: the manifest names a shard outside the dataset folder.
     """
     ds = Dataset.open(root, legacy=True)
     fails = dict(Counter(f["kind"] for r in ds.records for f in r.failures))
     arrays = {}
     for r in ds.example_records():
         if r.indices:
-            with np.load(ds.root / r.shard, allow_pickle=False) as z:
+            with np.load(ds.path(r.shard), allow_pickle=False) as z:
                 arrays = {k: {"dtype": str(z[k].dtype), "shape_per_example": list(z[k].shape[1:])} for k in z.files}
             break
     n_ex = sum(len(r.indices) for r in ds.records)

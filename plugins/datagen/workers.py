@@ -99,7 +99,8 @@ def _worker_main(conn: Connection, config: dict, faults: dict | None, parent_pid
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before the death signal was armed
         os._exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C and SIGTERM are the parent's to handle: it stops
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the workers itself, after committing what is complete
     try:
         job = make_job(config, faults)
         job.setup()
@@ -183,7 +184,10 @@ def run_local(config: dict, faults: dict | None, indices: list[int], n_workers: 
     """Render ``indices`` in ``n_workers`` isolated ``spawn`` processes, feeding ``collector``.
 
     A worker that dies, or exceeds ``timeout_s`` seconds on one example (it is killed), costs
-    that example only (``crash`` / ``timeout`` failures with its parameters) and is replaced.
+    that example only (``crash`` / ``timeout`` failures with its parameters) and is replaced. A
+    worker killed by a signal (the OOM killer's SIGKILL) or a timeout may come from outside the
+    example: the index goes to the end of the queue once more (:data:`~.results.RETRY_KINDS`),
+    and both attempts are recorded; a status exit (``os._exit``) is not retried.
 
     Raises:
         WorkerSetupError: workers died :data:`MAX_SETUP_DEATHS` times in a row before becoming ready.
@@ -238,16 +242,20 @@ def run_local(config: dict, faults: dict | None, indices: list[int], n_workers: 
                 if w.index is not None and w not in dead and now - w.t0 > timeout_s:
                     w.proc.kill()
                     w.proc.join(timeout=5.0)
-                    collector.add(("fail", w.index, "timeout",
-                                   f"no result after {timeout_s:g} s (worker killed); raise --timeout-s if the "
-                                   "processor is just slow", w.params))
+                    if collector.add(("fail", w.index, "timeout",
+                                      f"no result after {timeout_s:g} s (worker killed); raise --timeout-s if the "
+                                      "processor is just slow", w.params), retryable=True):
+                        queue.append(w.index)  # a loaded machine: once more, at the end of the queue
                     w.index = None
                     dead.append(w)
             for w in dead:
                 if w.index is not None:
-                    collector.add(("fail", w.index, "crash",
-                                   f"worker process {_describe_exit(w.proc.exitcode)} while "
-                                   f"{'rendering' if w.params is not None else 'planning'} this example", w.params))
+                    code = w.proc.exitcode
+                    if collector.add(("fail", w.index, "crash",
+                                      f"worker process {_describe_exit(code)} while "
+                                      f"{'rendering' if w.params is not None else 'planning'} this example",
+                                      w.params), retryable=code is not None and code < 0):
+                        queue.append(w.index)  # killed by a signal (the OOM killer...): once more
                     w.index = None
                 if not w.ready:
                     setup_deaths += 1

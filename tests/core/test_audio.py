@@ -47,3 +47,64 @@ def test_bad_audio_is_refused_and_nothing_written(tmp_path: Path) -> None:
     with pytest.raises(AudioInputError, match=r"\[channels, samples\]"):
         write_audio(tmp_path / "d.wav", np.zeros(8, np.float32), 44100)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- truncated files (issue 10)
+#: The cut keeps a tenth of the bytes: the header says 32 s, the file holds about 3.2 s.
+CUT_FRACTION = 0.1
+
+
+def _cut(path: Path, subtype: str, fmt: str | None = None, seconds: float = 32.0, rate: int = 8000) -> Path:
+    """A file whose header declares ``seconds`` of audio but which holds only :data:`CUT_FRACTION` of its bytes."""
+    x = (0.1 * np.random.default_rng(1).standard_normal((int(seconds * rate), 2))).astype(np.float32)
+    sf.write(str(path), x, rate, subtype=subtype, format=fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * CUT_FRACTION)])
+    return path
+
+
+@pytest.mark.parametrize("name, subtype", [("f.wav", "FLOAT"), ("p.wav", "PCM_16"), ("a.aiff", "PCM_24")])
+def test_a_truncated_file_is_an_error_naming_the_frames_expected_and_got(tmp_path: Path, name: str,
+                                                                         subtype: str) -> None:
+    from mixbridge.audio import header_frames, read_audio
+
+    path = _cut(tmp_path / name, subtype)
+    assert header_frames(path) == 256000
+    got = sf.info(str(path)).frames  # libsndfile shortens its count to what the file holds
+    assert got < 256000 * 0.11
+    with pytest.raises(AudioInputError, match=rf"{name}: truncated: expected 256000 frames \(32\.00 s at 8000 Hz, "
+                                              rf"from its header\), got {got} \(3\.\d\d s\).*copy or export it again"):
+        read_audio(path)
+
+
+def test_header_frames_of_whole_files_match_what_is_read(tmp_path: Path) -> None:
+    from mixbridge.audio import header_frames, read_audio
+
+    x = _noise(2, 12345).T
+    for name, subtype in (("a.wav", "FLOAT"), ("b.wav", "PCM_24"), ("c.flac", "PCM_16"), ("d.aiff", "PCM_16")):
+        sf.write(str(tmp_path / name), x, 22050, subtype=subtype)
+        assert header_frames(tmp_path / name) == 12345
+        assert read_audio(tmp_path / name)[0].shape == (2, 12345)
+    write_audio(tmp_path / "e.wav", x.T, 22050)  # scipy's writer: fmt + fact + data
+    assert header_frames(tmp_path / "e.wav") == 12345
+    sf.write(str(tmp_path / "f.ogg"), x, 22050, subtype="VORBIS")
+    assert header_frames(tmp_path / "f.ogg") is None  # lossy: no frame count in a header
+    # a range read stops at the file's end without padding
+    audio, _ = read_audio(tmp_path / "a.wav", start=12000, frames=1000)
+    assert audio.shape == (2, 345)
+
+
+def test_automix_refuses_a_truncated_stem_instead_of_padding_it(tmp_path: Path, capsys) -> None:
+    from mixbridge.app.cli import main
+    from mixbridge.audio import load_stems
+
+    stems = tmp_path / "stems"
+    stems.mkdir()
+    sf.write(str(stems / "bass.wav"), _noise(2, 32 * 8000).T, 8000, subtype="FLOAT")
+    _cut(stems / "drums.wav", "FLOAT")
+    with pytest.raises(AudioInputError, match=r"drums\.wav: truncated: expected 256000 frames"):
+        load_stems(stems)
+    assert main(["automix", str(stems), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "drums.wav: truncated" in err
+    assert not (tmp_path / "out" / "mix.wav").exists()

@@ -232,7 +232,7 @@ def test_bad_sources_name_the_path(tmp_path):
         effect_config(str(tmp_path / "missing"))
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.wav").write_bytes(b"RIFF not really a wav")
-    with pytest.raises(AudioInputError, match=r"x.wav: cannot read the audio header"):
+    with pytest.raises(AudioInputError, match=r"x.wav: cannot read audio"):
         effect_config(str(tmp_path / "bad"))
     with pytest.raises(DatagenConfigError, match="unknown chain 'fuzz'"):
         effect_config(str(_write_stems(tmp_path / "ok", n=1)), chain="fuzz")

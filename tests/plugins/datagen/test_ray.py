@@ -45,3 +45,17 @@ def test_ray_matches_local_and_isolates_a_crash(tmp_path, local_ray):
     name = "shards/shard-00000004-00000008.npz"
     assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     assert local_ray.is_initialized()  # the generator left the caller's Ray instance running
+
+
+def test_ray_without_an_address_starts_a_loopback_instance_and_shuts_it_down(tmp_path):
+    """No --address: the generator starts its own local Ray (bound to 127.0.0.1) and stops it."""
+    import ray
+
+    src = tmp_path / "src"
+    src.mkdir()
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    sf.write(src / "a.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
+    cfg = effect_config(str(src), chain="eq", n=2, seed=1, patch_s=0.1, shard_size=2)
+    s = generate(cfg, tmp_path / "ray", workers=1, executor="ray", progress=False)
+    assert s.examples_ok == 2 and verify(tmp_path / "ray").ok
+    assert not ray.is_initialized()

@@ -18,6 +18,13 @@ goes in and out as two explicit tensors: torch 2.13's ONNX exporter fails on
 export uses the TorchScript-based exporter (``dynamo=False``; the dynamo exporter
 needs onnxscript, which is not a dependency) at opset 17.
 
+The sidecar records ``trained_ranges``: the normalised range of each parameter in the
+training data (a checkpoint's ``extra.dataset.param_dists``, as
+:mod:`mixbridge.plugins.datagen.params` writes them; ``[0, 1]`` where the data set did not
+narrow a parameter, and for a model object or an untrained registry model unless
+``trained_ranges`` is given). ``artifact.checksum.json`` (the sidecar's checksum, see
+:mod:`mixbridge.export.artifact`) is written last: an artifact without it is incomplete.
+
 The golden pair is a seeded input of ``GOLDEN_SAMPLES`` samples and seeded
 parameters run through the torch wrapper in one call from a zero state (for a
 causal model this equals the offline model). The exported file is checked
@@ -31,6 +38,7 @@ import json
 import re
 import warnings
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +56,7 @@ from mixbridge.proxy_schema import schema_record
 
 from .artifact import (
     ARTIFACT_FORMAT_VERSION,
+    CHECKSUM_NAME,
     GOLDEN_NAME,
     GOLDEN_TOLERANCE,
     MAX_BLOCK_SIZE,
@@ -55,6 +64,8 @@ from .artifact import (
     MODEL_FILES,
     SIDECAR_NAME,
     ArtifactError,
+    check_sidecar_values,
+    checksum_record,
     file_record,
 )
 
@@ -78,18 +89,44 @@ def resolve_model(source: Any, seed: int = 0) -> tuple[Any, dict]:
         UnknownNameError: ``source`` is neither an existing path nor a registry name.
         CheckpointError: see :func:`mixbridge.models.checkpoint.load_checkpoint`.
     """
+    model, provenance, _ = _resolve(source, seed)
+    return model, provenance
+
+
+def trained_ranges_of(record: Mapping | None, param_names: Sequence[str]) -> dict[str, list[float]]:
+    """``{name: [u_lo, u_hi]}`` for every parameter, normalised: the training data's range from a
+    checkpoint record's ``extra.dataset.param_dists`` (``{"kind", "u_lo", "u_hi"}`` per narrowed
+    parameter), ``[0, 1]`` for the others (and for every parameter when ``record`` is None).
+
+    Raises:
+        ExportError: a recorded range that is not ``0 <= u_lo <= u_hi <= 1``.
+    """
+    dists = (((record or {}).get("extra") or {}).get("dataset") or {}).get("param_dists") or {}
+    out = {}
+    for name in param_names:
+        d = dists.get(name)
+        lo, hi = (float(d["u_lo"]), float(d["u_hi"])) if d else (0.0, 1.0)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ExportError(f"the checkpoint's training range of {name} is [{lo}, {hi}], not inside [0, 1]; "
+                              "fix extra.dataset.param_dists in its record")
+        out[name] = [lo, hi]
+    return out
+
+
+def _resolve(source: Any, seed: int) -> tuple[Any, dict, dict | None]:
+    """:func:`resolve_model` plus the checkpoint record (None for a model object or a registry name)."""
     if isinstance(source, torch.nn.Module):
-        return copy.deepcopy(source).eval(), {"source": "model object"}
+        return copy.deepcopy(source).eval(), {"source": "model object"}, None
     path = Path(str(source))
     if path.exists():
         model, record = load_checkpoint(path)
         return model, {"source": "checkpoint", "model_name": record.get("model_name"),
                        "checkpoint_weights_sha256": record["weights_sha256"],
-                       "progress": record.get("progress", {})}
+                       "progress": record.get("progress", {})}, record
     if str(source) in registry.names():
         torch.manual_seed(seed)
         return registry.create(str(source)).eval(), {"source": "registry", "model_name": str(source),
-                                                     "seed": seed, "trained": False}
+                                                     "seed": seed, "trained": False}, None
     raise UnknownNameError(f"'{source}' is neither a checkpoint path nor a registry model; "
                            f"known models: {', '.join(registry.names())}")
 
@@ -205,7 +242,7 @@ def _stream_exported(path: Path, fmt: str, golden: dict, block_size: int,
 
 
 def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artifact", *,
-                 seed: int = 0) -> Path:
+                 seed: int = 0, trained_ranges: Mapping[str, Sequence[float]] | None = None) -> Path:
     """Write a streaming artifact for ``source`` to ``out_dir``; returns the sidecar path.
 
     Args:
@@ -214,25 +251,38 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
             registry name (an untrained model seeded with ``seed``).
         format: ``"onnx"`` or ``"torchscript"``.
         out_dir: the artifact folder (created; existing artifact files are replaced).
+        trained_ranges: ``{name: (u_lo, u_hi)}`` normalised, overriding the checkpoint's
+            (parameters not named keep theirs).
 
     Raises:
-        ExportError: unknown format, or the written file does not reproduce the
-            torch golden output within ``GOLDEN_TOLERANCE`` when streamed in blocks.
+        ExportError: unknown format, a trained range outside 0..1 or for an unknown
+            parameter, or the written file does not reproduce the torch golden output
+            within ``GOLDEN_TOLERANCE`` when streamed in blocks.
         UnknownNameError, CheckpointError: see :func:`resolve_model`; or an architecture
             without a streaming wrapper.
     """
     if format not in MODEL_FILES:
         raise ExportError(f"unknown export format '{format}'; known: {', '.join(MODEL_FILES)}")
-    model, provenance = resolve_model(source, seed)
+    model, provenance, record = _resolve(source, seed)
     model = model.cpu().float().eval()
+    ranges = trained_ranges_of(record, list(model.param_names))
+    for name, pair in (trained_ranges or {}).items():
+        if name not in ranges:
+            raise ExportError(f"trained_ranges names '{name}', not a parameter of this model; "
+                              f"known: {', '.join(ranges)}")
+        lo, hi = (float(v) for v in pair)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ExportError(f"trained range of {name} = [{lo}, {hi}] must satisfy 0 <= u_lo <= u_hi <= 1")
+        ranges[name] = [lo, hi]
     wrapper = registry.streaming_wrapper(model).eval()
     s_in0, s_hid0 = wrapper.initial_state(1)
     state_shapes = (list(s_in0.shape[1:]), list(s_hid0.shape[1:]))
     golden = golden_pair(model, wrapper)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if (out / SIDECAR_NAME).exists():
-        (out / SIDECAR_NAME).unlink()  # a half-replaced folder must not look valid
+    for name in (CHECKSUM_NAME, SIDECAR_NAME):  # a half-replaced folder must not look valid
+        if (out / name).exists():
+            (out / name).unlink()
     s_in, s_hid = wrapper.initial_state(1)
     example = (torch.from_numpy(golden["input"][..., :64]), torch.from_numpy(golden["params"]),
                torch.from_numpy(golden["params"]), s_in, s_hid)
@@ -269,14 +319,20 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
         "golden": {"samples": GOLDEN_SAMPLES, "seed": GOLDEN_SEED, "tolerance": GOLDEN_TOLERANCE,
                    "export_check_block_size": check_block, "export_check_max_abs_error": err},
         "files": {"model": file_record(model_path), "golden": file_record(golden_path)},
+        "trained_ranges": ranges,
         "provenance": {"mixbridge": mixbridge_version, "torch": torch.__version__.split("+")[0],
                        "state_dict_sha256": _state_sha(model), **provenance},
     }
     try:
+        sidecar = json.loads(json.dumps(sidecar))  # JSON types exactly as a loader will see them
         text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
-    except TypeError as e:
+        check = json.dumps(checksum_record(sidecar), indent=2, sort_keys=True) + "\n"
+    except (TypeError, ValueError) as e:
         raise ArtifactError(f"cannot write the sidecar: {e}") from None
-    return atomic_write_text(out / SIDECAR_NAME, text)
+    check_sidecar_values(sidecar, out / SIDECAR_NAME)
+    path = atomic_write_text(out / SIDECAR_NAME, text)
+    atomic_write_text(out / CHECKSUM_NAME, check)  # last: its presence marks a complete artifact
+    return path
 
 
 def _state_sha(model: torch.nn.Module) -> str:

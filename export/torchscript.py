@@ -15,7 +15,7 @@ import numpy as np
 from mixbridge.errors import BackendUnavailableError
 
 from .artifact import Artifact, ArtifactError, load_artifact
-from .runtime import DEFAULT_SMOOTHING_MS, SessionBase, StreamingSession
+from .runtime import DEFAULT_SMOOTHING_MS, WARM_BLOCK, SessionBase, StreamingSession
 
 
 class TorchScriptSession(SessionBase):
@@ -44,12 +44,49 @@ class TorchScriptSession(SessionBase):
         self._shapes = ([self.batch] + list(io["input_state_shape"]), [self.batch] + list(io["hidden_state_shape"]))
         self._p_start_t = torch.from_numpy(self._p_start)
         self._p_end_t = torch.from_numpy(self._p_end)
+        self._p_start1_t = torch.from_numpy(self._p_start1)
+        self._p_end1_t = torch.from_numpy(self._p_end1)
+        self._shapes1 = ([1] + list(io["input_state_shape"]), [1] + list(io["hidden_state_shape"]))
         self._audio: dict[int, np.ndarray] = {}
         self._out: dict[int, np.ndarray] = {}
-        self._reset_state()
+        self._silence_out: dict[int, np.ndarray] = {}
+        self._reset_state(None)
+        self.warm()
 
-    def _reset_state(self) -> None:
-        self._state = tuple(self._torch.zeros(s) for s in self._shapes)
+    def prepare(self, block_sizes) -> None:
+        """:meth:`warm` the state at the current parameters (torch allocates per call anyway)."""
+        self.warm()
+
+    def _reset_state(self, warm: tuple[np.ndarray, ...] | None) -> None:
+        torch = self._torch
+        if warm is None:
+            self._state = tuple(torch.zeros(s) for s in self._shapes)
+            self._state1 = tuple(torch.zeros(s) for s in self._shapes1)
+        else:
+            self._state = tuple(torch.from_numpy(w).expand(*s).contiguous() for w, s in zip(warm, self._shapes))
+            self._state1 = tuple(torch.from_numpy(w.copy()) for w in warm)
+
+    def _warm_run(self, params: np.ndarray, samples: int) -> tuple[np.ndarray, ...]:
+        torch = self._torch
+        p = torch.from_numpy(params.astype(np.float32))
+        state = tuple(torch.zeros(s) for s in self._shapes1)
+        zeros = torch.zeros(1, self.n_inputs, WARM_BLOCK)
+        with torch.inference_mode():
+            for _ in range(-(-samples // WARM_BLOCK)):
+                _, a, b = self.module(zeros, p, p, *state)
+                state = (a, b)
+        return tuple(t.numpy().copy() for t in state)
+
+    def _ref_step(self, n: int) -> np.ndarray:
+        out = self._silence_out.get(n)
+        if out is None:
+            out = self._silence_out[n] = np.zeros((1 if self.n_inputs == 1 else self.n_outputs, n), np.float32)
+        zeros = self._torch.zeros(1, self.n_inputs, n)
+        with self._torch.inference_mode():
+            y, a, b = self.module(zeros, self._p_start1_t, self._p_end1_t, *self._state1)
+        self._state1 = (a, b)
+        out[:] = y.numpy().reshape(out.shape)
+        return out
 
     def _step(self, block: np.ndarray, n: int) -> np.ndarray:
         audio = self._audio.get(n)

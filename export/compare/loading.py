@@ -100,7 +100,7 @@ def load_proxy(path: str | Path, *, expect_sample_rate: int | None = None,
             return cache[channels]
 
         return Proxy(str(path), "artifact", art.sample_rate, list(side["schema"]["entries"]), art.param_names,
-                     art.n_inputs, art.latency_samples, art.receptive_field, _trained_ranges(rec, art.param_names),
+                     art.n_inputs, art.latency_samples, art.receptive_field, art.trained_ranges,
                      record=side, _session_factory=factory)
     from mixbridge.models.checkpoint import load_checkpoint
 

@@ -1,4 +1,9 @@
-"""The torch-free streaming runtime: invariance to block size, reset, smoothing, no torch import."""
+"""The torch-free streaming runtime: invariance to block size, reset, smoothing, no torch import.
+
+The runtime's output is the network's response from its warm state (a receptive field of
+silence) minus its response to silence, so the offline oracle is the torch model run on the
+signal after ``receptive_field`` zeros, minus the model's steady output on zeros
+(:func:`_offline`); the raw graph (``verify``) is still the golden pair."""
 from __future__ import annotations
 
 import math
@@ -17,7 +22,21 @@ from tests.support import run_python
 STREAM_TOL = 1e-5
 BLOCK_SIZES = (1, 63, 64, 65, 256, 4096)
 SAMPLE_RATE = 48000
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "tcn-tiny-causal-onnx-v1"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "artifacts" / "tcn-tiny-causal-onnx-v2"
+
+
+def _offline(model, x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The offline oracle of a mono causal model per channel: ``f(zeros ++ x) - f(zeros)`` after the
+    ``receptive_field`` zeros of the warm state (any longer run of zeros gives the same state)."""
+    import torch
+
+    w = model.receptive_field
+    padded = np.concatenate([np.zeros((x.shape[0], w), np.float32), x], axis=1)
+    pt = torch.from_numpy(np.tile(p.astype(np.float32), (x.shape[0], 1)))
+    with torch.no_grad():
+        y = model(torch.from_numpy(padded[:, None]), pt).numpy()[:, 0, w:]
+        y0 = model(torch.zeros(x.shape[0], 1, w + 1), pt).numpy()[:, 0, -1:]
+    return y - y0
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +60,14 @@ def tiny(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = (0.3 * rng.standard_normal((2, 5000))).astype(np.float32)
     p = rng.random(model.n_params).astype(np.float32)
-    with torch.no_grad():
-        offline = model(torch.from_numpy(x[:, None]), torch.from_numpy(np.tile(p, (2, 1)))).numpy()[:, 0]
+    offline = _offline(model, x, p)
     return {"model": model, "onnx": out / "onnx", "ts": out / "ts", "x": x, "p": p, "offline": offline}
 
 
 def _stream(session, x, p, block_size):
-    session.reset()
     session.set_params(p)
+    session.warm()
+    session.reset()
     return np.concatenate([session.process(x[:, i:i + block_size]).copy()
                            for i in range(0, x.shape[1], block_size)], axis=1)
 
@@ -72,6 +91,7 @@ def test_torchscript_session_streams_like_onnx(tiny):
 def test_reset_clears_state(tiny):
     session = StreamingSession(tiny["onnx"], channels=2)
     session.set_params(tiny["p"])
+    session.prepare([512, 256])  # warms at these parameters
     noise = np.random.default_rng(5).standard_normal((2, 512)).astype(np.float32)
     session.process(noise)
     x = tiny["x"][:, :256]
@@ -103,11 +123,11 @@ def test_parameter_smoothing_time_constant_and_continuity(tiny):
     session = StreamingSession(tiny["onnx"], channels=1, smoothing_ms=20.0)
     tau_samples = int(0.020 * SAMPLE_RATE)  # 960
     zeros, ones = np.zeros(session.artifact.n_params), np.ones(session.artifact.n_params)
-    silence = np.zeros((1, 64), np.float32)
+    dc = np.full((1, 64), 0.5, np.float32)  # a constant input: the output is a level FiLM shifts
     session.set_params(zeros)
-    session.process(silence)
+    session.process(dc)
     session.set_params(ones)
-    session.process(np.zeros((1, tau_samples), np.float32))
+    session.process(np.full((1, tau_samples), 0.5, np.float32))
     np.testing.assert_allclose(session._current, 1 - math.exp(-1), rtol=1e-6)
 
     def response(smoothing_ms):
@@ -115,19 +135,20 @@ def test_parameter_smoothing_time_constant_and_continuity(tiny):
         blocks = []
         for i in range(200):
             s.set_params(zeros if i < 10 else ones)  # the step arrives with block 10 (sample 640)
-            blocks.append(s.process(silence).copy())
+            blocks.append(s.process(dc).copy())
         return np.concatenate(blocks, axis=1)[0]
 
-    # skip the first two blocks: a zero state is not the network's steady state for silence,
-    # so the first receptive field (31 samples) of output settles
+    # skip the first two blocks: the step from silence (warm state) to the level settles over the
+    # first receptive field (31 samples)
     smooth, hard = response(20.0)[128:], response(0.0)[128:]
     final = hard[-1]
     total = abs(final - smooth[0])
-    assert total > 1e-3  # the parameters change the output (a DC level from FiLM shifts)
+    assert total > 1e-4  # the parameters change the output (the level FiLM shifts)
     # no zipper: the largest sample-to-sample jump is a small part of the change
     assert np.max(np.abs(np.diff(smooth))) < 0.02 * total
-    # one block after the step: unsmoothed (a one-block ramp) has arrived, smoothed has not
-    one_block_after = 640 + 64 - 128
+    # one block and a receptive field (31 samples, the network's memory of the ramp) after the
+    # step: unsmoothed (a one-block ramp) has arrived, smoothed has not
+    one_block_after = 640 + 64 + 31 - 128
     assert abs(hard[one_block_after] - final) < 0.01 * total
     assert abs(smooth[one_block_after] - final) > 0.5 * total
     # 190 blocks later (12 160 samples, 12.7 tau) the smoothed output has settled too

@@ -1,4 +1,4 @@
-"""The ``mixbridge datagen`` command group: effect | demaster | mixes | verify | info.
+"""The ``mixbridge datagen`` command group: effect | demaster | mixes | composer | verify | info.
 
 Thin handlers over :mod:`mixbridge.plugins.datagen` (STYLE.md point 12); at registration
 only the standard library, :mod:`mixbridge.cli_options` and the backend registry
@@ -92,6 +92,8 @@ def _add_common(p: argparse.ArgumentParser, *, default_n: int) -> None:
     add_executor(p)
     p.add_argument("--address", default=None, help="--executor ray: Ray address, auto or HOST:PORT "
                                                    "(default: start a local Ray)")
+    p.add_argument("--force", action="store_true", help="discard a dataset of another configuration or source "
+                                                        "in the output folder and start over")
     add_quiet(p, help="no progress bar and no end-of-run summary (errors are still printed)")
     _max_failures(p, "the run fails (exit 2, the first distinct reasons listed) when all its examples, or more "
                      "than this fraction of them, failed")
@@ -119,7 +121,7 @@ def _run(config: dict, args: argparse.Namespace) -> int:
     try:
         summary = generate(config, args.output, workers=args.workers, timeout_s=args.timeout_s,
                            executor=args.executor, address=args.address, progress=not args.quiet,
-                           max_failure_fraction=args.max_failure_fraction)
+                           max_failure_fraction=args.max_failure_fraction, force=args.force)
     except BaseException as e:
         stopped = getattr(e, "summary", None)
         if stopped is not None:
@@ -144,38 +146,56 @@ def _plugin_maps(args: argparse.Namespace) -> tuple[str, dict, list | None]:
 def _effect(args: argparse.Namespace) -> int:
     """``datagen effect``: :func:`~mixbridge.plugins.datagen.effect.effect_config`, then generate."""
     from mixbridge.plugins.datagen.augment import Augmentations
-    from mixbridge.plugins.datagen.effect import DEFAULT_SHARD_SIZE, effect_config
+    from mixbridge.plugins.datagen.effect import effect_config
 
     backend, options, procs = _plugin_maps(args)
     aug = Augmentations.none() if args.no_augment else Augmentations()
     config = effect_config(args.source, chain=args.chain, processors=procs, backend=backend, backend_options=options,
                            patch_s=args.patch_s, sample_rate=args.sample_rate, channels=args.channels, seed=args.seed,
                            n=args.n, param_specs=args.param, augmentations=aug,
-                           shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
+                           shard_size=args.shard_size)
     return _run(config, args)
 
 
 def _demaster(args: argparse.Namespace) -> int:
     """``datagen demaster``: :func:`~mixbridge.plugins.datagen.demaster.demaster_config`, then generate."""
-    from mixbridge.plugins.datagen.demaster import DEFAULT_SHARD_SIZE, demaster_config
+    from mixbridge.plugins.datagen.demaster import demaster_config
 
     backend, options, procs = _plugin_maps(args)
     config = demaster_config(args.source, mode=args.mode, backend=backend if args.mode == "plugins" else "builtin",
                              backend_options=options, processors=procs, clip_s=args.clip_s,
                              sample_rate=args.sample_rate, seed=args.seed, n=args.n, param_specs=args.param,
-                             images=not args.no_images, shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
+                             images=not args.no_images, shard_size=args.shard_size)
     return _run(config, args)
 
 
 def _mixes(args: argparse.Namespace) -> int:
     """``datagen mixes``: :func:`~mixbridge.plugins.datagen.mixes.mixes_config`, then generate."""
-    from mixbridge.plugins.datagen.mixes import DEFAULT_SHARD_SIZE, mixes_config
+    from mixbridge.plugins.datagen.mixes import mixes_config
 
     config = mixes_config(args.multitracks, layout=args.layout, backend=args.backend or "builtin",
                           clip_s=args.clip_s, sample_rate=args.sample_rate, seed=args.seed, n=args.n,
                           param_specs=args.param, store_stems=args.store_stems,
-                          shard_size=args.shard_size or DEFAULT_SHARD_SIZE)
+                          shard_size=args.shard_size)
     return _run(config, args)
+
+
+def _composer(args: argparse.Namespace) -> int:
+    """``datagen composer``: :func:`~mixbridge.plugins.datagen.composer.build.build_composer`, then a summary."""
+    from mixbridge.plugins.datagen.composer.build import build_composer, resolve_settings
+
+    settings = resolve_settings(songs=args.songs, pick=args.pick, excerpts_per_song=args.excerpts_per_song,
+                                excerpt_s=args.excerpt_s, tail_s=args.tail_s, seed=args.seed)
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    summary = build_composer(args.output, settings, force=args.force, jobs=args.jobs, progress=not args.quiet,
+                             log=log)
+    if not args.quiet:
+        t = summary["tracks_per_excerpt"]
+        print(f"{summary['root']}: {summary['excerpts']} excerpts of {summary['songs_used']} songs "
+              f"({summary['songs_skipped']} skipped), per split {summary['per_split']}, tracks per excerpt "
+              f"{t['min']}..{t['max']} (mean {t['mean']}); rendered {len(summary['rendered'])}, reused "
+              f"{len(summary['reused'])}, {summary['seconds']:g} s")
+    return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -252,6 +272,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store-stems", action="store_true", help="also store the clipped stems of each example")
     _add_generator_tail(p, default_n=1000, clip_s=5.0, backend_help="default builtin")
     p.set_defaults(func=_mixes)
+
+    p = gs.add_parser("composer", help="Freedoom excerpts as unmixed stems with the composers' own levels and "
+                                       "pans (CC7/CC10) as the target",
+                      description="Render every Freedoom song's excerpts as loudness-normalised stems plus the "
+                                  "composer's mix (session and console render); rerun to resume.")
+    p.add_argument("output", metavar="OUT", help="dataset folder (created, or resumed)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--songs", type=int, default=None, metavar="N",
+                       help="the first N songs in WAD order (default: every song)")
+    which.add_argument("--pick", nargs="+", metavar="LUMP", help="these songs (e.g. D_E1M9 E2M3)")
+    p.add_argument("--excerpts-per-song", type=int, default=3, help="excerpts per song (default 3)")
+    p.add_argument("--excerpt-s", type=float, default=8.0, help="excerpt length in seconds (default 8)")
+    p.add_argument("--tail-s", type=float, default=1.0, help="release tail after each excerpt in seconds (default 1)")
+    p.add_argument("--jobs", type=int, default=2, help="excerpts rendered at once, one fluidsynth each (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the input loudness draws (default 0)")
+    p.add_argument("--force", action="store_true", help="rebuild from scratch, also over other settings")
+    add_quiet(p, help="no progress bar and no summary (errors are still printed)")
+    p.set_defaults(func=_composer)
 
     p = gs.add_parser("verify", help="check a dataset's shards, checksums, manifest and completeness (exit 1 "
                                      "on any problem)")

@@ -1,6 +1,7 @@
 """Per-song decisions before any audio: the excerpt, the stems, their MIDI parts; the song catalogue.
 
-:func:`choose_excerpt` picks the bar-aligned window where most stems play;
+:func:`choose_excerpt` picks the bar-aligned window where most stems play
+(:func:`choose_excerpts` several that do not overlap);
 :func:`plan_stems` turns a song and its excerpt into :class:`StemPlan` s, each
 one or two fluidsynth parts (:class:`PartPlan`: a soundfont and a small MIDI
 file with volume and pan stripped); :func:`list_songs` describes every song the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,50 @@ def choose_excerpt(song: Song, seconds: float, min_notes: int = MIN_NOTES_PER_ST
     if best is None:  # no bar line fits: take the song start
         return Excerpt(0, song.tick_at(seconds), 0.0, seconds)
     return best[1]
+
+
+def rank_excerpts(song: Song, seconds: float, min_notes: int = MIN_NOTES_PER_STEM) -> list[Excerpt]:
+    """Every ``seconds``-long window starting on a bar line, best first (the order of :func:`choose_excerpt`).
+
+    The score is the number of stems with at least ``min_notes`` note onsets in the
+    window, then the total number of onsets; ties go to the earliest bar. Empty when
+    the song is shorter than ``seconds`` or no bar line fits.
+    """
+    total_s = song.duration_s
+    scored: list[tuple[tuple[int, int, int], Excerpt]] = []
+    for bar in song.bar_starts():
+        start_s = song.seconds_at(bar)
+        if start_s + seconds > total_s + 1e-9:
+            break
+        end_tick = song.tick_at(start_s + seconds)
+        counts = [_count_in(notes, bar, end_tick) for notes in song.stems.values()]
+        scored.append(((sum(c >= min_notes for c in counts), sum(counts), -bar),
+                       Excerpt(bar, end_tick, start_s, start_s + seconds)))
+    scored.sort(key=lambda e: e[0], reverse=True)
+    return [e for _, e in scored]
+
+
+def choose_excerpts(song: Song, seconds: float, count: int, *, spacing_s: float | None = None,
+                    accept: Callable[[Excerpt], bool] | None = None,
+                    min_notes: int = MIN_NOTES_PER_STEM) -> list[Excerpt]:
+    """Up to ``count`` non-overlapping bar-aligned windows where most stems play, in time order.
+
+    Greedy over :func:`rank_excerpts`: the best window first, then the best one whose
+    start lies at least ``spacing_s`` seconds (default ``seconds``) from every start
+    already taken, and so on; a window ``accept`` refuses is passed over. Fewer than
+    ``count`` come back when the song holds fewer.
+    """
+    spacing = seconds if spacing_s is None else spacing_s
+    chosen: list[Excerpt] = []
+    for ex in rank_excerpts(song, seconds, min_notes):
+        if len(chosen) >= count:
+            break
+        if any(abs(ex.start_s - c.start_s) < spacing - 1e-9 for c in chosen):
+            continue
+        if accept is not None and not accept(ex):
+            continue
+        chosen.append(ex)
+    return sorted(chosen, key=lambda e: e.start_tick)
 
 
 @dataclass(frozen=True)

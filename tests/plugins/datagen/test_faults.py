@@ -406,3 +406,19 @@ def test_sigterm_stops_with_the_same_summary_as_ctrl_c(tmp_path, sig):
     assert err.rstrip().endswith("mixbridge datagen: interrupted")
     report = verify(root, allow_incomplete=True)
     assert report.ok and report.n_examples >= 2 and report.missing, report.text()
+
+
+def test_cli_shard_size_zero_is_refused_with_its_limit(tmp_path, capsys):
+    """``--shard-size 0`` is one line naming the value and its limit, exit 2, and no folder is left."""
+    from mixbridge.app.cli import main
+    from tests.support import write_multitrack
+
+    stems = write_multitrack(tmp_path / "stems", seconds=1.0)
+    out = tmp_path / "ds"
+    rc = main(["datagen", "effect", "--chain", "eq", "--source", str(stems), "-o", str(out), "--n", "4",
+               "--shard-size", "0", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "shard" in err and "0" in err and "1" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_output
+from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_output, add_timeout_s
 
 
 def _add_search_path(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +20,23 @@ def _add_search_path(parser: argparse.ArgumentParser) -> None:
                         help="extra folder to search for plugins (repeatable)")
 
 
+def _add_probe_timeout(parser: argparse.ArgumentParser) -> None:
+    """``--timeout-s SECONDS``: the limit of the sandboxed load of one plugin (default None:
+    :func:`.probe.check_timeout_s` takes ``$MIXBRIDGE_PLUGIN_TIMEOUT_S`` or :data:`.probe.DEFAULT_TIMEOUT_S`;
+    :mod:`.probe` imports only the standard library and :mod:`mixbridge.errors`)."""
+    from .probe import DEFAULT_TIMEOUT_S, TIMEOUT_ENV
+
+    add_timeout_s(parser, default=None,
+                  help="seconds one plugin may take to load in the sandbox process before it is killed and "
+                       f"reported as hanging (default ${TIMEOUT_ENV}, else {DEFAULT_TIMEOUT_S:g})")
+
+
 def _plugin_command(sub, name: str, func, **kwargs) -> argparse.ArgumentParser:
-    """A subcommand on one plugin: the ``plugin`` argument, ``--path`` and its handler ``func``."""
+    """A subcommand on one plugin: the ``plugin`` argument, ``--path``, ``--timeout-s`` and its handler ``func``."""
     parser = sub.add_parser(name, **kwargs)
     parser.add_argument("plugin", help="plugin name (e.g. ZamEQ2) or path to a .so/.vst3")
     _add_search_path(parser)
+    _add_probe_timeout(parser)
     parser.set_defaults(func=func)
     return parser
 
@@ -47,7 +59,11 @@ def register(subparsers) -> None:
     pl = sub.add_parser("list", help="installed plugins on the search paths, with format and I/O")
     pl.add_argument("pattern", nargs="?", default="", help="only names containing this text (case-insensitive)")
     pl.add_argument("--no-probe", action="store_true", help="do not load each plugin to read its I/O (fast)")
+    pl.add_argument("--rescan", action="store_true",
+                    help="load every plugin again instead of using the cached results (cached per file size "
+                         "and mtime)")
     _add_search_path(pl)
+    _add_probe_timeout(pl)
     pl.set_defaults(func=_list)
 
     pi = _plugin_command(sub, "inspect", _inspect,
@@ -100,8 +116,7 @@ def _silence_vst3_teardown(loaded_format: str) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from mixbridge.errors import MixbridgeError
-
+    """One row per plugin: name, format, I/O (read in the sandboxed probe) or how it failed, path."""
     from .discovery import find_plugins
 
     found = [pf for pf in find_plugins(args.path) if args.pattern.lower() in pf.name.lower()]
@@ -109,40 +124,39 @@ def _list(args: argparse.Namespace) -> int:
         matching = f" matching {args.pattern!r}" if args.pattern else ""
         print(f"no plugins{matching} on the search paths", file=sys.stderr)
         return EXIT_USAGE  # nothing to list: the pattern or the search paths are wrong
-    rows = []
-    for pf in found:
-        io = "-"
-        if not args.no_probe:
-            try:
-                from .vst_plugin import open_plugin
+    if args.no_probe:
+        io = ["-"] * len(found)
+        failed = 0
+    else:
+        from .probe import probe_plugins
 
-                lp = open_plugin(pf.path, plugin_paths=args.path)
-                io = f"{lp.inputs} in / {lp.outputs} out, {len(lp.param_names())} params"
-                _silence_vst3_teardown(lp.format)
-            except MixbridgeError as e:
-                io = f"fails to load ({type(e).__name__})"
-        rows.append((pf.name, pf.format, io, str(pf.path)))
+        results = probe_plugins(found, args.timeout_s, use_cache=not args.rescan)
+        io = [r.summary() for r in results]
+        failed = sum(not r.ok for r in results)
+    rows = [(pf.name, pf.format, cell, str(pf.path)) for pf, cell in zip(found, io)]
     w = max(len(r[0]) for r in rows)
     wio = max(len(r[2]) for r in rows)
-    for name, fmt, io, path in rows:
-        print(f"{name:<{w}}  {fmt:<4}  {io:<{wio}}  {path}")
-    print(f"{len(rows)} plugin(s)")
+    for name, fmt, cell, path in rows:
+        print(f"{name:<{w}}  {fmt:<4}  {cell:<{wio}}  {path}")
+    print(f"{len(rows)} plugin(s)" + (f", {failed} failed to load" if failed else ""))
     return EXIT_OK
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .vst_plugin import inspect_plugin, open_plugin
+    """Every parameter of one plugin, read in the sandboxed probe process (a crash or hang is one error line)."""
+    from types import SimpleNamespace
 
-    lp = open_plugin(args.plugin, plugin_paths=args.path)
-    _silence_vst3_teardown(lp.format)
-    rows = inspect_plugin(lp)
+    from .discovery import resolve_plugin
+    from .probe import inspect_in_child
+
+    pf = resolve_plugin(args.plugin, args.path)
+    doc = inspect_in_child(pf.path, pf.format, args.timeout_s)
     if args.json:
-        print(json.dumps({
-            "name": lp.name, "path": str(lp.path), "format": lp.format, "inputs": lp.inputs, "outputs": lp.outputs,
-            "parameters": [r.__dict__ for r in rows],
-        }, indent=2))
+        print(json.dumps(doc, indent=2))
         return EXIT_OK
-    print(f"{lp.name}  ({lp.format}, {lp.inputs} in / {lp.outputs} out, {len(rows)} parameters)  {lp.path}")
+    rows = [SimpleNamespace(**r) for r in doc["parameters"]]
+    print(f"{doc['name']}  ({doc['format']}, {doc['inputs']} in / {doc['outputs']} out, {len(rows)} parameters)  "
+          f"{doc['path']}")
     wn = max([len(r.name) for r in rows] + [4])
     print(f"{'#':>3}  {'name':<{wn}}  {'label':<5}  {'default':>8}  {'display':>12}  range (display at 0 .. 1)")
     for r in rows:
@@ -164,7 +178,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     points = args.points if args.points is not None else DEFAULT_POINTS
     if points < 2:
         raise PluginMapError(f"--points {points} is too few; give at least 2 (default {DEFAULT_POINTS})")
-    lp = open_plugin(args.plugin, plugin_paths=args.path)
+    lp = open_plugin(args.plugin, plugin_paths=args.path, timeout_s=args.timeout_s)
     _silence_vst3_teardown(lp.format)
     curves = measure_curves(lp, points)
     doc = calibration_dict(lp, curves, points)

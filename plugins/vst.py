@@ -76,6 +76,7 @@ from .discovery import import_dawdreamer, plugin_not_found, quiet_fds
 from .map_loader import check_identity, load_map
 from .map_sidechain import SIDECHAIN_SIGNALS
 from .pluginmap import DEFAULT_MAPS, MAP_PROCESSORS, PluginMap
+from .probe import check_timeout_s
 from .vst_plugin import LoadedPlugin, seed_libc_rand
 
 
@@ -119,7 +120,7 @@ class _Rig:
                 spec = pmap.plugins[st.plugin]
                 path = backend.plugin_path(spec)
                 lp = LoadedPlugin(path, spec.identity.format, self.sample_rate, self.block_size, self.engine,
-                                  f"l{li}s{si}", backend.plugin_paths)
+                                  f"l{li}s{si}", backend.plugin_paths, timeout_s=backend.plugin_timeout_s)
                 check_identity(spec, lp, f"plugin map '{pmap.name}' stage {si} ({spec.identity.name})")
                 if self.engine is not None:
                     if si + 1 < len(pmap.stages):
@@ -250,6 +251,9 @@ class VstBackend(Backend):
         maps: ``{processor: map name, JSON path or PluginMap}`` overriding
             :data:`~.pluginmap.DEFAULT_MAPS`.
         plugin_paths: extra folders searched for plugins before the defaults.
+        plugin_timeout_s: seconds a plugin may take to load in the sandboxed probe
+            (:mod:`.probe`) before it counts as hanging; None: ``$MIXBRIDGE_PLUGIN_TIMEOUT_S``,
+            else :data:`~.probe.DEFAULT_TIMEOUT_S`.
 
     Raises:
         BackendUnavailableError: DawDreamer is not installed (only when a map
@@ -258,15 +262,20 @@ class VstBackend(Backend):
         PluginMapError: a map that fails validation, or one whose processor differs
             from its key.
         PluginNotFoundError: (at first use of a processor) a plugin that is not
-            installed or fails to load, listing the plugins found.
+            installed, listing the plugins found.
+        PluginLoadError: (a PluginNotFoundError, at first use) a plugin that crashes the probe
+            process (naming the file and the signal), hangs past ``plugin_timeout_s`` or fails to
+            load; this process never loads it.
     """
 
     name = "vst"
 
     def __init__(self, sample_rate: int, block_size: int = 512, maps: Mapping[str, Any] | None = None,
-                 plugin_paths: Iterable[str | os.PathLike] | None = None, clamp: bool = False) -> None:
+                 plugin_paths: Iterable[str | os.PathLike] | None = None, clamp: bool = False,
+                 plugin_timeout_s: float | None = None) -> None:
         super().__init__(sample_rate, block_size, clamp)
         self.plugin_paths = [str(p) for p in (plugin_paths or [])]
+        self.plugin_timeout_s = check_timeout_s(plugin_timeout_s)
         chosen = dict(DEFAULT_MAPS)
         for proc, m in (maps or {}).items():
             if proc not in MAP_PROCESSORS:

@@ -20,7 +20,8 @@ import numpy as np
 
 from mixbridge.errors import PluginMapError
 
-from .discovery import import_dawdreamer, plugin_name, plugin_not_found, quiet_fds, resolve_plugin
+from .discovery import import_dawdreamer, plugin_name, quiet_fds, resolve_plugin
+from .probe import PluginLoadError, ProbeResult, ensure_loadable
 
 #: Sample rate used to load a plugin only for inspection or calibration (Hz).
 INSPECT_SAMPLE_RATE = 48000
@@ -38,7 +39,22 @@ class LoadedPlugin:
     processor: Any
 
     def __init__(self, path: Path, format: str, sample_rate: int, block_size: int = 512, engine=None,
-                 unique_name: str = "plugin", extra_paths: Iterable[str] | None = None) -> None:
+                 unique_name: str = "plugin", extra_paths: Iterable[str] | None = None, *, probe: bool = True,
+                 timeout_s: float | None = None) -> None:
+        """Load the plugin at ``path`` (``format`` ``"vst2"``/``"vst3"``) at ``sample_rate`` Hz.
+
+        With ``probe`` (the default) a sandboxed child process loads it first
+        (:func:`~.probe.ensure_loadable`, cached per file), so a plugin that crashes or hangs
+        raises here instead of killing or hanging this process; ``timeout_s`` is its limit in
+        seconds (None: :func:`~.probe.check_timeout_s`'s default). The probe child itself loads with ``probe=False``.
+
+        Raises:
+            PluginLoadError: the plugin crashes the probe (naming the signal), does not load
+                within ``timeout_s``, or its loader refuses it.
+            BackendUnavailableError: DawDreamer (VST2) or pedalboard (VST3) is missing.
+        """
+        if probe:
+            ensure_loadable(path, format, timeout_s)
         with quiet_fds():  # loaders and some plugins print chatter on the C-level stdout/stderr
             self._load(path, format, sample_rate, block_size, engine, unique_name, extra_paths)
 
@@ -59,7 +75,7 @@ class LoadedPlugin:
                 with quiet_fds():
                     self.processor = pedalboard.load_plugin(str(self.path))
             except Exception as e:  # pedalboard raises ImportError/RuntimeError for unloadable files
-                raise plugin_not_found(str(self.path), extra_paths, f"fails to load through pedalboard ({e})") from None
+                raise _load_error(self.path, format, f"fails to load through pedalboard ({e})") from None
             self._params = list(self.processor.parameters.values())
             self.name = plugin_name(self.path)
             self.inputs = self.outputs = self._vst3_main_channels()
@@ -72,7 +88,7 @@ class LoadedPlugin:
                 with quiet_fds():
                     self.processor = self.engine.make_plugin_processor(unique_name, str(self.path))
             except Exception as e:  # DawDreamer raises RuntimeError("Unable to load plugin.")
-                raise plugin_not_found(str(self.path), extra_paths, f"fails to load in DawDreamer ({e})") from None
+                raise _load_error(self.path, format, f"fails to load in DawDreamer ({e})") from None
             self.name = plugin_name(self.path)  # DawDreamer get_name() is our unique processor name
             self.inputs = int(self.processor.get_num_input_channels())
             self.outputs = int(self.processor.get_num_output_channels())
@@ -150,17 +166,25 @@ class LoadedPlugin:
                 f"{self.name} ({self.path}) has no parameter '{name}'; it has: {', '.join(names)}") from None
 
 
+def _load_error(path: Path, format: str, reason: str) -> PluginLoadError:
+    """The one-line error of a loader that refused ``path`` (the same text the probe reports)."""
+    return ProbeResult(Path(path), format, "error", reason=reason).error()
+
+
 def open_plugin(plugin: str | os.PathLike, sample_rate: int = INSPECT_SAMPLE_RATE,
                 plugin_paths: Iterable[str] | None = None,
-                format: str | None = None) -> LoadedPlugin:
-    """Find and load one plugin by name or path (for inspection and calibration).
+                format: str | None = None, timeout_s: float | None = None) -> LoadedPlugin:
+    """Find and load one plugin by name or path (for inspection and calibration), after the
+    sandboxed probe (:func:`~.probe.ensure_loadable`, limit ``timeout_s`` seconds) has loaded it.
 
     Raises:
-        PluginNotFoundError: not found or fails to load; lists the plugins found.
+        PluginNotFoundError: not found; lists the plugins found.
+        PluginLoadError: (a PluginNotFoundError) it crashes, hangs or fails to load; names the file
+            and the signal or the limit.
         BackendUnavailableError: DawDreamer is missing (VST2).
     """
     pf = resolve_plugin(plugin, plugin_paths, format)
-    return LoadedPlugin(pf.path, pf.format, sample_rate, extra_paths=plugin_paths)
+    return LoadedPlugin(pf.path, pf.format, sample_rate, extra_paths=plugin_paths, timeout_s=timeout_s)
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The main job: ``automix(stems_dir, out_dir)`` and ``render(session, out)``.
 
 Data flow (DESIGN.md §3): load and validate the stems -> a mixer predicts a
-session -> the host renders the mix through the chosen backend -> the master
-bus brings it to the loudness target -> ``mix.wav``, ``master.wav``,
-``session.json`` and ``report.html`` are written. Outputs are written to a
+session -> (with ``reference``: the session is refined toward the reference's audio
+features, :func:`refine_to_reference`, torch imported then) -> the host renders
+the mix through the chosen backend -> the master bus brings it to the loudness
+target -> ``mix.wav``, ``master.wav``, ``session.json`` and ``report.html`` are
+written. Outputs are written to a
 staging folder and moved into place only when complete, so an interrupted run
 leaves no half-written results. Imports no torch.
 
@@ -22,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mixbridge.audio import load_stems, write_audio
-from mixbridge.errors import UnknownNameError
+from mixbridge.audio import StemSet, load_stems, read_audio, write_audio
+from mixbridge.errors import AudioInputError, UnknownNameError
 from mixbridge.models.mixers import DEFAULT_MIXER, MIXERS, Mixer, get_mixer, mixer_from_checkpoint, mixer_names
 from mixbridge.roles import assign_roles, roles_from_manifest
 from mixbridge.schema import MASTER_BUS
@@ -119,6 +121,49 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
     return console, mres, be
 
 
+#: Default steps of the reference refinement (``automix --refine-steps``; mirrors
+#: ``mixbridge.models.style_transfer.DEFAULT_REFINE_STEPS``, which imports torch).
+DEFAULT_REFINE_STEPS = 25
+
+
+def refine_to_reference(session: Session, stems: StemSet, reference: str | Path, steps: int = DEFAULT_REFINE_STEPS,
+                        progress: bool = False) -> tuple[Session, list[str]]:
+    """Mixing style transfer: ``session`` refined so that its master's audio features match ``reference``'s.
+
+    :func:`mixbridge.models.style_transfer.match_reference` (torch, imported here): the track gains, pans and
+    EQ band gains and the master EQ and bus compressor are optimised through the torch console for ``steps``
+    Adam steps (0: the mixer's session unchanged, the distance only measured). A reference at another sample
+    rate is resampled and a mono one skips the stereo features, each with a notice. The reference's path and
+    sha256 and the feature distance before and after go into ``provenance["reference"]``.
+
+    Returns:
+        ``(refined session, notices)``.
+
+    Raises:
+        AudioInputError: a missing, unreadable or more-than-stereo reference.
+        StyleTransferError: a silent or too short reference, ``steps < 0``.
+    """
+    from mixbridge.checksum import sha256_file
+    from mixbridge.models.style_transfer import match_reference
+
+    reference = Path(reference)
+    audio, rate = read_audio(reference)
+    if audio.shape[0] > 2:
+        raise AudioInputError(f"{reference}: {audio.shape[0]} channels; give a mono or stereo reference")
+    refined = match_reference(stems, audio, stems.sample_rate, session, steps, reference_rate=rate,
+                              progress=progress)
+    st = refined.provenance["style_transfer"]
+    refined.provenance["reference"] = {
+        "path": str(reference.resolve()), "sha256": sha256_file(reference), "refine_steps": int(steps),
+        "feature_distance_before": st["feature_distance_before"],
+        "feature_distance_after": st["feature_distance_after"],
+    }
+    notices = [f"reference {reference.name}: " + n for n in st["notices"]]
+    notices.append(f"reference {reference.name}: feature distance {st['feature_distance_before']:.4f} -> "
+                   f"{st['feature_distance_after']:.4f} after {steps} refinement steps")
+    return refined, notices
+
+
 def _takes_checkpoint(name: str) -> bool:
     """Whether mixer ``name``'s factory accepts a ``checkpoint`` keyword."""
     params = inspect.signature(MIXERS.get(name)).parameters.values()
@@ -152,6 +197,8 @@ def automix(
     report: bool = True,
     clamp: bool = False,
     checkpoint: str | Path | None = None,
+    reference: str | Path | None = None,
+    refine_steps: int = DEFAULT_REFINE_STEPS,
 ) -> AutomixResult:
     """Mix and master a folder of stems.
 
@@ -169,6 +216,9 @@ def automix(
             instead of stopping with an error.
         checkpoint: a trained mixer's checkpoint (``learned``: a ``mixer-mlp`` checkpoint), see
             :func:`build_mixer`.
+        reference: a reference mix whose audio features the mix should match: the mixer's session is
+            refined by :func:`refine_to_reference` (needs torch).
+        refine_steps: the refinement's Adam steps (0: the mixer's session, the distance only measured).
 
     Returns:
         An :class:`AutomixResult`.
@@ -176,7 +226,7 @@ def automix(
     Raises:
         AudioInputError: bad stems. UnknownNameError: unknown mixer/backend, or a checkpoint for a
         mixer that takes none. CheckpointError: (on the mixer's call) a bad checkpoint.
-        ParamRangeError: ``target_lufs`` outside the schema range.
+        ParamRangeError: ``target_lufs`` outside the schema range. StyleTransferError: an unusable reference.
     """
     t0 = time.perf_counter()
     stems_dir, out_dir = Path(stems_dir), Path(out_dir)
@@ -184,16 +234,23 @@ def automix(
     from mixbridge.plugins.backend import get_backend
 
     get_backend(backend, 44100)  # fail fast on an unknown or unavailable backend
+    if reference is not None and not Path(reference).is_file():
+        raise AudioInputError(f"{reference}: no such file; give the reference mix (--reference REF.wav)")
+    if refine_steps < 0:
+        raise AudioInputError(f"refine_steps = {refine_steps}; give 0 or more (--refine-steps N)")
     tp = MASTER_BUS.param("loudness.target_lufs")
     target = tp.default if target_lufs is None else tp.validate(target_lufs, "--target-lufs")
     stems = load_stems(stems_dir, roles=roles_from_manifest(stems_dir))
     stems.notices.extend(assign_roles(stems.stems))
     out_dir.mkdir(parents=True, exist_ok=True)
     session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
+    ref_notices: list[str] = []
+    if reference is not None:
+        session, ref_notices = refine_to_reference(session, stems, reference, refine_steps, progress=progress)
     session.provenance["backend"] = backend
     console, mres, _ = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
     notices = list(stems.notices) + list(console.notices) + list(mres.notices)
-    notices += session.provenance.get("mixer_notes", [])
+    notices += session.provenance.get("mixer_notes", []) + ref_notices
     session.provenance["master"] = {
         "lufs": round(mres.lufs, 3),
         "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
@@ -250,4 +307,4 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
     return mres
 
 
-__all__ = ["automix", "render", "render_session", "build_mixer", "AutomixResult"]
+__all__ = ["automix", "render", "render_session", "build_mixer", "refine_to_reference", "AutomixResult"]

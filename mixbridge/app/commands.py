@@ -27,7 +27,7 @@ def _automix(args: argparse.Namespace) -> int:
 
     res = automix(args.stems_dir, args.output, mixer=args.mixer, backend=args.backend,
                   target_lufs=args.target_lufs, seed=args.seed, progress=not args.quiet, clamp=args.clamp,
-                  checkpoint=args.checkpoint)
+                  checkpoint=args.checkpoint, reference=args.reference, refine_steps=args.refine_steps)
     if not args.quiet:
         print(res.summary())
     if args.push:  # DESIGN.md §3 step 6: push the session into a DAW
@@ -107,6 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from mixbridge.models.mixers import DEFAULT_MIXER, mixer_names
     from mixbridge.plugins.backend import backend_names
 
+    from .automix import DEFAULT_REFINE_STEPS
+
     p = sub.add_parser("automix", help="mix and master a folder of stems", description=(
         "Mix and master STEMS_DIR: writes mix.wav, master.wav, session.json and report.html to OUT_DIR."))
     p.add_argument("stems_dir", metavar="STEMS_DIR")
@@ -120,6 +122,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a trained mixer's checkpoint (NAME.json or its folder), for a mixer that takes one "
                         "(`mixbridge mixers`)")
     p.add_argument("--seed", type=int, default=0, help="seed of random mixers (default: 0)")
+    p.add_argument("--reference", default=None, metavar="REF.wav",
+                   help="mixing style transfer: refine the mixer's session so that the master's audio features "
+                        "(Diff-MST: RMS, crest factor, stereo width and imbalance, Bark spectrum) match this mix's "
+                        "(needs torch)")
+    p.add_argument("--refine-steps", type=int, default=DEFAULT_REFINE_STEPS, metavar="N",
+                   help=f"with --reference: optimisation steps through the torch console (default: "
+                        f"{DEFAULT_REFINE_STEPS}; 0: the mixer's session only, the distance measured)")
     add_quiet(p, help="no progress bar and no summary")
     p.add_argument("--clamp", action="store_true", help=_CLAMP_HELP)
     p.add_argument("--push", choices=profile_names(), default=None,

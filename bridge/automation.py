@@ -40,6 +40,10 @@ from .transport import DEFAULT_QUERY_TIMEOUT_S, LOCALHOST, OscUdpClient, OscUdpS
 DEFAULT_RESOLUTION = 1e-3
 #: How early a timetagged bundle leaves, so network and parsing finish before its time tag.
 DEFAULT_LOOKAHEAD_S = 0.02
+#: Highest curve sampling rate, Hz: MIDI 1.0 carries at most ~1040 three-byte messages a second
+#: (31 250 baud, 10 bits a byte) and a DAW's OSC surface fewer; above it a long curve only costs
+#: memory (``--rate-hz 1e7`` on a 4-minute curve: 2.4 G samples).
+MAX_RATE_HZ = 1000.0
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,25 @@ class AutomationEvent:
     value: float
 
 
+def check_rate_hz(rate_hz: float) -> float:
+    """``rate_hz`` as a float if it is in (0, :data:`MAX_RATE_HZ`] Hz.
+
+    Raises:
+        BridgeConfigError: a rate that is not a number in that range (one line, the limit and the fix).
+    """
+    if not (isinstance(rate_hz, (int, float)) and 0 < rate_hz <= MAX_RATE_HZ):
+        raise BridgeConfigError(f"--rate-hz {rate_hz:g} is outside (0, {MAX_RATE_HZ:g}] Hz; curves are sampled at "
+                                f"most {MAX_RATE_HZ:g} times a second (default 100)")
+    return float(rate_hz)
+
+
 def sample_curve(curve: Automation, rate_hz: float, end_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sample a piecewise-linear curve every 1/rate_hz s from its first point to ``end_s`` (default its last).
 
     Raises:
-        BridgeConfigError: a non-positive rate.
+        BridgeConfigError: a rate outside (0, :data:`MAX_RATE_HZ`] Hz (:func:`check_rate_hz`).
     """
-    if not rate_hz > 0:
-        raise BridgeConfigError(f"rate_hz = {rate_hz} must be > 0 Hz")
+    rate_hz = check_rate_hz(rate_hz)
     t0 = float(curve.times_s[0])
     t1 = float(curve.times_s[-1] if end_s is None else end_s)
     n = int(np.floor((t1 - t0) * rate_hz + 1e-9)) + 1
@@ -107,7 +122,12 @@ def require_automation(session: Session, what: str = "play") -> None:
 
 def schedule_session(session: Session, *, rate_hz: float = 100.0,
                      resolution: float = DEFAULT_RESOLUTION) -> list[AutomationEvent]:
-    """All tracks' automation as thinned events sorted by time (ties in track order)."""
+    """All tracks' automation as thinned events sorted by time (ties in track order).
+
+    Raises:
+        BridgeConfigError: ``rate_hz`` outside (0, :data:`MAX_RATE_HZ`] Hz.
+    """
+    rate_hz = check_rate_hz(rate_hz)
     events: list[AutomationEvent] = []
     for track in session.tracks:
         for path, curve in track.automation.items():

@@ -259,9 +259,18 @@ def run_live(bus: LiveBus, *, duration_s: float | None = None, out: TextIO | Non
     seconds or when the JACK server goes away; print and return the summary.
 
     ``quiet`` prints only the ready line (no notices, no summary). Signal handlers are installed
-    (and restored after) only on the main thread. Raises what :meth:`LiveBus.start` raises.
+    (and restored after) only on the main thread.
+
+    Raises:
+        BridgeConfigError: ``duration_s`` not a finite number > 0 (checked before anything starts).
+        LiveBusError etc.: what :meth:`LiveBus.start` raises.
     """
     out = out or sys.stdout
+    if duration_s is not None and not (isinstance(duration_s, (int, float)) and 0 < duration_s < float("inf")):
+        from .errors import BridgeConfigError
+
+        raise BridgeConfigError(f"--duration-s {duration_s!r} must be a number of seconds > 0; leave it out to run "
+                                "until SIGINT/SIGTERM")
 
     def say(line: str) -> None:
         if not quiet:

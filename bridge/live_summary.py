@@ -24,9 +24,12 @@ class LiveSummary:
     callback_mean_ms: float = 0.0
     callback_max_ms: float = 0.0
     callback_cpu_mean_ms: float = 0.0
+    callback_start_max_ms: float = 0.0
     callback_errors: int = 0
     osc_applied: int = 0
     osc_invalid: int = 0
+    osc_coalesced: int = 0
+    osc_dropped: int = 0
     proxy: str = "none"
     nonfinite_input_blocks: int = 0
     output_guard_blocks: int = 0
@@ -49,10 +52,12 @@ class LiveSummary:
             f"  xruns: {self.xruns}",
             f"  callback: mean {self.callback_mean_ms:.3f} ms, max {self.callback_max_ms:.3f} ms "
             f"({load:.3f} of a period on average); CPU time mean {self.callback_cpu_mean_ms:.3f} ms "
-            f"({cpu_load:.3f} of a core); errors caught: {self.callback_errors}",
+            f"({cpu_load:.3f} of a core); errors caught: {self.callback_errors}; started at most "
+            f"{self.callback_start_max_ms:.3f} ms into its period",
             f"  latency: {self.latency_samples} samples ({1e3 * self.latency_samples / self.sample_rate:.2f} ms)",
             f"  proxy: {self.proxy}",
-            f"  OSC: {self.osc_applied} applied, {self.osc_invalid} invalid",
+            f"  OSC: {self.osc_applied} applied, {self.osc_invalid} invalid, {self.osc_coalesced} superseded "
+            f"before the next period, {self.osc_dropped} dropped by the kernel (socket buffer full)",
             f"  guards: {self.nonfinite_input_blocks} blocks with non-finite input, "
             f"{self.output_guard_blocks} non-finite output blocks silenced, "
             f"{self.clipped_samples} samples clipped at the ceiling",

@@ -32,7 +32,7 @@ from mixbridge.atomic import atomic_path
 from mixbridge.schema import CHANNEL_STRIP
 from mixbridge.session import Session
 
-from .automation import AutomationEvent, require_automation, sample_curve
+from .automation import AutomationEvent, check_rate_hz, require_automation, sample_curve
 from .errors import MidiPortError
 from .pacing import sleep_until
 
@@ -107,9 +107,12 @@ def export_smf(session: Session, path: str | Path, *, rate_hz: float = 100.0) ->
     after it with a text event per lane describing the mapping.
 
     Raises:
+        BridgeConfigError: ``rate_hz`` outside (0, :data:`~mixbridge.bridge.automation.MAX_RATE_HZ`] Hz.
         NoAutomationError: a session with no automation (:func:`~mixbridge.bridge.automation.require_automation`).
     """
     import mido
+
+    rate_hz = check_rate_hz(rate_hz)
 
     require_automation(session, "export")
     lanes = cc_table(session)

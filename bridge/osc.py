@@ -26,9 +26,11 @@ and :class:`OscBundle`) and only what python-osc 1.10.2 lacks or does otherwise:
   kinds), and every failure, python-osc's own ``ParseError``, undecodable UTF-8
   and absurd nesting included, raises :class:`~mixbridge.bridge.errors.OscParseError` naming the size
   and first bytes, which receivers count. Decodable tags: ``ifhdsbtTFN`` (``t``
-  arguments come back as python-osc's ``(datetime, fraction)`` pair). python-osc's
-  leniency stays: bytes after the last argument are ignored, and a final float cut
-  short is zero-padded (Reaktor sends those).
+  arguments come back as python-osc's ``(datetime, fraction)`` pair). By default
+  python-osc's leniency stays for DAW feedback: bytes after the last argument are
+  ignored, and a final float cut short is zero-padded (Reaktor sends those).
+  ``strict=True`` (the live bus's control port) refuses both: every type tag must
+  have exactly its bytes, so a ``,f`` with no data is an error, never a made-up 0.0.
 
 Wire format: OSC 1.0 ("The Open Sound Control 1.0 Specification", opensoundcontrol.org).
 """
@@ -185,23 +187,50 @@ def timetag_to_unix(timetag: int) -> float:
 
 
 # ----------------------------------------------------------------------------- decoding
-def _check_message(dgram: bytes) -> None:
-    """Refuse a message python-osc would misread: no leading '/', an unknown type tag."""
+#: Argument sizes in bytes of the fixed-size type tags (OSC 1.0); ``s`` and ``b`` are sized by content.
+_FIXED_SIZES = {"i": 4, "f": 4, "h": 8, "d": 8, "t": 8, "T": 0, "F": 0, "N": 0}
+
+
+def _check_arguments(dgram: bytes, address: str, tags: str, pos: int) -> None:
+    """Strict framing: each tag's argument bytes are all there, and nothing follows the last one."""
+    size = len(dgram)
+    for k, tag in enumerate(tags):
+        if tag in _FIXED_SIZES:
+            need = _FIXED_SIZES[tag]
+        elif tag == "s":
+            end = dgram.find(b"\x00", pos)
+            need = -1 if end < 0 else (end - pos) // 4 * 4 + 4
+        else:  # "b": an int32 size, then the data padded to 4 bytes
+            blob = int.from_bytes(dgram[pos:pos + 4], "big", signed=True) if pos + 4 <= size else -1
+            need = -1 if blob < 0 else 4 + (blob + 3) // 4 * 4
+        if need < 0 or pos + need > size:
+            raise OscParseError(f"OSC argument {k + 1} (type tag {tag!r}) of {address} ,{tags} has "
+                                f"{max(size - pos, 0)} of its bytes; the sender must send the whole value")
+        pos += need
+    if pos != size:
+        raise OscParseError(f"OSC message {address} ,{tags} has {size - pos} bytes after its last argument")
+
+
+def _check_message(dgram: bytes, strict: bool = False) -> None:
+    """Refuse a message python-osc would misread: no leading '/', an unknown type tag; with ``strict``,
+    an argument cut short or bytes after the last argument (see the module docstring)."""
     if not osc_message.OscMessage.dgram_is_message(dgram):
         raise OscParseError(f"OSC packet must start with '/' or {BUNDLE_TAG!r}, got {dgram[:8]!r}")
     address, pos = osc_types.get_string(dgram, 0)
     if pos >= len(dgram):
         return  # OSC 1.0 allows a missing type-tag string
-    tags, _ = osc_types.get_string(dgram, pos)
+    tags, pos = osc_types.get_string(dgram, pos)
     if not tags.startswith(","):
         raise OscParseError(f"OSC type tags {tags!r} of {address} must start with ','")
     unknown = sorted(set(tags[1:]) - DECODABLE_TAGS)
     if unknown:
         raise OscParseError(f"OSC type tag(s) {''.join(unknown)!r} in {address} {tags} are not decodable; "
                             f"known: {''.join(sorted(DECODABLE_TAGS))}")
+    if strict:
+        _check_arguments(dgram, address, tags[1:], pos)
 
 
-def _check_bundle(dgram: bytes) -> None:
+def _check_bundle(dgram: bytes, strict: bool = False) -> None:
     """Check bundle framing before python-osc parses it (it would loop forever on a
     negative element size and drop an unidentifiable element with only a log line)."""
     if len(dgram) < len(BUNDLE_TAG) + 8:
@@ -213,7 +242,7 @@ def _check_bundle(dgram: bytes) -> None:
             raise OscParseError(f"OSC bundle element size {size} at byte {pos - 4} is not a positive multiple "
                                 f"of 4 within the {len(dgram)}-byte bundle")
         element = dgram[pos:pos + size]
-        (_check_bundle if osc_bundle.OscBundle.dgram_is_bundle(element) else _check_message)(element)
+        (_check_bundle if osc_bundle.OscBundle.dgram_is_bundle(element) else _check_message)(element, strict)
         pos += size
 
 
@@ -228,15 +257,16 @@ def _parse_error(data: bytes, e: Exception) -> OscParseError:
     return OscParseError(f"unparseable OSC datagram ({len(data)} bytes, starting {data[:16]!r}): {e}")
 
 
-def decode_message(data: bytes) -> OscMessage:
-    """Decode one OSC message (parsed by python-osc).
+def decode_message(data: bytes, strict: bool = False) -> OscMessage:
+    """Decode one OSC message (parsed by python-osc); ``strict`` refuses arguments cut short and
+    trailing bytes (see the module docstring).
 
     Raises:
         OscParseError: malformed bytes or an unknown type tag.
     """
     data = bytes(data)
     try:
-        _check_message(data)
+        _check_message(data, strict)
         msg = _from_python_osc(osc_message.OscMessage(data))
         assert isinstance(msg, OscMessage)  # a message parses to a message
         return msg
@@ -244,17 +274,18 @@ def decode_message(data: bytes) -> OscMessage:
         raise _parse_error(data, e) from e
 
 
-def decode(data: bytes) -> OscMessage | OscBundle:
-    """Decode a packet: a message or a (possibly nested) bundle (parsed by python-osc).
+def decode(data: bytes, strict: bool = False) -> OscMessage | OscBundle:
+    """Decode a packet: a message or a (possibly nested) bundle (parsed by python-osc); ``strict``
+    as in :func:`decode_message`, for every message of a bundle.
 
     Raises:
         OscParseError: malformed bytes.
     """
     data = bytes(data)
     if not osc_bundle.OscBundle.dgram_is_bundle(data):
-        return decode_message(data)
+        return decode_message(data, strict)
     try:
-        _check_bundle(data)
+        _check_bundle(data, strict)
         return _from_python_osc(osc_bundle.OscBundle(data))
     except _PARSE_FAILURES as e:
         raise _parse_error(data, e) from e

@@ -99,7 +99,9 @@ class AbletonProfile(DawProfile):
     honours_timetags = False  # AbletonOSC dispatches on arrival
     strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
     unreachable_hint = ("Ableton: install AbletonOSC in Live's MIDI Remote Scripts and select it as a Control "
-                        "Surface; it listens on 11000 and replies to port 11001 (= --reply-port)")
+                        "Surface")
+    ports_hint = ("AbletonOSC listens on 11000 and replies to 11001; this command sent to {port} (--port) and "
+                  "listened on {reply_port} (--reply-port)")
 
     def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
         """``/live/track/set/volume`` (Live's volume law), ``.../mute`` (0/1), ``.../panning`` (-1..1)."""

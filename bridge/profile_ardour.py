@@ -65,8 +65,8 @@ class ArdourProfile(DawProfile):
     honours_timetags = True
     accepts_bundles = True
     maps_send = True
-    unreachable_hint = ("Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled, "
-                        "port 3819 (or --port)")
+    unreachable_hint = "Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled"
+    ports_hint = "its OSC port must be {port} (the port this command sent to; --port)"
     strip_paths = ("trim.gain_db", "polarity.invert", "fader.fader_db", "fader.mute", "pan.pan")
     #: The surface with value feedback (Ardour then sends every strip's state, which a pull reads).
     HANDSHAKE = (OscMessage("/set_surface", (0, 31, 16387, 2, 0, 0)), OscMessage("/set_surface/port", (0,)))

@@ -32,8 +32,8 @@ class ReaperProfile(DawProfile):
     #: "Control surface: refresh all surfaces": REAPER then sends its whole state.
     REFRESH_ACTION = 41743
     unreachable_hint = ("REAPER: Preferences > Control/OSC/web > OSC, mode 'Configure device IP+local port', "
-                        "local listen port 8000, device IP 127.0.0.1, device port 9000 (= --reply-port); "
-                        "or push with --no-query")
+                        "device IP 127.0.0.1; or push with --no-query")
+    ports_hint = "local listen port {port} (--port), device port {reply_port} (--reply-port)"
 
     def setup_messages(self, n_tracks: int) -> list[OscMessage]:
         """Widen the bank to ``n_tracks`` (at least 1) and select the first bank."""

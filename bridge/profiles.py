@@ -151,15 +151,18 @@ def read_plugin(track: Track, plug: DawPlugin, wire: dict[str, float], name: str
 
 
 class _HintingClient(OscUdpClient):
-    """An OscUdpClient whose timeouts name what to check on the DAW's side."""
+    """An OscUdpClient whose timeouts name what to check on the DAW's side, with the ports it used."""
 
     hint = ""
+    ports_hint = ""
 
     def query(self, *args, **kwargs):
         try:
             return super().query(*args, **kwargs)
         except DawUnreachableError as e:
-            raise DawUnreachableError(f"{e}. {self.hint}" if self.hint else str(e)) from None
+            ports = self.ports_hint.format(port=self.port, reply_port=self.local_port)
+            hint = "; ".join(h for h in (self.hint, ports) if h)
+            raise DawUnreachableError(f"{e}. {hint}" if hint else str(e)) from None
 
 
 class DawProfile:
@@ -184,8 +187,11 @@ class DawProfile:
     strip_paths: tuple[str, ...] = ()
     #: True if the profile maps ``send.send_db`` onto an aux send of the strip (see :meth:`send_message`).
     maps_send = False
-    #: What to check on the DAW's side when it does not answer.
+    #: What to check on the DAW's side when it does not answer (no port numbers: see :attr:`ports_hint`).
     unreachable_hint = ""
+    #: The ports of that check, formatted with the ones this command used (``{port}``: where it sent,
+    #: ``{reply_port}``: where it listened for the answer).
+    ports_hint = "the DAW must listen on port {port} (--port) and answer to port {reply_port} (--reply-port)"
 
     # ------------------------------------------------------------------ messages
     def setup_messages(self, n_tracks: int) -> list[OscMessage]:
@@ -263,8 +269,10 @@ class DawProfile:
             BridgeConfigError: a bad host or port, or the reply port cannot be bound.
         """
         local = reply_port if reply_port is not None else (self.reply_port or 0)
-        client = _HintingClient(host, port or self.default_port, local_port=local, timeout_s=timeout_s)
+        client = _HintingClient(host, self.default_port if port is None else port, local_port=local,
+                                timeout_s=timeout_s)
         client.hint = self.unreachable_hint
+        client.ports_hint = self.ports_hint
         return client
 
     def query_tracks(self, client: OscUdpClient, *, max_tracks: int = 64) -> list[DawTrack]:

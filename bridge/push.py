@@ -261,7 +261,7 @@ def push_blind(session: Session, daw: str, *, host: str = LOCALHOST, port: int |
     """
     profile = get_profile(daw)
     plan = plan_push(session, profile, daw_tracks=None, match="order", clamp=clamp)
-    with OscUdpClient(host, port or profile.default_port) as client:
+    with OscUdpClient(host, profile.default_port if port is None else port) as client:
         t0 = time.perf_counter()
         sent = send_plan(client, plan, profile, max_msgs_per_s=max_msgs_per_s)
         return PushReport(plan, sent, time.perf_counter() - t0, client.router.stats)
@@ -297,7 +297,7 @@ def pull(daw: str, *, host: str = LOCALHOST, port: int | None = None, clamp: boo
         DawRangeError: a DAW value outside the schema range (unless ``clamp``).
     """
     profile = get_profile(daw)
-    port = port or profile.default_port
+    port = profile.default_port if port is None else port
     with profile.open_client(host, port, timeout_s, reply_port) as client:
         feedback = FeedbackState()
         client.router.add("/**", feedback)

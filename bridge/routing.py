@@ -61,12 +61,15 @@ class Router:
         routes: ``(pattern, handler)`` pairs, tried in order; every match is called.
         fallback: called with each message no route matches (after counting it as unrouted).
         on_unparsed: called with ``(datagram, error text)`` for each datagram that does not parse.
+        strict: decode with ``strict=True`` (:func:`~mixbridge.bridge.osc.decode`): an argument cut
+            short or bytes after the last one make the datagram unparseable.
     """
 
     routes: list[tuple[str, Handler]] = field(default_factory=list)
     stats: RouterStats = field(default_factory=RouterStats)
     fallback: Handler | None = None
     on_unparsed: Callable[[bytes, str], None] | None = None
+    strict: bool = False
     #: The sender address of the datagram being dispatched (``None`` outside :meth:`dispatch`).
     sender: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -107,7 +110,7 @@ class Router:
         with self._lock:
             self.stats.datagrams += 1
         try:
-            packet = decode(datagram)
+            packet = decode(datagram, strict=self.strict)
         except OscParseError as e:
             with self._lock:
                 self.stats.unparsed += 1

@@ -50,9 +50,22 @@ def check_endpoint(host: str, port: int) -> tuple[str, int]:
         ipaddress.ip_address(host)
     except ValueError:
         raise BridgeConfigError(f"host {host!r} is not an IP address; give one such as 127.0.0.1") from None
-    if not isinstance(port, int) or not 1 <= port <= 65535:
-        raise BridgeConfigError(f"port {port!r} is outside 1..65535; give the DAW's OSC receive port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise BridgeConfigError(f"--port {port!r} is outside 1..65535; give the DAW's OSC receive port")
     return host, port
+
+
+def check_timeout_s(timeout_s: float) -> float:
+    """``timeout_s`` as a float if it is a finite number of seconds > 0.
+
+    Raises:
+        BridgeConfigError: zero, negative, NaN or infinite (one line naming the value and the fix).
+    """
+    if not (isinstance(timeout_s, (int, float)) and not isinstance(timeout_s, bool)
+            and 0 < timeout_s < float("inf")):
+        raise BridgeConfigError(f"--timeout-s {timeout_s!r} must be a number of seconds > 0 (default "
+                                f"{DEFAULT_QUERY_TIMEOUT_S:g}): how long to wait for the DAW's answer")
+    return float(timeout_s)
 
 
 class OscUdpClient:
@@ -65,7 +78,9 @@ class OscUdpClient:
     def __init__(self, host: str = LOCALHOST, port: int = 3819, *, local_port: int = 0,
                  timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, router: Router | None = None):
         self.host, self.port = check_endpoint(host, port)
-        self.timeout_s = float(timeout_s)
+        self.timeout_s = check_timeout_s(timeout_s)
+        if not (isinstance(local_port, int) and 0 <= local_port <= 65535):
+            raise BridgeConfigError(f"--reply-port {local_port!r} is outside 0..65535 (0 picks a free port)")
         self.router = router or Router()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)

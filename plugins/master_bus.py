@@ -264,6 +264,14 @@ class StreamingMaster(MasterKernels):
 
     _flatten = staticmethod(flatten_params)
 
+    def resolve(self, path: str, value: Any) -> tuple[int, float]:
+        """Validate one change without applying it: ``(index, value)`` of ``path`` set to ``value``.
+
+        Raises:
+            ParamRangeError, UnknownParamError: as :meth:`set_params` would for that change.
+        """
+        return self._resolve(path, value)
+
     def set_params(self, params: Mapping[str, Any]) -> None:
         """Set target parameters now (not from another thread while streaming: use :meth:`post`).
 

@@ -522,3 +522,115 @@ def test_live_cli_reports_missing_jack_server(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "cannot connect to the JACK server" in err and "jackd -n" in err
+
+
+# ----------------------------------------------------------------------------- the control port under load
+#: Messages in one flood (issue 10: "a flood of 10 000 messages").
+FLOOD_MESSAGES = 10_000
+#: One in this many flood messages is malformed (a ``,f`` without its bytes, a bypass of NaN, 0.5 or -1).
+FLOOD_MALFORMED_EVERY = 10
+#: Length of each measured window of one bus run (idle, flood, idle, flood, idle), seconds.
+WINDOW_S = 3.0
+#: Xruns a window may differ from another by on this shared machine without a cause of its own: the
+#: allowance is the larger of this and the spread measured over the idle windows of the same run.
+NOISE_FLOOR_XRUNS = 2
+_FLOOD_SENDER = r"""
+import socket, struct, sys
+port, n, every = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def pad(b):
+    return b + b"\0" * (4 - len(b) % 4)
+def msg(address, tags, data=b""):
+    return pad(address.encode()) + pad(tags.encode()) + data
+bad = [msg("/mixbridge/param/gain/gain_db", ",f"),                       # a float tag without its bytes
+       msg("/mixbridge/proxy/bypass", ",f", struct.pack(">f", float("nan"))),
+       msg("/mixbridge/proxy/bypass", ",f", struct.pack(">f", 0.5)),
+       msg("/mixbridge/proxy/bypass", ",i", struct.pack(">i", -1))]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(n):
+    if i % every == every - 1:
+        d = bad[(i // every) % len(bad)]
+    else:
+        d = msg("/mixbridge/param/gain/gain_db", ",f", struct.pack(">f", -6.0 - (i % 37) * 0.25))
+    s.sendto(d, ("127.0.0.1", port))
+"""
+
+
+def _status(sock: socket.socket, port: int) -> tuple:
+    sock.sendto(encode_message(OscMessage("/mixbridge/status")), ("127.0.0.1", port))
+    return decode_message(sock.recvfrom(65536)[0]).args
+
+
+def test_osc_flood_does_not_raise_xruns_and_malformed_messages_are_refused(jack_server, live_factory, tmp_path):
+    """One `mixbridge live` run, five windows of WINDOW_S: idle, flood, idle, flood, idle. Each flood is
+    FLOOD_MESSAGES datagrams sent as fast as a separate process can (a tenth malformed). The xruns of
+    each flood window stay within the idle windows' maximum plus the run's own noise (the idle spread,
+    at least NOISE_FLOOR_XRUNS); every malformed message is refused and counted; every valid one is
+    applied (or counted as dropped by the kernel); the bus prints a bounded number of lines."""
+    session = _session(tmp_path, {"limiter": {"ceiling_dbtp": -1.0}})
+    live = live_factory(["--session", str(session), "--jack-server", jack_server, "--client-name", "mb-live",
+                         "--osc-port", "0"])
+    ready = live.wait_for("live: ready", STARTUP_TIMEOUT_S)
+    port = int(ready.rsplit("127.0.0.1:", 1)[1].split()[0])
+    idle: list[int] = []
+    flood: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(30.0)
+        time.sleep(1.0)  # let the bus settle after start-up
+        for kind in ("idle", "flood", "idle", "flood", "idle"):
+            start = time.monotonic()
+            xruns_before = _status(sock, port)[1]
+            if kind == "flood":
+                subprocess.run([sys.executable, "-c", _FLOOD_SENDER, str(port), str(FLOOD_MESSAGES),
+                                str(FLOOD_MALFORMED_EVERY)], check=True, timeout=60)
+            time.sleep(max(0.0, WINDOW_S - (time.monotonic() - start)))
+            (idle if kind == "idle" else flood).append(_status(sock, port)[1] - xruns_before)
+        _, _, applied, invalid, _, _, _ = _status(sock, port)
+    assert live.stop(signal.SIGTERM) == 0, live.text()
+    text = live.text()
+    allowance = max(NOISE_FLOOR_XRUNS, max(idle) - min(idle))
+    figures = f"xruns per {WINDOW_S:g} s window: idle {idle}, flood {flood}; allowance {allowance}"
+    print(figures)
+    assert max(flood) <= max(idle) + allowance, figures + "\n" + text
+    dropped = int(_summary_value(text, "OSC:").split("superseded before the next period, ")[1].split()[0])
+    sent = 2 * FLOOD_MESSAGES
+    malformed = 2 * (FLOOD_MESSAGES // FLOOD_MALFORMED_EVERY)
+    assert applied + invalid + dropped == sent, (applied, invalid, dropped)
+    if dropped == 0:
+        assert (applied, invalid) == (sent - malformed, malformed)
+    # rate-limited notices: a few dozen lines, not one per message
+    assert len(live.lines) < 200, len(live.lines)
+    assert "notices suppressed" in text
+    assert "has 0 of its bytes" in text                      # the ,f without data, named
+
+
+def test_bypass_takes_0_or_1_only_and_a_float_tag_without_data_is_refused(jack_server):
+    """On a running bus with a proxy: bypass NaN, 0.5, -1 and 2 are refused and leave the proxy running;
+    1 bypasses it and 0 runs it again; a gain message whose float has no bytes is refused, the gain kept."""
+    proxy = NanProxy(good_blocks=10**9)
+    bus = LiveBus(None, proxy=proxy, jack_server=jack_server, client_name="mb-live-bypass", osc_port=0)
+    bus.start()
+    try:
+        port = bus.osc_port
+        assert bus.set_master_param("gain.gain_db", -9.0) == -9.0
+        address = b"/mixbridge/param/gain/gain_db\x00\x00\x00"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(10.0)
+            for value in (float("nan"), 0.5, -1, 2):
+                sock.sendto(encode_message(OscMessage("/mixbridge/proxy/bypass", (value,))), ("127.0.0.1", port))
+            sock.sendto(address + b",f\x00\x00", ("127.0.0.1", port))
+            status = _status(sock, port)
+            assert status[2:5] == (0, 5, 1)   # nothing applied, five refused, the proxy still active
+            assert not bus.proxy_bypassed
+            sock.sendto(encode_message(OscMessage("/mixbridge/proxy/bypass", (1,))), ("127.0.0.1", port))
+            assert _status(sock, port)[2:5] == (1, 5, 0) and bus.proxy_bypassed
+            sock.sendto(encode_message(OscMessage("/mixbridge/proxy/bypass", (0.0,))), ("127.0.0.1", port))
+            assert _status(sock, port)[2:5] == (2, 5, 1) and not bus.proxy_bypassed
+        deadline = time.monotonic() + 5
+        while bus.blocks < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bus.master.params["gain"]["gain_db"] == -9.0   # the ,f without data changed nothing
+        notices = "\n".join(bus.poll_messages())
+    finally:
+        summary = bus.stop()
+    assert (summary.osc_applied, summary.osc_invalid) == (2, 5)
+    assert "has 0 of its bytes" in notices and "bypass takes 0 (run the proxy) or 1 (bypass it) only" in notices

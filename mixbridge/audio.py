@@ -318,6 +318,12 @@ class StemSet:
         return self.stems[0].audio.shape[1]
 
 
+#: The shortest stem set mixbridge mixes, s: one BS.1770-4 gating block (400 ms). Anything shorter has no
+#: integrated loudness (:func:`mixbridge.loudness.integrated_lufs` reports it silent), so no level decision
+#: and no loudness-normalised master can be made from it.
+MIN_STEM_DURATION_S = 0.4
+
+
 def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[str, str] | None = None) -> StemSet:
     """Load every audio file of ``folder`` as a stem set of equal length and rate.
 
@@ -328,7 +334,8 @@ def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[s
 
     Raises:
         AudioInputError: the folder is missing or holds no audio file, a file is
-            corrupt or holds NaN/inf, or a file has more than 2 channels.
+            corrupt or holds NaN/inf, or a file has more than 2 channels, or the longest stem is not
+            longer than :data:`MIN_STEM_DURATION_S` (one 400 ms loudness block).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -355,6 +362,13 @@ def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[s
             audio = resample(audio, rate, sample_rate)
         stems.append(Stem(f.stem, f, audio, (roles or {}).get(f.stem)))
     n = max(s.audio.shape[1] for s in stems)
+    min_samples = int(MIN_STEM_DURATION_S * sample_rate) + 1  # the loudness meter's first full block
+    if n < min_samples:
+        longest = max(stems, key=lambda s: s.audio.shape[1])
+        raise AudioInputError(
+            f"{folder}: the longest stem ({longest.path.name}) has {n} samples ({n / sample_rate * 1000:.1f} ms at "
+            f"{sample_rate} Hz); mixbridge needs more than {MIN_STEM_DURATION_S * 1000:.0f} ms ({min_samples} "
+            "samples, one BS.1770 loudness block) to measure and set levels: give longer stems")
     for s in stems:
         if s.audio.shape[1] < n:
             notices.append(f"{s.path.name}: {s.audio.shape[1]} samples, zero-padded to {n} to match the longest stem")

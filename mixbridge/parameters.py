@@ -64,10 +64,13 @@ class Param:
 
         Raises:
             ParamRangeError: the value is not a finite number inside ``[min, max]``
-                (booleans must be 0 or 1). The message names the parameter, the
+                (a bool is refused unless the parameter is on/off; on/off ones must be 0 or 1). The message names the parameter, the
                 value, the range with its unit and the fix.
         """
         label = f"{where}.{self.name}" if where else self.name
+        if isinstance(value, bool) and self.kind != "bool":
+            raise ParamRangeError(f"{label} = {str(value).lower()} is a boolean, not a number; "
+                                  f"give a number in {self.range_text()}")
         try:
             v = float(value)
         except (TypeError, ValueError):

@@ -151,6 +151,41 @@ class Session:
         return self
 
 
+def _not_a_bool(value: Any, label: str, fix: str) -> None:
+    """Refuse a JSON ``true``/``false`` where a number belongs (Python's ``float(True)`` is 1.0, so it would
+    otherwise pass as the number 1).
+
+    Raises:
+        ParamRangeError: ``value`` is a bool; the message names ``label`` and the ``fix``.
+    """
+    if isinstance(value, bool):
+        raise ParamRangeError(f"{label} = {json.dumps(value)} is a JSON boolean, not a number; {fix}")
+
+
+def _refuse_bools(raw: Any, chain: Chain, where: str) -> None:
+    """Refuse JSON booleans among a ``{processor: {param: value}}`` object's values, except for the schema's
+    on/off parameters (``kind="bool"``: mute, invert), where ``true``/``false`` mean 1/0.
+
+    Raises:
+        ParamRangeError: naming the parameter, its range and the fix.
+    """
+    if not isinstance(raw, Mapping):
+        return
+    for proc, values in raw.items():
+        if not isinstance(values, Mapping):
+            continue
+        for key, value in values.items():
+            if not isinstance(value, bool):
+                continue
+            try:
+                param = chain.param(f"{proc}.{key}")
+            except MixbridgeError:
+                continue  # the schema's validation names the unknown parameter
+            if param.kind != "bool":
+                _not_a_bool(value, f"{where}.{proc}.{key}",
+                            f"give a number in {param.range_text()} (default {param.default:g})")
+
+
 def _automation(raw: Any, chain: Chain, where: str) -> dict[str, Automation]:
     if raw is None:
         return {}
@@ -162,6 +197,12 @@ def _automation(raw: Any, chain: Chain, where: str) -> dict[str, Automation]:
         if not isinstance(curve, Mapping) or "times_s" not in curve or "values" not in curve:
             raise SessionError(f"{where}.automation['{path}'] needs 'times_s' and 'values' lists")
         times, values = list(curve["times_s"]), list(curve["values"])
+        param_fix = f"give numbers in {param.range_text()}"
+        for i, t in enumerate(times):
+            _not_a_bool(t, f"{where}.automation['{path}'].times_s[{i}]", "give times in seconds (numbers >= 0)")
+        if param.kind != "bool":
+            for i, v in enumerate(values):
+                _not_a_bool(v, f"{where}.automation['{path}'].values[{i}]", param_fix)
         if len(times) != len(values) or not times:
             raise SessionError(
                 f"{where}.automation['{path}']: times_s has {len(times)} points and values {len(values)}; "
@@ -216,6 +257,7 @@ def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
         if not isinstance(source, str) or not source:
             raise SessionError(f"track '{name}' needs a 'source' audio file path")
         where = f"track '{name}'"
+        _refuse_bools(rt.get("params"), CHANNEL_STRIP, where)
         params = CHANNEL_STRIP.validate(rt.get("params") or {}, where)
         automation = _automation(rt.get("automation"), CHANNEL_STRIP, where)
         tracks.append(Track(name, source, params, automation, rt.get("role")))
@@ -226,7 +268,10 @@ def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Session:
     if solved is not None:
         from .schema import GAIN
 
+        _not_a_bool(solved, "master.solved_gain_db", f"give a number in {GAIN.param('gain_db').range_text()} "
+                    "or leave it out (render solves it)")
         solved = GAIN.param("gain_db").validate(solved, "master.solved_gain_db")
+    _refuse_bools(rm.get("params"), MASTER_BUS, "master")
     master = Master(MASTER_BUS.validate(rm.get("params") or {}, "master"),
                     _automation(rm.get("automation"), MASTER_BUS, "master"),
                     solved)

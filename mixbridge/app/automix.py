@@ -5,9 +5,10 @@ session -> (with ``reference``: the session is refined toward the reference's au
 features, :func:`refine_to_reference`, torch imported then) -> the host renders
 the mix through the chosen backend -> the master bus brings it to the loudness
 target -> ``mix.wav``, ``master.wav``, ``session.json`` and ``report.html`` are
-written. Outputs are written to a
-staging folder and moved into place only when complete, so an interrupted run
-leaves no half-written results. Imports no torch.
+written. The outputs are written into one staging folder beside the output folder
+(:func:`publish_outputs`), which then becomes the output folder in one rename, so a reader sees
+the old set or the new set, never a mix of both; an interrupted run leaves only its staging
+folder, which the next run into the same folder removes with a notice. Imports no torch.
 
 This is the application layer (README "Layout and design"): it joins the core (stems,
 session), the host (``mixbridge.plugins``: backends, console, master bus, report) and the
@@ -16,7 +17,12 @@ is a thin shell over :func:`automix` and :func:`render`.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import inspect
+import os
 import shutil
 import tempfile
 import time
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixbridge.audio import StemSet, load_stems, read_audio, write_audio
-from mixbridge.errors import AudioInputError, UnknownNameError
+from mixbridge.errors import AudioInputError, MixbridgeError, UnknownNameError
 from mixbridge.models.mixers import DEFAULT_MIXER, MIXERS, Mixer, get_mixer, mixer_from_checkpoint, mixer_names
 from mixbridge.roles import assign_roles, roles_from_manifest
 from mixbridge.schema import MASTER_BUS
@@ -44,6 +50,7 @@ class AutomixResult:
         master_true_peak_dbtp: true peak of the master, dBTP (BS.1770-4 Annex 2).
         seconds: wall-clock time of the whole run, s.
         notices: what was conformed, clamped or decided on the way, one line each.
+        report: whether ``report.html`` was written.
     """
 
     out_dir: Path
@@ -53,11 +60,13 @@ class AutomixResult:
     master_true_peak_dbtp: float
     seconds: float
     notices: list[str] = field(default_factory=list)
+    report: bool = True
 
     def summary(self) -> str:
         """The few lines the ``automix`` command prints: outputs, mixer, loudness, notices."""
         lines = [
-            f"wrote {self.out_dir}/: mix.wav, master.wav, session.json, report.html ({self.seconds:.1f} s)",
+            f"wrote {self.out_dir}/: mix.wav, master.wav, session.json{', report.html' if self.report else ''} "
+            f"({self.seconds:.1f} s)",
             f"  mixer {self.session.provenance.get('mixer')}, backend {self.session.provenance.get('backend')}, "
             f"{len(self.session.tracks)} tracks at {self.session.sample_rate} Hz",
             f"  mix {self.mix_lufs:.2f} LUFS -> master {self.master_lufs:.2f} LUFS, "
@@ -170,13 +179,61 @@ def _takes_checkpoint(name: str) -> bool:
     return any(p.name == "checkpoint" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
+def _torch_importable() -> bool:
+    """Whether ``import torch`` would find torch (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _is_onnx(checkpoint: str | Path | None) -> bool:
+    return checkpoint is not None and str(checkpoint).endswith((".onnx", ".onnx.json"))
+
+
+def _onnx_dmc(checkpoint: str | Path | None) -> Mixer:
+    """The ``dmc`` mixer run by onnxruntime (:class:`mixbridge.export.mixer_onnx.OnnxDMCMixer`): from
+    ``checkpoint`` (``OUT.onnx`` or its sidecar) or the shipped ``models/mixers/dmc.onnx``.
+
+    Raises:
+        BackendUnavailableError: torch is missing and there is no ONNX export to run (the message gives the
+            command that makes one), or a torch checkpoint was given where torch is missing.
+        MixerExportError: a changed or foreign ONNX file or sidecar.
+    """
+    from mixbridge.errors import BackendUnavailableError
+    from mixbridge.export.mixer_onnx import SHIPPED_ONNX, OnnxDMCMixer
+    from mixbridge.models.dmc_mixer import SHIPPED_CHECKPOINT
+
+    if checkpoint is not None and not _is_onnx(checkpoint):
+        raise BackendUnavailableError(
+            f"--checkpoint {checkpoint}: a torch checkpoint, and torch is not installed; export it where torch is "
+            f"(`mixbridge export mixer {checkpoint} -o OUT.onnx`) and pass --checkpoint OUT.onnx, or install torch")
+    path = Path(checkpoint) if checkpoint is not None else Path(SHIPPED_ONNX)
+    if checkpoint is None and not path.is_file():
+        raise BackendUnavailableError(
+            f"{path}: no ONNX export of the shipped dmc mixer, and torch is not installed; make it where torch is "
+            f"(`mixbridge export mixer {SHIPPED_CHECKPOINT} -o {path}`) or install torch")
+    return OnnxDMCMixer(path)
+
+
 def build_mixer(name: str, checkpoint: str | Path | None = None) -> Mixer:
     """Mixer ``name`` from the registry, from ``checkpoint`` when one is given (a trained mixer).
+
+    The ``dmc`` mixer runs through onnxruntime (:class:`~mixbridge.export.mixer_onnx.OnnxDMCMixer`, called
+    like :class:`~mixbridge.models.dmc_mixer.DMCMixer`) when ``checkpoint`` is an ONNX export (``.onnx``
+    or its ``.onnx.json`` sidecar) or when torch is not installed (then from the shipped
+    ``models/mixers/dmc.onnx`` unless ``checkpoint`` names one).
 
     Raises:
         UnknownNameError: an unknown mixer, or a ``checkpoint`` for a mixer that takes none (the
             message names the mixers that do).
+        BackendUnavailableError: ``dmc`` without torch and without an ONNX export (the message says how
+            to make one).
     """
+    if name == "dmc" and (_is_onnx(checkpoint) or not _torch_importable()):
+        return _onnx_dmc(checkpoint)
     if checkpoint is None:
         return get_mixer(name)
     if not _takes_checkpoint(name):
@@ -184,6 +241,188 @@ def build_mixer(name: str, checkpoint: str | Path | None = None) -> Mixer:
         raise UnknownNameError(f"mixer '{name}' takes no checkpoint; mixers that do: {', '.join(takers) or 'none'}"
                                + (f" (--mixer {takers[0]})" if takers else ""))
     return mixer_from_checkpoint(checkpoint, name)
+
+
+# ----------------------------------------------------------------------------- the output folder
+#: The files automix writes into its output folder (``report.html`` unless ``report=False``).
+OUTPUT_FILES = ("mix.wav", "master.wav", "session.json", "report.html")
+#: Prefix of automix's staging folders: ``.automix-OUT-XXXXXXXX`` beside the output folder ``OUT`` (and,
+#: from runs of older versions, ``.automix-XXXXXXXX`` inside it).
+STAGING_PREFIX = ".automix-"
+#: ``renameat2``'s flag that swaps two paths atomically (Linux 3.15+, glibc 2.28+).
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class OutputFolderError(ValueError, MixbridgeError):
+    """An output folder that automix cannot fill in one step: a file, a folder holding other files, the
+    current folder, or one whose parent folder is not writable."""
+
+
+def _staging_re(out_dir: Path):
+    import re
+
+    return re.compile(re.escape(f"{STAGING_PREFIX}{out_dir.name}-") + r"[a-z0-9_]{8}$")
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor of folder ``path`` holding an exclusive ``flock``; None while another process
+    (a live automix staging there) holds it. The kernel drops the lock when its holder dies, even by
+    ``kill -9``, so an unlockable staging folder belongs to a live run and a lockable one is stale."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_stale_staging(out_dir: str | Path) -> list[str]:
+    """Remove the staging folders that interrupted automix runs into ``out_dir`` left behind.
+
+    Those are ``.automix-OUT-XXXXXXXX`` beside ``out_dir`` and ``.automix-XXXXXXXX`` inside it (older
+    versions staged there) whose ``flock`` no live process holds; a running automix's staging folder is
+    left alone.
+
+    Returns:
+        One notice per folder removed, naming it and its size in MB.
+    """
+    out_dir = Path(os.path.realpath(out_dir))
+    pattern = _staging_re(out_dir)
+    found = []
+    if out_dir.parent.is_dir():
+        found += [p for p in out_dir.parent.iterdir() if pattern.match(p.name) and p.is_dir()]
+    if out_dir.is_dir():
+        found += [p for p in out_dir.iterdir() if p.name.startswith(STAGING_PREFIX) and p.is_dir()]
+    notices = []
+    for path in found:
+        try:
+            fd = _try_lock(path)
+        except OSError:
+            continue
+        if fd is None:
+            continue
+        try:
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+        notices.append(f"removed {path}/ ({size / 1e6:.1f} MB): the staging folder of an interrupted automix run")
+    return notices
+
+
+def check_output_folder(out_dir: str | Path) -> None:
+    """Check that automix can put its outputs into ``out_dir`` in one step (see :func:`publish_outputs`).
+
+    ``out_dir`` may be missing, empty, or hold a previous automix's outputs (:data:`OUTPUT_FILES` and
+    staging folders); the whole folder is replaced, so it must hold nothing else.
+
+    Raises:
+        OutputFolderError: ``out_dir`` is a file, holds other entries (the first three named), or is the
+            current folder or one above it.
+    """
+    given, out_dir = Path(out_dir), Path(os.path.realpath(out_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputFolderError(f"{given}: is a file, not a folder; give a folder for automix's outputs (-o OUT_DIR)")
+    cwd = Path.cwd()
+    if out_dir == cwd or out_dir in cwd.parents:
+        raise OutputFolderError(f"{given}: is the current folder (or holds it); automix replaces its output folder "
+                                "as a whole: give a subfolder (-o out)")
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir()
+                         if p.name not in OUTPUT_FILES and not p.name.startswith(STAGING_PREFIX))
+        if foreign:
+            more = ", ..." if len(foreign) > 3 else ""
+            raise OutputFolderError(
+                f"{given}: holds {len(foreign)} entries automix did not write ({', '.join(foreign[:3])}{more}); "
+                "automix replaces its output folder as a whole: give a new or empty folder (-o NEW_DIR) or one "
+                "holding only a previous automix's outputs")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` in one step (``renameat2(RENAME_EXCHANGE)``); False where the C
+    library, the kernel or the filesystem cannot. Raises OSError for any other failure."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def staging_folder(out_dir: str | Path):
+    """Yield a fresh, ``flock``-ed staging folder ``.automix-OUT-XXXXXXXX`` beside ``out_dir``; on success
+    it becomes ``out_dir`` (:func:`publish_outputs`), on an error it is removed.
+
+    Beside and not inside ``out_dir``: a folder cannot be swapped with one inside it, and only a swap of
+    the whole folder puts the set of outputs in place in one step. At the same depth as ``out_dir``, the
+    session's relative ``source`` paths are the same from either.
+
+    Raises:
+        OutputFolderError: the parent folder is not writable (named, with the OS's reason).
+    """
+    given, out_dir = Path(out_dir), Path(os.path.realpath(out_dir))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{out_dir.name}-", dir=out_dir.parent))
+    except OSError as e:
+        raise OutputFolderError(f"{given}: cannot create a staging folder in {out_dir.parent}/ ({e.strerror}); "
+                                "automix stages its outputs beside OUT_DIR: give an OUT_DIR in a writable folder"
+                                ) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = (out_dir.stat().st_mode & 0o7777) if out_dir.is_dir() else (0o777 & ~umask)
+    os.chmod(staging, mode)  # mkdtemp makes 0700; the output folder keeps its mode, or gets a normal one
+    fd = _try_lock(staging)
+    try:
+        yield staging
+        publish_outputs(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # an error before the swap; after it, the old outputs
+        if fd is not None:
+            os.close(fd)
+
+
+def publish_outputs(staging: Path, out_dir: Path) -> None:
+    """Put the complete ``staging`` folder in place as ``out_dir`` in one step.
+
+    A missing ``out_dir``: one ``rename``. An existing one: swapped with the staging folder by
+    ``renameat2(RENAME_EXCHANGE)`` (the old outputs land at the staging path and are removed there), or,
+    where the system cannot swap, renamed aside first (a crash then leaves no ``out_dir`` for a moment,
+    never a mixed set). Both are atomic within one filesystem; the parent folder is fsynced after.
+
+    Raises:
+        OutputFolderError: the rename failed (e.g. ``out_dir`` is a mount point), with the OS's reason.
+    """
+    _fsync_dir(staging)
+    try:
+        if not out_dir.exists():
+            os.rename(staging, out_dir)
+        elif not _exchange(staging, out_dir):
+            aside = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{out_dir.name}-", dir=out_dir.parent))
+            os.rename(out_dir, aside)  # replaces the empty folder just made
+            os.rename(staging, out_dir)
+            shutil.rmtree(aside, ignore_errors=True)
+    except OSError as e:
+        raise OutputFolderError(f"{out_dir}: cannot put the outputs in place ({e.strerror}); give an OUT_DIR "
+                                "on the same filesystem as its parent folder, not a mount point") from None
+    _fsync_dir(out_dir.parent)
 
 
 def automix(
@@ -204,14 +443,17 @@ def automix(
 
     Args:
         stems_dir: folder of mono/stereo audio files, one per track.
-        out_dir: where ``mix.wav``, ``master.wav``, ``session.json`` and
-            ``report.html`` go (created; existing files are replaced atomically).
+        out_dir: the folder for ``mix.wav``, ``master.wav``, ``session.json`` and ``report.html``: missing,
+            empty or holding a previous automix's outputs (:func:`check_output_folder`). The outputs are
+            staged beside it and the staging folder becomes ``out_dir`` in one rename
+            (:func:`staging_folder`); staging folders of interrupted runs are removed, with a notice.
         mixer: a registered mixer name (``mixbridge.models.mixers.mixer_names()``).
         backend: a registered render backend (``mixbridge.plugins.backend.backend_names()``: builtin, vst).
         target_lufs: integrated loudness target; default the schema's -14 LUFS.
         seed: seed of the random mixers.
         progress: show a progress bar per track.
-        report: also write ``report.html`` (and measure every track for it).
+        report: also write ``report.html`` (and measure every track for it); False skips both
+            (``--no-report``).
         clamp: move values the backend cannot render into its range (listed in the notices)
             instead of stopping with an error.
         checkpoint: a trained mixer's checkpoint (``learned``: a ``mixer-mlp`` checkpoint), see
@@ -224,7 +466,8 @@ def automix(
         An :class:`AutomixResult`.
 
     Raises:
-        AudioInputError: bad stems. UnknownNameError: unknown mixer/backend, or a checkpoint for a
+        AudioInputError: bad stems. OutputFolderError: an ``out_dir`` that cannot be replaced in one step.
+        UnknownNameError: unknown mixer/backend, or a checkpoint for a
         mixer that takes none. CheckpointError: (on the mixer's call) a bad checkpoint.
         ParamRangeError: ``target_lufs`` outside the schema range. StyleTransferError: an unusable reference.
     """
@@ -240,25 +483,27 @@ def automix(
         raise AudioInputError(f"refine_steps = {refine_steps}; give 0 or more (--refine-steps N)")
     tp = MASTER_BUS.param("loudness.target_lufs")
     target = tp.default if target_lufs is None else tp.validate(target_lufs, "--target-lufs")
+    check_output_folder(out_dir)  # fail fast, before the mixing
     stems = load_stems(stems_dir, roles=roles_from_manifest(stems_dir))
     stems.notices.extend(assign_roles(stems.stems))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
-    ref_notices: list[str] = []
-    if reference is not None:
-        session, ref_notices = refine_to_reference(session, stems, reference, refine_steps, progress=progress)
-    session.provenance["backend"] = backend
-    console, mres, _ = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
-    notices = list(stems.notices) + list(console.notices) + list(mres.notices)
-    notices += session.provenance.get("mixer_notes", []) + ref_notices
-    session.provenance["master"] = {
-        "lufs": round(mres.lufs, 3),
-        "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
-        "backend": backend,
-    }
-    session.provenance["render_notices"] = list(console.notices) + list(mres.notices)
-    staging = Path(tempfile.mkdtemp(prefix=".automix-", dir=out_dir))
-    try:
+    cleaned = remove_stale_staging(out_dir)
+    with staging_folder(out_dir) as staging:
+        session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
+        # sources are relative to out_dir, which may not exist yet; the staging folder sits at its depth
+        session.base_dir = staging
+        ref_notices: list[str] = []
+        if reference is not None:
+            session, ref_notices = refine_to_reference(session, stems, reference, refine_steps, progress=progress)
+        session.provenance["backend"] = backend
+        console, mres, _ = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
+        notices = cleaned + list(stems.notices) + list(console.notices) + list(mres.notices)
+        notices += session.provenance.get("mixer_notes", []) + ref_notices
+        session.provenance["master"] = {
+            "lufs": round(mres.lufs, 3),
+            "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
+            "backend": backend,
+        }
+        session.provenance["render_notices"] = list(console.notices) + list(mres.notices)
         write_audio(staging / "mix.wav", console.mix, session.sample_rate)
         write_audio(staging / "master.wav", mres.audio, session.sample_rate)
         save(session, staging / "session.json")
@@ -266,13 +511,9 @@ def automix(
             from mixbridge.plugins.report import write_report
 
             write_report(staging / "report.html", session, console, mres)
-        for f in staging.iterdir():
-            f.replace(out_dir / f.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     session.base_dir = out_dir.resolve()
     return AutomixResult(out_dir, session, mres.pre_lufs, mres.lufs, mres.true_peak_dbtp,
-                         time.perf_counter() - t0, notices)
+                         time.perf_counter() - t0, notices, report)
 
 
 def render(session_path: str | Path, out_path: str | Path, backend: str = "builtin",
@@ -307,4 +548,5 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
     return mres
 
 
-__all__ = ["automix", "render", "render_session", "build_mixer", "refine_to_reference", "AutomixResult"]
+__all__ = ["automix", "render", "render_session", "build_mixer", "refine_to_reference", "AutomixResult",
+           "OutputFolderError", "check_output_folder", "remove_stale_staging", "staging_folder", "publish_outputs"]

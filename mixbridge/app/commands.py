@@ -27,6 +27,7 @@ def _automix(args: argparse.Namespace) -> int:
 
     res = automix(args.stems_dir, args.output, mixer=args.mixer, backend=args.backend,
                   target_lufs=args.target_lufs, seed=args.seed, progress=not args.quiet, clamp=args.clamp,
+                  report=not args.no_report,
                   checkpoint=args.checkpoint, reference=args.reference, refine_steps=args.refine_steps)
     if not args.quiet:
         print(res.summary())
@@ -110,9 +111,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .automix import DEFAULT_REFINE_STEPS
 
     p = sub.add_parser("automix", help="mix and master a folder of stems", description=(
-        "Mix and master STEMS_DIR: writes mix.wav, master.wav, session.json and report.html to OUT_DIR."))
+        "Mix and master STEMS_DIR: writes mix.wav, master.wav, session.json and report.html to OUT_DIR. "
+        "The outputs are staged beside OUT_DIR and put in place in one rename (the whole folder is replaced), "
+        "so OUT_DIR must be new, empty or hold only a previous automix's outputs; staging folders "
+        "(.automix-OUT_DIR-XXXXXXXX) left by interrupted runs are removed by the next run, with a notice."))
     p.add_argument("stems_dir", metavar="STEMS_DIR")
-    add_output(p, metavar="OUT_DIR", old=(), help="folder for mix.wav, master.wav, session.json and report.html")
+    add_output(p, metavar="OUT_DIR", old=(), help="folder for mix.wav, master.wav, session.json and report.html "
+                                                  "(new, empty or a previous automix's; replaced as a whole)")
     p.add_argument("--mixer", choices=mixer_names(), default=DEFAULT_MIXER,
                    help=f"automatic mixer (`mixbridge mixers` describes each; default: {DEFAULT_MIXER})")
     add_backend(p, choices=backend_names(), default="builtin", help=_BACKEND_HELP)
@@ -131,6 +136,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{DEFAULT_REFINE_STEPS}; 0: the mixer's session only, the distance measured)")
     add_quiet(p, help="no progress bar and no summary")
     p.add_argument("--clamp", action="store_true", help=_CLAMP_HELP)
+    p.add_argument("--no-report", action="store_true",
+                   help="skip report.html and the per-track measurements behind it (saves most of the CPU "
+                        "spent after the render)")
     p.add_argument("--push", choices=profile_names(), default=None,
                    help="then push session.json into this DAW on 127.0.0.1 (see `mixbridge push --help`)")
     p.set_defaults(func=_automix)

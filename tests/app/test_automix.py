@@ -184,7 +184,8 @@ def test_nothing_half_written_on_failure(multitrack, tmp_path, monkeypatch):
     monkeypatch.setattr(report, "write_report", boom)
     with pytest.raises(RuntimeError):
         automix(multitrack, tmp_path / "out", progress=False)
-    assert list((tmp_path / "out").iterdir()) == []
+    # the outputs were staged beside out/ and the staging folder is gone: no out/, no .automix-*
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_render_refuses_bad_session(multitrack, tmp_path, capsys):

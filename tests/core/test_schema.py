@@ -111,3 +111,14 @@ def test_builtin_functions_agree_with_schema():
             sig = inspect.signature(getattr(builtin, f"{proc.name}_board"))
         names = {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY and n != "all_bands"}
         assert names == set(proc.param_names), proc.name
+
+
+def test_a_boolean_is_not_a_number_for_a_continuous_parameter():
+    """JSON ``true`` for ``fader_db`` must not become 1 dB; on/off parameters still take it."""
+    from mixbridge.errors import ParamRangeError
+    from mixbridge.schema import CHANNEL_STRIP
+
+    fader = CHANNEL_STRIP.processor("fader")
+    with pytest.raises(ParamRangeError, match="boolean, not a number"):
+        fader.param("fader_db").validate(True)
+    assert fader.param("mute").validate(True) == 1.0

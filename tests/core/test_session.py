@@ -96,3 +96,44 @@ def test_cli_validate(tmp_path, capsys):
     path.write_text("{not json")
     assert main(["session", "validate", str(path)]) == 1
     assert "invalid JSON at line 1" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- JSON booleans (issue 10 item 5)
+def _doc(tmp_path, **fader) -> dict:
+    data = _session(tmp_path).to_json()
+    data["tracks"][0]["params"]["fader"].update(fader)
+    return data
+
+
+def test_a_json_true_is_not_the_number_1(tmp_path, capsys):
+    """``float(True)`` is 1.0: without the check, ``"fader_db": true`` loads as a +1 dB fader."""
+    with pytest.raises(ParamRangeError, match=r"track 'kick'\.fader\.fader_db = true is a JSON boolean, not a "
+                                              r"number; give a number in \[-48, 12\] dB \(default 0\)"):
+        from_dict(_doc(tmp_path, fader_db=True))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_doc(tmp_path, fader_db=False)))
+    assert main(["session", "validate", str(bad)]) == 1
+    assert "fader.fader_db = false is a JSON boolean" in capsys.readouterr().err
+    # automation values and times, and the stored master gain, the same
+    data = _session(tmp_path).to_json()
+    data["tracks"][0]["automation"]["fader.fader_db"]["values"] = [True, 0.0]
+    with pytest.raises(ParamRangeError, match=r"automation\['fader.fader_db'\]\.values\[0\] = true"):
+        from_dict(data)
+    data = _session(tmp_path).to_json()
+    data["tracks"][0]["automation"]["fader.fader_db"]["times_s"] = [False, 2.0]
+    with pytest.raises(ParamRangeError, match=r"times_s\[0\] = false is a JSON boolean"):
+        from_dict(data)
+    data = _session(tmp_path).to_json()
+    data["master"]["solved_gain_db"] = True
+    with pytest.raises(ParamRangeError, match="master.solved_gain_db = true is a JSON boolean"):
+        from_dict(data)
+    data = _session(tmp_path).to_json()
+    data["master"]["params"]["limiter"]["ceiling_dbtp"] = True
+    with pytest.raises(ParamRangeError, match="master.limiter.ceiling_dbtp = true is a JSON boolean"):
+        from_dict(data)
+
+
+def test_on_off_parameters_still_take_json_booleans(tmp_path):
+    """The schema's on/off parameters (``kind="bool"``: mute, invert) read true/false as 1/0."""
+    s = from_dict(_doc(tmp_path, mute=True))
+    assert s.tracks[0].params["fader"]["mute"] == 1.0 and s.tracks[0].params["fader"]["fader_db"] == 0.0

@@ -7,6 +7,12 @@ initialised with ``--seed``. The handler calls
 :func:`mixbridge.export.exporter.export_model`, then reloads the artifact with the
 torch-free runtime and checks the golden pair.
 
+``mixbridge export mixer CHECKPOINT -o OUT.onnx [--seed N]`` exports a ``dmc`` mixer's network
+(a checkpoint such as ``models/mixers/dmc.json``, or ``dmc`` for an untrained one) with
+:func:`mixbridge.export.mixer_onnx.export_mixer_onnx`: ``OUT.onnx``, its sidecar ``OUT.onnx.json`` and
+golden pair ``OUT.onnx.golden.npz``, checked with the torch-free runner
+(:class:`~mixbridge.export.mixer_onnx.OnnxDMCMixer`).
+
 ``mixbridge compare --plugin MAP_OR_BUILTIN --proxy CHECKPOINT_OR_ARTIFACT
 [--input AUDIO] [--params FILE | --random N] -o REPORT_DIR`` calls
 :func:`mixbridge.export.compare.compare_proxy`.
@@ -27,15 +33,22 @@ def register(sub) -> None:
 
 def _register_export(sub) -> None:
     p = sub.add_parser(
-        "export", help="export a proxy to a streaming ONNX/TorchScript artifact",
+        "export", help="export a proxy to a streaming ONNX/TorchScript artifact, or a mixer to ONNX",
         description=("Export CHECKPOINT (a checkpoint file or folder, or a registry model name such as "
                      "tcn-tiny for an untrained model) to ARTIFACT_DIR: the model file, golden.npz and "
-                     "artifact.json (format version, config, schema, sample rate, latency, checksums)."))
+                     "artifact.json (format version, config, schema, sample rate, latency, checksums). "
+                     "`mixbridge export mixer CHECKPOINT -o OUT.onnx` exports a dmc mixer's network "
+                     "(CHECKPOINT: a dmc checkpoint, or dmc for an untrained one) to OUT.onnx with its "
+                     "sidecar OUT.onnx.json and golden pair OUT.onnx.golden.npz, for `automix --mixer dmc` "
+                     "without torch."))
     p.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help="a checkpoint (NAME.json or its folder) or a registry model name (tcn-tiny)")
+                   help="a checkpoint (NAME.json or its folder) or a registry model name (tcn-tiny); "
+                        "or the word mixer, followed by a dmc checkpoint")
+    p.add_argument("mixer_checkpoint", nargs="?", default=None, metavar="MIXER_CHECKPOINT",
+                   help="after `mixer`: a dmc checkpoint (models/mixers/dmc.json) or dmc (untrained)")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
                    help="artifact format (default: onnx)")
-    add_output(p, metavar="ARTIFACT_DIR", help="artifact folder (created)", old=())
+    add_output(p, metavar="ARTIFACT_DIR", help="artifact folder (created); for a mixer, OUT.onnx", old=())
     p.add_argument("--seed", type=int, default=0, help="initialisation seed for a registry model name (default: 0)")
     p.set_defaults(func=_export)
 
@@ -72,6 +85,8 @@ def _register_compare(sub) -> None:
 
 
 def _export(args) -> int:
+    if args.mixer_checkpoint is not None or args.checkpoint == "mixer":
+        return _export_mixer(args)
     from .artifact import load_artifact
     from .exporter import export_model
     from .torchscript import open_session
@@ -84,6 +99,27 @@ def _export(args) -> int:
           f"{s['config']['n_blocks']} blocks, {'causal' if s['causal'] else 'centre-cropped'}): "
           f"sample_rate {s['sample_rate']} Hz, latency {s['latency_samples']} samples, receptive field "
           f"{s['receptive_field']} samples, blocks {s['block_sizes']['min']}..{s['block_sizes']['max']}, "
+          f"golden max error {err:.2g}")
+    return 0
+
+
+def _export_mixer(args) -> int:
+    from mixbridge.errors import UnknownNameError
+
+    if args.checkpoint != "mixer" or args.mixer_checkpoint is None:
+        raise UnknownNameError(f"`mixbridge export {args.checkpoint} {args.mixer_checkpoint or ''}`: two "
+                               "positional arguments are `mixer CHECKPOINT`; write `mixbridge export mixer "
+                               "CHECKPOINT -o OUT.onnx` for a mixer, `mixbridge export CHECKPOINT -o DIR` for a proxy")
+    if args.format != "onnx":
+        raise UnknownNameError(f"--format {args.format}: a mixer exports to onnx only; drop --format")
+    from .mixer_onnx import OnnxDMCMixer, export_mixer_onnx
+
+    path = export_mixer_onnx(args.mixer_checkpoint, args.output, seed=args.seed)
+    runner = OnnxDMCMixer(path)
+    err = runner.verify()
+    c = runner.sidecar["config"]
+    print(f"wrote {path} (+ {path.name}.json, {path.name}.golden.npz): dmc mixer, "
+          f"{c['n_mels']} mel bands at {c['sample_rate']} Hz, dynamic tracks and frames, {path.stat().st_size} bytes, "
           f"golden max error {err:.2g}")
     return 0
 

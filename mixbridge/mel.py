@@ -9,6 +9,8 @@ metric (:mod:`mixbridge.models.metrics`) both use it.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 #: FFT size and band count when none are given (librosa's defaults).
@@ -44,4 +46,49 @@ def mel_filterbank(sample_rate: int, n_fft: int = DEFAULT_N_FFT, n_mels: int = D
         up = (freqs - lo) / max(centre - lo, 1e-9)
         down = (hi - freqs) / max(hi - centre, 1e-9)
         fb[m] = np.clip(np.minimum(up, down), 0.0, None)
+    return fb
+
+
+#: Floor of :func:`log_mel_spectrogram`'s power before the log, in dB (silence reads this value).
+LOG_MEL_FLOOR_DB = -100.0
+
+
+def log_mel_spectrogram(audio: np.ndarray, sample_rate: int, *, n_fft: int = DEFAULT_N_FFT,
+                        hop_length: int = 1024, n_mels: int = 64, fmin_hz: float = 20.0,
+                        fmax_hz: float | None = 16000.0, floor_db: float = LOG_MEL_FLOOR_DB) -> np.ndarray:
+    """Log-mel power spectrogram in dB, float32 ``[..., n_mels, frames]`` of ``audio [..., samples]`` (no torch).
+
+    Frames of ``n_fft`` samples every ``hop_length`` (no centre padding: ``frames = 1 +
+    (samples - n_fft) // hop_length``; a signal shorter than ``n_fft`` is zero-padded to one
+    frame), a periodic Hann window, power ``|X|^2 / (sum w / 2)^2`` (a full-scale sine at a
+    bin centre reads 0 dB in its bin), the HTK-mel filters of :func:`mel_filterbank` from
+    ``fmin_hz`` to ``fmax_hz`` (capped at Nyquist), then ``10 log10(max(power, 10^(floor_db/10)))``.
+    Leading dimensions (tracks, channels) are kept; average channels beforehand for a mono view.
+
+    Raises:
+        ValueError: a non-positive size or rate.
+    """
+    for label, v in (("sample_rate", sample_rate), ("n_fft", n_fft), ("hop_length", hop_length), ("n_mels", n_mels)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"log_mel_spectrogram: {label} = {v!r} must be a positive integer")
+    x = np.asarray(audio, dtype=np.float32)
+    if x.shape[-1] < n_fft:
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n_fft - x.shape[-1])])
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[..., ::hop_length, :]
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    from scipy import fft as sp_fft
+
+    spec = sp_fft.rfft(frames * window, axis=-1)
+    power = (spec.real ** 2 + spec.imag ** 2) / np.float32((window.sum() / 2.0) ** 2)
+    fmax = sample_rate / 2 if fmax_hz is None else min(float(fmax_hz), sample_rate / 2)
+    fb = _filterbank32(int(sample_rate), int(n_fft), int(n_mels), float(fmin_hz), float(fmax))
+    mel = np.swapaxes(power.astype(np.float32) @ fb.T, -1, -2)
+    return (10.0 * np.log10(np.maximum(mel, np.float32(10.0 ** (floor_db / 10.0))))).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _filterbank32(sample_rate: int, n_fft: int, n_mels: int, fmin_hz: float, fmax_hz: float) -> np.ndarray:
+    """:func:`mel_filterbank` as float32, cached (read-only)."""
+    fb = mel_filterbank(sample_rate, n_fft, n_mels, fmin_hz, fmax_hz).astype(np.float32)
+    fb.setflags(write=False)
     return fb

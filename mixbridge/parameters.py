@@ -64,8 +64,8 @@ class Param:
 
         Raises:
             ParamRangeError: the value is not a finite number inside ``[min, max]``
-                (a bool is refused unless the parameter is on/off; on/off ones must be 0 or 1). The message names the parameter, the
-                value, the range with its unit and the fix.
+                (a bool is refused unless the parameter is on/off; on/off ones must be 0 or 1). The
+                message names the parameter, the value, the range with its unit and the fix.
         """
         label = f"{where}.{self.name}" if where else self.name
         if isinstance(value, bool) and self.kind != "bool":

@@ -340,6 +340,7 @@ def evaluate_mix(mix: np.ndarray, reference: np.ndarray, sample_rate: int, stems
 
     tm = torch.as_tensor(cm, dtype=torch.float32)[None]
     tr = torch.as_tensor(cr, dtype=torch.float32)[None]
+    mrstft: dict[str, float | None]
     with torch.no_grad():
         if stereo:
             total, s_loss, d_loss = losses.sum_and_difference_mrstft_loss(output="full")(tm, tr)
@@ -377,6 +378,8 @@ def _track_scores(cm: np.ndarray, cr: np.ndarray, stems: list[np.ndarray], stere
     names = list(names) if names is not None else [f"track{i}" for i in range(len(stems))]
     if len(names) != len(stems):
         raise EvaluationInputError(f"{len(names)} track names for {len(stems)} stems; give one name per stem")
+    pm: np.ndarray | None
+    pr: np.ndarray | None
     if stereo:
         lm, pm = track_levels_pans(cm, stems)
         lr, pr = track_levels_pans(cr, stems)
@@ -390,11 +393,12 @@ def _track_scores(cm: np.ndarray, cr: np.ndarray, stems: list[np.ndarray], stere
     if skipped:
         notices.append(f"{len(skipped)} track(s) more than {-TRACK_SKIP_DB:g} dB below the loudest in both mixes, "
                        f"left out of the level and pan scores: {', '.join(skipped)}")
-    level_rmse = pan_mae = None
+    level_rmse: float | None = None
+    pan_mae: float | None = None
     if keep.any():
         d = lm[keep] - lr[keep]
         level_rmse = float(np.sqrt(np.mean((d - d.mean()) ** 2)))
-        if pm is not None:
+        if pm is not None and pr is not None:
             pan_mae = float(np.mean(np.abs(pm[keep] - pr[keep])))
     return {"names": names, "mix_level_db": lm.tolist(), "reference_level_db": lr.tolist(),
             "mix_pan": None if pm is None else pm.tolist(), "reference_pan": None if pr is None else pr.tolist(),

@@ -7,7 +7,7 @@ Two registries, both of config-taking factories:
   builds one (overrides are constructor keyword arguments, e.g. ``schema=("eq", "compressor")``
   or ``sample_rate=44100``), ``names()`` lists them;
 * :data:`ARCHITECTURES` -- the ``architecture`` string a checkpoint or an artifact records
-  (``tcn-film``, ``mixer-mlp``) -> the model class, with the streaming wrapper the exporter
+  (``tcn-film``, ``mixer-mlp``, ``dmc``) -> the model class, with the streaming wrapper the exporter
   uses (:func:`register_architecture`, :func:`build_architecture`, :func:`streaming_wrapper`).
   Checkpoints and export dispatch on it, so a new architecture is one registration.
 
@@ -140,10 +140,18 @@ def _mixer_net(**defaults: Any) -> Callable[..., Any]:
     return factory
 
 
+def _dmc(**config: Any):
+    from .dmc import DMC
+
+    return DMC(**config)
+
+
 register_architecture("tcn-film", _tcn(), _streaming_tcn,
                       "the thesis TCN with FiLM conditioning (mixbridge.models.tcn)")
 register_architecture("mixer-mlp", _mixer_net(),
                       summary="per-stem features to channel-strip parameters (mixbridge.models.mixer_net)")
+register_architecture("dmc", _dmc,
+                      summary="differentiable mixing console: log-mel tracks to gain and pan (mixbridge.models.dmc)")
 
 _TINY = dict(channels=8, kernel_size=3, n_blocks=4, cond_dim=16)
 _THESIS = dict(channels=32, kernel_size=15, blocks_per_stack=10)

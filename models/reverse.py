@@ -192,7 +192,7 @@ def split_gain_tensor(gain_db: torch.Tensor, trim0: torch.Tensor) -> tuple[torch
     return fader, trim
 
 
-def _stack_stems(stems: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _stack_stems(stems: np.ndarray | Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stems ``[tracks, C, n]`` (or a list of ``[C_i, n]``) -> float32 ``[tracks, 2, n]`` and the mono flags."""
     arrs = [np.asarray(s, dtype=np.float32) for s in stems]
     if not arrs:
@@ -217,7 +217,7 @@ def default_init(stems: StemSet) -> tuple[Session | None, str, list[str]]:
     """
     from .mixers import get_mixer, mixer_names
 
-    notices = []
+    notices: list[str] = []
     for name in ("dmc-full", "dmc"):
         if name not in mixer_names():
             continue

@@ -183,7 +183,7 @@ def match_reference(stems, reference: np.ndarray, sample_rate: int, init_session
         fader, trim = split_gain_tensor(P[:, 0] * GAIN_UNIT_DB, base["trim.gain_db"])
         vals["fader.fader_db"], vals["trim.gain_db"] = fader, trim
         vals.update(denormalise(strip_sub, torch.sigmoid(P[:, 1:]), check=False))
-        mvals = dict(master_fixed)
+        mvals: dict[str, float | torch.Tensor] = dict(master_fixed)
         mvals.update(denormalise(master_sub, torch.sigmoid(M), check=False))
         mvals.pop("gain.gain_db", None)
         mix = console(xw, vals, mvals, mono=mono).mix
@@ -231,7 +231,8 @@ def match_reference(stems, reference: np.ndarray, sample_rate: int, init_session
     return session
 
 
-def _pre_limiter_master(mix: torch.Tensor, sample_rate: int, mvals: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def _pre_limiter_master(mix: torch.Tensor, sample_rate: int,
+                        mvals: Mapping[str, float | torch.Tensor]) -> torch.Tensor:
     """The master bus of ``mix`` ``[1, 2, n]`` up to the limiter: EQ -> bus compressor -> gain to
     ``loudness.target_lufs`` (open loop, BS.1770-4 in torch), as :meth:`TorchConsole.master` without its
     last stage: Diff-MST's console has no limiter, and a limiter would cap the crest factor at its ceiling

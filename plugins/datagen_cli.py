@@ -187,7 +187,7 @@ def _composer(args: argparse.Namespace) -> int:
     settings = resolve_settings(songs=args.songs, pick=args.pick, excerpts_per_song=args.excerpts_per_song,
                                 excerpt_s=args.excerpt_s, tail_s=args.tail_s, seed=args.seed)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
-    summary = build_composer(args.output, settings, force=args.force, jobs=args.jobs, progress=not args.quiet,
+    summary = build_composer(args.output, settings, force=args.force, jobs=args.workers, progress=not args.quiet,
                              log=log)
     if not args.quiet:
         t = summary["tracks_per_excerpt"]
@@ -277,7 +277,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "pans (CC7/CC10) as the target",
                       description="Render every Freedoom song's excerpts as loudness-normalised stems plus the "
                                   "composer's mix (session and console render); rerun to resume.")
-    p.add_argument("output", metavar="OUT", help="dataset folder (created, or resumed)")
+    add_output(p, metavar="DATASET", help="dataset folder (created, or resumed)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--songs", type=int, default=None, metavar="N",
                        help="the first N songs in WAD order (default: every song)")
@@ -285,7 +285,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--excerpts-per-song", type=int, default=3, help="excerpts per song (default 3)")
     p.add_argument("--excerpt-s", type=float, default=8.0, help="excerpt length in seconds (default 8)")
     p.add_argument("--tail-s", type=float, default=1.0, help="release tail after each excerpt in seconds (default 1)")
-    p.add_argument("--jobs", type=int, default=2, help="excerpts rendered at once, one fluidsynth each (default 2)")
+    add_workers(p, default=2, help="excerpts rendered at once, one fluidsynth each (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the input loudness draws (default 0)")
     p.add_argument("--force", action="store_true", help="rebuild from scratch, also over other settings")
     add_quiet(p, help="no progress bar and no summary (errors are still printed)")

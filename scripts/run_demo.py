@@ -18,12 +18,14 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     """Automix every song of ``--demo`` with every backend of ``--backends``; returns the exit status."""
     from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_output
+    from mixbridge.models.mixers import DEFAULT_MIXER
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", default="demo", help="the demo folder (`mixbridge demo build -o DEMO`)")
     add_output(ap, required=False, default="out", metavar="OUT", help="output folder (default: out)")
     ap.add_argument("--backends", default="builtin,vst", help="comma-separated render backends")
-    ap.add_argument("--mixer", default="knowledge", help="a registered mixer (`mixbridge mixers`)")
+    ap.add_argument("--mixer", default=DEFAULT_MIXER,
+                    help=f"a registered mixer (`mixbridge mixers`; default {DEFAULT_MIXER})")
     args = ap.parse_args(argv)
 
     from mixbridge.app.automix import automix

@@ -119,7 +119,7 @@ def error_line(command: str, exc: BaseException) -> tuple[str, int]:
         return f"mixbridge {command}: error: {exc}", EXIT_USAGE
     if isinstance(exc, OSError) and exc.errno in _OS_FIXES and exc.filename:
         return (f"mixbridge {command}: error: {exc.filename}: {exc.strerror}; {_OS_FIXES[exc.errno]}", EXIT_USAGE)
-    return (f"mixbridge {command}: internal error: {type(exc).__name__}: {_one_line(exc)[:300]}; this is a bug in "
+    return (f"mixbridge {command}: internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]}; this is a bug in "
             f"mixbridge, not in your input: rerun as `mixbridge --debug {command} ...` for the traceback and report "
             "it", EXIT_INTERNAL)
 

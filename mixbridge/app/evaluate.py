@@ -303,7 +303,7 @@ def evaluate_dataset(root, mixers="all", split: str = "test", backend: str = "bu
     if limit is not None:
         excerpts = excerpts[: int(limit)]
     rows_path = None
-    have: dict[tuple[str, str, str], dict] = {}
+    have: dict[tuple[str | None, str | None, str | None], dict] = {}  # rows read back may lack a key
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ def _check_master(out_dir, target=-14.0):
 
 
 def test_automix_builtin_end_to_end(multitrack, tmp_path):
-    res = automix(multitrack, tmp_path / "out", progress=False)
+    res = automix(multitrack, tmp_path / "out", mixer="knowledge", progress=False)
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["master.wav", "mix.wav", "report.html", "session.json"]
     _check_master(out)
@@ -247,9 +247,9 @@ def test_cli_automix_push_reports_an_unreachable_daw(multitrack, tmp_path, capsy
 
 
 def test_a_checkpoint_needs_a_mixer_that_takes_one(multitrack, tmp_path, capsys):
-    assert main(["automix", str(multitrack), "-o", str(tmp_path / "x"), "--checkpoint", str(tmp_path / "c.json"),
-                 "-q"]) == 2
-    assert "mixer 'knowledge' takes no checkpoint; mixers that do: learned" in capsys.readouterr().err
+    assert main(["automix", str(multitrack), "-o", str(tmp_path / "x"), "--mixer", "knowledge",
+                 "--checkpoint", str(tmp_path / "c.json"), "-q"]) == 2
+    assert "mixer 'knowledge' takes no checkpoint; mixers that do: learned, dmc" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

@@ -27,7 +27,7 @@ from mixbridge.plugins.datagen.effect import effect_config
 from mixbridge.plugins.datagen.runner import generate
 
 SAMPLE_RATE = 44100
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "models" / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "models" / "configs").glob("proxy_*.yaml"))
 TINY = next(p for p in CONFIGS if p.name == "proxy_tiny.yaml")
 #: A resumed run repeats the uninterrupted run's arithmetic exactly (same ops, same order, CPU).
 RESUME_TOLERANCE = 0.0

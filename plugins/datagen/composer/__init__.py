@@ -1,6 +1,6 @@
 """The composer dataset: Freedoom songs as unmixed stems with their composers' own mix as the target.
 
-Built by ``mixbridge datagen composer OUT`` (:func:`~.build.build_composer`), read
+Built by ``mixbridge datagen composer -o OUT`` (:func:`~.build.build_composer`), read
 without torch by :func:`~.reader.read_composer_dataset`. Layout::
 
     OUT/config.json                        settings, the split by song, the label rules, skipped songs

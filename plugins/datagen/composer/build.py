@@ -528,14 +528,14 @@ def build_composer(out_dir: str | Path, settings: ComposerSettings, *, force: bo
         if kit not in kits:
             raise UnknownNameError(f"drum kit {kit!r}: not given; known kits: {', '.join(kits)}")
     log = log or (lambda s: None)
-    wads = [Path(w) for w in wads]
-    for path in wads + [Path(gm_soundfont)] + [Path(kits[k]) for k in KIT_ORDER]:
+    wad_paths = [Path(w) for w in wads]
+    for path in wad_paths + [Path(gm_soundfont)] + [Path(kits[k]) for k in KIT_ORDER]:
         if not path.is_file():
             package = "freedoom" if path.suffix == ".wad" else (
                 "fluid-soundfont-gm" if path == Path(gm_soundfont) else "avldrums.lv2-soundfont")
             raise DemoSourceMissingError(f"{path}: not found; install it with `apt-get install {package}`")
     fluidsynth_path()
-    refs = [resolve_song(lump, wads) for lump in settings.songs]
+    refs = [resolve_song(lump, wad_paths) for lump in settings.songs]
     out_dir = Path(out_dir)
     settings_json = settings.to_json()
     _prepare_folder(out_dir, settings_json, force)
@@ -543,7 +543,7 @@ def build_composer(out_dir: str | Path, settings: ComposerSettings, *, force: bo
     for stale in out_dir.glob(".staging-*"):
         shutil.rmtree(stale, ignore_errors=True)
     atomic_write_text(out_dir / "config.json", json.dumps(
-        _config(settings, settings.songs, [], [], wads, gm_soundfont, kits), indent=2) + "\n")
+        _config(settings, settings.songs, [], [], wad_paths, gm_soundfont, kits), indent=2) + "\n")
 
     skipped: list[dict] = []
     song_plans: list[tuple[SongRef, list[ExcerptPlan]]] = []
@@ -625,7 +625,7 @@ def build_composer(out_dir: str | Path, settings: ComposerSettings, *, force: bo
         raise DemoSourceError(f"no song gave a usable excerpt ({'; '.join(s['reason'] for s in skipped)[:400]}); "
                               "pick other songs")
     atomic_write_text(out_dir / "config.json", json.dumps(
-        _config(settings, used, skipped, skipped_excerpts, wads, gm_soundfont, kits), indent=2) + "\n")
+        _config(settings, used, skipped, skipped_excerpts, wad_paths, gm_soundfont, kits), indent=2) + "\n")
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "excerpts": ordered}
     atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     per_split = {s: sum(1 for e in ordered if e["split"] == s) for s in ("train", "val", "test")}

@@ -144,10 +144,10 @@ def _excerpt(root: Path, entry: dict, verify: bool) -> ComposerExcerpt:
         path = _inside(folder, frel, f"excerpt {eid} file")
         if not path.is_file():
             raise ComposerDatasetError(f"{path}: listed in the manifest but missing; rerun "
-                                       f"`mixbridge datagen composer {root}` to repair it")
+                                       f"`mixbridge datagen composer -o {root}` to repair it")
         if verify and sha256_file(path) != digest:
             raise ComposerDatasetError(f"{path}: checksum differs from the manifest ({digest[:19]}...); the file "
-                                       f"was changed or corrupted; rerun `mixbridge datagen composer {root}`")
+                                       f"was changed or corrupted; rerun `mixbridge datagen composer -o {root}`")
     stems = read_record(folder / "stems" / "manifest.json", format=EXCERPT_FORMAT, versions=(DATASET_VERSION,),
                         what="composer excerpt manifest", fix="rebuild the dataset", error=ComposerDatasetError)
     tracks = stems.get("stems") or []
@@ -178,10 +178,10 @@ def read_composer_dataset(root: str | Path, *, verify: bool = False) -> Composer
     config = read_record(root / "config.json", format=DATASET_FORMAT, versions=(DATASET_VERSION,),
                          what="composer dataset config", fix="rebuild it with this mixbridge",
                          missing=f"{root}: not a composer dataset (no config.json); build one with "
-                                 f"`mixbridge datagen composer {root}`", error=ComposerDatasetError)
+                                 f"`mixbridge datagen composer -o {root}`", error=ComposerDatasetError)
     if not (root / "manifest.json").is_file():
         raise ComposerDatasetError(f"{root}: incomplete composer dataset (no manifest.json: the build is running "
-                                   f"or was interrupted); rerun `mixbridge datagen composer {root}` to finish it")
+                                   f"or was interrupted); rerun `mixbridge datagen composer -o {root}` to finish it")
     manifest = read_record(root / "manifest.json", format=MANIFEST_FORMAT, versions=(MANIFEST_VERSION,),
                            what="composer dataset manifest", fix="rebuild it with this mixbridge",
                            error=ComposerDatasetError)

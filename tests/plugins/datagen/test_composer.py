@@ -185,8 +185,8 @@ def built(tmp_path_factory):
     from mixbridge.app.cli import main
 
     out = tmp_path_factory.mktemp("composer") / "ds"
-    rc = main(["datagen", "composer", str(out), "--pick", SONG, "D_INTROA", "--excerpts-per-song", "1",
-               "--excerpt-s", "4", "--jobs", "1", "-q"])
+    rc = main(["datagen", "composer", "-o", str(out), "--pick", SONG, "D_INTROA", "--excerpts-per-song", "1",
+               "--excerpt-s", "4", "--workers", "1", "-q"])
     assert rc == 0
     return out
 

@@ -1,0 +1,158 @@
+"""The ``dmc`` mixer: a trained :mod:`DMC <mixbridge.models.dmc>` network sets each track's gain and pan.
+
+``get_mixer("dmc")`` opens the shipped weights ``models/mixers/dmc.safetensors`` + ``dmc.json``
+(:mod:`mixbridge.models.checkpoint`); ``checkpoint=PATH`` opens another (a run's ``best.json``),
+``model=`` takes a network object (the tests' untrained one).
+
+The level convention is the composer dataset's: the training stems were loudness-normalised to one
+common level and the labels are relative gains. So the mixer
+
+1. resamples every stem to the network's rate (features only) and takes the part the network reads
+   (:func:`~mixbridge.models.dmc.select_windows`: the whole stem up to ``max_windows * window_s``
+   seconds, else ``max_windows`` evenly spaced windows of ``window_s`` s, concatenated);
+2. measures that part's integrated loudness ``L_i`` (BS.1770-4) and trims it to
+   :data:`COMMON_LUFS`: ``trim_i = COMMON_LUFS - L_i`` (silent stems, at -70 LUFS, get no trim and a note);
+3. predicts each track's gain and pan from the trimmed audio's log-mel
+   (:func:`~mixbridge.models.dmc.dmc_features`) and removes the gains' mean over the tracks;
+4. builds the session (:func:`mixbridge.models.mix_session.build_session`): track gain
+   ``trim_i + g_i - mean(g)`` spread over fader and trim by
+   :func:`~mixbridge.models.mix_session.split_gain`, pan, everything else default; the master's
+   defaults at the requested loudness target.
+
+So scaling a stem by ``k`` dB changes only its trim, by ``-k`` dB: the mix is the same.
+At most :data:`MAX_TRACKS` tracks. Importing this module imports no torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixbridge.audio import StemSet, resample
+from mixbridge.errors import AudioInputError, MixbridgeError
+from mixbridge.loudness import SILENT_LUFS, integrated_lufs
+from mixbridge.session import Session
+
+from .dmc import select_windows
+from .mix_session import build_session, master_defaults, split_gain
+
+#: The common loudness every stem is trimmed to before the network reads it (the middle of the
+#: composer dataset's -30..-18 LUFS range of input levels).
+COMMON_LUFS = -24.0
+#: The most tracks one call takes (the features and the network grow linearly with the count).
+MAX_TRACKS = 256
+#: The shipped weights (``dmc.json`` + ``dmc.safetensors`` + the card ``dmc.md``).
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "mixers" / "dmc.json"
+
+
+class DMCMixerError(ValueError, MixbridgeError):
+    """A ``dmc`` mixer without weights, with a network that is not a DMC, or with too many tracks."""
+
+
+class DMCMixer:
+    """The ``dmc`` mixer (see the module docstring).
+
+    Args:
+        checkpoint: a ``dmc`` checkpoint (``NAME.json``, its weights or folder); default the shipped one.
+        model: instead, a :class:`~mixbridge.models.dmc.DMC` object (e.g. untrained, for tests).
+
+    Raises:
+        DMCMixerError: (on the first call) no weights at the default path, or a network that is not a DMC.
+        CheckpointError: (on the first call) see :func:`mixbridge.models.checkpoint.load_checkpoint`.
+    """
+
+    name = "dmc"
+
+    def __init__(self, checkpoint: str | Path | None = None, model: Any = None) -> None:
+        self.checkpoint = None if checkpoint is None else str(checkpoint)
+        self._net = model
+        self._source = self.checkpoint or (type(model).__name__ if model is not None else str(SHIPPED_CHECKPOINT))
+
+    def network(self):
+        """The network, opened on first use (torch is imported here).
+
+        Raises:
+            DMCMixerError, CheckpointError: see the class docstring.
+        """
+        if self._net is None:
+            from .checkpoint import load_checkpoint
+
+            path = self.checkpoint
+            if path is None:
+                if not SHIPPED_CHECKPOINT.exists():
+                    raise DMCMixerError(f"{SHIPPED_CHECKPOINT}: no shipped dmc weights; train them "
+                                        "(mixbridge train mixer --data COMPOSER_DATASET --config "
+                                        "models/configs/dmc.yaml -o RUN_DIR) and pass checkpoint=RUN_DIR/best.json "
+                                        "(--checkpoint), or copy best.json/.safetensors to models/mixers/dmc.*")
+                path = str(SHIPPED_CHECKPOINT)
+            self._net, _ = load_checkpoint(path)
+        if getattr(self._net, "architecture", None) != "dmc":
+            raise DMCMixerError(f"the dmc mixer runs a 'dmc' network, got {getattr(self._net, 'architecture', None)!r}")
+        return self._net.eval()
+
+    def predict(self, stems: StemSet) -> dict[str, np.ndarray]:
+        """The mixer's decision for ``stems`` in real units: ``{"trim_db", "gain_db", "pan", "lufs"}``
+        (``[tracks]`` float64 each; ``gain_db`` relative, mean 0; ``lufs`` of the part read).
+
+        Raises:
+            DMCMixerError: more than :data:`MAX_TRACKS` tracks. AudioInputError: no stems or bad audio.
+        """
+        import torch
+
+        from .console import denormalise
+        from .dmc import OUTPUT_PARAMS
+
+        n_tracks = len(stems.stems)
+        if n_tracks < 1:
+            raise AudioInputError("the dmc mixer needs at least one stem")
+        if n_tracks > MAX_TRACKS:
+            raise DMCMixerError(f"{n_tracks} tracks; the dmc mixer takes at most {MAX_TRACKS}; "
+                                "submix some stems first")
+        net = self.network()
+        rate = net.sample_rate
+        mids, lufs = [], []
+        for s in stems.stems:
+            audio = s.audio if stems.sample_rate == rate else resample(s.audio, stems.sample_rate, rate)
+            part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=net.window_s,
+                                  max_windows=net.max_windows)
+            level = integrated_lufs(part, rate)
+            trim_db = COMMON_LUFS - level if level > SILENT_LUFS else 0.0
+            lufs.append(level)
+            mids.append(part.mean(axis=0) * np.float32(10.0 ** (trim_db / 20.0)))
+        lufs_a = np.asarray(lufs, dtype=np.float64)
+        audible = lufs_a > SILENT_LUFS
+        trim = np.where(audible, COMMON_LUFS - lufs_a, 0.0)
+        gain, pan = np.zeros(n_tracks), np.zeros(n_tracks)
+        if audible.any():
+            # Silent stems take no part: the network (and its context) sees the audible ones only, and
+            # a silent stem stays at unity, centred. The stems of a set have one length, so their
+            # windows too: one feature call for all.
+            x = net.features(np.stack([m for m, a in zip(mids, audible) if a])[:, None], rate)
+            with torch.no_grad():
+                u = net(torch.from_numpy(x))
+                vals = denormalise(OUTPUT_PARAMS, u.double(), check=False)
+            g = vals["fader.fader_db"].numpy()
+            gain[audible] = g - g.mean()
+            pan[audible] = vals["pan.pan"].numpy()
+        return {"trim_db": trim, "gain_db": gain, "pan": pan, "lufs": lufs_a}
+
+    def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0,
+                 source_base: Path | None = None) -> Session:
+        """The session of ``stems`` (deterministic: the network is fixed), the master at ``target_lufs``.
+
+        Raises:
+            DMCMixerError, CheckpointError, AudioInputError: see :meth:`predict` and the class docstring.
+        """
+        d = self.predict(stems)
+        notes: list[str] = []
+        params = []
+        for i, s in enumerate(stems.stems):
+            if d["lufs"][i] <= SILENT_LUFS:
+                notes.append(f"{s.name}: silent; no loudness trim")
+            p = split_gain(float(d["trim_db"][i] + d["gain_db"][i]), notes, s.name)
+            p["pan"] = {"pan": round(float(np.clip(d["pan"][i], -1.0, 1.0)), 4)}
+            params.append(p)
+        extra = {"mixer_model": self._source, "mixer_notes": notes,
+                 "dmc": {"common_lufs": COMMON_LUFS, "gain_db": [round(float(g), 3) for g in d["gain_db"]]}}
+        return build_session(stems, self.name, params, master_defaults(target_lufs), seed, source_base, extra)

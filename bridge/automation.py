@@ -239,11 +239,12 @@ def play_events(events: Sequence[AutomationEvent], to_messages: Callable[[Automa
 
 
 def play_session_automation(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None = None,
-                            match: str = "order", rate_hz: float = 100.0, max_msgs_per_s: float = 2000.0,
+                            match: str = "name", rate_hz: float = 100.0, max_msgs_per_s: float = 2000.0,
                             bundles: bool | None = None, clamp: bool = False,
                             timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, reply_port: int | None = None,
                             resolution: float = DEFAULT_RESOLUTION) -> PlayReport:
-    """Query and match the DAW's tracks (like push), then play the session's automation into it.
+    """Query and match the DAW's tracks (like push: by name unless ``match="order"``), then play the
+    session's automation into it.
 
     Raises:
         NoAutomationError: the session has no automation curve (checked before the DAW is asked).

@@ -66,7 +66,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("automate", help="play a session's automation curves into a DAW in real time")
     p.add_argument("session")
     _common(p)
-    p.add_argument("--match", choices=("name", "order"), default="order")
+    p.add_argument("--match", choices=("name", "order"), default="name",
+                   help="match session tracks to DAW tracks by name (default, like push) or by order")
     p.add_argument("--rate-hz", type=float, default=100.0, help="curve sampling rate (default 100 Hz)")
     p.add_argument("--max-msgs-per-s", type=float, default=2000.0, help="rate limit over all parameters")
     p.add_argument("--bundles", choices=("auto", "on", "off"), default="auto",
@@ -76,8 +77,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("midi-export", help="export a session's automation as a Standard MIDI File (CC lanes)")
     p.add_argument("session")
-    add_output(p, help=".mid file to write")
-    p.add_argument("--rate-hz", type=float, default=100.0, help="curve sampling rate (default 100 Hz)")
+    add_output(p, help=".mid file to write (CCs at their exact ticks; 16 channels per MIDI port)")
     add_quiet(p, help="no lane table or summary")
     p.set_defaults(func=_midi_export)
 
@@ -114,6 +114,8 @@ def _print_plan_notes(plan, out: TextIO) -> None:
         print(f"not sent: {u}", file=out)
     for c in plan.clamped:
         print(f"clamped: {c}", file=out)
+    for n in plan.notices:
+        print(f"notice: {n}", file=out)
 
 
 def _push(args) -> int:
@@ -192,10 +194,13 @@ def _midi_export(args) -> int:
     from .midi import export_smf
 
     session = load(args.session)
-    table = export_smf(session, args.output, rate_hz=args.rate_hz)
+    notices: list[str] = []
+    table = export_smf(session, args.output, notices=notices)
+    for n in notices:
+        print(f"notice: {n}", file=sys.stderr)
     if not args.quiet:
         for row in table:
-            print(f"track {row.track:<16} channel {row.channel + 1:>2}  CC{row.cc:<3} {row.path}  "
+            print(f"track {row.track:<16} port {row.port} channel {row.channel + 1:>2}  CC{row.cc:<3} {row.path}  "
                   f"[{row.min:g}, {row.max:g}] {row.unit} {row.scale}")
         print(f"wrote {args.output}: {len(table)} CC lanes")
     return EXIT_OK

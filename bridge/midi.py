@@ -3,43 +3,59 @@ control changes through mido (JACK MIDI here).
 
 **Mapping** (the same for the file and live output; :func:`cc_table` returns it):
 
-* session track *i* -> MIDI channel ``i % 16`` (and, in the file, its own MIDI track named
-  after the session track);
+* session track *i* -> MIDI port ``i // 16``, channel ``i % 16`` (:func:`track_port_channel`). In
+  the file each session track has its own MIDI track, named after it, that starts with a MIDI port
+  meta event (``FF 21 01 pp``) and a text event per lane, so tracks 0, 16 and 32 are channel 1 of
+  ports 0, 1 and 2, never one shared channel. At most :data:`MAX_MIDI_PORTS` ports (4096 tracks);
 * each channel-strip parameter -> a fixed controller number. Faders and pan use the General
   MIDI controllers (CC7 volume, CC10 pan); everything else uses controllers that MIDI 1.0
   leaves undefined (20-31, 85-89, 102-107), never 32-63 (the LSBs of CC0-31: a DAW may pair
   CC39 with CC7 as 14-bit volume), 64-69 (pedals), 96-101 (RPN/NRPN) or 120-127 (mode);
-* value -> ``round(127 * u)``, where ``u`` is the schema's normalised value of the parameter
-  (``Param.to_normalised``: linear for dB and pan, logarithmic for Hz, Q, ratio and times;
-  booleans 0 or 127). 7 bits give 128 steps over the schema range: 0.47 dB on the
-  -48..+12 dB fader.
+* value: the fader (CC7) on the **General MIDI volume law**, ``gain_db = 40 log10(v / 127)``
+  (:mod:`mixbridge.gm`; 127 = 0 dB, 100 = -4.2 dB, 8 = -48 dB), so a GM synth or a DAW that
+  follows GM plays the level the session says; a fader above 0 dB cannot be written and is
+  sent as 127 (0 dB) with a notice. Every other parameter is ``round(127 * u)``, ``u`` the
+  schema's normalised value (``Param.to_normalised``: linear for dB and pan, logarithmic for Hz,
+  Q, ratio and times). 7-bit steps: CC7 0.14 dB near 0 dB, 0.5 dB at -20 dB, 2 dB at -48 dB
+  (``40 log10((v + 1) / v)``); the other dB lanes 1/127 of their range (0.19 dB on +-12 dB EQ gains,
+  0.38 dB on the +-24 dB trim);
+* on/off parameters (mute, polarity) are **steps**: only 0 or 127 is ever written. The rule,
+  the same as ``automate`` and the console renderer: the switch is on where the curve's
+  piecewise-linear value is >= 0.5, so between a 0 point and a 1 point it flips half way.
 
-**Timing** in the file: 960 ticks per quarter note at 120 BPM (500000 us per beat), so
-1920 ticks per second. Curves are sampled at ``rate_hz`` and a CC is written only when its
-7-bit value changes.
+**Timing** in the file: 960 ticks per quarter note at 120 BPM (500000 us per beat), so 1920
+ticks per second (0.26 ms). Each CC is written at the exact time its 7-bit value changes on the
+piecewise-linear curve (where the curve crosses the half-way point between two values, solved per
+segment through the inverse law), rounded to the nearest tick; nothing is sampled on a grid.
 
 Live output opens a mido port on the ``mido.backends.rtmidi/UNIX_JACK`` backend
 (python-rtmidi built with JACK) and sends on the perf_counter clock.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mixbridge.atomic import atomic_path
+from mixbridge.gm import CC_MAX_7BIT, cc7_gain_db, gain_db_to_cc7
 from mixbridge.schema import CHANNEL_STRIP
-from mixbridge.session import Session
+from mixbridge.session import Automation, Session
 
-from .automation import AutomationEvent, check_rate_hz, require_automation, sample_curve
-from .errors import MidiPortError
+from .automation import AutomationEvent, require_automation
+from .errors import BridgeConfigError, MidiPortError
 from .pacing import sleep_until
 
 TICKS_PER_BEAT = 960
 TEMPO_US_PER_BEAT = 500_000  # 120 BPM
 TICKS_PER_S = TICKS_PER_BEAT * 1_000_000 // TEMPO_US_PER_BEAT
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
+CHANNELS_PER_PORT = 16
+#: The MIDI port meta event carries one byte: ports 0..255.
+MAX_MIDI_PORTS = 256
+FADER_PATH = "fader.fader_db"
 
 #: Controller number per channel-strip parameter (see the module docstring for the rules).
 CC_NUMBERS: dict[str, int] = {
@@ -58,7 +74,7 @@ _RESERVED = set(range(32, 70)) | set(range(96, 102)) | set(range(120, 128)) | {0
 
 @dataclass(frozen=True)
 class CcLane:
-    """One CC lane: which track/parameter it carries and how to read it back."""
+    """One CC lane: which track/parameter it carries, where (port, 0-based channel) and how to read it back."""
 
     track: str
     channel: int
@@ -68,79 +84,152 @@ class CcLane:
     max: float
     unit: str
     scale: str
+    port: int = 0
 
     def describe(self) -> str:
         """The lane in words (the text event written into the MIDI file)."""
-        return (f"CC{self.cc} = {self.path} [{self.min:g}, {self.max:g}] {self.unit} ({self.scale}) "
-                f"on channel {self.channel + 1}")
+        law = "GM volume law 40 log10(v/127) dB, 127 = 0 dB" if self.path == FADER_PATH else self.scale
+        return (f"CC{self.cc} = {self.path} [{self.min:g}, {self.max:g}] {self.unit} ({law}) "
+                f"on port {self.port} channel {self.channel + 1}")
+
+
+def track_port_channel(index: int) -> tuple[int, int]:
+    """Session track ``index`` (0-based) -> ``(MIDI port, 0-based channel)``: ``(index // 16, index % 16)``.
+
+    Raises:
+        BridgeConfigError: more tracks than :data:`MAX_MIDI_PORTS` ports of 16 channels hold (4096).
+    """
+    port, channel = divmod(index, CHANNELS_PER_PORT)
+    if port >= MAX_MIDI_PORTS:
+        raise BridgeConfigError(f"track {index + 1} needs MIDI port {port}, but a MIDI file addresses at most "
+                                f"{MAX_MIDI_PORTS} ports of 16 channels ({MAX_MIDI_PORTS * CHANNELS_PER_PORT} "
+                                "tracks); export fewer automated tracks per file")
+    return port, channel
+
+
+def _round(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def _cc_position(path: str, value: float) -> float:
+    """The unrounded controller value (0..127) of a schema value (fader on the GM law, clipped at 0 dB)."""
+    p = CHANNEL_STRIP.param(path)
+    if p.kind == "bool":
+        return float(CC_MAX_7BIT) if value >= 0.5 else 0.0
+    if path == FADER_PATH:
+        return gain_db_to_cc7(min(float(value), 0.0))
+    return CC_MAX_7BIT * p.to_normalised(float(value))
+
+
+def _value_at_position(path: str, position: float) -> float:
+    """The schema value whose controller position is ``position`` (inverse of :func:`_cc_position`)."""
+    if path == FADER_PATH:
+        return cc7_gain_db(position)
+    return CHANNEL_STRIP.param(path).from_normalised(position / CC_MAX_7BIT)
 
 
 def cc_value(path: str, value: float) -> int:
-    """Schema value -> 7-bit controller value (validated against the schema range).
+    """Schema value -> 7-bit controller value (validated against the schema range): the fader on the GM
+    volume law (above 0 dB -> 127), on/off 0 or 127 (>= 0.5 is on), the rest ``round(127 * u)``.
 
     Raises:
         ParamRangeError: the value lies outside the parameter's range.
     """
     p = CHANNEL_STRIP.param(path)
-    return int(round(127 * p.to_normalised(p.validate(value))))
+    return _round(_cc_position(path, p.validate(value)))
 
 
 def value_from_cc(path: str, cc: int) -> float:
-    """7-bit controller value -> schema value (the inverse of :func:`cc_value` up to 1/127)."""
-    return CHANNEL_STRIP.param(path).from_normalised(cc / 127.0)
+    """7-bit controller value -> schema value (the inverse of :func:`cc_value` up to half a step; a CC7 below
+    the fader's range reads as its minimum)."""
+    p = CHANNEL_STRIP.param(path)
+    if path == FADER_PATH:
+        return max(p.min, cc7_gain_db(cc))
+    return p.from_normalised(cc / 127.0)
+
+
+def cc_points(curve: Automation, path: str) -> list[tuple[float, int]]:
+    """The ``(time_s, value)`` changes of one CC lane: the first point's value at its time, then a point at
+    the exact time each 7-bit value is reached on the piecewise-linear curve (the crossing of the half-way
+    point between two controller values; on/off lanes flip where the line crosses 0.5)."""
+    times = [float(t) for t in curve.times_s]
+    values = [float(v) for v in curve.values]
+    out = [(times[0], _round(_cc_position(path, values[0])))]
+    for ta, tb, va, vb in zip(times, times[1:], values, values[1:]):
+        ka, kb = _round(_cc_position(path, va)), _round(_cc_position(path, vb))
+        if ka == kb or vb == va:
+            continue
+        step = 1 if kb > ka else -1
+        if CHANNEL_STRIP.param(path).kind == "bool":
+            crossings = [(0.5, kb)]
+        else:  # the value k + step is reached where the position crosses k + step / 2
+            crossings = [(_value_at_position(path, k + step * 0.5), k + step) for k in range(ka, kb, step)]
+        for x, k in crossings:
+            t = ta + (x - va) / (vb - va) * (tb - ta)
+            out.append((min(max(t, ta), tb), k))
+    return out
 
 
 def cc_table(session: Session) -> list[CcLane]:
-    """The lanes a session's automation uses, in track then schema order."""
+    """The lanes a session's automation uses, in track then schema order.
+
+    Raises:
+        BridgeConfigError: more than 4096 tracks (:func:`track_port_channel`).
+    """
     lanes = []
     for i, t in enumerate(session.tracks):
         for path, p in CHANNEL_STRIP.flat_params():
             if path in t.automation:
-                lanes.append(CcLane(t.name, i % 16, CC_NUMBERS[path], path, p.min, p.max, p.unit, p.scale))
+                port, channel = track_port_channel(i)
+                lanes.append(CcLane(t.name, channel, CC_NUMBERS[path], path, p.min, p.max, p.unit, p.scale, port))
     return lanes
 
 
-def export_smf(session: Session, path: str | Path, *, rate_hz: float = 100.0) -> list[CcLane]:
+def export_smf(session: Session, path: str | Path, *, notices: list[str] | None = None) -> list[CcLane]:
     """Write the session's automation as a type-1 Standard MIDI File; returns the lane table.
 
-    Track 0 holds the tempo; each session track with automation gets a MIDI track named
-    after it with a text event per lane describing the mapping.
+    Track 0 holds the tempo and the port/channel rule; each session track with automation gets a
+    MIDI track named after it with a MIDI port meta event, a text event per lane describing the
+    mapping, and its CCs at their exact ticks (:func:`cc_points`). ``notices`` (when given) receives
+    one line per fader lane that goes above 0 dB (written as CC7 127).
 
     Raises:
-        BridgeConfigError: ``rate_hz`` outside (0, :data:`~mixbridge.bridge.automation.MAX_RATE_HZ`] Hz.
         NoAutomationError: a session with no automation (:func:`~mixbridge.bridge.automation.require_automation`).
+        BridgeConfigError: more than 4096 tracks.
     """
     import mido
-
-    rate_hz = check_rate_hz(rate_hz)
 
     require_automation(session, "export")
     lanes = cc_table(session)
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    conductor = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0),
-                                mido.MetaMessage("track_name", name="mixbridge automation", time=0)])
+    conductor = mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0),
+        mido.MetaMessage("track_name", name="mixbridge automation", time=0),
+        mido.MetaMessage("text", text="session track i (0-based) -> MIDI port i // 16, channel i % 16 + 1; "
+                                      "CC7 on the GM volume law 40 log10(v/127) dB", time=0)])
     mid.tracks.append(conductor)
-    for i, t in enumerate(session.tracks):
+    for t in session.tracks:
         my = [lane for lane in lanes if lane.track == t.name]
         if not my:
             continue
-        events: list[tuple[int, int, int]] = []  # tick, cc, value
+        events: dict[tuple[int, int], int] = {}  # (tick, cc) -> value; the last change within a tick wins
         for lane in my:
-            times, values = sample_curve(t.automation[lane.path], rate_hz)
-            boolean = CHANNEL_STRIP.param(lane.path).kind == "bool"
+            curve = t.automation[lane.path]
+            if lane.path == FADER_PATH and max(curve.values) > 0.0 and notices is not None:
+                notices.append(f"track '{t.name}': fader.fader_db reaches {max(curve.values):+g} dB, above CC7's "
+                               "0 dB on the GM volume law; written as CC7 127 (0 dB) there")
             last = None
-            for tt, vv in zip(times, values):
-                # a switch sampled between its points is on from half way, as automation plays it (thin)
-                v = cc_value(lane.path, float(vv >= 0.5) if boolean else float(vv))
+            for time_s, v in cc_points(curve, lane.path):
                 if v != last:
-                    events.append((int(round(tt * TICKS_PER_S)), lane.cc, v))
+                    events[(_round(time_s * TICKS_PER_S), lane.cc)] = v
                     last = v
-        events.sort()
-        track = mido.MidiTrack([mido.MetaMessage("track_name", name=t.name, time=0)])
+        port, channel = my[0].port, my[0].channel
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=t.name, time=0),
+                                mido.MetaMessage("midi_port", port=port, time=0)])
         track.extend(mido.MetaMessage("text", text=lane.describe(), time=0) for lane in my)
         now = 0
-        for tick, cc, v in events:
-            track.append(mido.Message("control_change", channel=i % 16, control=cc, value=v, time=tick - now))
+        for (tick, cc), v in sorted(events.items()):
+            track.append(mido.Message("control_change", channel=channel, control=cc, value=v, time=tick - now))
             now = tick
         track.append(mido.MetaMessage("end_of_track", time=0))
         mid.tracks.append(track)
@@ -163,6 +252,24 @@ def read_smf_curves(path: str | Path) -> dict[tuple[str, int], list[tuple[float,
                 name = msg.name
             elif msg.type == "control_change":
                 out.setdefault((name, msg.control), []).append((tick / TICKS_PER_S, msg.value))
+    return out
+
+
+def read_smf_ports(path: str | Path) -> dict[str, tuple[int, int]]:
+    """Read back ``{track name: (MIDI port, 0-based channel)}`` from a file written by :func:`export_smf`."""
+    import mido
+
+    out: dict[str, tuple[int, int]] = {}
+    for track in mido.MidiFile(str(path)).tracks[1:]:
+        name, port = "", 0
+        for msg in track:
+            if msg.type == "track_name":
+                name = msg.name
+            elif msg.type == "midi_port":
+                port = msg.port
+            elif msg.type == "control_change":
+                out[name] = (port, msg.channel)
+                break
     return out
 
 

@@ -114,13 +114,15 @@ class ArdourProfile(DawProfile):
     def strip_layouts(self, client, tracks):
         """Each strip's plugins (``/strip/plugin/list``) and first aux send (``/strip/sends``), pipelined."""
         ssids = [d.position + 1 for d in tracks]
-        present = ardour_plugins_many(client, ssids)
+        listed = ardour_plugin_list_many(client, ssids)
         sends = ardour_sends_many(client, ssids)
         layouts = {}
         for d in tracks:
             first_send = sends[d.position + 1][0][2] if sends[d.position + 1] else None
-            layouts[d.position] = StripLayout({slot: present[d.position + 1].get(name)
-                                               for slot, name in self.plugin_map.slots}, send_id=first_send)
+            present = {name: (piid, active) for piid, name, active in reversed(listed[d.position + 1])}
+            slots = {slot: present[name][0] if name in present else None for slot, name in self.plugin_map.slots}
+            bypassed = {slot for slot, name in self.plugin_map.slots if name in present and not present[name][1]}
+            layouts[d.position] = StripLayout(slots, send_id=first_send, bypassed=bypassed)
         return layouts
 
     def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
@@ -213,10 +215,14 @@ def _per_strip_query(client: OscUdpClient, address: str, ssids: Sequence[int], p
     return got
 
 
+def _plugin_rows(args) -> list[tuple[int, str, bool]]:
+    return [(int(args[i]), str(args[i + 1]), bool(int(args[i + 2]))) for i in range(0, len(args) - 2, 3)]
+
+
 def _plugin_names(args) -> dict[str, int]:
     names: dict[str, int] = {}
-    for i in range(0, len(args) - 2, 3):  # piid, name, active
-        names.setdefault(str(args[i + 1]), int(args[i]))
+    for piid, name, _active in _plugin_rows(args):  # piid, name, active
+        names.setdefault(name, piid)
     return names
 
 
@@ -232,6 +238,16 @@ def ardour_plugins_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int,
         DawUnreachableError: not every strip answered within the client's timeout.
     """
     return _per_strip_query(client, "/strip/plugin/list", ssids, _plugin_names, "plugins")
+
+
+def ardour_plugin_list_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, list[tuple[int, str, bool]]]:
+    """``/strip/plugin/list`` for many strips, pipelined: ``{ssid: [(piid, name, active), ...]}`` in strip order
+    (``active`` False: the plugin is bypassed).
+
+    Raises:
+        DawUnreachableError: not every strip answered within the client's timeout.
+    """
+    return _per_strip_query(client, "/strip/plugin/list", ssids, _plugin_rows, "plugins")
 
 
 def ardour_sends_many(client: OscUdpClient, ssids: Sequence[int]) -> dict[int, list[tuple[int, str, int, float, int]]]:

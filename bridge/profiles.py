@@ -60,6 +60,8 @@ class StripLayout:
     ranges: dict[int, dict[int, tuple[float, float]]] = field(default_factory=dict)
     #: The aux send that carries ``send.send_db`` (1-based; the strip's first send), None: no send.
     send_id: int | None = 1
+    #: Map slots whose plugin the DAW reports as bypassed (inactive), where it reports that (Ardour).
+    bypassed: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -69,6 +71,8 @@ class StripMessages:
     messages: list[OscMessage] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
     clamped: list[str] = field(default_factory=list)
+    #: Sent, but worth a word: a bypassed plugin written to, an automated parameter sent at its static value.
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass

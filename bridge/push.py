@@ -47,12 +47,15 @@ class MatchResult:
 
 
 def match_tracks(tracks: Sequence[Track], daw_tracks: Sequence[DawTrack] | None, mode: str) -> MatchResult:
-    """Pair session tracks with DAW tracks by ``name`` (exact, then case-insensitive) or ``order``.
+    """Pair session tracks with DAW tracks by ``name`` or ``order``.
 
+    By name: exact names pair first, over all tracks; then a session track left over pairs with a DAW
+    track whose name differs only in case, but only when that pairing is unique both ways (``kick``
+    with DAW tracks ``KICK`` and ``Kick`` is an error naming both, never a silent pick).
     ``daw_tracks=None`` means the DAW was not asked (dry run): tracks pair in session order.
 
     Raises:
-        TrackMatchError: unknown mode, name matching without a DAW track list, or no pair at all.
+        TrackMatchError: unknown mode, an ambiguous case-insensitive name, or no pair at all.
     """
     if mode not in MATCH_MODES:
         raise TrackMatchError(f"--match {mode!r} is not one of {', '.join(MATCH_MODES)}")
@@ -66,15 +69,31 @@ def match_tracks(tracks: Sequence[Track], daw_tracks: Sequence[DawTrack] | None,
         un_d = [d.name for d in daw_tracks[len(tracks):]]
     else:
         free = list(daw_tracks)
-        un_s = []
+        rest: list[Track] = []
         for t in tracks:
-            hit = next((d for d in free if d.name == t.name), None) or next(
-                (d for d in free if d.name.casefold() == t.name.casefold()), None)
+            hit = next((d for d in free if d.name == t.name), None)
             if hit is None:
-                un_s.append(t.name)
+                rest.append(t)
             else:
                 free.remove(hit)
                 pairs.append((t, hit))
+        un_s = []
+        for t in rest:
+            key = t.name.casefold()
+            hits = [d for d in free if d.name.casefold() == key]
+            rivals = [r.name for r in rest if r.name.casefold() == key]
+            if len(hits) > 1 or (hits and len(rivals) > 1):
+                raise TrackMatchError(
+                    f"session track{'s' if len(rivals) > 1 else ''} {', '.join(repr(r) for r in rivals)} "
+                    f"match{'' if len(rivals) > 1 else 'es'} DAW tracks {', '.join(repr(d.name) for d in hits)} "
+                    "only up to case, which is ambiguous; rename the tracks so each name matches exactly")
+            if hits:
+                free.remove(hits[0])
+                pairs.append((t, hits[0]))
+            else:
+                un_s.append(t.name)
+        order = {id(t): i for i, t in enumerate(tracks)}
+        pairs.sort(key=lambda p: order[id(p[0])])
         un_d = [d.name for d in free]
     if not pairs:
         raise TrackMatchError(
@@ -109,6 +128,11 @@ class PushPlan:
         """Values moved to the DAW's range (``--clamp``), each ``old -> new``."""
         return [c for _, _, s in self.strips for c in s.clamped]
 
+    @property
+    def notices(self) -> list[str]:
+        """What was sent but may not do what the session says (a bypassed plugin, an automated parameter)."""
+        return [n for _, _, s in self.strips for n in s.notices]
+
 
 @dataclass
 class PushReport:
@@ -131,6 +155,11 @@ def _strip_messages(profile: DawProfile, position: int, track: Track, layout: St
     where = f"track '{track.name}' "
     dm = profile.plugin_map
     carried = set(dm.paths)
+    for path in (p for p, _ in CHANNEL_STRIP.flat_params() if p in track.automation):
+        proc, name = path.split(".")
+        out.notices.append(f"{track.name}: {path} is automated ({len(track.automation[path].times_s)} points); push "
+                           f"sends its static value {track.params[proc][name]:g}; play the curve with "
+                           "`mixbridge automate` or write it with `mixbridge midi-export`")
     for path, param in CHANNEL_STRIP.flat_params():
         proc, name = path.split(".")
         value = track.params[proc][name]
@@ -167,6 +196,9 @@ def _strip_messages(profile: DawProfile, position: int, track: Track, layout: St
                                 "the DAW strip)" for p in changed)
             continue
         wire = plug.values(params, sample_rate, where)
+        if layout is not None and plug.slot in layout.bypassed and wire:
+            out.notices.append(f"{track.name}: plugin '{plug.name}' is bypassed on the DAW strip; its parameters "
+                               f"are written but not heard until it is enabled")
         for pname, v in wire.items():
             index = plug.params[pname].index if names is None else names.get(pname, -1)
             if index < 0:

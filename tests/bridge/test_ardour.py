@@ -188,3 +188,26 @@ def test_ardour_honours_bundle_time_tags(ardour):
     after = pull("ardour", port=ardour.osc_port).session.tracks[7].params["fader"]["fader_db"]
     assert before == pytest.approx(-20.0, abs=GAIN_TOLERANCE_DB)
     assert after == pytest.approx(-3.0, abs=GAIN_TOLERANCE_DB)
+
+
+def test_push_says_when_it_writes_to_a_plugin_ardour_reports_bypassed(ardour, tmp_path, capsys):
+    """Deactivate ACE Compressor on T3 over OSC (``/strip/plugin/deactivate``): push still writes it (the
+    values land) and says, in one notice, that it is bypassed; other strips get no notice."""
+    from mixbridge.bridge.osc import OscMessage
+    from mixbridge.bridge.profile_ardour import ardour_plugins
+    from mixbridge.bridge.transport import OscUdpClient
+
+    with OscUdpClient("127.0.0.1", ardour.osc_port) as c:
+        piid = ardour_plugins(c, 3)["ACE Compressor"]
+        c.send(OscMessage("/strip/plugin/deactivate", (3, piid)))
+    try:
+        path = save(mix_session(), tmp_path / "mix.json")
+        assert main(["push", str(path), "--daw", "ardour", "--port", str(ardour.osc_port)]) == 0
+        notices = [line for line in capsys.readouterr().out.splitlines() if line.startswith("notice:")]
+        assert notices == ["notice: T3: plugin 'ACE Compressor' is bypassed on the DAW strip; its parameters are "
+                           "written but not heard until it is enabled"]
+        routes = read_routes(ardour.save_state())
+        assert routes["T3"]["ACE Compressor/Threshold"] == pytest.approx(-16.0, rel=FLOAT32_REL)
+    finally:
+        with OscUdpClient("127.0.0.1", ardour.osc_port) as c:
+            c.send(OscMessage("/strip/plugin/activate", (3, piid)))

@@ -1,6 +1,7 @@
 """Automation: thinning, rate limiting, timing jitter, Standard MIDI File export, JACK MIDI loopback."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -86,7 +87,8 @@ def test_cc_table_covers_the_schema_without_reserved_controllers():
     assert set(CC_NUMBERS) == {p for p, _ in CHANNEL_STRIP.flat_params()}
     assert CC_NUMBERS["fader.fader_db"] == 7 and CC_NUMBERS["pan.pan"] == 10
     assert not set(CC_NUMBERS.values()) & (set(range(32, 64)) | set(range(96, 102)) | set(range(120, 128)))
-    assert cc_value("fader.fader_db", -48.0) == 0 and cc_value("fader.fader_db", 12.0) == 127
+    assert cc_value("fader.fader_db", -48.0) == 8 and cc_value("fader.fader_db", 0.0) == 127  # GM volume law
+    assert cc_value("fader.fader_db", 12.0) == 127  # above 0 dB: CC7's top (export gives a notice)
     assert cc_value("eq.peak1_freq_hz", (200 * 5000) ** 0.5) in (63, 64)  # log scale: geometric centre
 
 
@@ -99,11 +101,12 @@ def test_smf_export_round_trips_the_curves(tmp_path, capsys):
     curves = read_smf_curves(out)
     assert set(curves) == {("kick", 7), ("bass", 10), ("bass", 22)}
     fader = curves[("kick", 7)]
-    assert fader[0] == (0.0, 0) and fader[-1][1] == 127
-    assert fader[-1][0] == pytest.approx(1.0, abs=1 / TICKS_PER_S + 0.01)
-    for t, v in fader:  # every CC point lies on the curve within half a 7-bit step
-        want = CHANNEL_STRIP.param("fader.fader_db").to_normalised(float(min(12.0, -48.0 + 60.0 * t)))
-        assert abs(v / 127 - want) <= CC_HALF_STEP + 60.0 * (1 / TICKS_PER_S) / 60.0
+    assert fader[0] == (0.0, 8) and fader[-1][1] == 127  # -48 dB and 0 dB on the GM volume law
+    # CC7 127 is reached where the curve crosses half-way from 126: 40 log10(126.5/127) dB, just before 0.8 s
+    assert fader[-1][0] == pytest.approx((48.0 + 40 * math.log10(126.5 / 127)) / 60.0, abs=0.5 / TICKS_PER_S)
+    for t, v in fader:  # every CC point lies on the curve within half a 7-bit step (GM law, 127 = 0 dB)
+        want = 127 * 10 ** (min(0.0, -48.0 + 60.0 * t) / 40)
+        assert abs(v - want) <= 0.5 + 127 * 10 ** (0.0 / 40) * math.log(10) / 40 * 60.0 / TICKS_PER_S
     assert value_from_cc("pan.pan", curves[("bass", 10)][-1][1]) == pytest.approx(1.0)
     assert [row.cc for row in cc_table(s)] == [7, 22, 10]
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixbridge.gm import CC7_OFF_DB, cc7_gain_db  # noqa: F401  (the one GM volume law; re-exported)
+
 #: The GM reset value of CC7 (channel volume) for a part that never sends it.
 GM_DEFAULT_CC7 = 100
 #: The GM reset value of CC10 (pan): the centre.
 GM_DEFAULT_CC10 = 64
 CC7_CONTROL = 7
 CC10_CONTROL = 10
-#: What ``cc7_curve`` stores for CC7 = 0 (no finite dB): far below the quietest value, 40 log10(1/127) = -84.1 dB.
-CC7_OFF_DB = -120.0
 
 #: The label rules as ``config.json`` records them (COMMON.md, issue 12).
 GAIN_RULE = ("gain_db_i = 40*log10(cc7_i/127) + raw_lufs_i - input_lufs_i, minus the mean of that over the "
@@ -39,12 +39,6 @@ GAIN_RULE = ("gain_db_i = 40*log10(cc7_i/127) + raw_lufs_i - input_lufs_i, minus
 PAN_RULE = ("pan_i = (v-64)/64 for v<64, (v-64)/63 for v>=64, v the CC10 value in force on the stem's MIDI "
             "channel (GM default 64 -> 0); when it changes inside the excerpt, the time-weighted mean of that pan "
             "over the excerpt; the drum stems share channel 10's CC10")
-
-
-def cc7_gain_db(value: float) -> float:
-    """The GM volume law: CC7 ``value`` (0..127) as a gain in dB, ``40 log10(value / 127)``;
-    :data:`CC7_OFF_DB` for 0."""
-    return 40.0 * math.log10(value / 127.0) if value > 0 else CC7_OFF_DB
 
 
 def cc10_pan(value: float) -> float:

@@ -10,8 +10,10 @@ common level and the labels are relative gains. So the mixer
 1. resamples every stem to the network's rate (features only) and takes the part the network reads
    (:func:`~mixbridge.models.dmc.select_windows`: the whole stem up to ``max_windows * window_s``
    seconds, else ``max_windows`` evenly spaced windows of ``window_s`` s, concatenated);
-2. measures that part's integrated loudness ``L_i`` (BS.1770-4) and trims it to
-   :data:`COMMON_LUFS`: ``trim_i = COMMON_LUFS - L_i`` (silent stems, at -70 LUFS, get no trim and a note);
+2. measures the whole stem's integrated loudness ``L_i`` (BS.1770-4; not the part's: a stem that
+   is nearly silent in the windows, such as a tom fill, must not be trimmed by 40 dB) and trims it
+   to :data:`COMMON_LUFS`: ``trim_i = COMMON_LUFS - L_i`` (silent stems, at -70 LUFS, get no trim,
+   no network prediction and a note);
 3. predicts each track's gain and pan from the trimmed audio's log-mel
    (:func:`~mixbridge.models.dmc.dmc_features`) and removes the gains' mean over the tracks;
 4. builds the session (:func:`mixbridge.models.mix_session.build_session`): track gain
@@ -116,7 +118,7 @@ class DMCMixer:
             audio = s.audio if stems.sample_rate == rate else resample(s.audio, stems.sample_rate, rate)
             part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=net.window_s,
                                   max_windows=net.max_windows)
-            level = integrated_lufs(part, rate)
+            level = integrated_lufs(audio, rate)
             trim_db = COMMON_LUFS - level if level > SILENT_LUFS else 0.0
             lufs.append(level)
             mids.append(part.mean(axis=0) * np.float32(10.0 ** (trim_db / 20.0)))

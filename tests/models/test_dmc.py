@@ -309,3 +309,23 @@ class TestDMCMixer(MixerContract):
     """The registry's contract on the shipped ``dmc`` weights (models/mixers/dmc.*)."""
 
     mixer_name = "dmc"
+
+
+def test_a_stem_silent_in_the_windows_is_trimmed_by_its_whole_loudness():
+    """A tom fill only at the end of a 40 s stem (outside the 4 windows the network reads) is trimmed
+    by the stem's whole integrated loudness, as every other stem: never by tens of dB."""
+    from mixbridge.models.dmc import DMC
+
+    rate, seconds = 22050, 40.0
+    n = int(rate * seconds)
+    rng = np.random.default_rng(1)
+    steady = (0.05 * rng.standard_normal((2, n))).astype(np.float32)
+    fill = np.zeros((2, n), dtype=np.float32)
+    fill[:, n - rate // 2:] = 0.3 * rng.standard_normal((2, rate // 2)).astype(np.float32)
+    stems = StemSet([Stem("steady", Path("steady.wav"), steady, "other"),
+                     Stem("fill", Path("fill.wav"), fill, "toms")], rate)
+    torch.manual_seed(0)
+    d = DMCMixer(model=DMC(sample_rate=rate)).predict(stems)
+    for i, audio in enumerate((steady, fill)):
+        assert d["trim_db"][i] == pytest.approx(dmc_mixer.COMMON_LUFS - integrated_lufs(audio, rate), abs=1e-9)
+    assert abs(d["trim_db"][1]) < 24.0

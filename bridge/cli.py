@@ -61,6 +61,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("pull", help="read a DAW's mixer state back into a session file")
     _common(p)
     add_output(p, help="session file to write")
+    p.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
+                   help="the session's sample rate where the DAW reports none (REAPER, Ableton; default 48000); "
+                        "Ardour's own rate is always used")
     p.set_defaults(func=_pull)
 
     p = subparsers.add_parser("automate", help="play a session's automation curves into a DAW in real time")
@@ -154,15 +157,21 @@ def _pull(args) -> int:
     from .push import pull
 
     rep = pull(args.daw, host=args.host, port=args.port, clamp=args.clamp, timeout_s=args.timeout_s,
-               reply_port=args.reply_port)
+               reply_port=args.reply_port, sample_rate=args.sample_rate)
     save(rep.session, args.output)
     for n in rep.not_read:
         print(f"not read: {n}")
     for c in rep.clamped:
         print(f"clamped: {c}")
+    for n in rep.silenced:
+        print(f"silent: {n}")
+    for n in rep.ignored:
+        print(f"ignored: {n}")
     if not args.quiet:
-        print(f"pulled {len(rep.session.tracks)} tracks from {args.daw} into {args.output}; "
-              f"feedback: {rep.feedback.summary()}")
+        rate_from = {"default": "the default; pass --sample-rate", "--sample-rate": "--sample-rate"}.get(
+            rep.sample_rate_from, f"reported by {rep.sample_rate_from}")
+        print(f"pulled {len(rep.session.tracks)} tracks from {args.daw} into {args.output} at "
+              f"{rep.session.sample_rate} Hz ({rate_from}); feedback: {rep.feedback.summary()}")
     return EXIT_OK
 
 

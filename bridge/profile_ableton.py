@@ -16,7 +16,16 @@ import bisect
 import math
 
 from .osc import OscMessage
-from .profiles import DawProfile, DawTrack, PulledTracks, StripLayout, fits, read_plugin, store_value
+from .profiles import (
+    DawProfile,
+    DawTrack,
+    PulledTracks,
+    StripLayout,
+    fits,
+    read_plugin,
+    store_fader,
+    store_value,
+)
 from .routing import ReplyCollector
 from .transport import OscUdpClient
 
@@ -98,6 +107,8 @@ class AbletonProfile(DawProfile):
     reply_port = 11001
     honours_timetags = False  # AbletonOSC dispatches on arrival
     strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
+    #: Live's volume 0 is -inf; :func:`ableton_db_from_volume` gives -70 dB and below only there.
+    fader_off_db = ABLETON_VOLUME_TABLE[0][0]
     unreachable_hint = ("Ableton: install AbletonOSC in Live's MIDI Remote Scripts and select it as a Control "
                         "Surface")
     ports_hint = ("AbletonOSC listens on 11000 and replies to 11001; this command sent to {port} (--port) and "
@@ -149,8 +160,7 @@ class AbletonProfile(DawProfile):
             where = f"track '{name}' "
             t = self.new_track(name)
             vol = ableton_get(client, "/live/track/get/volume", (i,))
-            store_value(t.params, "fader.fader_db", ableton_db_from_volume(float(vol[0])), where, clamp,
-                        pulled.clamped)
+            store_fader(t.params, ableton_db_from_volume(float(vol[0])), self.fader_off_db, where, clamp, pulled)
             for path, address in (("pan.pan", "/live/track/get/panning"), ("fader.mute", "/live/track/get/mute")):
                 store_value(t.params, path, float(ableton_get(client, address, (i,))[0]), where, clamp, pulled.clamped)
             layout = self.layout(client, i)
@@ -163,5 +173,5 @@ class AbletonProfile(DawProfile):
                 idx = layout.param_index[plug.slot]
                 wire = {n: float(values[idx[n]]) for n in plug.params if n in idx and idx[n] < len(values)}
                 read_plugin(t, plug, wire, name, where, pulled, clamp, sample_rate)
-            pulled.tracks.append(t)
+            pulled.add(t)
         return pulled

@@ -12,6 +12,13 @@ dB`` (clamps at +6.02 dB), ``/strip/trimdB ssid dB`` (-20..+20 dB),
 ``/strip/plugin/descriptor ssid piid``, ``/strip/sends ssid`` (per aux send: target ssid, name,
 sendid, fader position 0..1, active), ``/save_state``. ssid, piid and sendid are 1-based.
 Ardour's OSC server is liblo, which schedules bundles by their time tag.
+
+What a pull reads beyond the strip feedback (checked against Ardour 7.3 in the tests): the
+session's sample rate is the second argument of ``/strip/list``'s closing ``/reply end_route_list
+rate end_sample monitor``; polarity has no ``/strip`` feedback, but with select feedback on
+(feedback bit 8192) ``/strip/expand ssid 1`` makes the strip this surface's selected one and Ardour
+answers ``/select/name`` then ``/select/polarity 0|1``; a fader at gain 0 is reported as
+``/strip/gain ssid -200``.
 """
 from __future__ import annotations
 
@@ -22,7 +29,18 @@ from mixbridge.schema import CHANNEL_STRIP
 
 from .errors import DawUnreachableError
 from .osc import OscMessage
-from .profiles import SEND_PATH, DawProfile, DawTrack, PulledTracks, StripLayout, fits, read_plugin, store_value
+from .profiles import (
+    FADER_PATH,
+    SEND_PATH,
+    DawProfile,
+    DawTrack,
+    PulledTracks,
+    StripLayout,
+    fits,
+    read_plugin,
+    store_fader,
+    store_value,
+)
 from .routing import ReplyCollector
 from .transport import OscUdpClient
 
@@ -32,6 +50,10 @@ ARDOUR_MAX_GAIN_DB = 20.0 * math.log10(2.0)
 ARDOUR_TRIM_RANGE_DB = (-20.0, 20.0)
 #: Ardour's aux-send level that means "off": ``/strip/send/gain`` sets gain 0 below -192 dB (osc.cc).
 ARDOUR_SEND_OFF_DB = -193.0
+#: Ardour's fader at gain 0 reads ``/strip/gain ssid -200``; it takes any level below -192 dB as gain 0.
+ARDOUR_FADER_OFF_DB = -192.0
+#: Feedback bit "select channel feedback": ``/select/*`` for this surface's selected (expanded) strip.
+SELECT_FEEDBACK = 8192
 
 
 def ardour_position_from_pan(pan: float) -> float:
@@ -68,8 +90,11 @@ class ArdourProfile(DawProfile):
     unreachable_hint = "Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled"
     ports_hint = "its OSC port must be {port} (the port this command sent to; --port)"
     strip_paths = ("trim.gain_db", "polarity.invert", "fader.fader_db", "fader.mute", "pan.pan")
-    #: The surface with value feedback (Ardour then sends every strip's state, which a pull reads).
-    HANDSHAKE = (OscMessage("/set_surface", (0, 31, 16387, 2, 0, 0)), OscMessage("/set_surface/port", (0,)))
+    fader_off_db = ARDOUR_FADER_OFF_DB
+    #: The surface with value feedback (Ardour then sends every strip's state, which a pull reads) and
+    #: select feedback (:data:`SELECT_FEEDBACK`, for polarity).
+    HANDSHAKE = (OscMessage("/set_surface", (0, 31, 16387 | SELECT_FEEDBACK, 2, 0, 0)),
+                 OscMessage("/set_surface/port", (0,)))
     #: The same surface without value feedback (16384 = only "/reply" instead of "#reply"): a push
     #: does not need Ardour's full strip dump (~40 messages per strip, ~1 s for 64 strips).
     HANDSHAKE_QUIET = (OscMessage("/set_surface", (0, 31, 16384, 2, 0, 0)), OscMessage("/set_surface/port", (0,)))
@@ -126,19 +151,23 @@ class ArdourProfile(DawProfile):
         return layouts
 
     def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
-        """Gain, trim, mute and pan from the handshake's feedback, the first send from ``/strip/sends``,
-        plugin values from ``/strip/plugin/descriptor``. Polarity has no OSC feedback (listed)."""
-        strips = ardour_list_strips(client, feedback=True)
+        """Gain, trim, mute and pan from the handshake's feedback, polarity from select feedback
+        (:func:`ardour_polarities`), the first send from ``/strip/sends``, plugin values from
+        ``/strip/plugin/descriptor``; the session's sample rate from ``/strip/list`` (used for the
+        plugin conversions instead of ``sample_rate``)."""
+        strips, reported_rate = ardour_strip_list(client, feedback=True)
         client.pump(0.1)  # the handshake's strip feedback keeps arriving for a moment
+        sample_rate = reported_rate or sample_rate
         sends = ardour_sends_many(client, [ssid for ssid, _, _ in strips])
+        polarity = ardour_polarities(client, [(ssid, name) for ssid, name, _ in strips])
         send_off_db = CHANNEL_STRIP.param(SEND_PATH).min
         reads: dict[str, tuple[str, Callable[[float], float]]] = {
-            "fader.fader_db": ("/strip/gain", float),
+            FADER_PATH: ("/strip/gain", float),
             "trim.gain_db": ("/strip/trimdB", float),
             "fader.mute": ("/strip/mute", float),
             "pan.pan": ("/strip/pan_stereo_position", pan_from_ardour_position),
         }
-        pulled = PulledTracks()
+        pulled = PulledTracks(sample_rate=reported_rate)
         for ssid, name, _type in strips:
             where = f"track '{name}' "
             t = self.new_track(name)
@@ -147,8 +176,14 @@ class ArdourProfile(DawProfile):
                 if row is None or len(row) < 2:
                     pulled.not_read.append(f"{name}: {path}")
                     continue
-                store_value(t.params, path, conv(float(row[1])), where, clamp, pulled.clamped)
-            pulled.not_read.append(f"{name}: polarity.invert (Ardour's OSC sends no polarity feedback)")
+                if path == FADER_PATH:
+                    store_fader(t.params, conv(float(row[1])), self.fader_off_db, where, clamp, pulled)
+                else:
+                    store_value(t.params, path, conv(float(row[1])), where, clamp, pulled.clamped)
+            if ssid in polarity:
+                store_value(t.params, "polarity.invert", polarity[ssid], where, clamp, pulled.clamped)
+            else:
+                pulled.not_read.append(f"{name}: polarity.invert (Ardour sent no /select/polarity for the strip)")
             if sends[ssid]:  # the first aux send; an inactive or silent send is the schema's "off"
                 _target, _send_name, _send_id, position, active = sends[ssid][0]
                 send_db = ardour_send_db_from_position(position) if active else float("-inf")
@@ -166,16 +201,27 @@ class ArdourProfile(DawProfile):
                 wire = {p.name: desc[p.index][3] for p in plug.params.values()
                         if p.index in desc and desc[p.index][0] == p.name}
                 read_plugin(t, plug, wire, name, where, pulled, clamp, sample_rate)
-            pulled.tracks.append(t)
+            pulled.add(t)
         return pulled
 
 
 # ------------------------------------------------------------------------------ queries
 def ardour_list_strips(client: OscUdpClient, *, feedback: bool = False) -> list[tuple[int, str, str]]:
-    """Handshake and ``/strip/list``: ``[(ssid, name, type), ...]`` for tracks and buses.
+    """Handshake and ``/strip/list``: ``[(ssid, name, type), ...]`` for tracks and buses
+    (see :func:`ardour_strip_list`).
 
-    ``feedback=True`` registers the surface with value feedback, so Ardour also sends
-    every strip's state (gain, trim, pan, mute), which a pull reads.
+    Raises:
+        DawUnreachableError: no reply within the client's timeout.
+    """
+    return ardour_strip_list(client, feedback=feedback)[0]
+
+
+def ardour_strip_list(client: OscUdpClient, *, feedback: bool = False) -> tuple[list[tuple[int, str, str]], int | None]:
+    """Handshake and ``/strip/list``: ``([(ssid, name, type), ...], sample rate in Hz or None)``.
+
+    ``feedback=True`` registers the surface with value and select feedback, so Ardour also sends
+    every strip's state (gain, trim, pan, mute), which a pull reads. The sample rate is the second
+    argument of the closing ``/reply end_route_list`` (None if Ardour left it out).
 
     Raises:
         DawUnreachableError: no reply within the client's timeout.
@@ -186,11 +232,48 @@ def ardour_list_strips(client: OscUdpClient, *, feedback: bool = False) -> list[
     with client.router.routed("/reply", done):
         client.query(list(handshake) + [OscMessage("/strip/list")], done.finished.is_set,
                      what="/strip/list", quiet_s=None)
+    rate = None
     for m in done.messages:
         a = m.args
         if len(a) >= 7 and a[0] in ("AT", "MT", "B", "MB") and isinstance(a[6], int):
             rows.append((a[6], str(a[1]), str(a[0])))
-    return sorted(rows)
+        elif len(a) >= 2 and a[0] == "end_route_list" and isinstance(a[1], int) and a[1] > 0:
+            rate = int(a[1])
+    return sorted(rows), rate
+
+
+def ardour_polarities(client: OscUdpClient, strips: Sequence[tuple[int, str]]) -> dict[int, float]:
+    """Each strip's polarity (0/1) through select feedback: ``{ssid: 0.0 | 1.0}``, strips that did not
+    answer left out.
+
+    The surface must have select feedback on (:attr:`ArdourProfile.HANDSHAKE`). One strip at a time:
+    ``/strip/expand ssid 1``, then the first ``/select/polarity`` after the ``/select/name`` naming that
+    strip (Ardour sends the name first; the ``/select`` messages carry no ssid). About 5-10 ms per strip
+    (Ardour 7.3). The last strip is un-expanded at the end (``/strip/expand ssid 0``).
+
+    Raises:
+        DawUnreachableError: nothing at all came back for a strip within the client's timeout.
+    """
+    got: dict[int, float] = {}
+    cur: dict = {}
+
+    def on_select(m: OscMessage) -> None:
+        if m.address == "/select/name" and m.args:
+            cur["named"] = str(m.args[0]) == cur.get("name")
+        elif m.address == "/select/polarity" and m.args and cur.get("named") and "value" not in cur:
+            cur["value"] = float(m.args[0])
+
+    with client.router.routed("/select/**", on_select):
+        for ssid, name in strips:
+            cur.clear()
+            cur["name"] = name
+            client.query([OscMessage("/strip/expand", (ssid, 1))], lambda: "value" in cur,
+                         what=f"/strip/expand {ssid} 1 (polarity of '{name}')", quiet_s=None)
+            if "value" in cur:
+                got[ssid] = cur["value"]
+        if strips:
+            client.send(OscMessage("/strip/expand", (strips[-1][0], 0)))
+    return got
 
 
 def _per_strip_query(client: OscUdpClient, address: str, ssids: Sequence[int], parse, noun: str) -> dict:

@@ -11,11 +11,28 @@ makes REAPER send its whole state, which :meth:`ReaperProfile.query_tracks` and
 :meth:`ReaperProfile.pull_tracks` read. REAPER reports neither plugin names nor parameter
 names, so plugins are addressed at the map's slots (``plugins/maps/daw/reaper.json``: the very
 plugins the host renders with).
+
+A refresh reports every slot of the widened bank, also those past the last track: REAPER names an
+empty slot "Track N" and reports it at its -inf level (-150 dB). :func:`reaper_tracks` drops the
+trailing run of such slots (default name, fader at -150 dB or unreported, no FX feedback), so a push
+lists no phantom tracks and a pull creates none; :func:`reaper_empty_slots` names them for the report.
+A real track inside the bank is never dropped, whatever it is called. REAPER's OSC reports no sample
+rate: a pull takes ``--sample-rate`` (default 48 kHz).
 """
 from __future__ import annotations
 
 from .osc import OscMessage
-from .profiles import DawProfile, DawTrack, FeedbackState, PulledTracks, fits, read_plugin, store_value
+from .profiles import (
+    FADER_PATH,
+    DawProfile,
+    DawTrack,
+    FeedbackState,
+    PulledTracks,
+    fits,
+    read_plugin,
+    store_fader,
+    store_value,
+)
 from .transport import OscUdpClient
 
 
@@ -29,6 +46,8 @@ class ReaperProfile(DawProfile):
     strip_paths = ("fader.fader_db", "fader.mute", "pan.pan")
     #: REAPER's fader range in dB (its volume control tops out at +12 dB).
     FADER_RANGE_DB = (-150.0, 12.0)
+    #: REAPER reports a fader at -inf (and an empty bank slot) as -150 dB.
+    fader_off_db = -150.0
     #: "Control surface: refresh all surfaces": REAPER then sends its whole state.
     REFRESH_ACTION = 41743
     unreachable_hint = ("REAPER: Preferences > Control/OSC/web > OSC, mode 'Configure device IP+local port', "
@@ -79,13 +98,13 @@ class ReaperProfile(DawProfile):
     def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
         """Volume, pan, mute and every mapped plugin value from one refresh of all surfaces."""
         state = self.refresh(client, max_tracks)
-        pulled = PulledTracks()
+        pulled = PulledTracks(ignored=reaper_empty_slots(state))
         for d in reaper_tracks(state):
             n = d.position + 1
             where = f"track '{d.name}' "
             t = self.new_track(d.name)
             for path, address, conv in (
-                ("fader.fader_db", f"/track/{n}/volume/db", float),
+                (FADER_PATH, f"/track/{n}/volume/db", float),
                 ("pan.pan", f"/track/{n}/pan", lambda v: 2.0 * float(v) - 1.0),
                 ("fader.mute", f"/track/{n}/mute", float),
             ):
@@ -93,7 +112,10 @@ class ReaperProfile(DawProfile):
                 if not rows or not rows[-1]:
                     pulled.not_read.append(f"{d.name}: {path}")
                     continue
-                store_value(t.params, path, conv(rows[-1][0]), where, clamp, pulled.clamped)
+                if path == FADER_PATH:
+                    store_fader(t.params, conv(rows[-1][0]), self.fader_off_db, where, clamp, pulled)
+                else:
+                    store_value(t.params, path, conv(rows[-1][0]), where, clamp, pulled.clamped)
             for plug in self.plugin_map.plugins:
                 wire = {}
                 for pname, p in plug.params.items():
@@ -101,15 +123,50 @@ class ReaperProfile(DawProfile):
                     if rows and rows[-1]:
                         wire[pname] = float(rows[-1][0])
                 read_plugin(t, plug, wire, d.name, where, pulled, clamp, sample_rate)
-            pulled.tracks.append(t)
+            pulled.add(t)
         return pulled
 
 
-def reaper_tracks(state: FeedbackState) -> list[DawTrack]:
-    """The tracks of REAPER's feedback: every ``/track/N/name`` with N >= 1 and a non-empty name."""
+def _slot_names(state: FeedbackState) -> dict[int, str]:
     names: dict[int, str] = {}
     for address, rows in state.by_address.items():
         parts = address.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "track" and parts[2] == "name" and parts[1].isdigit() and int(parts[1]) > 0:
             names[int(parts[1])] = str(rows[-1][0]) if rows and rows[-1] else ""
-    return [DawTrack(n - 1, names[n]) for n in sorted(names) if names[n]]
+    return names
+
+
+def _looks_empty(state: FeedbackState, n: int, name: str) -> bool:
+    """Slot ``n`` carries nothing a real track would: the default name, the -inf fader, no FX feedback."""
+    if name not in ("", f"Track {n}"):
+        return False
+    rows = state.by_address.get(f"/track/{n}/volume/db")
+    if rows and rows[-1] and float(rows[-1][0]) > ReaperProfile.fader_off_db:
+        return False
+    return not any(a.startswith(f"/track/{n}/fx/") for a in state.by_address)
+
+
+def _empty_tail(state: FeedbackState) -> tuple[dict[int, str], set[int]]:
+    names = _slot_names(state)
+    empty: set[int] = set()
+    for n in sorted(names, reverse=True):
+        if not _looks_empty(state, n, names[n]):
+            break
+        empty.add(n)
+    return names, empty
+
+
+def reaper_tracks(state: FeedbackState) -> list[DawTrack]:
+    """The tracks of REAPER's feedback: every ``/track/N/name`` with N >= 1 and a non-empty name, less the
+    trailing empty bank slots (see the module docstring)."""
+    names, empty = _empty_tail(state)
+    return [DawTrack(n - 1, names[n]) for n in sorted(names) if names[n] and n not in empty]
+
+
+def reaper_empty_slots(state: FeedbackState) -> list[str]:
+    """One line naming the empty bank slots a refresh reported and :func:`reaper_tracks` dropped ([] if none)."""
+    _, empty = _empty_tail(state)
+    if not empty:
+        return []
+    return [f"{len(empty)} empty REAPER bank slots ({min(empty)}..{max(empty)}: default name, -inf fader, no FX) "
+            "are not tracks"]

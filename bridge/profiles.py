@@ -21,6 +21,7 @@ list :func:`profile_names` for ``--daw`` without loading a profile or its plugin
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
 
 #: The schema path of the post-fader send to the shared reverb bus.
 SEND_PATH = "send.send_db"
+#: The schema path of the fader (see :func:`store_fader` for a DAW fader at -inf).
+FADER_PATH = "fader.fader_db"
+#: A value read back from a DAW within ``READBACK_EDGE_REL * max(1, |limit|)`` outside a schema limit is
+#: that limit, not a value out of range. OSC carries float32 (relative error 2**-24 = 6e-8) and a DAW law
+#: between the wire and the schema can amplify it: Ardour's aux-send position law by 25x at +6 dB (1.5e-6
+#: dB; a pushed +6 dB send reads back as 6.000000267). 1e-5 covers that with margin and is still 1000x
+#: below the smallest step any parameter is set in (0.01 dB).
+READBACK_EDGE_REL = 1e-5
 
 
 @dataclass(frozen=True)
@@ -77,11 +86,24 @@ class StripMessages:
 
 @dataclass
 class PulledTracks:
-    """What a profile read from a DAW: session tracks, values it could not read, values it clamped."""
+    """What a profile read from a DAW: session tracks, values it could not read, values it clamped,
+    faders it found at -inf (stored as the schema's minimum with mute on), DAW slots it ignored
+    (REAPER's empty bank slots), and the sample rate the DAW reported (None: it reports none)."""
 
     tracks: list[Track] = field(default_factory=list)
     not_read: list[str] = field(default_factory=list)
     clamped: list[str] = field(default_factory=list)
+    silenced: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    sample_rate: int | None = None
+    _silent: set[int] = field(default_factory=set, repr=False)
+
+    def add(self, track: Track) -> None:
+        """Append a finished track; a fader read at -inf (:func:`store_fader`) turns its mute on,
+        whatever the DAW's mute button said."""
+        if id(track.params) in self._silent:
+            track.params["fader"]["mute"] = 1.0
+        self.tracks.append(track)
 
 
 class FeedbackState:
@@ -131,6 +153,9 @@ def store_value(track_params: dict, path: str, value: float, where: str, clamp: 
     v = float(value)
     if param.kind == "bool":
         v = 1.0 if v >= 0.5 else 0.0
+    for limit in (param.min, param.max):  # float32 read-back of a value at a range limit
+        if v != limit and abs(v - limit) <= READBACK_EDGE_REL * max(1.0, abs(limit)):
+            v = limit
     if not param.min <= v <= param.max:
         if not clamp:
             raise DawRangeError(
@@ -141,6 +166,31 @@ def store_value(track_params: dict, path: str, value: float, where: str, clamp: 
         clamped.append(f"{where}{path}: {v:g} -> {nv:g}")
         v = nv
     track_params[proc][name] = v
+
+
+def store_fader(track_params: dict, value_db: float, off_db: float, where: str, clamp: bool,
+                pulled: PulledTracks) -> None:
+    """Store a DAW fader level (dB) as ``fader.fader_db``; a fader at -inf becomes the schema's minimum
+    with mute on.
+
+    The rule: a DAW fader at or below ``off_db`` (the level the DAW reports for gain 0: Ardour -200,
+    REAPER -150, Live's volume 0) is silence, which the schema (fader -48..+12 dB) spells as fader -48 dB
+    plus ``fader.mute = 1`` (applied by :meth:`PulledTracks.add`, over the DAW's mute button); it is listed
+    in ``pulled.silenced``, with or without ``clamp``. A level between ``off_db`` and -48 dB is an ordinary
+    out-of-range value (:func:`store_value`).
+
+    Raises:
+        DawRangeError: an audible level outside the schema range and not ``clamp``.
+    """
+    v = float(value_db)
+    if v <= off_db or math.isnan(v):
+        lo = CHANNEL_STRIP.param(FADER_PATH).min
+        track_params["fader"]["fader_db"] = lo
+        pulled._silent.add(id(track_params))
+        pulled.silenced.append(f"{where}{FADER_PATH} reads {v:g} dB (-inf, silent) from the DAW: stored as "
+                               f"{lo:g} dB with fader.mute = 1 (the schema's fader stops at {lo:g} dB)")
+        return
+    store_value(track_params, FADER_PATH, v, where, clamp, pulled.clamped)
 
 
 def read_plugin(track: Track, plug: DawPlugin, wire: dict[str, float], name: str, where: str,
@@ -191,6 +241,8 @@ class DawProfile:
     strip_paths: tuple[str, ...] = ()
     #: True if the profile maps ``send.send_db`` onto an aux send of the strip (see :meth:`send_message`).
     maps_send = False
+    #: The fader level (dB) at or below which the DAW's fader is at -inf (gain 0); see :func:`store_fader`.
+    fader_off_db = -math.inf
     #: What to check on the DAW's side when it does not answer (no port numbers: see :attr:`ports_hint`).
     unreachable_hint = ""
     #: The ports of that check, formatted with the ones this command used (``{port}``: where it sent,
@@ -299,7 +351,10 @@ class DawProfile:
         """Read the DAW's faders, pans, mutes, sends and mapped plugin parameters into session tracks.
 
         ``feedback`` has been routed every message the client received so far and keeps
-        receiving. Tracks get ``source = "daw:<name>/<track>"``.
+        receiving. Tracks get ``source = "daw:<name>/<track>"``; a profile appends each through
+        :meth:`PulledTracks.add` and stores faders through :func:`store_fader`. ``sample_rate``
+        (Hz) drives plugin conversions where the DAW reports no rate; a profile whose DAW reports
+        one uses that and sets :attr:`PulledTracks.sample_rate`.
 
         Raises:
             DawUnreachableError: no answer within the client's timeout.

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
 from mixbridge.session import Master, Session, Track
 
-from .errors import DawRangeError, TrackMatchError
+from .errors import BridgeConfigError, DawRangeError, TrackMatchError
 from .osc import OscMessage
 from .pacing import Pacer
 from .profiles import SEND_PATH, DawProfile, DawTrack, FeedbackState, StripLayout, StripMessages, get_profile
@@ -29,7 +29,7 @@ from .routing import RouterStats
 from .transport import DEFAULT_QUERY_TIMEOUT_S, LOCALHOST, OscUdpClient
 
 __all__ = ["DawTrack", "MatchResult", "PullReport", "PushPlan", "PushReport", "StripLayout", "match_tracks",
-           "plan_push", "pull", "push", "push_blind", "send_plan"]
+           "plan_push", "pull", "push", "push_blind", "send_plan", "DEFAULT_PULL_SAMPLE_RATE"]
 
 MATCH_MODES = ("name", "order")
 #: Pace of single-message pushes: 20000 msg/s sends a 64-track strip set (~1300 messages) in
@@ -302,39 +302,69 @@ def push_blind(session: Session, daw: str, *, host: str = LOCALHOST, port: int |
 # ------------------------------------------------------------------------------ pull
 @dataclass
 class PullReport:
-    """What a pull read: the new session, values not read (with why), values clamped, feedback counters."""
+    """What a pull read: the new session, values not read (with why), values clamped, feedback counters,
+    faders found at -inf (stored as -48 dB with mute on), DAW slots ignored, and where the session's
+    sample rate came from (``"<daw>"``: the DAW reported it; ``"--sample-rate"``; ``"default"``)."""
 
     session: Session
     not_read: list[str]
     clamped: list[str]
     feedback: RouterStats
+    silenced: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    sample_rate_from: str = "default"
 
 
-def _new_session(daw: str, host: str, port: int, tracks: list[Track]) -> Session:
-    return Session(48000, tracks, Master(MASTER_BUS.defaults()),
+#: The sample rate a pull gives the session when the DAW reports none (REAPER, Ableton) and no
+#: ``sample_rate`` is passed: 48 kHz, the schema's and the renderer's default.
+DEFAULT_PULL_SAMPLE_RATE = 48000
+
+
+def _new_session(daw: str, host: str, port: int, tracks: list[Track], sample_rate: int) -> Session:
+    return Session(sample_rate, tracks, Master(MASTER_BUS.defaults()),
                    {"pulled_from": daw, "host": host, "port": port,
                     "pulled_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
 def pull(daw: str, *, host: str = LOCALHOST, port: int | None = None, clamp: bool = False,
          timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, reply_port: int | None = None,
-         max_tracks: int = 64, sample_rate: int = 48000) -> PullReport:
-    """Read a DAW's faders, pans, mutes and mapped plugin parameters into a new session.
+         max_tracks: int = 64, sample_rate: int | None = None) -> PullReport:
+    """Read a DAW's faders, pans, mutes, polarity (where reported), sends and mapped plugin parameters
+    into a new session.
 
     Tracks get ``source = "daw:<daw>/<name>"`` (no audio is pulled). Values the DAW
-    did not report are left at schema defaults and listed in ``not_read``.
+    did not report are left at schema defaults and listed in ``not_read``. A fader at -inf
+    becomes -48 dB with mute on (listed in ``silenced``; see :func:`~mixbridge.bridge.profiles.store_fader`);
+    a value within float32 of a schema limit is that limit. The session's sample rate (Hz) is the
+    DAW's where it reports one (Ardour), else ``sample_rate``, else :data:`DEFAULT_PULL_SAMPLE_RATE`.
 
     Raises:
         DawUnreachableError: no answer within ``timeout_s``.
         DawRangeError: a DAW value outside the schema range (unless ``clamp``).
+        BridgeConfigError: ``sample_rate`` is not a positive integer, or differs from the rate the DAW
+            reports.
     """
+    if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int)
+                                    or sample_rate <= 0):
+        raise BridgeConfigError(f"--sample-rate {sample_rate!r} must be a positive integer in Hz, e.g. 48000")
     profile = get_profile(daw)
     port = profile.default_port if port is None else port
     with profile.open_client(host, port, timeout_s, reply_port) as client:
         feedback = FeedbackState()
         client.router.add("/**", feedback)
-        pulled = profile.pull_tracks(client, feedback, max_tracks=max_tracks, clamp=clamp, sample_rate=sample_rate)
-        s = _new_session(daw, host, port, pulled.tracks)
-        s.sample_rate = sample_rate
+        pulled = profile.pull_tracks(client, feedback, max_tracks=max_tracks, clamp=clamp,
+                                     sample_rate=sample_rate or DEFAULT_PULL_SAMPLE_RATE)
+        if pulled.sample_rate is not None:
+            if sample_rate is not None and sample_rate != pulled.sample_rate:
+                raise BridgeConfigError(
+                    f"--sample-rate {sample_rate} differs from the {pulled.sample_rate} Hz {daw} reports for its "
+                    "session; drop --sample-rate (the DAW's rate is used) or change the DAW session's rate")
+            rate, source = pulled.sample_rate, daw
+        elif sample_rate is not None:
+            rate, source = sample_rate, "--sample-rate"
+        else:
+            rate, source = DEFAULT_PULL_SAMPLE_RATE, "default"
+        s = _new_session(daw, host, port, pulled.tracks, rate)
         s.validate()
-        return PullReport(s, pulled.not_read, pulled.clamped, client.router.stats)
+        return PullReport(s, pulled.not_read, pulled.clamped, client.router.stats, pulled.silenced,
+                          pulled.ignored, source)

@@ -31,12 +31,10 @@ from typing import Any
 import numpy as np
 
 from mixbridge.atomic import atomic_write_bytes, atomic_write_text
-from mixbridge.audio import StemSet, resample
 from mixbridge.checksum import sha256_bytes, sha256_file
-from mixbridge.errors import AudioInputError, RecordFormatError
-from mixbridge.loudness import SILENT_LUFS, integrated_lufs
-from mixbridge.models.dmc import OUTPUT_NAMES, OUTPUT_PARAMS, dmc_features, select_windows
-from mixbridge.models.dmc_mixer import COMMON_LUFS, MAX_TRACKS, SHIPPED_CHECKPOINT, DMCMixer, DMCMixerError
+from mixbridge.errors import RecordFormatError
+from mixbridge.models.dmc import OUTPUT_NAMES, OUTPUT_PARAMS
+from mixbridge.models.dmc_mixer import SHIPPED_CHECKPOINT, DMCMixer, DMCMixerError
 from mixbridge.npz import npz_bytes
 from mixbridge.records import read_record
 
@@ -256,38 +254,15 @@ class OnnxDMCMixer(DMCMixer):
         with np.load(io.BytesIO(data), allow_pickle=False) as g:
             return float(np.max(np.abs(self.run(g["features"], g["mask"]) - g["params"])))
 
-    def predict(self, stems: StemSet) -> dict[str, np.ndarray]:
-        """As :meth:`DMCMixer.predict <mixbridge.models.dmc_mixer.DMCMixer.predict>` (``trim_db``,
-        ``gain_db`` relative with mean 0, ``pan``, ``lufs``; ``[tracks]`` float64), the network run by onnxruntime.
+    def geometry(self) -> tuple[int, float, int, dict[str, int]]:
+        """``(sample_rate, window_s, max_windows, feature settings)`` from the export's sidecar."""
+        return (self.sample_rate, self.window_s, self.max_windows,
+                {"n_mels": self.n_mels, "n_fft": self.n_fft, "hop_length": self.hop_length})
 
-        Raises:
-            DMCMixerError: more than :data:`~mixbridge.models.dmc_mixer.MAX_TRACKS` tracks.
-            AudioInputError: no stems or bad audio.
-        """
-        n_tracks = len(stems.stems)
-        if n_tracks < 1:
-            raise AudioInputError("the dmc mixer needs at least one stem")
-        if n_tracks > MAX_TRACKS:
-            raise DMCMixerError(f"{n_tracks} tracks; the dmc mixer takes at most {MAX_TRACKS}; submix some stems first")
-        rate = self.sample_rate
-        feats, lufs = [], []
-        for s in stems.stems:
-            audio = s.audio if stems.sample_rate == rate else resample(s.audio, stems.sample_rate, rate)
-            part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=self.window_s,
-                                  max_windows=self.max_windows)
-            level = integrated_lufs(part, rate)
-            trim_db = COMMON_LUFS - level if level > SILENT_LUFS else 0.0
-            lufs.append(level)
-            feats.append(dmc_features((part * np.float32(10.0 ** (trim_db / 20.0)))[None], rate, n_mels=self.n_mels,
-                                      n_fft=self.n_fft, hop_length=self.hop_length, window_s=self.window_s,
-                                      max_windows=self.max_windows)[0])
-        u = self.run(np.stack(feats)).astype(np.float64)
-        vals = {n: np.array([p.from_normalised(min(max(float(v), 0.0), 1.0)) for v in u[:, i]])
-                for i, (n, p) in enumerate(OUTPUT_PARAMS)}
-        gain = vals["fader.fader_db"]
-        lufs_a = np.asarray(lufs, dtype=np.float64)
-        trim = np.where(lufs_a > SILENT_LUFS, COMMON_LUFS - lufs_a, 0.0)
-        return {"trim_db": trim, "gain_db": gain - gain.mean(), "pan": vals["pan.pan"], "lufs": lufs_a}
+    def run_network(self, features: np.ndarray) -> np.ndarray:
+        """The exported network's outputs float64 ``[tracks, 2]`` (0..1), run by onnxruntime; the rest of
+        the decision (loudness trims, windows, features, the session) is :class:`DMCMixer`'s."""
+        return self.run(features).astype(np.float64)
 
 
 __all__ = ["export_mixer_onnx", "OnnxDMCMixer", "SHIPPED_ONNX", "MixerExportError", "MIXER_ONNX_FORMAT",

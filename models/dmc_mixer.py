@@ -36,7 +36,7 @@ from mixbridge.errors import AudioInputError, MixbridgeError
 from mixbridge.loudness import SILENT_LUFS, integrated_lufs
 from mixbridge.session import Session
 
-from .dmc import select_windows
+from .dmc import dmc_features, select_windows
 from .mix_session import build_session, master_defaults, split_gain
 
 #: The common loudness every stem is trimmed to before the network reads it (the middle of the
@@ -93,16 +93,27 @@ class DMCMixer:
             raise DMCMixerError(f"the dmc mixer runs a 'dmc' network, got {getattr(self._net, 'architecture', None)!r}")
         return self._net.eval()
 
+    def geometry(self) -> tuple[int, float, int, dict[str, int]]:
+        """``(sample_rate, window_s, max_windows, feature settings)`` of the network the mixer runs."""
+        net = self.network()
+        return (net.sample_rate, net.window_s, net.max_windows,
+                {"n_mels": net.n_mels, "n_fft": net.n_fft, "hop_length": net.hop_length})
+
+    def run_network(self, features: np.ndarray) -> np.ndarray:
+        """The network's normalised outputs float64 ``[tracks, 2]`` (0..1, :data:`OUTPUT_PARAMS` order)
+        for ``features [tracks, n_mels, frames]`` (torch here; the ONNX runner overrides this)."""
+        import torch
+
+        with torch.no_grad():
+            return self.network()(torch.from_numpy(np.ascontiguousarray(features))).double().numpy()
+
     def predict(self, stems: StemSet) -> dict[str, np.ndarray]:
         """The mixer's decision for ``stems`` in real units: ``{"trim_db", "gain_db", "pan", "lufs"}``
-        (``[tracks]`` float64 each; ``gain_db`` relative, mean 0; ``lufs`` of the part read).
+        (``[tracks]`` float64 each; ``gain_db`` relative, mean 0; ``lufs`` of each whole stem).
 
         Raises:
             DMCMixerError: more than :data:`MAX_TRACKS` tracks. AudioInputError: no stems or bad audio.
         """
-        import torch
-
-        from .console import denormalise
         from .dmc import OUTPUT_PARAMS
 
         n_tracks = len(stems.stems)
@@ -111,13 +122,12 @@ class DMCMixer:
         if n_tracks > MAX_TRACKS:
             raise DMCMixerError(f"{n_tracks} tracks; the dmc mixer takes at most {MAX_TRACKS}; "
                                 "submix some stems first")
-        net = self.network()
-        rate = net.sample_rate
+        rate, window_s, max_windows, settings = self.geometry()
         mids, lufs = [], []
         for s in stems.stems:
             audio = s.audio if stems.sample_rate == rate else resample(s.audio, stems.sample_rate, rate)
-            part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=net.window_s,
-                                  max_windows=net.max_windows)
+            part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=window_s,
+                                  max_windows=max_windows)
             level = integrated_lufs(audio, rate)
             trim_db = COMMON_LUFS - level if level > SILENT_LUFS else 0.0
             lufs.append(level)
@@ -130,13 +140,14 @@ class DMCMixer:
             # Silent stems take no part: the network (and its context) sees the audible ones only, and
             # a silent stem stays at unity, centred. The stems of a set have one length, so their
             # windows too: one feature call for all.
-            x = net.features(np.stack([m for m, a in zip(mids, audible) if a])[:, None], rate)
-            with torch.no_grad():
-                u = net(torch.from_numpy(x))
-                vals = denormalise(OUTPUT_PARAMS, u.double(), check=False)
-            g = vals["fader.fader_db"].numpy()
+            x = dmc_features(np.stack([m for m, a in zip(mids, audible) if a])[:, None], rate,
+                             window_s=window_s, max_windows=max_windows, **settings)
+            u = np.clip(self.run_network(x), 0.0, 1.0)
+            vals = {name: np.array([param.from_normalised(float(v)) for v in u[:, i]])
+                    for i, (name, param) in enumerate(OUTPUT_PARAMS)}
+            g = vals["fader.fader_db"]
             gain[audible] = g - g.mean()
-            pan[audible] = vals["pan.pan"].numpy()
+            pan[audible] = vals["pan.pan"]
         return {"trim_db": trim, "gain_db": gain, "pan": pan, "lufs": lufs_a}
 
     def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0,

@@ -155,6 +155,35 @@ def loudest_window(audio: np.ndarray, sample_rate: int, length: int) -> int:
     return int(starts[np.argmax(energy[starts + length] - energy[starts])])
 
 
+#: A track "plays" in a window whose energy is within this factor of its best window's (-30 dB).
+PLAYS_FRACTION = 1e-3
+
+
+def fit_window(stems: np.ndarray, mix: np.ndarray, sample_rate: int, length: int) -> tuple[int, np.ndarray]:
+    """The fitted window: ``(start sample, plays [tracks] bool)``.
+
+    Among the ``length``-sample windows (1 s hop), the one where the most tracks of ``stems``
+    ``[tracks, C, n]`` play (energy within :data:`PLAYS_FRACTION` of that track's best window), then
+    the one with the most mix energy: a track silent in the window would tell the fit nothing about
+    its gain (a tom fill, a part that enters late).
+    """
+    n = mix.shape[-1]
+    if n <= length:
+        e = (stems.astype(np.float64) ** 2).sum(axis=(1, 2))
+        return 0, e > 0
+    hop = max(1, sample_rate)
+    starts = np.arange(0, n - length + 1, hop)
+    per_track = np.stack([np.concatenate([[0.0], np.cumsum((a.astype(np.float64) ** 2).sum(axis=0))])
+                          for a in stems])  # [tracks, n + 1]
+    e = per_track[:, starts + length] - per_track[:, starts]  # [tracks, windows]
+    best = e.max(axis=1, keepdims=True)
+    plays = (e > PLAYS_FRACTION * best) & (best > 0)
+    mix_energy = np.concatenate([[0.0], np.cumsum((mix.astype(np.float64) ** 2).sum(axis=0))])
+    m = mix_energy[starts + length] - mix_energy[starts]
+    k = int(np.lexsort((-m, -plays.sum(axis=0)))[0])
+    return int(starts[k]), plays[:, k]
+
+
 def band_energy_fractions(audio: np.ndarray, sample_rate: int, eq: dict) -> dict[str, float]:
     """The fraction of ``audio`` ``[C, n]``'s energy that each EQ band acts on, by band gain name.
 
@@ -295,10 +324,15 @@ def fit_session(stems, mix: np.ndarray, sample_rate: int, *, init: Session | Non
         raise ReverseFitError("the mix is digital silence: nothing to fit; give the mix of these stems")
     # window
     length = min(n, max(int(max_fit_s * sample_rate), 1))
-    start = loudest_window(mix, sample_rate, length)
+    start, plays = fit_window(x.numpy(), mix, sample_rate, length)
     if length < n:
-        notices.append(f"fitted on the loudest {length / sample_rate:.1f} s of {n / sample_rate:.1f} s "
-                       f"({start / sample_rate:.1f}-{(start + length) / sample_rate:.1f} s; parameters are static)")
+        notices.append(f"fitted on {length / sample_rate:.1f} s of {n / sample_rate:.1f} s "
+                       f"({start / sample_rate:.1f}-{(start + length) / sample_rate:.1f} s, where "
+                       f"{int(plays.sum())} of {tracks} tracks play; parameters are static)")
+    if not plays.all():
+        notices.append("tracks that do not play in the fitted window keep their starting gain and pan "
+                       f"({init_name or ('the init session' if init is not None else 'neutral')}): "
+                       + ", ".join(nm for nm, pl in zip(names, plays) if not pl))
     # float64 audio: in float32 the loss's round-off (about 1e-6 of the mix energy) hides the
     # nearly degenerate directions below -40 dB of residual
     xw = x[..., start:start + length].double()
@@ -341,17 +375,21 @@ def fit_session(stems, mix: np.ndarray, sample_rate: int, *, init: Session | Non
         c = np.clip(c, 0.0, None)
         g = np.sqrt(c[0] ** 2 + c[1] ** 2) / math.sqrt(2.0)
         theta = np.arctan2(c[1], c[0])
-        dead = g < 10 ** ((_FADER.min + _TRIM.min) / 20)
+        # a track that plays in the window and gets no least-squares gain is not in the mix; one that
+        # does not play there keeps its starting values (the window says nothing about it)
+        dead = (g < 10 ** ((_FADER.min + _TRIM.min) / 20)) & plays
         if "gain" in params:
             gdb = 20 * np.log10(np.maximum(g, 1e-12))
             trim0 = base["trim.gain_db"].numpy()
             gdb = np.clip(gdb, _FADER.min + _TRIM.min - trim0, _FADER.max + _TRIM.max - trim0)
-            gain0 = torch.tensor(np.where(dead, _FADER.min, gdb), dtype=torch.float64)
+            gain0 = torch.tensor(np.where(dead, _FADER.min, np.where(plays, gdb, base["fader.fader_db"].numpy())),
+                                 dtype=torch.float64)
             if dead.any():
                 notices.append("tracks with no least-squares contribution to the mix (started at the fader's "
                                f"minimum): {', '.join(nm for nm, d in zip(names, dead) if d)}")
         if "pan" in params:
-            pan0 = torch.tensor(np.where(dead, 0.0, np.clip(4 * theta / math.pi - 1, -1, 1)), dtype=torch.float64)
+            pan0 = torch.tensor(np.where(dead, 0.0, np.where(plays, np.clip(4 * theta / math.pi - 1, -1, 1),
+                                                             base["pan.pan"].numpy())), dtype=torch.float64)
 
     # stage 2: one unconstrained matrix P [tracks, K]: the fader-equivalent gain in units of
     # GAIN_UNIT_DB (so that one Adam step size suits every column), then the logits of the
@@ -538,5 +576,5 @@ def _session(stem_set: StemSet | None, names, track_params, master, sample_rate,
     return Session(int(sample_rate), tracks, Master(MASTER_BUS.validate(master, "master")), prov, None)
 
 
-__all__ = ["fit_session", "FitResult", "default_init", "band_energy_fractions", "loudest_window",
+__all__ = ["fit_session", "FitResult", "default_init", "band_energy_fractions", "loudest_window", "fit_window",
            "ReverseFitError", "POOR_FIT_DB", "DEFAULT_STEPS", "FIT_PARAMS", "EQ_BAND_GAINS"]

@@ -115,3 +115,23 @@ def test_mix_of_other_stems_is_a_poor_fit():
     res = fit_session(make_stems(0), other, SAMPLE_RATE, names=NAMES, steps=5, polish_steps=3, progress=False)
     assert res.poor_fit and res.residual_db > POOR_FIT_DB
     assert any("poor fit" in n for n in res.notices)
+
+
+def test_a_track_that_enters_late_is_fitted_where_it_plays():
+    """Three 1 s blocks: the pad only in the last one, the mix loudest in the first. With a 1 s fit
+    window, the window must be the one where every track plays, so the pad's gain is recovered (the
+    loudest window would hold no pad and leave its gain unknown)."""
+    torch.set_num_threads(1)
+    stems = make_stems(1)
+    blocks = 3
+    tiled = [np.tile(a, (1, blocks)) for a in stems]
+    n = tiled[0].shape[1]
+    third = n // blocks
+    tiled[0][:, :third] *= 4.0  # the bass is loudest in the first block
+    tiled[3][:, :2 * third] = 0.0  # the pad enters in the last block
+    mix = render_console(known_session(), "builtin", audio=dict(zip(NAMES, tiled))).mix
+    res = fit_session(tiled, mix, SAMPLE_RATE, names=NAMES, steps=STEPS, polish_steps=POLISH_STEPS,
+                      max_fit_s=DURATION_S, progress=False)
+    assert res.window_s[0] >= 2 * DURATION_S - 1e-9, res.window_s
+    pad = next(t for t in res.tracks if t["name"] == "pad")
+    assert abs(pad["gain_db"] - GAINS_DB[3]) < GAIN_TOL_DB, pad

@@ -121,6 +121,13 @@ def _print_plan_notes(plan, out: TextIO) -> None:
         print(f"notice: {n}", file=out)
 
 
+def _master_summary(plan) -> str:
+    """The summary's word on the master bus: what its fader got, or that nothing was sent to it."""
+    if plan.master_sent:
+        return f"master: {plan.master_sent}; its other parameters listed as not sent"
+    return f"master: nothing sent ({plan.master_unsent_why}; its parameters are listed as not sent)"
+
+
 def _push(args) -> int:
     from mixbridge.session import load
 
@@ -132,7 +139,7 @@ def _push(args) -> int:
         _print_plan_notes(rep.plan, sys.stdout)
         if not args.quiet:
             print(f"sent {rep.sent} messages for {len(rep.plan.strips)} tracks to {args.daw} at {args.host} "
-                  f"without querying it, in {rep.elapsed_s * 1000:.1f} ms")
+                  f"without querying it, in {rep.elapsed_s * 1000:.1f} ms; {_master_summary(rep.plan)}")
         return EXIT_OK
     if args.dry_run:
         plan = plan_push(session, args.daw, daw_tracks=None, match=args.match, clamp=args.clamp)
@@ -140,14 +147,15 @@ def _push(args) -> int:
         for m in plan.messages:
             print(m)
         _print_plan_notes(plan, sys.stdout)
-        print(f"# {len(plan.messages)} messages for {len(plan.strips)} tracks")
+        print(f"# {len(plan.messages)} messages for {len(plan.strips)} tracks; {_master_summary(plan)}")
         return EXIT_OK
     rep = push(session, args.daw, host=args.host, port=args.port, match=args.match, clamp=args.clamp,
                timeout_s=args.timeout_s, reply_port=args.reply_port)
     _print_plan_notes(rep.plan, sys.stdout)
     if not args.quiet:
         print(f"pushed {len(rep.plan.strips)} tracks to {args.daw}: {rep.sent} messages in "
-              f"{rep.elapsed_s * 1000:.1f} ms ({rep.messages_per_s:.0f} msg/s); feedback: {rep.feedback.summary()}")
+              f"{rep.elapsed_s * 1000:.1f} ms ({rep.messages_per_s:.0f} msg/s); {_master_summary(rep.plan)}; "
+              f"feedback: {rep.feedback.summary()}")
     return EXIT_OK
 
 

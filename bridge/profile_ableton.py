@@ -114,6 +114,9 @@ class AbletonProfile(DawProfile):
     ports_hint = ("AbletonOSC listens on 11000 and replies to 11001; this command sent to {port} (--port) and "
                   "listened on {reply_port} (--reply-port)")
 
+    master_gain_not_carried = ("AbletonOSC's documented API (its README: song, track, clip, device, view) has no "
+                               "master track address; set Live's master volume by hand")
+
     def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
         """``/live/track/set/volume`` (Live's volume law), ``.../mute`` (0/1), ``.../panning`` (-1..1)."""
         if path == "fader.fader_db":

@@ -9,8 +9,10 @@ dB`` (clamps at +6.02 dB), ``/strip/trimdB ssid dB`` (-20..+20 dB),
 ``/strip/polarity ssid 0|1``, ``/strip/plugin/parameter ssid piid param value`` (native units),
 ``/strip/send/gain ssid sendid dB`` (-193..+6 dB; below -192 dB the send is off,
 ``route_set_send_gain_dB`` in osc.cc), ``/strip/list``, ``/strip/plugin/list ssid``,
-``/strip/plugin/descriptor ssid piid``, ``/strip/sends ssid`` (per aux send: target ssid, name,
-sendid, fader position 0..1, active), ``/save_state``. ssid, piid and sendid are 1-based.
+``/strip/plugin/descriptor ssid piid``, ``/master/gain dB`` and ``/master/trimdB dB`` (the master strip,
+through the same ``_strip_parse``; a push sends the solved master gain there), ``/strip/sends ssid``
+(per aux send: target ssid, name, sendid, fader position 0..1, active), ``/save_state``.
+ssid, piid and sendid are 1-based.
 Ardour's OSC server is liblo, which schedules bundles by their time tag.
 
 What a pull reads beyond the strip feedback (checked against Ardour 7.3 in the tests): the
@@ -122,6 +124,17 @@ class ArdourProfile(DawProfile):
         if path == "pan.pan":
             return [OscMessage("/strip/pan_stereo_position", (ssid, float(ardour_position_from_pan(value))))]
         raise KeyError(path)
+
+    master_gain_carrier = "Ardour's master fader (/master/gain), above +6.02 dB the rest on its trim (/master/trimdB)"
+    master_gain_range_db = (-math.inf, ARDOUR_MAX_GAIN_DB + ARDOUR_TRIM_RANGE_DB[1])
+
+    def master_gain_messages(self, gain_db):
+        """``/master/gain dB`` up to the fader's +6.02 dB and ``/master/trimdB dB`` with the rest (0 dB when
+        the fader takes it all, so a stale trim never stays): fader + trim = ``gain_db``.
+        (``/master/*`` is ``_strip_parse`` on the master strip in osc.cc; the fader clamps at +6.02 dB.)"""
+        fader = min(float(gain_db), ARDOUR_MAX_GAIN_DB)
+        trim = float(gain_db) - fader
+        return [OscMessage("/master/trimdB", (float(trim),)), OscMessage("/master/gain", (float(fader),))]
 
     def plugin_message(self, position, slot, index, wire_value):
         """``/strip/plugin/parameter ssid piid param value`` (native units)."""

@@ -5,7 +5,8 @@ Control/OSC/web > OSC; DESIGN.md §4). REAPER listens on 8000 and sends feedback
 port 9000. Tracks are 1-based within a bank; track 0 is the master; ``/device/track/count N``
 widens the bank so tracks 1..N are addressable and ``/device/track/bank/select 1`` selects the
 first bank. ``/track/N/volume/db`` takes raw dB (float), ``/track/N/pan`` 0..1 (0 left, 1
-right), ``/track/N/mute`` 0/1, ``/track/N/fx/M/fxparam/K/value`` the normalised 0..1 plugin
+right), ``/track/0/volume/db`` the master's volume in dB (a push sends the solved master gain there),
+``/track/N/mute`` 0/1, ``/track/N/fx/M/fxparam/K/value`` the normalised 0..1 plugin
 value, ``/track/N/name`` a string. ``/action 41743`` ("Control surface: refresh all surfaces")
 makes REAPER send its whole state, which :meth:`ReaperProfile.query_tracks` and
 :meth:`ReaperProfile.pull_tracks` read. REAPER reports neither plugin names nor parameter
@@ -70,6 +71,14 @@ class ReaperProfile(DawProfile):
         if path == "pan.pan":
             return [OscMessage(f"/track/{n}/pan", ((float(value) + 1.0) / 2.0,))]
         raise KeyError(path)
+
+    master_gain_carrier = "REAPER's master track volume (/track/0/volume/db)"
+    master_gain_range_db = FADER_RANGE_DB
+
+    def master_gain_messages(self, gain_db):
+        """``/track/0/volume/db`` (raw dB): track 0 is the master in ``Default.ReaperOSC``'s
+        ``TRACK_VOLUME f/track/@/volume/db`` pattern."""
+        return [OscMessage("/track/0/volume/db", (float(gain_db),))]
 
     def plugin_message(self, position, slot, index, wire_value):
         """``/track/N/fx/M/fxparam/K/value`` with the normalised (0..1) value."""

@@ -249,7 +249,24 @@ class DawProfile:
     #: ``{reply_port}``: where it listened for the answer).
     ports_hint = "the DAW must listen on port {port} (--port) and answer to port {reply_port} (--reply-port)"
 
+    #: Where this DAW's master fader takes the session's solved master gain (``master.solved_gain_db``),
+    #: in words for the push summary ("" : this profile cannot carry it; see :attr:`master_gain_not_carried`).
+    master_gain_carrier = ""
+    #: The solved master gain (dB) :meth:`master_gain_messages` can carry, (lo, hi).
+    master_gain_range_db: tuple[float, float] = (-math.inf, math.inf)
+    #: Why the solved master gain is not sent, where :attr:`master_gain_carrier` is "".
+    master_gain_not_carried = "this DAW profile has no master fader mapping; set the DAW's master fader by hand"
+
     # ------------------------------------------------------------------ messages
+    def master_gain_messages(self, gain_db: float) -> list[OscMessage]:
+        """Messages setting the DAW's master to the session's solved master gain ``gain_db`` (dB, inside
+        :attr:`master_gain_range_db`; the caller checks the range). Only where :attr:`master_gain_carrier`.
+
+        Raises:
+            NotImplementedError: the profile carries no master gain.
+        """
+        raise NotImplementedError
+
     def setup_messages(self, n_tracks: int) -> list[OscMessage]:
         """Messages a push or automation sends first (bank size, surface handshake); none by default."""
         return []

@@ -112,26 +112,33 @@ class PushPlan:
     strips: list[tuple[str, int, StripMessages]]
     match: MatchResult
     unmapped_paths: list[str]
+    #: The master bus: the solved gain's messages, and every master-bus value not sent (see :func:`master_messages`).
+    master: StripMessages = field(default_factory=StripMessages)
+    #: What the DAW's master got, in words for the summary ("" : nothing).
+    master_sent: str = ""
+    #: Why the DAW's master got nothing, in words for the summary ("" : it got the solved gain).
+    master_unsent_why: str = ""
 
     @property
     def messages(self) -> list[OscMessage]:
-        """Every message in sending order: setup, then each strip's."""
-        return self.setup + [m for _, _, s in self.strips for m in s.messages]
+        """Every message in sending order: setup, each strip's, then the master's."""
+        return self.setup + [m for _, _, s in self.strips for m in s.messages] + self.master.messages
 
     @property
     def unmapped(self) -> list[str]:
-        """Values not sent, each with its reason (no mapping, plugin or parameter absent)."""
-        return [u for _, _, s in self.strips for u in s.unmapped]
+        """Values not sent, each with its reason (no mapping, plugin or parameter absent): the tracks', then
+        the master bus's (``master.<processor>.<param> = ...``, every one the DAW does not get)."""
+        return [u for _, _, s in self.strips for u in s.unmapped] + self.master.unmapped
 
     @property
     def clamped(self) -> list[str]:
         """Values moved to the DAW's range (``--clamp``), each ``old -> new``."""
-        return [c for _, _, s in self.strips for c in s.clamped]
+        return [c for _, _, s in self.strips for c in s.clamped] + self.master.clamped
 
     @property
     def notices(self) -> list[str]:
         """What was sent but may not do what the session says (a bypassed plugin, an automated parameter)."""
-        return [n for _, _, s in self.strips for n in s.notices]
+        return [n for _, _, s in self.strips for n in s.notices] + self.master.notices
 
 
 @dataclass
@@ -217,6 +224,55 @@ def _strip_messages(profile: DawProfile, position: int, track: Track, layout: St
     return out
 
 
+#: Why each master-bus processor stays behind: no DAW profile drives a plugin on the DAW's master or reverb bus.
+_MASTER_WHY = {
+    "eq": "mixbridge drives no plugin on the DAW's master bus; set its EQ there by hand",
+    "compressor": "mixbridge drives no plugin on the DAW's master bus; set its glue compressor there by hand",
+    "reverb": "mixbridge drives no reverb plugin on the DAW's reverb bus; set it there by hand",
+    "limiter": "mixbridge drives no plugin on the DAW's master bus; put a true-peak limiter there by hand",
+    "loudness": "the DAW does not solve a master gain; the solved gain for this target is master.solved_gain_db",
+}
+
+
+def master_messages(profile: DawProfile, master: Master, *,
+                    clamp: bool = False) -> tuple[StripMessages, str, str]:
+    """The master bus for one DAW: the solved gain's messages where the profile carries it, and one
+    ``not sent`` line per master-bus parameter, every one of them whatever its value (the DAW's master bus
+    is the user's own, so even a default, such as the limiter's -1 dBTP ceiling, is not reproduced there).
+
+    Returns ``(messages, what the master got in words or "", why it got nothing or "")``. A solved gain
+    outside :attr:`~mixbridge.bridge.profiles.DawProfile.master_gain_range_db` is listed as not sent (never
+    an error: such sessions pushed before the master did), or clamped and listed with ``clamp``; a session
+    without a solved gain sends nothing to the master and the summary says why.
+    """
+    out = StripMessages()
+    for path, param in MASTER_BUS.flat_params():
+        proc, name = path.split(".")
+        value = master.params[proc][name]
+        auto = f", automated ({len(master.automation[path].times_s)} points)" if path in master.automation else ""
+        unit = f" {param.unit}" if param.unit else ""
+        out.unmapped.append(f"master.{path} = {value:g}{unit}{auto} ({_MASTER_WHY[proc]})")
+    gain = master.solved_gain_db
+    where = "master.solved_gain_db"
+    if gain is None:
+        return out, "", (f"the session stores no solved master gain ({where}; `mixbridge render` or `automix` "
+                         f"solves it), so {profile.name}'s master fader is left as it is")
+    if not profile.master_gain_carrier:
+        out.unmapped.append(f"{where} = {gain:g} dB ({profile.master_gain_not_carried})")
+        return out, "", f"{profile.name} has no master fader address mixbridge can use"
+    lo, hi = profile.master_gain_range_db
+    if not lo - 1e-9 <= gain <= hi + 1e-9:
+        if not clamp:
+            out.unmapped.append(f"{where} = {gain:g} dB (outside what {profile.master_gain_carrier} takes, "
+                                f"[{lo:g}, {hi:g}] dB; pass --clamp to send the nearest limit)")
+            return out, "", f"the solved gain {gain:+.2f} dB is outside {profile.name}'s master fader range"
+        v = min(max(gain, lo), hi)
+        out.clamped.append(f"{where}: {gain:g} -> {v:g}")
+        gain = v
+    out.messages.extend(profile.master_gain_messages(gain))
+    return out, f"{profile.master_gain_carrier} = {gain:+.2f} dB (the solved master gain)", ""
+
+
 def _drives(plug, pname: str, source: str) -> bool:
     return any(b.param == pname and (b.source == source or source in b.with_) for b in plug.driven)
 
@@ -224,7 +280,8 @@ def _drives(plug, pname: str, source: str) -> bool:
 def plan_push(session: Session, daw: str | DawProfile, *, daw_tracks: Sequence[DawTrack] | None = None,
               match: str = "name", clamp: bool = False,
               layouts: dict[int, StripLayout] | None = None) -> PushPlan:
-    """Build every message of a push without touching the network.
+    """Build every message of a push without touching the network: the matched strips, then the master
+    (:func:`master_messages`: the solved gain where the DAW carries it; every master-bus value not sent).
 
     Raises:
         TrackMatchError: see :func:`match_tracks`.
@@ -239,13 +296,15 @@ def plan_push(session: Session, daw: str | DawProfile, *, daw_tracks: Sequence[D
         layout = (layouts or {}).get(d.position)
         strips.append((track.name, d.position, _strip_messages(profile, d.position, track, layout, clamp,
                                                                   session.sample_rate)))
-    return PushPlan(profile.name, setup, strips, result, profile.unmapped_paths())
+    master, master_sent, master_unsent_why = master_messages(profile, session.master, clamp=clamp)
+    return PushPlan(profile.name, setup, strips, result, profile.unmapped_paths(), master, master_sent,
+                    master_unsent_why)
 
 
 def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None = None, match: str = "name",
          clamp: bool = False, timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, reply_port: int | None = None,
          max_tracks: int = 64, max_msgs_per_s: float = DEFAULT_PUSH_RATE) -> PushReport:
-    """Push a session's channel strips into a running DAW.
+    """Push a session's channel strips, and its solved master gain where the DAW carries it, into a running DAW.
 
     Raises:
         DawUnreachableError: the DAW did not answer within ``timeout_s``.
@@ -270,15 +329,16 @@ def send_plan(client: OscUdpClient, plan: PushPlan, profile: DawProfile, *,
     """Send a plan: setup messages, then one bundle per strip where the DAW takes bundles,
     else single messages paced to ``max_msgs_per_s``. Returns the number of messages."""
     n = client.send_many(plan.setup)
+    groups = [strip.messages for _, _, strip in plan.strips] + [plan.master.messages]
     if profile.accepts_bundles:
-        for _, _, strip in plan.strips:
-            if strip.messages:
-                client.send_bundle(strip.messages)
-                n += len(strip.messages)
+        for msgs in groups:
+            if msgs:
+                client.send_bundle(msgs)
+                n += len(msgs)
         return n
     pacer = Pacer(max_msgs_per_s)
-    for _, _, strip in plan.strips:
-        for m in strip.messages:
+    for msgs in groups:
+        for m in msgs:
             pacer.wait()
             client.send(m)
             n += 1

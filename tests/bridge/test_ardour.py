@@ -212,3 +212,46 @@ def test_push_says_when_it_writes_to_a_plugin_ardour_reports_bypassed(ardour, tm
     finally:
         with OscUdpClient("127.0.0.1", ardour.osc_port) as c:
             c.send(OscMessage("/strip/plugin/activate", (3, piid)))
+
+
+#: A dB value through Ardour's float gain coefficient (float32, relative error 6e-8): 20 log10(1 + 6e-8)
+#: = 5e-7 dB; 1e-5 dB leaves margin for the OSC float32 on the way in and out.
+MASTER_FLOAT32_DB = 1e-5
+#: ``/master/gain`` queried over OSC answers ``fast_coefficient_to_dB`` (osc.cc), Ardour's approximate log:
+#: 3.36 dB reads 3.3533 and -4.5 dB reads -4.5712 (measured, Ardour 7.3); the exact value is the saved XML's.
+ARDOUR_FAST_DB_TOLERANCE = 0.1
+
+
+def _ardour_master_gain_db(port: int) -> float:
+    """``/master/gain`` without an argument: Ardour answers with the master fader's level in dB (osc.cc)."""
+    from mixbridge.bridge.osc import OscMessage
+    from mixbridge.bridge.profile_ardour import ArdourProfile
+    from mixbridge.bridge.routing import ReplyCollector
+    from mixbridge.bridge.transport import OscUdpClient
+
+    col = ReplyCollector("/master/gain", done=lambda m: bool(m.args))
+    with OscUdpClient("127.0.0.1", port, timeout_s=2.0) as c, c.router.routed("/master/gain", col):
+        c.query(list(ArdourProfile.HANDSHAKE_QUIET) + [OscMessage("/master/gain")], col.finished.is_set,
+                what="/master/gain", quiet_s=None)
+    return float(col.messages[-1].args[0])
+
+
+@pytest.mark.parametrize("solved_db", [3.36, 9.44, -4.5])
+def test_push_sets_the_master_fader_to_the_solved_gain(ardour, tmp_path, capsys, solved_db):
+    """Issue 15 item 1: the solved master gain lands on Ardour's master (fader, and above +6.02 dB the
+    rest on its trim), read back from the saved XML and over OSC; the master bus's other parameters are
+    listed as not sent."""
+    s = mix_session()
+    s.master.params["compressor"]["threshold_db"] = -18.0
+    s.master.solved_gain_db = solved_db
+    path = save(s, tmp_path / "master.json")
+    assert main(["push", str(path), "--daw", "ardour", "--port", str(ardour.osc_port)]) == 0
+    out = capsys.readouterr().out
+    assert "not sent: master.compressor.threshold_db = -18 dB (" in out
+    assert "not sent: master.limiter.ceiling_dbtp = -1 dBTP (" in out
+    assert f"= {solved_db:+.2f} dB (the solved master gain)" in out
+    fader_db = min(solved_db, 20 * math.log10(2))
+    master = read_routes(ardour.save_state())["Master"]
+    assert master["gain_db"] == pytest.approx(fader_db, abs=MASTER_FLOAT32_DB)
+    assert master["gain_db"] + master["trim_db"] == pytest.approx(solved_db, abs=MASTER_FLOAT32_DB)
+    assert _ardour_master_gain_db(ardour.osc_port) == pytest.approx(fader_db, abs=ARDOUR_FAST_DB_TOLERANCE)

@@ -27,40 +27,22 @@ from .training import TrainConfigError
 
 def default_config() -> dict[str, Any]:
     """The training keyword arguments with their defaults (the recipe of :func:`train_proxy`)."""
-    import inspect
+    from .training.data import recipe_defaults
 
-    sig = inspect.signature(train_proxy)
-    return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+    return recipe_defaults(train_proxy)
 
 
 def load_train_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or TOML training config into :func:`train_proxy` keyword arguments.
+    """Read a YAML or TOML training config into :func:`train_proxy` keyword arguments
+    (:func:`mixbridge.models.training.data.load_recipe`).
 
     Raises:
         TrainConfigError: unreadable file, unknown keys (the known ones are listed),
             or a key that is not a training argument.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise TrainConfigError(f"{path}: cannot read the training config ({e})") from None
-    import tomllib
+    from .training.data import load_recipe
 
-    import yaml
-
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise TrainConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} ({e})") from None
-    if not isinstance(data, dict):
-        raise TrainConfigError(f"{path}: a training config is a mapping of train_proxy arguments")
-    known = default_config()
-    unknown = sorted(set(data) - set(known) - {"description"})
-    if unknown:
-        raise TrainConfigError(f"{path}: unknown training keys {unknown}; known: {', '.join(sorted(known))}")
-    data.pop("description", None)
-    return data
+    return load_recipe(path, train_proxy)
 
 
 def train_proxy(data: str | Path, out_dir: str | Path, *,

@@ -13,7 +13,9 @@ exactly what an uninterrupted single-process run draws:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +64,42 @@ def global_batches(order: Sequence[int], batch_size: int, world_size: int = 1) -
 def shard_batches(order: Sequence[int], batch_size: int, rank: int = 0, world_size: int = 1) -> list[list[int]]:
     """Rank ``rank``'s share of each of :func:`global_batches`: every ``world_size``-th position from ``rank``."""
     return [c[rank::world_size] for c in global_batches(order, batch_size, world_size)]
+
+
+def recipe_defaults(entry: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword-only arguments of a training entry point (``train_proxy``, ``train_mixer``) with
+    their defaults: the whole recipe (STYLE.md point 10)."""
+    import inspect
+
+    sig = inspect.signature(entry)
+    return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def load_recipe(path: str | Path, entry: Callable[..., Any]) -> dict[str, Any]:
+    """Read a YAML or TOML training config into keyword arguments of ``entry`` (``description`` dropped).
+
+    Raises:
+        TrainConfigError: an unreadable or invalid file, a file that is not a mapping, or keys that
+            are not arguments of ``entry`` (the known ones are listed).
+    """
+    import tomllib
+
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TrainConfigError(f"{path}: cannot read the training config ({e})") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise TrainConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} ({e})") from None
+    if not isinstance(data, dict):
+        raise TrainConfigError(f"{path}: a training config is a mapping of {entry.__name__} arguments")
+    known = recipe_defaults(entry)
+    unknown = sorted(set(data) - set(known) - {"description"})
+    if unknown:
+        raise TrainConfigError(f"{path}: unknown training keys {unknown}; known: {', '.join(sorted(known))}")
+    data.pop("description", None)
+    return data

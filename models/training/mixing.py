@@ -32,7 +32,6 @@ the split) and ``pan_mae``. :func:`train_mixer` is the library entry point behin
 from __future__ import annotations
 
 import hashlib
-import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import torch
 
 from mixbridge.mel import LOG_MEL_FLOOR_DB, log_mel_spectrogram
 
-from .data import TrainConfigError
+from .data import TrainConfigError, load_recipe, recipe_defaults
 from .trainer import Trainer
 
 #: The loudness both mixes are normalised to before the MR-STFT, LUFS.
@@ -391,33 +390,16 @@ def train_mixer(data: str | Path, out_dir: str | Path, *,
 
 def default_config() -> dict[str, Any]:
     """The keyword arguments of :func:`train_mixer` with their defaults (the recipe)."""
-    sig = inspect.signature(train_mixer)
-    return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+    return recipe_defaults(train_mixer)
 
 
 def load_mixer_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or TOML config of :func:`train_mixer` keyword arguments (``description`` is dropped).
+    """Read a YAML or TOML config of :func:`train_mixer` keyword arguments (:func:`.data.load_recipe`).
 
     Raises:
         TrainConfigError: unreadable or invalid file, or unknown keys (the known ones are listed).
     """
-    import tomllib
-
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
-    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise TrainConfigError(f"{path}: cannot read the training config ({e})") from None
-    if not isinstance(data, dict):
-        raise TrainConfigError(f"{path}: a training config is a mapping of train_mixer arguments")
-    data.pop("description", None)
-    unknown = sorted(set(data) - set(default_config()))
-    if unknown:
-        raise TrainConfigError(f"{path}: unknown training keys {unknown}; known: {', '.join(sorted(default_config()))}")
-    return data
+    return load_recipe(path, train_mixer)
 
 
 def ship_mixer(run_dir: str | Path, dest: str | Path, *, description: str = "") -> Path:

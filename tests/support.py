@@ -14,6 +14,7 @@ Import as ``from tests.support import needs_vst`` from any folder of ``tests/``.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -102,3 +103,21 @@ def make_identity_tcn(model: Any) -> Any:
         model.output.weight[0, 0] = 1.0
         model.output.bias.zero_()
     return model.eval()
+
+
+def _have_demo_sources() -> bool:
+    from mixbridge.plugins.datagen.demo import sources
+
+    return (shutil.which("fluidsynth") is not None
+            and all(p.is_file() for p in sources.FREEDOOM_WADS)
+            and sources.GM_SOUNDFONT.is_file()
+            and all(p.is_file() for p in sources.DRUM_KITS.values()))
+
+
+#: Whether the demo and composer builders can render here (fluidsynth and the Debian sources).
+HAVE_DEMO_SOURCES = _have_demo_sources()
+#: Skip a test that renders Freedoom songs where the apt packages are missing.
+needs_demo_sources = pytest.mark.skipif(
+    not HAVE_DEMO_SOURCES,
+    reason="needs fluidsynth, freedoom, fluid-soundfont-gm and avldrums.lv2-soundfont (apt packages)",
+)

@@ -14,15 +14,12 @@ A retrained mixer without a new card, or a broken one, misses by far more.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from mixbridge.audio import load_stems
-from mixbridge.plugins.datagen.demo import sources
-from tests.support import torch_threads
+from tests.support import needs_demo_sources, torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 CARD = ROOT / "models" / "mixers" / "dmc.md"
@@ -31,12 +28,6 @@ FLOAT_SLACK = 0.02
 #: The card's own rounding (2 decimals).
 ROUNDING = 0.005
 
-HAVE_SOURCES = (
-    shutil.which("fluidsynth") is not None
-    and all(p.is_file() for p in sources.FREEDOOM_WADS)
-    and sources.GM_SOUNDFONT.is_file()
-    and all(p.is_file() for p in sources.DRUM_KITS.values())
-)
 
 
 def card_figures() -> dict[str, tuple[float, float]]:
@@ -60,8 +51,7 @@ def label_errors(mixer, excerpt) -> tuple[float, float]:
     return float(np.sqrt(np.mean(err ** 2))), float(np.mean(np.abs(pan - excerpt.target_pan)))
 
 
-@pytest.mark.skipif(not HAVE_SOURCES, reason="needs fluidsynth, freedoom, fluid-soundfont-gm and "
-                                             "avldrums.lv2-soundfont (apt packages)")
+@needs_demo_sources
 def test_dmc_and_prior_card_figures_on_e1m9_x0(tmp_path):
     from mixbridge.models.mixers import get_mixer
     from mixbridge.plugins.datagen.composer import read_composer_dataset

@@ -29,19 +29,12 @@ from mixbridge.plugins.datagen.composer import (
     split,
 )
 from mixbridge.plugins.datagen.composer import build as cbuild
-from mixbridge.plugins.datagen.demo import midi, sources, wad
+from mixbridge.plugins.datagen.demo import midi, wad
 from mixbridge.session import load as load_session
+from tests.support import HAVE_DEMO_SOURCES, needs_demo_sources
 
-HAVE_SOURCES = (
-    shutil.which("fluidsynth") is not None
-    and all(p.is_file() for p in sources.FREEDOOM_WADS)
-    and sources.GM_SOUNDFONT.is_file()
-    and all(p.is_file() for p in sources.DRUM_KITS.values())
-)
-needs_sources = pytest.mark.skipif(
-    not HAVE_SOURCES,
-    reason="needs fluidsynth, freedoom, fluid-soundfont-gm and avldrums.lv2-soundfont (apt packages)",
-)
+HAVE_SOURCES = HAVE_DEMO_SOURCES
+needs_sources = needs_demo_sources
 
 TPB = 480  # ticks per beat of the synthetic songs (120 bpm: 0.5 s per beat)
 #: Label arithmetic is float64 closed form; only rounding to GAIN_DECIMALS remains.

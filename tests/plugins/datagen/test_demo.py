@@ -26,6 +26,7 @@ from mixbridge.plugins.datagen.demo import build, errors, gm, midi, plan, render
 from mixbridge.plugins.datagen.demo import cli as demo_cli
 from mixbridge.plugins.datagen.demo import manifest as demo_manifest
 from mixbridge.roles import ROLES
+from tests.support import HAVE_DEMO_SOURCES, needs_demo_sources
 
 TPB = 480  # ticks per beat of the synthetic songs
 
@@ -35,16 +36,8 @@ TIME_REL_TOL = 1e-9
 #: the quietest AVL hit at velocity 100 peaks near -30 dBFS.
 HIT_PRESENT_DB = -60.0
 
-HAVE_SOURCES = (
-    shutil.which("fluidsynth") is not None
-    and all(p.is_file() for p in sources.FREEDOOM_WADS)
-    and sources.GM_SOUNDFONT.is_file()
-    and all(p.is_file() for p in sources.DRUM_KITS.values())
-)
-needs_sources = pytest.mark.skipif(
-    not HAVE_SOURCES,
-    reason="needs fluidsynth, freedoom, fluid-soundfont-gm and avldrums.lv2-soundfont (apt packages)",
-)
+HAVE_SOURCES = HAVE_DEMO_SOURCES
+needs_sources = needs_demo_sources
 HAVE_FLUIDSYNTH_AVL = shutil.which("fluidsynth") is not None and sources.DRUM_KITS["black_pearl"].is_file()
 
 

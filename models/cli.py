@@ -52,6 +52,18 @@ def register(sub) -> None:
         pass
     else:
         add_prior_command(tsub)
+    try:  # the learned mastering model's training command (``train master``)
+        from .training.mastering import add_master_command
+    except ImportError:
+        pass
+    else:
+        add_master_command(tsub)
+    try:  # the seed's mel U-Net baseline (``train master-unet``)
+        from .master_unet import add_unet_command
+    except ImportError:
+        pass
+    else:
+        add_unet_command(tsub)
     t.set_defaults(func=lambda args: (t.print_help(), 2)[1])
 
 

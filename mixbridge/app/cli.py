@@ -59,6 +59,7 @@ COMMAND_MODULES = (
     "mixbridge.export.cli",            # export, compare
     "mixbridge.app.evaluate",          # evaluate
     "mixbridge.app.reverse",           # reverse
+    "mixbridge.app.master",            # master
 )
 
 

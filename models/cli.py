@@ -58,6 +58,12 @@ def register(sub) -> None:
         pass
     else:
         add_master_command(tsub)
+    try:  # the rules mastering model's target spectrum (``train master-rules``), numpy-only
+        from mixbridge.plugins.master_rules import add_rules_command
+    except ImportError:
+        pass
+    else:
+        add_rules_command(tsub)
     try:  # the seed's mel U-Net baseline (``train master-unet``)
         from .master_unet import add_unet_command
     except ImportError:

@@ -13,9 +13,14 @@ and sent on a ``time.perf_counter`` clock:
   When a tick has more changes than tokens, the changes wait and later values
   of the same parameter replace earlier ones (``coalesced``), so the DAW always
   converges to the curve instead of falling behind.
-* **Bundles.** Where the DAW's OSC server schedules bundles by time tag (Ardour
-  via liblo), each tick goes out ``lookahead_s`` early as a bundle stamped with
-  its due time; elsewhere messages go out at their due time.
+* **Bundles** (off by default, ``bundles=True`` or ``automate --bundles on``). Where the DAW's
+  OSC server schedules bundles by time tag (Ardour via liblo), each tick goes out
+  ``lookahead_s`` early as a bundle stamped with its due time. Measured against a real
+  Ardour 7.3, liblo releases a queued bundle only when another message arrives: on a sparse
+  curve every value landed about 160 ms late and the last one never landed. So plain messages
+  at their due time are the default (0.7 ms median lateness there), and a bundled run ends
+  with a **flush**: once the last tick is due, every parameter's last value is sent again as
+  a plain message, which both releases the queue and lands the curve's exact ending.
 
 :func:`measure_jitter` sends a curve to a local receiver and reports lateness
 (arrival minus due time) as median and p99.
@@ -156,6 +161,8 @@ class PlayReport:
     sent_messages: int = 0
     datagrams: int = 0
     coalesced: int = 0
+    #: Plain messages of the closing flush of a bundled run (every parameter's last value again).
+    flushed: int = 0
     duration_s: float = 0.0
     send_lateness_s: list[float] = field(default_factory=list)
     due_perf_s: list[float] = field(default_factory=list)
@@ -167,8 +174,9 @@ class PlayReport:
     def summary(self) -> str:
         """One line: events, messages, datagrams, duration, coalesced, lateness."""
         med, p99 = self.lateness_stats_ms()
+        flush = f", {self.flushed} flushed at the end" if self.flushed else ""
         return (f"{self.events} events -> {self.sent_messages} messages in {self.datagrams} datagrams over "
-                f"{self.duration_s:.2f} s ({self.coalesced} coalesced by the rate limit); "
+                f"{self.duration_s:.2f} s ({self.coalesced} coalesced by the rate limit{flush}); "
                 f"send lateness median {med:.3f} ms, p99 {p99:.3f} ms")
 
 
@@ -185,7 +193,12 @@ def play_events(events: Sequence[AutomationEvent], to_messages: Callable[[Automa
     """Send events on the perf_counter clock; ``send`` gets each datagram.
 
     With ``bundles``, each tick leaves ``lookahead_s`` early as one bundle time-tagged
-    with its due wall-clock time; otherwise each message leaves at its due time.
+    with its due wall-clock time, and once the last tick is due every parameter's last value
+    is sent again as plain messages (the flush, counted in :attr:`PlayReport.flushed`);
+    otherwise each message leaves at its due time.
+
+    Raises:
+        BridgeConfigError: ``max_msgs_per_s`` is not > 0.
     """
     if not max_msgs_per_s > 0:
         raise BridgeConfigError(f"max_msgs_per_s = {max_msgs_per_s} must be > 0")
@@ -196,6 +209,8 @@ def play_events(events: Sequence[AutomationEvent], to_messages: Callable[[Automa
     last_refill = start - (lookahead_s if bundles else 0.0)
     burst = tokens
     pending: dict[tuple[str, str], AutomationEvent] = {}
+    last_sent: dict[tuple[str, str], AutomationEvent] = {}
+    last_due = start
     for due_rel, group in _ticks(events):
         due = start + due_rel
         sleep_until(due - (lookahead_s if bundles else 0.0))
@@ -214,6 +229,7 @@ def play_events(events: Sequence[AutomationEvent], to_messages: Callable[[Automa
             out = to_messages(e)
             tokens -= max(len(out), 1)
             msgs.extend(out)
+            last_sent[key] = e
         if not msgs:
             continue
         if bundles:
@@ -226,14 +242,24 @@ def play_events(events: Sequence[AutomationEvent], to_messages: Callable[[Automa
         rep.sent_messages += len(msgs)
         rep.send_lateness_s.append(time.perf_counter() - due if not bundles else now - (due - lookahead_s))
         rep.due_perf_s.append(due)
-    # flush what the rate limit held back
+        last_due = due
+    # send what the rate limit held back
     while pending:
         sleep_until(time.perf_counter() + 1.0 / max_msgs_per_s)
-        e = pending.pop(next(iter(pending)))
+        key = next(iter(pending))
+        e = pending.pop(key)
+        last_sent[key] = e
         for m in to_messages(e):
             send(encode_message(m))
             rep.datagrams += 1
             rep.sent_messages += 1
+    if bundles and last_sent:  # the flush: a plain message releases liblo's queue and lands the ending
+        sleep_until(last_due)
+        for e in last_sent.values():
+            for m in to_messages(e):
+                send(encode_message(m))
+                rep.datagrams += 1
+                rep.flushed += 1
     rep.duration_s = time.perf_counter() - start
     return rep
 
@@ -255,7 +281,8 @@ def play_session_automation(session: Session, daw: str, *, host: str = LOCALHOST
 
     require_automation(session)
     profile = get_profile(daw)
-    use_bundles = profile.honours_timetags if bundles is None else bundles
+    # bundles only when asked (module docstring: liblo holds a queued bundle until another message comes)
+    use_bundles = bool(bundles)
     with profile.open_client(host, port, timeout_s, reply_port) as client:
         client.router.add("/**", lambda m: None)
         daw_tracks = profile.query_tracks(client, max_tracks=max(64, len(session.tracks)))

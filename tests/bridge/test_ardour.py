@@ -159,13 +159,15 @@ def test_send_levels_land_on_the_aux_sends_and_pull_back(ardour_with_sends, tmp_
         assert got[t.name].params["send"]["send_db"] == pytest.approx(want, abs=SEND_TOLERANCE_DB)
 
 
-def test_timetagged_automation_lands_in_ardour(ardour):
+@pytest.mark.parametrize("bundles", [None, True], ids=["plain-default", "bundles-with-flush"])
+def test_automation_lands_in_ardour_with_its_exact_ending(ardour, bundles):
     s = Session(48000, [Track(f"T{i + 1}", "x.wav") for i in range(2)])
     s.validate()
     s.tracks[1].automation["fader.fader_db"] = Automation([0.0, 0.3], [-30.0, -12.5])
     s.tracks[1].automation["pan.pan"] = Automation([0.0, 0.3], [0.0, 0.6])
-    rep = play_session_automation(s, "ardour", port=ardour.osc_port, rate_hz=100.0)
+    rep = play_session_automation(s, "ardour", port=ardour.osc_port, rate_hz=100.0, bundles=bundles)
     assert rep.datagrams >= 20 and rep.coalesced == 0
+    assert rep.flushed == (2 if bundles else 0)  # a bundled run re-sends both last values as plain messages
     got = pull("ardour", port=ardour.osc_port).session
     assert got.tracks[1].params["fader"]["fader_db"] == pytest.approx(-12.5, abs=GAIN_TOLERANCE_DB)
     assert got.tracks[1].params["pan"]["pan"] == pytest.approx(0.6, abs=FLOAT32_REL)

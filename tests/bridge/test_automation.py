@@ -11,6 +11,7 @@ import pytest
 
 from mixbridge.app.cli import main
 from mixbridge.bridge.automation import (
+    DEFAULT_LOOKAHEAD_S,
     AutomationEvent,
     measure_jitter,
     play_events,
@@ -74,6 +75,30 @@ def test_rate_limit_coalesces_to_the_latest_value():
     msgs = [decode(b) for b in sent]
     assert rep.coalesced == 45 and len(msgs) == 5
     assert sorted((m.address, m.args[0]) for m in msgs) == [(f"/t{k}", -float(45 + k)) for k in range(5)]
+
+
+def test_a_bundled_run_ends_with_a_plain_flush_of_every_last_value():
+    """liblo (Ardour) holds a queued bundle until another message comes: the run must end with plain
+    messages carrying each parameter's last value, sent no earlier than the last tick's due time."""
+    from mixbridge.bridge.osc import OscBundle
+
+    events = [AutomationEvent(0.0, "a", "fader.fader_db", -20.0), AutomationEvent(0.0, "b", "pan.pan", 0.0),
+              AutomationEvent(0.06, "a", "fader.fader_db", -6.0), AutomationEvent(0.12, "b", "pan.pan", 0.5)]
+    sent: list[tuple[float, bytes]] = []
+    rep = play_events(events, lambda e: [OscMessage(f"/{e.track}", (e.value,))],
+                      lambda b: sent.append((time.perf_counter(), b)), bundles=True)
+    decoded = [decode(b) for _, b in sent]
+    assert [isinstance(d, OscBundle) for d in decoded] == [True, True, True, False, False]
+    assert rep.flushed == 2 and rep.sent_messages == 4
+    assert sorted((m.address, m.args[0]) for m in decoded[3:]) == [("/a", -6.0), ("/b", 0.5)]
+    assert sent[3][0] - sent[2][0] >= DEFAULT_LOOKAHEAD_S * 0.9  # the flush waits for the last due time
+
+
+def test_plain_messages_are_the_default_and_end_exactly():
+    events = [AutomationEvent(0.0, "a", "fader.fader_db", -20.0), AutomationEvent(0.05, "a", "fader.fader_db", -3.0)]
+    sent: list[bytes] = []
+    rep = play_events(events, lambda e: [OscMessage(f"/{e.track}", (e.value,))], sent.append)
+    assert rep.flushed == 0 and [decode(b).args[0] for b in sent] == [-20.0, -3.0]
 
 
 def test_jitter_of_a_100hz_curve_at_a_local_receiver():

@@ -9,9 +9,18 @@ right), ``/track/0/volume/db`` the master's volume in dB (a push sends the solve
 ``/track/N/mute`` 0/1, ``/track/N/fx/M/fxparam/K/value`` the normalised 0..1 plugin
 value, ``/track/N/name`` a string. ``/action 41743`` ("Control surface: refresh all surfaces")
 makes REAPER send its whole state, which :meth:`ReaperProfile.query_tracks` and
-:meth:`ReaperProfile.pull_tracks` read. REAPER reports neither plugin names nor parameter
-names, so plugins are addressed at the map's slots (``plugins/maps/daw/reaper.json``: the very
-plugins the host renders with).
+:meth:`ReaperProfile.pull_tracks` read.
+
+**Plugin slots by name.** The refresh reports each FX's name (``FX_NAME s/track/@/fx/@/name`` in
+``Default.ReaperOSC``, e.g. ``"VST: ZamEQ2 (Damien Zammit)"``). :func:`reaper_slot_layout` finds each
+plugin of the map (``plugins/maps/daw/reaper.json``: the very plugins the host renders with) by name
+on each track, in the map's order (the first "ZamEQ2" of the map is the first FX whose name holds
+"ZamEQ2", the second the next one), so a chain with another plugin in front of it, or in another
+order, is still driven at the right slots, and a mapped plugin that is not on the track is reported
+as not sent instead of driving whatever sits at its slot. A track whose refresh reports no FX name
+(``--no-query``, or a REAPER whose pattern file lacks FX_NAME) keeps the map's slots. Parameters are
+addressed by the plugin's own parameter order (REAPER's ``fxparam/K``); ``FX_PARAM_NAME`` is
+reported only for the focused FX, so it is not used.
 
 A refresh reports every slot of the widened bank, also those past the last track: REAPER names an
 empty slot "Track N" and reports it at its -inf level (-150 dB). :func:`reaper_tracks` drops the
@@ -22,6 +31,8 @@ rate: a pull takes ``--sample-rate`` (default 48 kHz).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .osc import OscMessage
 from .profiles import (
     FADER_PATH,
@@ -29,6 +40,7 @@ from .profiles import (
     DawTrack,
     FeedbackState,
     PulledTracks,
+    StripLayout,
     fits,
     read_plugin,
     store_fader,
@@ -101,8 +113,21 @@ class ReaperProfile(DawProfile):
         return state
 
     def query_tracks(self, client, *, max_tracks=64):
-        """The named tracks of REAPER's refresh feedback (``/track/N/name``), in order."""
-        return reaper_tracks(self.refresh(client, max_tracks))
+        """The named tracks of REAPER's refresh feedback (``/track/N/name``), in order; the feedback is kept
+        for :meth:`strip_layouts`."""
+        self._feedback = self.refresh(client, max_tracks)
+        return reaper_tracks(self._feedback)
+
+    def strip_layouts(self, client, tracks):
+        """Each track's mapped plugins found by FX name in the last refresh (:func:`reaper_slot_layout`);
+        tracks whose refresh named no FX are left out (they keep the map's slots)."""
+        state = getattr(self, "_feedback", None) or FeedbackState()
+        layouts = {}
+        for d in tracks:
+            names = reaper_fx_names(state, d.position + 1)
+            if names:
+                layouts[d.position] = StripLayout(reaper_slot_layout(names, self.plugin_map.slots))
+        return layouts
 
     def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
         """Volume, pan, mute and every mapped plugin value from one refresh of all surfaces."""
@@ -125,10 +150,17 @@ class ReaperProfile(DawProfile):
                     store_fader(t.params, conv(rows[-1][0]), self.fader_off_db, where, clamp, pulled)
                 else:
                     store_value(t.params, path, conv(rows[-1][0]), where, clamp, pulled.clamped)
+            fx_names = reaper_fx_names(state, n)
+            slots = reaper_slot_layout(fx_names, self.plugin_map.slots) if fx_names else {}
             for plug in self.plugin_map.plugins:
+                slot = slots.get(plug.slot, plug.slot)
+                if slot is None:  # the plugin is not on this track: nothing to read
+                    pulled.not_read.extend(f"{d.name}: {path} (plugin '{plug.name}' not on the REAPER track)"
+                                           for path in plug.paths)
+                    continue
                 wire = {}
                 for pname, p in plug.params.items():
-                    rows = state.by_address.get(f"/track/{n}/fx/{plug.slot}/fxparam/{p.index}/value")
+                    rows = state.by_address.get(f"/track/{n}/fx/{slot}/fxparam/{p.index}/value")
                     if rows and rows[-1]:
                         wire[pname] = float(rows[-1][0])
                 read_plugin(t, plug, wire, d.name, where, pulled, clamp, sample_rate)
@@ -179,3 +211,32 @@ def reaper_empty_slots(state: FeedbackState) -> list[str]:
         return []
     return [f"{len(empty)} empty REAPER bank slots ({min(empty)}..{max(empty)}: default name, -inf fader, no FX) "
             "are not tracks"]
+
+
+def reaper_fx_names(state: FeedbackState, n: int) -> dict[int, str]:
+    """``{fx slot: name}`` that REAPER's refresh reported for track ``n`` (``/track/N/fx/M/name``; {} if none)."""
+    out: dict[int, str] = {}
+    prefix = f"/track/{n}/fx/"
+    for address, rows in state.by_address.items():
+        if address.startswith(prefix) and address.endswith("/name") and rows and rows[-1]:
+            slot = address[len(prefix):-len("/name")]
+            if slot.isdigit() and str(rows[-1][0]).strip():
+                out[int(slot)] = str(rows[-1][0])
+    return out
+
+
+def reaper_slot_layout(fx_names: dict[int, str], mapped: Sequence[tuple[int, str]]) -> dict[int, int | None]:
+    """Map slot -> REAPER FX slot for each ``(map slot, plugin name)`` in map order (None: not on the track).
+
+    Each mapped plugin takes the lowest FX slot not taken yet whose reported name contains the plugin's
+    name (case-insensitive), so two "ZamEQ2" entries take the first and the second ZamEQ2 of the track.
+    """
+    taken: set[int] = set()
+    layout: dict[int, int | None] = {}
+    for map_slot, name in mapped:
+        want = name.casefold()
+        found = next((s for s in sorted(fx_names) if s not in taken and want in fx_names[s].casefold()), None)
+        if found is not None:
+            taken.add(found)
+        layout[map_slot] = found
+    return layout

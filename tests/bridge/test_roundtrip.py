@@ -201,3 +201,62 @@ def test_ardour_rate_conflicting_with_sample_rate_is_an_error(ardour, capsys):
                "-o", "/nonexistent/never.json"])
     assert rc == 2
     assert "--sample-rate 48000 differs from the 44100 Hz ardour reports" in capsys.readouterr().err
+
+
+class NamedFxReaper(BankedReaper):
+    """A REAPER whose refresh also names each track's FX (``/track/N/fx/M/name``, Default.ReaperOSC FX_NAME)."""
+
+    def __init__(self, device_port, tracks, fx):
+        super().__init__(device_port, tracks)
+        self.fx = fx  # {track: {slot: name}}
+
+    def on_datagram(self, data, addr):
+        super().on_datagram(data, addr)
+        for _, m in iter_messages(decode(data)):
+            if m.address == "/action" and m.args == (41743,):
+                for n, slots in self.fx.items():
+                    for slot, name in slots.items():
+                        self.server.reply(encode_message(OscMessage(f"/track/{n}/fx/{slot}/name", (name,))),
+                                          (addr[0], self.device_port))
+
+
+def test_reaper_plugin_slots_are_found_by_name():
+    """Track 1 has a gate in front of the chain (ZamEQ2 at 2 and 3, ZamComp at 4); track 2 has no ZamComp:
+    the push drives the real slots, and reports the compressor of track 2 as not sent."""
+    from mixbridge.bridge.profile_reaper import reaper_slot_layout
+
+    assert reaper_slot_layout({1: "VST: ZamGate", 2: "VST: ZamEQ2 (Damien Zammit)", 3: "VST: ZamEQ2",
+                               4: "VST: ZamComp"}, [(1, "ZamEQ2"), (2, "ZamEQ2"), (3, "ZamComp")]) == {1: 2, 2: 3, 3: 4}
+    device_port = free_udp_port()
+    fx = {1: {1: "VST: ZamGate (Damien Zammit)", 2: "VST: ZamEQ2 (Damien Zammit)", 3: "VST: ZamEQ2 (Damien Zammit)",
+              4: "VST: ZamComp (Damien Zammit)"},
+          2: {1: "VST: ZamEQ2 (Damien Zammit)", 2: "VST: ZamEQ2 (Damien Zammit)"}}
+    fake = NamedFxReaper(device_port, TWO, fx)
+    s = Session(48000, [Track("Kick", "k.wav"), Track("Snare", "s.wav")])
+    s.validate()
+    for t in s.tracks:
+        t.params["compressor"]["threshold_db"] = -20.0
+        t.params["compressor"]["ratio"] = 4.0
+    with fake.server:
+        rep = push(s, "reaper", port=fake.server.port, reply_port=device_port, timeout_s=0.5)
+        deadline = time.monotonic() + 2
+        while len(fake.received) < rep.sent + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    addresses = {m.address for m in fake.received}
+    assert any(a.startswith("/track/1/fx/4/fxparam/") for a in addresses)  # ZamComp found at slot 4
+    assert not any(a.startswith("/track/1/fx/1/fxparam/") for a in addresses)  # the gate is never driven
+    assert any(a.startswith("/track/1/fx/2/fxparam/") for a in addresses)  # first ZamEQ2 at slot 2
+    assert not any(a.startswith("/track/2/fx/3/") for a in addresses)  # no ZamComp on track 2
+    unmapped = rep.plan.unmapped
+    assert any(u.startswith("Snare: compressor.threshold_db") and "not found on the DAW strip" in u for u in unmapped)
+    assert not any(u.startswith("Kick: compressor") for u in unmapped)
+
+
+def test_reaper_pull_reads_plugins_at_their_named_slots_and_says_what_is_absent():
+    device_port = free_udp_port()
+    fake = NamedFxReaper(device_port, {1: ("Kick", -3.5, 0.25, 0.0)}, {1: {3: "VST: ZamComp (Damien Zammit)"}})
+    with fake.server:
+        rep = pull("reaper", port=fake.server.port, reply_port=device_port, timeout_s=0.5)
+    kick = rep.session.tracks[0]
+    assert kick.params["compressor"]["threshold_db"] == pytest.approx(-20.0)  # slot 3's 0.75 of -80..0
+    assert any(r.startswith("Kick: eq.") and "not on the REAPER track" in r for r in rep.not_read)

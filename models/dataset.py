@@ -41,6 +41,7 @@ KEYS = {
     "effect": ("input", "output", "params_norm"),
     "demaster": ("degraded", "master", "params_norm"),
     "mixes": ("stems", "mix", "params_norm"),
+    "premaster": ("pre", "master", "label_norm"),
 }
 
 

@@ -27,29 +27,15 @@ Importing this module imports no torch and no scipy: a factory imports its model
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from mixbridge.plugins.master_plan import MasterPlan  # re-exported: the plugins layer builds plans
 from mixbridge.registry import Registry
 
 __all__ = ["DEFAULT_MASTERER", "MASTERERS", "MasterPlan", "Masterer", "get_masterer", "masterer_names",
            "masterer_summary", "register_masterer"]
-
-
-@dataclass
-class MasterPlan:
-    """A mastering model's decision: ``master_bus`` parameters in real units, and what it noticed.
-
-    ``params``: ``{"eq": {...}, "compressor": {...}, "limiter": {...}, "loudness": {...}}``;
-    ``notices``: plain sentences for the user (e.g. a reference the model cannot use);
-    ``info``: what the model measured or predicted on the way (JSON-able), for the report.
-    """
-
-    params: dict[str, dict[str, float]]
-    notices: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 class Masterer(Protocol):

@@ -153,6 +153,16 @@ register_architecture("mixer-mlp", _mixer_net(),
 register_architecture("dmc", _dmc,
                       summary="differentiable mixing console: log-mel tracks to gain and pan (mixbridge.models.dmc)")
 
+
+def _master_unet(**config: Any):
+    from .master_unet import MelUNet
+
+    return MelUNet(**config)
+
+
+register_architecture("master-unet", _master_unet,
+                      summary="the seed's mel U-Net mastering baseline (mixbridge.models.master_unet)")
+
 _TINY = dict(channels=8, kernel_size=3, n_blocks=4, cond_dim=16)
 _THESIS = dict(channels=32, kernel_size=15, blocks_per_stack=10)
 

@@ -7,7 +7,8 @@ Layers, bottom to top (README "Layout and design"):
 * ``models`` -- mixers, torch models, losses, the trainer: core and plugins;
 * ``export`` -- artifacts, the exporter, the streaming runtime, ``compare``: everything below;
 * ``bridge`` -- DAWs, OSC/MIDI, the live JACK bus: core, plugins and the torch-free runtime
-  (``export.runtime``, ``export.artifact``), never models or torch, not even transitively;
+  (``export.runtime``, ``export.artifact``, ``export.master_runtime``), never models or torch, not even
+  transitively;
 * ``app`` -- ``mixbridge.app``: ``automix``, ``render``, ``master`` and the CLI, on top of all.
 
 An import counts wherever it stands (module level, inside a function, under ``TYPE_CHECKING``),
@@ -36,7 +37,7 @@ ALLOWED = {
     "app": {"core", "plugins", "models", "export", "runtime", "bridge", "app"},
 }
 #: The torch-free streaming runtime the bridge may use: a layer of its own inside ``export``.
-RUNTIME_MODULES = {"mixbridge.export.runtime", "mixbridge.export.artifact"}
+RUNTIME_MODULES = {"mixbridge.export.runtime", "mixbridge.export.artifact", "mixbridge.export.master_runtime"}
 #: Layers that must never import torch (the bridge, the host and the core run without it).
 TORCH_FREE = {"core", "plugins", "bridge", "runtime"}
 

@@ -289,7 +289,7 @@ class Dataset:
         config = read_record(cfg_path, format=FORMAT_NAME, versions=SUPPORTED_VERSIONS, what="mixbridge dataset config",
                              fix="upgrade mixbridge", error=DatasetFormatError,
                              missing=f"{root}: not a mixbridge dataset (no {CONFIG_FILE}); "
-                                     "create one with `mixbridge datagen effect|demaster|mixes -o DIR`")
+                                     "create one with `mixbridge datagen KIND -o DIR` (mixbridge datagen --help)")
         problem = legacy_problem(config)
         if problem and not legacy:
             raise DatasetFormatError(

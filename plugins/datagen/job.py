@@ -297,7 +297,7 @@ def make_job(config: Mapping[str, Any], faults: Mapping[Any, str] | None = None)
     import importlib
 
     kind = config.get("kind")
-    if kind in ("effect", "demaster", "mixes") and kind not in _JOBS:
+    if kind in ("effect", "demaster", "mixes", "premaster") and kind not in _JOBS:
         importlib.import_module(f"{__package__}.{kind}")  # registers the job
     if kind not in _JOBS:
         raise DatagenConfigError(f"unknown dataset kind {kind!r}; known: {', '.join(_JOBS)}")

@@ -49,7 +49,9 @@ def register(subparsers) -> None:
     registries; neither imports pedalboard, DawDreamer or torch.
     """
     from .contract import ROW_GROUPS, implementation_names
+    from .map_laws import CONVERSIONS
     from .map_loader import builtin_map_names
+    from .pluginmap import MAP_PROCESSORS
 
     p = subparsers.add_parser(
         "plugins", help="list, inspect, calibrate and check (against the schema) installed VST plugins")
@@ -75,10 +77,30 @@ def register(subparsers) -> None:
         help="measure a plugin's value curves (sweep normalised values, parse the display text)",
         description="Measure every parameter's curve normalised 0..1 <-> display value and write it as JSON. "
         "If MAP.json exists and is a plugin map using this plugin, its curves and identity are updated in place "
-        "(stages kept); otherwise a calibration document is written.",
+        "(stages kept); with --processor, a whole plugin map is written from --set/--fixed bindings and checked "
+        "(it must load: every schema parameter driven or handled elsewhere, its whole range reachable); otherwise "
+        "a calibration document is written.",
     )
     add_output(pc, help="file to write (default: print to stdout)", metavar="MAP.json", required=False, old=())
     pc.add_argument("--points", type=int, default=None, help="sweep points before refinement (default 101)")
+    pc.add_argument("--continuous", action="append", default=[], metavar="PARAM",
+                    help="a parameter known to be a continuous knob whose display is too coarse to show values "
+                         "between its sweep steps (calibration probes between them and keeps a knob continuous "
+                         "wherever it shows new values there); repeatable")
+    pc.add_argument("--processor", choices=sorted(MAP_PROCESSORS), default=None,
+                    help="write a plugin map for this schema processor (with --set, --fixed, --range, "
+                         "--handled-elsewhere) instead of a calibration document")
+    pc.add_argument("--set", action="append", default=[], metavar="SCHEMA=PARAM[:CONVERT]", dest="sets",
+                    help="--processor: schema parameter SCHEMA drives plugin parameter PARAM, optionally through a "
+                         f"named conversion ({', '.join(CONVERSIONS)}); repeatable, e.g. --set threshold_db=al")
+    pc.add_argument("--fixed", action="append", default=[], metavar="PARAM=VALUE",
+                    help="--processor: plugin parameter PARAM held at VALUE (display value, or a choice's text); "
+                         "repeatable, e.g. --fixed cm=Down")
+    pc.add_argument("--range", action="append", default=[], metavar="SCHEMA=LO:HI", dest="ranges",
+                    help="--processor: the part of SCHEMA's range the plugin renders (values outside are refused; "
+                         "datagen samples inside it)")
+    pc.add_argument("--handled-elsewhere", action="append", default=[], metavar="SCHEMA=WHY",
+                    help="--processor: a schema parameter the plugin does not carry, and who applies it")
 
     pk = sub.add_parser(
         "check",
@@ -171,25 +193,46 @@ def _calibrate(args: argparse.Namespace) -> int:
     from mixbridge.atomic import atomic_write_text
     from mixbridge.errors import PluginMapError
 
-    from .map_calibration import DEFAULT_POINTS, calibration_dict, measure_curves, merge_calibration
-    from .pluginmap import MAP_FORMAT, map_from_dict
+    from .map_calibration import (
+        DEFAULT_POINTS,
+        calibration_dict,
+        map_document,
+        measure_curves,
+        merge_calibration,
+        plugin_renderer,
+    )
+    from .pluginmap import MAP_FORMAT, MAP_PROCESSORS, map_from_dict
     from .vst_plugin import open_plugin
 
     points = args.points if args.points is not None else DEFAULT_POINTS
     if points < 2:
         raise PluginMapError(f"--points {points} is too few; give at least 2 (default {DEFAULT_POINTS})")
+    bindings = args.sets or args.fixed or args.ranges or args.handled_elsewhere
+    if bindings and not args.processor:
+        raise PluginMapError("--set/--fixed/--range/--handled-elsewhere write a plugin map: give --processor "
+                             f"({', '.join(sorted(MAP_PROCESSORS))}) too")
+    if args.processor and not args.output:
+        raise PluginMapError("--processor writes a plugin map: give -o MAP.json")
     lp = open_plugin(args.plugin, plugin_paths=args.path, timeout_s=args.timeout_s)
     _silence_vst3_teardown(lp.format)
-    curves = measure_curves(lp, points)
+    curves = measure_curves(lp, points, continuous=args.continuous, render=plugin_renderer(lp))
     doc = calibration_dict(lp, curves, points)
     n_pts = sum(len(c.normalised) for c in curves.values() if hasattr(c, "normalised"))
-    summary = f"{lp.name}: {len(curves)} parameter curves ({n_pts} points)"
+    choices = [k for k, c in curves.items() if not hasattr(c, "normalised")]
+    summary = (f"{lp.name}: {len(curves)} parameter curves ({n_pts} points; {len(curves) - len(choices)} numeric, "
+               f"{len(choices)} choices: {', '.join(choices) or 'none'})")
     if not args.output:
         print(json.dumps(doc, indent=1))
         print(summary, file=sys.stderr)
         return EXIT_OK
     out = Path(args.output)
-    if out.exists():
+    if args.processor:
+        doc = map_document(doc, args.processor, name=out.stem, sets=args.sets, fixed=args.fixed, ranges=args.ranges,
+                           handled_elsewhere=args.handled_elsewhere,
+                           notes=f"written by `mixbridge plugins calibrate {args.plugin} --processor {args.processor}`")
+        map_from_dict(doc, out.stem, out)  # refuse to write a map that does not load (reach, schema coverage)
+        summary += f"; plugin map for '{args.processor}' ({len(args.sets)} set, {len(args.fixed)} fixed)"
+    elif out.exists():
         try:
             existing = json.loads(out.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:

@@ -278,6 +278,18 @@ def inverse_measured_table(value, *, sample_rate: int, table: MeasuredTable, whe
     return float(out) if out.ndim == 0 else out
 
 
+def lsp_knee_from_width(knee_db, *, sample_rate: int):
+    """LSP compressor "Knee" (its display, dB, <= 0) for a soft knee of full width ``knee_db`` (the schema's).
+
+    LSP Plugins' compressor (lsp-dsp-units ``dynamics/Compressor``) takes its knee as a gain
+    ``k <= 1``: the soft region runs from ``threshold * k`` to ``threshold / k``, so its full
+    width in dB is ``-2 * 20 log10 k`` and the display value for a width ``knee_db`` is
+    ``-knee_db / 2`` (0 dB: a hard knee). The static curve through it is checked against the
+    schema's by ``mixbridge plugins check`` on a map that uses it. ``sample_rate`` is unused.
+    """
+    return -0.5 * np.asarray(knee_db, dtype=np.float64) if np.ndim(knee_db) else -0.5 * float(knee_db)
+
+
 @dataclass(frozen=True)
 class Conversion:
     """A named unit conversion: ``func(value, *with_values, sample_rate=...)`` -> display value.
@@ -304,6 +316,12 @@ CONVERSIONS: dict[str, Conversion] = {
         1,
         "RBJ Audio EQ Cookbook band edges; Orfanidis 1997 digital parametric EQ as coded in zam-plugins ZamEQ2",
         refuse=refuse_zameq2_peak_off_rbj,
+    ),
+    "lsp_knee_from_width": Conversion(
+        "lsp_knee_from_width",
+        lsp_knee_from_width,
+        0,
+        "LSP Plugins compressor: knee gain k, soft region threshold*k .. threshold/k (lsp-dsp-units Compressor)",
     ),
     "inverse_measured_table": Conversion(
         "inverse_measured_table",

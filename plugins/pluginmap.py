@@ -12,8 +12,10 @@ holds, for one schema processor (``eq``, ``compressor``, ``reverb``, ``limiter``
 * ``stages``: plugin instances in series. Each stage's ``set`` says which
   plugin parameter (by *name*, never by index) each schema parameter drives,
   with an optional named unit ``convert``\\ sion (:data:`CONVERSIONS`, each with
-  its source); ``fixed`` holds settings that never change (display units, or the
-  display text of a choice).
+  its source) and an optional ``range`` ``[lo, hi]`` (schema units) where the plugin renders
+  only part of the schema's range: values outside it are refused, and data generation samples
+  inside it (:meth:`PluginMap.renderable_range`); ``fixed`` holds settings that never change
+  (display units, or the display text of a choice).
 * ``handled_elsewhere``: schema parameters the plugin does not carry, with who
   applies them (e.g. ``reverb.return_db``: an exact gain applied by the host).
 * ``deterministic`` (default true): false when the plugin's output differs
@@ -104,6 +106,9 @@ class Binding:
     convert: str | None = None
     with_: tuple[str, ...] = ()
     table: MeasuredTable | None = None
+    #: ``(lo, hi)`` in the schema parameter's unit: the part of its range this binding renders, where
+    #: the map declares one (``"range": [lo, hi]``); None: the whole schema range.
+    range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,8 @@ class PluginMap:
                 out[pname] = curve.to_normalised(float(value), where)
         for b in stage.set:
             v = params[b.source]
+            if b.range is not None:
+                _refuse_outside_range(v, b, self.processor, f"{where} {self.processor}.{b.source}")
             if b.convert:
                 conv = CONVERSIONS[b.convert]
                 extra = {"table": b.table, "where": f"{where} {self.processor}.{b.source}"} if conv.needs_table else {}
@@ -211,6 +218,23 @@ class PluginMap:
             out[b.param] = curve.to_normalised(v, f"{where} {self.processor}.{b.source}")
         return out
 
+    def renderable_range(self, param: str) -> tuple[float, float]:
+        """``(lo, hi)`` in real units: the values of schema parameter ``param`` this map renders.
+
+        The schema's range, narrowed by the ``range`` of every binding ``param`` drives (a map
+        declares one where its plugin reaches only part of the schema's range).
+
+        Raises:
+            UnknownParamError: ``param`` is not a parameter of the map's processor.
+        """
+        p = MAP_PROCESSORS[self.processor].param(param)
+        lo, hi = p.min, p.max
+        for st in self.stages:
+            for b in st.set:
+                if b.source == param and b.range is not None:
+                    lo, hi = max(lo, b.range[0]), min(hi, b.range[1])
+        return lo, hi
+
     @property
     def sources(self) -> set[str]:
         """The schema parameters some stage drives."""
@@ -220,6 +244,26 @@ class PluginMap:
 def _require(cond: object, msg: str) -> None:
     if not cond:
         raise PluginMapError(msg)
+
+
+def _refuse_outside_range(value, b: Binding, processor: str, where: str) -> None:
+    """Refuse a schema value outside the ``range`` a binding declares (nothing is clamped).
+
+    Raises:
+        ParamRangeError: naming ``where``, the value and the declared range (``param``,
+            ``value`` and ``reachable`` set, so a render asked to ``--clamp`` can move it).
+    """
+    lo, hi = cast(tuple, b.range)
+    v = np.asarray(value, dtype=np.float64)
+    tol = RANGE_ROUNDOFF * max(hi - lo, 1.0)
+    bad = ~np.isfinite(v) | (v < lo - tol) | (v > hi + tol)
+    if np.any(bad):
+        first = float(v.reshape(-1)[np.argmax(bad.reshape(-1))])
+        unit = MAP_PROCESSORS[processor].param(b.source).unit
+        raise ParamRangeError(
+            f"{where}: {first:g} {unit}".rstrip() + f" is outside the range this map renders, [{lo:g}, {hi:g}] "
+            f"{unit}".rstrip() + " (the binding's 'range'); choose a value inside it, another map, or pass --clamp",
+            param=b.source, value=first, reachable=(float(lo), float(hi)))
 
 
 def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = None) -> PluginMap:
@@ -294,7 +338,13 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
                          f"{sw}: set['{pname}'].with names '{w}', not a parameter of '{proc.name}'")
             _require(pname in spec.curves,
                      f"{sw}: plugin parameter '{pname}' has no measured curve in plugins['{spec.key}']")
-            _require(isinstance(spec.curves[pname], Curve), f"{sw}: '{pname}' is a choice parameter; put it in 'fixed'")
+            chosen = spec.curves[pname]
+            if isinstance(chosen, Choices):
+                raise PluginMapError(
+                    f"{sw}: '{pname}' is a choice parameter (calibration saw only steps: "
+                    f"{', '.join(list(chosen.choices)[:4])}, ...); put it in 'fixed', or, if it is a continuous knob "
+                    f"with a coarse display, re-calibrate with `mixbridge plugins calibrate {spec.identity.name} "
+                    f"--continuous {pname}`")
             table = None
             if conv is not None and CONVERSIONS[conv].needs_table:
                 rt = rb.get("table")
@@ -308,7 +358,18 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
                         f"{sw}: set['{pname}'].table needs 'display' and 'measured' number lists ({e})") from None
                 except PluginMapError as e:
                     raise PluginMapError(f"{sw}: set['{pname}'].table: {e}") from None
-            binds.append(Binding(pname, src, conv, with_, table))
+            brange = None
+            if rb.get("range") is not None:
+                rr = rb["range"]
+                p_src = proc.param(src)
+                try:
+                    brange = (float(rr[0]), float(rr[1]))
+                    ok = len(rr) == 2 and p_src.min <= brange[0] <= brange[1] <= p_src.max
+                except (TypeError, ValueError, IndexError, KeyError):
+                    ok = False
+                _require(ok, f"{sw}: set['{pname}'].range must be [lo, hi] inside {proc.name}.{src}'s "
+                             f"{p_src.range_text()}, lo <= hi")
+            binds.append(Binding(pname, src, conv, with_, table, brange))
         fixed: dict[str, float | str] = {}
         for pname, val in (rs.get("fixed") or {}).items():
             _require(pname in spec.curves, f"{sw}: fixed '{pname}' has no measured curve in plugins['{spec.key}']")
@@ -369,8 +430,9 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
     _require(not both, f"{where}: {', '.join(both)} are both driven and 'handled_elsewhere'")
     check_reach(pm, where)
     # fixed values must be reachable too: evaluate once at the schema defaults
-    for st in pm.stages:
-        pm.stage_values(st, proc.defaults(), 48000)
+    at = {k: min(max(v, pm.renderable_range(k)[0]), pm.renderable_range(k)[1]) for k, v in proc.defaults().items()}
+    for st in pm.stages:  # (the defaults moved into a binding's declared range, where it has one)
+        pm.stage_values(st, at, 48000)
     return pm
 
 
@@ -378,26 +440,100 @@ def map_from_dict(data: Mapping[str, Any], name: str = "", path: Path | None = N
 REACH_SAMPLE_RATES = (44100, 48000)
 #: Interior points per schema range :func:`check_reach` evaluates besides the bounds.
 REACH_POINTS = 9
+#: Points over the schema range at which a refusal works out the part a binding does reach.
+REACHABLE_SEARCH_POINTS = 257
 
 
-def _reach_grid(p) -> np.ndarray:
-    if p.scale == "log" and p.min > 0:
-        return np.geomspace(p.min, p.max, REACH_POINTS)
-    return np.linspace(p.min, p.max, REACH_POINTS)
+def _reach_grid(p, lo: float | None = None, hi: float | None = None, points: int = REACH_POINTS) -> np.ndarray:
+    lo = p.min if lo is None else lo
+    hi = p.max if hi is None else hi
+    if p.scale == "log" and lo > 0:
+        return np.geomspace(lo, hi, points)
+    return np.linspace(lo, hi, points)
+
+
+def _reach_fix(b: Binding, reach: tuple[float, float] | None, unit: str) -> str:
+    """The fixes a reach refusal names: a conversion, a declared ``range``, or another plugin."""
+    fixes = []
+    if b.convert is None:
+        fixes.append(f"give set['{b.param}'] a 'convert' from the schema's unit to the plugin's (one of "
+                     f"{', '.join(CONVERSIONS)})")
+    if reach is not None:
+        fixes.append(f"declare the part it renders with \"range\": [{reach[0]:.4g}, {reach[1]:.4g}] on "
+                     f"set['{b.param}'] (renders then refuse values outside it, and `datagen` samples inside it "
+                     "and says so)")
+    fixes.append("map another plugin")
+    return "; " + ", ".join(fixes[:-1]) + (", or " if len(fixes) > 1 else "") + fixes[-1]
+
+
+def _reachable_part(b: Binding, p, with_params: Sequence, curve: Curve,
+                    table: MeasuredTable | None) -> tuple[float, float] | None:
+    """The interval of ``p``'s values (its binding range or schema range) the binding renders, or None.
+
+    Evaluated on :data:`REACHABLE_SEARCH_POINTS` points at each of :data:`REACH_SAMPLE_RATES` and each
+    combination of the ``with`` parameters' grids; the interval around the longest run of good points.
+    """
+    import itertools
+
+    lo0, hi0 = b.range if b.range is not None else (p.min, p.max)
+    xs = _reach_grid(p, lo0, hi0, REACHABLE_SEARCH_POINTS)
+    ok = np.ones(len(xs), dtype=bool)
+    tol = RANGE_ROUNDOFF * (curve.hi - curve.lo)
+    if b.convert is None:
+        ok &= (xs >= curve.lo - tol) & (xs <= curve.hi + tol)
+    else:
+        conv = CONVERSIONS[b.convert]
+        if conv.needs_table and table is not None:
+            tlo, thi = table.reach
+            ok &= (xs >= tlo) & (xs <= thi)
+        withs = [_reach_grid(w) for w in with_params]
+        for sr in REACH_SAMPLE_RATES:
+            for combo in itertools.product(*withs) if withs else [()]:
+                for k, x in enumerate(xs):
+                    if not ok[k]:
+                        continue
+                    try:
+                        extra = {"table": table, "where": ""} if conv.needs_table else {}
+                        d = float(conv.func(x, *combo, sample_rate=sr, **extra))
+                    except (ParamRangeError, ValueError):
+                        ok[k] = False
+                        continue
+                    ok[k] = curve.lo - tol <= d <= curve.hi + tol
+    if not ok.any():
+        return None
+    best, start = (0, 0), None
+    for k, good in enumerate(list(ok) + [False]):
+        if good and start is None:
+            start = k
+        elif not good and start is not None:
+            if k - start > best[1] - best[0]:
+                best = (start, k)
+            start = None
+    return float(xs[best[0]]), float(xs[best[1] - 1])
+
+
+def _reach_error(text: str, b: Binding, p, with_params: Sequence, curve: Curve) -> PluginMapError:
+    """The reach refusal: ``text``, the part of the schema range the binding renders, and the fixes."""
+    reach = _reachable_part(b, p, with_params, curve, b.table)
+    part = (f"; of {b.source} it renders only [{reach[0]:.4g}, {reach[1]:.4g}] {p.unit}".rstrip()
+            if reach is not None else f"; it renders no value of {b.source}")
+    return PluginMapError(text + part + _reach_fix(b, reach, p.unit))
 
 
 def check_reach(pm: PluginMap, where: str = "") -> None:
-    """Refuse a map whose plugins cannot reach a schema parameter's whole range.
+    """Refuse a map whose plugins cannot reach a schema parameter's whole range (or its declared ``range``).
 
-    For each ``set`` binding, the schema parameter's range (its bounds and
-    :data:`REACH_POINTS` points between them; for a conversion with ``with``
+    For each ``set`` binding, the schema parameter's range (or the binding's ``range``: its
+    bounds and :data:`REACH_POINTS` points between them; for a conversion with ``with``
     parameters, every combination of their grids, at each of :data:`REACH_SAMPLE_RATES`)
     is converted to the plugin's display unit and must lie inside the plugin
     parameter's measured curve (or a measured table's range).
 
     Raises:
-        PluginMapError: naming the schema parameter, its range, the plugin parameter and
-            the range the plugin reaches (in the schema's unit where it is known).
+        PluginMapError: naming the schema parameter, its range, the plugin parameter, the range
+            the plugin reaches (in its display unit and as the part of the schema range it
+            renders) and the fixes: a ``convert``, a declared ``range`` on the binding (datagen
+            then samples inside it), or another plugin.
     """
     import itertools
 
@@ -407,28 +543,28 @@ def check_reach(pm: PluginMap, where: str = "") -> None:
         spec = pm.plugins[st.plugin]
         for b in st.set:
             p = proc.param(b.source)
+            lo0, hi0 = b.range if b.range is not None else (p.min, p.max)
             curve = cast(Curve, spec.curves[b.param])  # map_from_dict refuses a 'set' on a choice parameter
-            head = (f"{label} stages[{si}]: {pm.processor}.{b.source} spans [{p.min:g}, {p.max:g}] {p.unit}".rstrip()
+            spans = "its declared range" if b.range is not None else "spans"
+            head = (f"{label} stages[{si}]: {pm.processor}.{b.source} {spans} [{lo0:g}, {hi0:g}] {p.unit}".rstrip()
                     + f", but plugin parameter '{b.param}' of {spec.identity.name}")
+            withs = [proc.param(w) for w in b.with_]
+
             if b.convert is None:
                 slack = RANGE_ROUNDOFF * (curve.hi - curve.lo)
-                if p.min < curve.lo - slack or p.max > curve.hi + slack:
-                    raise PluginMapError(
-                        f"{head} reaches only [{curve.lo:g}, {curve.hi:g}] {curve.unit}".rstrip()
-                        + "; re-calibrate on a plugin build with the full range, or map another plugin"
-                    )
+                if lo0 < curve.lo - slack or hi0 > curve.hi + slack:
+                    raise _reach_error(head + f" reaches only [{curve.lo:g}, {curve.hi:g}] {curve.unit}".rstrip(),
+                                       b, p, withs, curve)
                 continue
             conv = CONVERSIONS[b.convert]
             if conv.needs_table:
                 table = cast(MeasuredTable, b.table)  # map_from_dict reads one for every needs_table convert
                 lo, hi = table.reach
                 tol = RANGE_ROUNDOFF * (hi - lo)
-                if p.min < lo - tol or p.max > hi + tol:
-                    raise PluginMapError(
-                        f"{head} reaches only [{lo:g}, {hi:g}] {table.unit} (its measured table)".rstrip()
-                        + "; measure the plugin over a wider setting range, or map another plugin"
-                    )
-            grids = [_reach_grid(p)] + [_reach_grid(proc.param(w)) for w in b.with_]
+                if lo0 < lo - tol or hi0 > hi + tol:
+                    raise _reach_error(head + f" reaches only [{lo:g}, {hi:g}] {table.unit} (its measured table)"
+                                       .rstrip(), b, p, withs, curve)
+            grids = [_reach_grid(p, lo0, hi0)] + [_reach_grid(proc.param(w)) for w in b.with_]
             for sr in REACH_SAMPLE_RATES:
                 for combo in itertools.product(*grids):
                     extra = {"table": b.table, "where": head} if conv.needs_table else {}
@@ -436,8 +572,7 @@ def check_reach(pm: PluginMap, where: str = "") -> None:
                     tol = RANGE_ROUNDOFF * (curve.hi - curve.lo)
                     if not (curve.lo - tol <= d <= curve.hi + tol):
                         with_txt = "".join(f", {w} = {c:g}" for w, c in zip(b.with_, combo[1:]))
-                        raise PluginMapError(
-                            f"{head} reaches only [{curve.lo:g}, {curve.hi:g}] {curve.unit}".rstrip()
-                            + f": convert '{b.convert}' gives {d:g} for {b.source} = {combo[0]:g}{with_txt} "
-                            f"at {sr} Hz; narrow the schema use or map another plugin"
-                        )
+                        raise _reach_error(
+                            head + f" reaches only [{curve.lo:g}, {curve.hi:g}] {curve.unit}".rstrip()
+                            + f": convert '{b.convert}' gives {d:g} for {b.source} = {combo[0]:g}{with_txt} at {sr} Hz",
+                            b, p, withs, curve)

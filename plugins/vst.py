@@ -313,6 +313,17 @@ class VstBackend(Backend):
         self._paths[ident.file] = hit[0].path
         return hit[0].path
 
+    def renderable_range(self, processor: str, param: str) -> tuple[float, float]:
+        """``(lo, hi)``: the schema range, narrowed by the ``range`` a map's bindings declare
+        (:meth:`~.pluginmap.PluginMap.renderable_range`).
+
+        Raises:
+            UnknownParamError: an unknown processor or parameter name.
+        """
+        if processor in self.maps:
+            return self.maps[processor].renderable_range(param)
+        return super().renderable_range(processor, param)
+
     def check_renderable(self, processor: str, params: Mapping[str, float], *, label: str = "") -> None:
         """Evaluate the plugin map for ``params`` (no audio): raises what :meth:`process` would refuse."""
         if processor not in self.maps:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DatagenFailuresError
 from .format import Dataset, distinct_reasons, reason_key
 from .job import Example
 
@@ -32,6 +33,9 @@ MAX_REASONS_SHOWN = 5
 RETRY_KINDS = ("crash", "timeout")
 #: Attempts per example in all (the first and one retry).
 MAX_ATTEMPTS = 2
+#: A run whose first this-many resolved examples all failed stops there (a map that cannot render,
+#: a plugin that does not load): running the rest would only repeat the failure. 0 never stops early.
+EARLY_STOP_FAILURES = 5
 
 
 @dataclass
@@ -63,6 +67,9 @@ class RunSummary:
     #: Committed shards found missing or corrupt at the start of the run and generated again
     #: (``"shard: why"``).
     regenerated: list = field(default_factory=list)
+    #: ``{"processor.param": [lo, hi]}``: parameters sampled inside the part of their schema range the
+    #: backend renders (the config's ``renderable_ranges``; a map's declared ``range``), said in the summary.
+    sampled_ranges: dict = field(default_factory=dict)
 
     @property
     def n_failed(self) -> int:
@@ -86,6 +93,9 @@ class RunSummary:
                          + "; ".join(self.regenerated[:MAX_REASONS_SHOWN])
                          + (f"; and {len(self.regenerated) - MAX_REASONS_SHOWN} more"
                             if len(self.regenerated) > MAX_REASONS_SHOWN else ""))
+        for k, (lo, hi) in sorted(self.sampled_ranges.items()):
+            lines.append(f"  {k}: sampled in [{lo:g}, {hi:g}] only, the part of its schema range the backend "
+                         "renders (see `datagen info`)")
         if self.retried:
             lines.append(f"  retried: {self.retried} example(s) whose worker was killed or timed out; "
                          f"{self.retried_ok} succeeded on the second attempt (both attempts in manifest.jsonl)")
@@ -138,8 +148,13 @@ class Collector:
 
     MAX_PENDING_COMMITS = 2
 
-    def __init__(self, ds: Dataset, units: Iterable[tuple[int, int, list[int]]], summary: RunSummary, bar: Any):
+    def __init__(self, ds: Dataset, units: Iterable[tuple[int, int, list[int]]], summary: RunSummary, bar: Any,
+                 *, early_stop_failures: int = EARLY_STOP_FAILURES):
         self.ds, self.summary, self.bar = ds, summary, bar
+        self.early_stop_failures = int(early_stop_failures)
+        #: Set once the first ``early_stop_failures`` results all failed; :meth:`add` raises it from then on.
+        self.stop_error: DatagenFailuresError | None = None
+        self._first_failure = ""
         self.by_index: dict[int, _Unit] = {}
         self.notice_counts: dict[str, int] = {}
         self.reason_keys: set[str] = set()
@@ -185,7 +200,12 @@ class Collector:
 
         Raises:
             DiskFullError: a pending commit ran out of space (raised here, at the next result).
+            DatagenFailuresError: the run's first ``early_stop_failures`` examples all failed
+                (:data:`EARLY_STOP_FAILURES`; raised again at every later result, so an executor that
+                catches it around a call still stops at the next one); names the first failure.
         """
+        if self.stop_error is not None:
+            raise self.stop_error
         for n in notices:
             key = reason_key(n)
             if key not in self.notice_counts:
@@ -217,6 +237,8 @@ class Collector:
                 rec["attempts"] = [first, {"kind": kind, "message": message}]
             u.failures.append(rec)
             self.summary.failures[kind] = self.summary.failures.get(kind, 0) + 1
+            if not self._first_failure:
+                self._first_failure = f"{kind}: {message}"
             if len(self.summary.failure_reasons) < MAX_REASONS_SHOWN:
                 for r in distinct_reasons([{"kind": kind, "message": message}], MAX_REASONS_SHOWN, self.reason_keys):
                     self.summary.failure_reasons.append(r)
@@ -228,4 +250,20 @@ class Collector:
         if not u.pending:
             self._reap(self.MAX_PENDING_COMMITS - 1)
             self._pending.append(self._pool.submit(self._commit, u))
+        if (self.early_stop_failures and self.summary.examples_ok == 0 and self.by_index
+                and self.summary.n_failed >= self.early_stop_failures):  # (none left: the run's end decides)
+            self.stop_error = self._early_stop()
+            raise self.stop_error
         return False
+
+    def _early_stop(self) -> DatagenFailuresError:
+        """The error that stops a run whose first examples all failed (the summary is attached by the runner)."""
+        s = self.summary
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.failures.items()))
+        err = DatagenFailuresError(
+            f"{s.root}: the first {s.n_failed} examples of this run all failed ({kinds}), so the run stopped "
+            f"instead of rendering the other {s.n_requested - s.already_done - s.n_failed}; first failure: "
+            f"{self._first_failure}. Fix the cause and rerun the same command (add --force when the fix changes the "
+            "plugin map or the options: the folder then holds another configuration, and --force discards it)")
+        err.summary = s
+        return err

@@ -25,7 +25,9 @@ An example the backend refuses (``ParamRangeError``) or renders with another val
 than requested (a notice during its render) fails as ``unrenderable``
 (:func:`~.workers.render_one`), so no stored label differs from what was rendered. A run in
 which every example, or more than ``max_failure_fraction`` of them, failed raises
-:class:`DatagenFailuresError` after committing, with the first distinct reasons.
+:class:`DatagenFailuresError` after committing, with the first distinct reasons; a run whose
+first :data:`~.results.EARLY_STOP_FAILURES` examples all failed stops there with it, naming the
+first failure (a map that cannot render fails every example alike).
 
 Workers die with the parent (``PR_SET_PDEATHSIG``), so ``kill -9`` of the parent
 leaves no orphans; rerunning the same command resumes from the manifest, reading the
@@ -48,7 +50,7 @@ from typing import Any
 
 from .errors import DatagenConfigError, DatagenFailuresError, DatagenTerminated
 from .format import DEFAULT_MAX_FAILURE_FRACTION, Dataset
-from .results import MAX_REASONS_SHOWN, Collector, RunSummary
+from .results import EARLY_STOP_FAILURES, MAX_REASONS_SHOWN, Collector, RunSummary
 from .workers import run_inline, run_local
 
 #: Default per-example time limit: a real-plugin render of a few seconds takes well under 1 s.
@@ -90,7 +92,8 @@ def example_duration_s(config: Mapping[str, Any]) -> float:
 def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S,
              executor: str = "local", address: str | None = None, progress: bool = True,
              faults: Mapping[Any, str] | None = None,
-             max_failure_fraction: float | None = None, force: bool = False) -> RunSummary:
+             max_failure_fraction: float | None = None, force: bool = False,
+             early_stop_failures: int | None = None) -> RunSummary:
     """Generate (or resume) the dataset ``config`` describes into ``out``.
 
     Args:
@@ -104,6 +107,9 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
         max_failure_fraction: the run fails when more than this fraction of the examples it
             rendered failed, or all of them (0..1; None: :data:`~.format.DEFAULT_MAX_FAILURE_FRACTION`).
         force: discard a dataset of another configuration or source in ``out`` and start over.
+        early_stop_failures: stop the run when its first this-many examples all failed (0: never;
+            None: :data:`~.results.EARLY_STOP_FAILURES`): a map that cannot render, a plugin that does
+            not load, fails every example alike, so the rest would only repeat it.
 
     A resumed run first checks every committed shard (size, sha256, side files): shards found
     missing or corrupt are dropped from the manifest and generated again (the data is
@@ -117,7 +123,9 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
     Raises:
         DatagenFailuresError: every example of the run failed, or more than ``max_failure_fraction``;
             raised after everything was committed; the message lists the first distinct reasons
-            and ``e.summary`` is the :class:`RunSummary`.
+            and ``e.summary`` is the :class:`RunSummary`. Also raised as soon as the run's first
+            ``early_stop_failures`` examples all failed, naming the first failure (complete shards are
+            committed; the unfinished ones are rendered again by a rerun).
         DatasetConfigMismatchError: ``out`` holds another configuration (``SourceChangedError``:
             its source files differ by content, named).
         DatagenConfigError: an option out of range (named with its limit).
@@ -140,12 +148,18 @@ def generate(config: Mapping[str, Any], out: str | Path, *, workers: int = 1, ti
         max_failure_fraction = DEFAULT_MAX_FAILURE_FRACTION
     if not 0.0 <= max_failure_fraction <= 1.0:  # also refuses NaN
         raise DatagenConfigError(f"--max-failure-fraction {max_failure_fraction:g} is outside [0, 1]")
+    if early_stop_failures is None:
+        early_stop_failures = EARLY_STOP_FAILURES
+    if isinstance(early_stop_failures, bool) or not isinstance(early_stop_failures, int) or early_stop_failures < 0:
+        raise DatagenConfigError(f"--stop-after-failures {early_stop_failures!r}: give a whole number >= 0 (0: never "
+                                 f"stop early; default {EARLY_STOP_FAILURES})")
     config = dict(config)
     ds = Dataset.create_or_open(out, config, force=force)
     ds.lock()
     try:
         with _sigterm_as_interrupt():
-            summary = _generate(ds, config, workers, timeout_s, executor, address, progress, faults)
+            summary = _generate(ds, config, workers, timeout_s, executor, address, progress, faults,
+                                early_stop_failures)
     finally:
         ds.unlock()
     check_failures(summary, max_failure_fraction)
@@ -193,13 +207,14 @@ def check_failures(summary: RunSummary, max_failure_fraction: float = DEFAULT_MA
     err = DatagenFailuresError(
         f"{summary.root}: {n_fail} of the {attempted} examples this run rendered failed ({kinds}; {limit}); "
         f"first reasons: {reasons}. The failures are recorded in manifest.jsonl (a worker killed by a signal or "
-        "a timeout was retried once; others are not): fix the cause, then generate into a new folder")
+        "a timeout was retried once; others are not): fix the cause, then generate into a new folder, or rerun "
+        "with --force to discard this one")
     err.summary = summary
     raise err
 
 
 def _generate(ds: Dataset, config: dict, workers: int, timeout_s: float, executor: str, address: str | None,
-              progress: bool, faults) -> RunSummary:
+              progress: bool, faults, early_stop_failures: int = EARLY_STOP_FAILURES) -> RunSummary:
     n = int(config["n"])
     damaged = [(rec, why) for rec in ds.records for why in [ds.record_problem(rec)] if why]
     if damaged:  # deterministic data: drop the records and render their indices again
@@ -210,13 +225,14 @@ def _generate(ds: Dataset, config: dict, workers: int, timeout_s: float, executo
     already = len(done & set(range(n)))
     summary = RunSummary(str(ds.root), ds.config["kind"], executor, workers, n, already)
     summary.regenerated = [why for _, why in damaged]
+    summary.sampled_ranges = dict(ds.config.get("renderable_ranges") or {})
     bar = None
     if progress and indices:
         from tqdm import tqdm
 
         bar = tqdm(total=n, initial=already, unit="ex", desc=f"datagen {ds.config['kind']}", file=sys.stderr,
                    dynamic_ncols=True)
-    collector = Collector(ds, units, summary, bar)
+    collector = Collector(ds, units, summary, bar, early_stop_failures=early_stop_failures)
     t0 = time.perf_counter()
     try:
         if not indices:

@@ -17,7 +17,7 @@ import numpy as np
 
 from mixbridge.checksum import sha256_bytes
 
-from .errors import DatasetIntegrityError
+from .errors import DatagenConfigError, DatasetIntegrityError
 from .format import DEFAULT_MAX_FAILURE_FRACTION, SHARD_DIR, Dataset, distinct_reasons, legacy_problem
 
 
@@ -36,12 +36,22 @@ class VerifyReport:
     #: Recorded failures by kind, and the first distinct reasons (``"kind: message"``).
     failures_by_kind: dict = field(default_factory=dict)
     failure_reasons: list = field(default_factory=list)
+    #: The limit the failure rate was checked against (0..1).
+    max_failure_fraction: float = DEFAULT_MAX_FAILURE_FRACTION
+
+    @property
+    def failure_rate(self) -> float:
+        """Recorded failures over the generated (covered) indices, 0..1 (0.0 when nothing was generated)."""
+        covered = self.n_examples + self.n_failures
+        return self.n_failures / covered if covered else 0.0
 
     def text(self) -> str:
         """The report for people: one summary line, then one line per problem, failure reason and warning."""
         fails = ", ".join(f"{k} {v}" for k, v in sorted(self.failures_by_kind.items()))
+        rate = (f" = {self.failure_rate:.1%} of the generated indices (allowed {self.max_failure_fraction:.0%})"
+                if self.n_failures else "")
         lines = [f"{self.root}: {'OK' if self.ok else 'FAILED'} - {self.n_examples} examples, "
-                 f"{self.n_failures} recorded failures{f' ({fails})' if fails else ''}, "
+                 f"{self.n_failures} recorded failures{f' ({fails})' if fails else ''}{rate}, "
                  f"{len(self.missing)} of {self.n_expected} indices missing"]
         lines += [f"  problem: {p}" for p in self.problems]
         lines += [f"  failure reason: {r}" for r in self.failure_reasons]
@@ -68,9 +78,14 @@ def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = Tru
 
     Raises:
         DatasetFormatError: not a dataset.
+        DatagenConfigError: ``max_failure_fraction`` outside [0, 1].
     """
     if max_failure_fraction is None:
         max_failure_fraction = DEFAULT_MAX_FAILURE_FRACTION
+    if not 0.0 <= max_failure_fraction <= 1.0:  # also refuses NaN
+        raise DatagenConfigError(f"--max-failure-fraction {max_failure_fraction:g} is outside [0, 1]; give the "
+                                 f"largest fraction of failed examples a good dataset may hold (default "
+                                 f"{DEFAULT_MAX_FAILURE_FRACTION:g})")
     ds = Dataset.open(root, legacy=True)
     problems: list[str] = []
     warnings: list[str] = []
@@ -140,7 +155,7 @@ def verify(root: str | Path, *, allow_incomplete: bool = False, deep: bool = Tru
         problems.append(f"{n_fail} of {covered} generated indices are recorded failures ({limit}); see the "
                         "failure reasons below")
     return VerifyReport(ds.root, not problems, problems, warnings[:20], n_ex, n_fail, ds.n, missing, by_kind,
-                        distinct_reasons(failures, 5))
+                        distinct_reasons(failures, 5), float(max_failure_fraction))
 
 
 def info(root: str | Path) -> dict:

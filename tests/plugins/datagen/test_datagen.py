@@ -601,7 +601,8 @@ def test_an_all_failing_job_exits_non_zero_and_verify_reports_it(stems, tmp_path
     with pytest.raises(DatagenFailuresError, match=r"12 of the 12 examples this run rendered failed \(error 12; "
                                                    r"no example succeeded\); first reasons: error: RuntimeError: "
                                                    r"injected processor error at example \d+\.") as e:
-        generate(_cfg(stems), tmp_path / "all", workers=1, progress=False, faults={"*": "error"})
+        generate(_cfg(stems), tmp_path / "all", workers=1, progress=False, faults={"*": "error"},
+                 early_stop_failures=0)  # run them all (the early stop: tests/plugins/datagen/test_runner_failures.py)
     assert e.value.summary.failures == {"error": 12}
     assert e.value.summary.failure_reasons == ["error: RuntimeError: injected processor error at example 0"]
     report = verify(tmp_path / "all")

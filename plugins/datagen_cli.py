@@ -1,4 +1,4 @@
-"""The ``mixbridge datagen`` command group: effect | demaster | mixes | composer | verify | info.
+"""The ``mixbridge datagen`` command group: effect | demaster | premaster | mixes | composer | verify | info.
 
 Thin handlers over :mod:`mixbridge.plugins.datagen` (STYLE.md point 12); at registration
 only the standard library, :mod:`mixbridge.cli_options` and the backend registry
@@ -97,6 +97,11 @@ def _add_common(p: argparse.ArgumentParser, *, default_n: int) -> None:
     add_quiet(p, help="no progress bar and no end-of-run summary (errors are still printed)")
     _max_failures(p, "the run fails (exit 2, the first distinct reasons listed) when all its examples, or more "
                      "than this fraction of them, failed")
+    from mixbridge.plugins.datagen.results import EARLY_STOP_FAILURES
+
+    p.add_argument("--stop-after-failures", type=int, default=None, metavar="N",
+                   help=f"stop when the run's first N examples all failed, naming the first failure (0: never; "
+                        f"default {EARLY_STOP_FAILURES})")
 
 
 def _max_failures(p: argparse.ArgumentParser, what: str) -> None:
@@ -121,7 +126,8 @@ def _run(config: dict, args: argparse.Namespace) -> int:
     try:
         summary = generate(config, args.output, workers=args.workers, timeout_s=args.timeout_s,
                            executor=args.executor, address=args.address, progress=not args.quiet,
-                           max_failure_fraction=args.max_failure_fraction, force=args.force)
+                           max_failure_fraction=args.max_failure_fraction, force=args.force,
+                           early_stop_failures=getattr(args, "stop_after_failures", None))
     except BaseException as e:
         stopped = getattr(e, "summary", None)
         if stopped is not None:
@@ -166,6 +172,15 @@ def _demaster(args: argparse.Namespace) -> int:
                              backend_options=options, processors=procs, clip_s=args.clip_s,
                              sample_rate=args.sample_rate, seed=args.seed, n=args.n, param_specs=args.param,
                              images=not args.no_images, shard_size=args.shard_size)
+    return _run(config, args)
+
+
+def _premaster(args: argparse.Namespace) -> int:
+    """``datagen premaster``: :func:`~mixbridge.plugins.datagen.premaster.premaster_config`, then generate."""
+    from mixbridge.plugins.datagen.premaster import premaster_config
+
+    config = premaster_config(args.source, split_counts=args.split_counts, hard=args.hard, clip_s=args.clip_s,
+                              sample_rate=args.sample_rate, seed=args.seed, shard_size=args.shard_size)
     return _run(config, args)
 
 
@@ -234,7 +249,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``datagen`` and its subcommands to the top CLI's ``sub`` (``mixbridge datagen --help``)."""
-    g = sub.add_parser("datagen", help="generate training data from real plugins (effect, demaster, mixes)",
+    g = sub.add_parser("datagen", help="generate training data from real plugins (effect, demaster, premaster, mixes)",
                        description="Generate paired training data; rerun the same command to resume.")
     gs = g.add_subparsers(dest="datagen_command", metavar="SUBCOMMAND")
     g.set_defaults(func=lambda a: (g.print_help(), EXIT_USAGE)[1])
@@ -264,6 +279,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_generator_tail(p, default_n=500, clip_s=5.0,
                         backend_help="--mode plugins only: default builtin, or vst with --plugin")
     p.set_defaults(func=_demaster)
+
+    p = gs.add_parser("premaster", help="pre-master/master pairs the master bus inverts exactly, the inverse "
+                                        "master-bus parameters as the label",
+                      description="Degrade clips of finished masters by expansion, EQ (+-6 dB) and level (pre-masters "
+                                  "at -30..-18 LUFS, peaks <= -3 dBFS); each example stores the master bus parameters "
+                                  "that undo it. Split by album; rerun the same command to resume.")
+    add_output(p, metavar="DATASET", help="dataset folder (created, or resumed)")
+    p.add_argument("--source", default=None, metavar="MASTERS_DIR",
+                   help="folder of your own finished stereo masters, one folder per album (default: the shipped "
+                        "catalogue of Debian game soundtracks, split by album)")
+    p.add_argument("--split-counts", default=None, metavar="train=N,val=N,test=N",
+                   help="examples per split (default train=480,val=60,test=120; a split not named gets 0)")
+    p.add_argument("--hard", action="store_true",
+                   help="the hard set: also add reverb and/or echo (not invertible; flagged per example, the label "
+                        "stays the invertible part)")
+    p.add_argument("--clip-s", type=float, default=8.0, help="clip length in seconds (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed; example i draws from (seed, i) (default 0)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="sample rate of the dataset in Hz (default 44100)")
+    p.add_argument("--shard-size", type=int, default=None, help="examples per shard (default 16)")
+    add_workers(p, default=1, old=(), help="worker processes (0 = in-process, no isolation; Ray: tasks in "
+                                           "flight; default 1)")
+    add_timeout_s(p, default=TIMEOUT_S_HELP, help=f"per-example time limit in seconds (default {TIMEOUT_S_HELP:g})")
+    add_executor(p)
+    p.add_argument("--address", default=None, help="--executor ray: Ray address, auto or HOST:PORT")
+    p.add_argument("--force", action="store_true", help="discard a dataset of another configuration or source "
+                                                        "in the output folder and start over")
+    add_quiet(p, help="no progress bar and no end-of-run summary (errors are still printed)")
+    _max_failures(p, "the run fails (exit 2) when all its examples, or more than this fraction of them, failed")
+    p.set_defaults(func=_premaster)
 
     p = gs.add_parser("mixes", help="random console sessions of multitracks and their rendered mixes")
     p.add_argument("--multitracks", required=True, metavar="DIR", help="folder of songs (one stem folder each)")

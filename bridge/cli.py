@@ -26,6 +26,11 @@ from mixbridge.cli_options import EXIT_FAILED, EXIT_OK, add_duration_s, add_outp
 
 from .profiles import profile_names
 
+#: ``--master-model`` and ``--master-worker`` choices (as :data:`mixbridge.bridge.live_master.MASTER_MODELS`
+#: and ``WORKERS``, kept here so ``mixbridge --help`` imports no numpy; a test keeps them equal).
+MASTER_MODEL_NAMES = ("learned", "rules")
+MASTER_WORKERS = ("process", "thread")
+
 if TYPE_CHECKING:
     from .live import LiveBus
     from .live_summary import LiveSummary
@@ -56,6 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-query", action="store_true",
                    help="send without asking the DAW for its tracks (for DAWs whose feedback is not set up): "
                         "tracks are addressed in session order and plugins at their default slots")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the verification pass that reads the DAW's state back after the push and prints the "
+                        "largest error per parameter")
     p.set_defaults(func=_push)
 
     p = subparsers.add_parser("pull", help="read a DAW's mixer state back into a session file")
@@ -73,8 +81,9 @@ def register(subparsers) -> None:
                    help="match session tracks to DAW tracks by name (default, like push) or by order")
     p.add_argument("--rate-hz", type=float, default=100.0, help="curve sampling rate (default 100 Hz)")
     p.add_argument("--max-msgs-per-s", type=float, default=2000.0, help="rate limit over all parameters")
-    p.add_argument("--bundles", choices=("auto", "on", "off"), default="auto",
-                   help="timetagged bundles (auto: where the DAW honours them, i.e. Ardour)")
+    p.add_argument("--bundles", choices=("on", "off"), default="off",
+                   help="timetagged bundles, each tick 20 ms ahead, ending with a plain flush of every last value "
+                        "(default off: plain messages at their due time, which Ardour applies on arrival)")
     p.add_argument("--dry-run", action="store_true", help="print the thinned schedule; send nothing")
     p.set_defaults(func=_automate)
 
@@ -100,6 +109,29 @@ def register(subparsers) -> None:
     p.add_argument("--proxy-param", action="append", default=[], metavar="PROCESSOR.PARAM=VALUE",
                    help="initial proxy parameter in real units (repeatable)")
     p.add_argument("--lookahead-ms", type=float, default=None, help="limiter look-ahead in ms (default 1.5)")
+    p.add_argument("--ceiling-dbtp", type=float, default=None, metavar="DBTP",
+                   help="the limiter's true-peak ceiling (default: the session's, else -1 dBTP)")
+    g = p.add_argument_group("adaptive mastering (--master-model; see mixbridge.bridge.live_master)")
+    g.add_argument("--master-model", choices=MASTER_MODEL_NAMES, default=None,
+                   help="run a mastering model over a sliding window of the bus's audio and glide the master chain "
+                        "toward its prediction (learned: the ONNX model, torch-free; rules: the rules masterer); "
+                        "default off: the session's fixed chain")
+    g.add_argument("--master-worker", choices=MASTER_WORKERS, default="process",
+                   help="run the model in a worker process (default: the audio callback never waits for the "
+                        "interpreter lock while it computes) or in a thread of the bus (measured: more xruns)")
+    g.add_argument("--master-onnx", default=None, metavar="PATH",
+                   help="the learned model's ONNX export (default: the shipped one)")
+    g.add_argument("--target-lufs", type=float, default=None, metavar="LUFS",
+                   help="loudness target the model's gain solve aims at (default: the session's, else -14 LUFS; "
+                        "OSC /mixbridge/param/loudness/target_lufs changes it live)")
+    g.add_argument("--master-window-s", type=float, default=6.0, metavar="S",
+                   help="sliding window the model reads, 3-10 s (default 6)")
+    g.add_argument("--master-hop-s", type=float, default=1.0, metavar="S",
+                   help="how often the model runs on the latest window (default every 1 s)")
+    g.add_argument("--master-max-rate-db-per-s", type=float, default=6.0, metavar="DB_PER_S",
+                   help="fastest glide of gains, thresholds, knee and makeup (default 6 dB/s)")
+    g.add_argument("--master-max-rate-oct-per-s", type=float, default=1.0, metavar="OCT_PER_S",
+                   help="fastest glide of ratio, times, frequencies and Q, in octaves per second (default 1)")
     p.add_argument("--auto-connect", action="store_true",
                    help="connect the physical capture ports to the inputs and the outputs to the physical playback")
     add_duration_s(p, default=None, help="stop after this many seconds (default: run until SIGINT/SIGTERM)")
@@ -107,14 +139,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=_live)
 
 
-def _print_plan_notes(plan, out: TextIO) -> None:
+def _print_plan_notes(plan, out: TextIO, *, quiet: bool = False) -> None:
+    """The plan's unmatched tracks, not-sent values, clamps and notices; ``quiet`` folds the master bus's
+    not-sent lines (every master parameter a DAW cannot carry) into one line."""
     m = plan.match
     if m.unmatched_session:
         print(f"unmatched session tracks ({len(m.unmatched_session)}): {', '.join(m.unmatched_session)}", file=out)
     if m.unmatched_daw:
         print(f"DAW tracks without a session track ({len(m.unmatched_daw)}): {', '.join(m.unmatched_daw)}", file=out)
+    master = [u for u in plan.unmapped if u.startswith("master.")]
     for u in plan.unmapped:
-        print(f"not sent: {u}", file=out)
+        if not (quiet and u.startswith("master.")):
+            print(f"not sent: {u}", file=out)
+    if quiet and master:
+        print(f"not sent: {len(master)} master-bus parameters (without -q each is listed)", file=out)
     for c in plan.clamped:
         print(f"clamped: {c}", file=out)
     for n in plan.notices:
@@ -136,7 +174,7 @@ def _push(args) -> int:
     session = load(args.session)
     if args.no_query and not args.dry_run:
         rep = push_blind(session, args.daw, host=args.host, port=args.port, clamp=args.clamp)
-        _print_plan_notes(rep.plan, sys.stdout)
+        _print_plan_notes(rep.plan, sys.stdout, quiet=args.quiet)
         if not args.quiet:
             print(f"sent {rep.sent} messages for {len(rep.plan.strips)} tracks to {args.daw} at {args.host} "
                   f"without querying it, in {rep.elapsed_s * 1000:.1f} ms; {_master_summary(rep.plan)}")
@@ -150,12 +188,15 @@ def _push(args) -> int:
         print(f"# {len(plan.messages)} messages for {len(plan.strips)} tracks; {_master_summary(plan)}")
         return EXIT_OK
     rep = push(session, args.daw, host=args.host, port=args.port, match=args.match, clamp=args.clamp,
-               timeout_s=args.timeout_s, reply_port=args.reply_port)
-    _print_plan_notes(rep.plan, sys.stdout)
+               timeout_s=args.timeout_s, reply_port=args.reply_port, verify=not args.no_verify)
+    _print_plan_notes(rep.plan, sys.stdout, quiet=args.quiet)
     if not args.quiet:
         print(f"pushed {len(rep.plan.strips)} tracks to {args.daw}: {rep.sent} messages in "
               f"{rep.elapsed_s * 1000:.1f} ms ({rep.messages_per_s:.0f} msg/s); {_master_summary(rep.plan)}; "
               f"feedback: {rep.feedback.summary()}")
+    for line in rep.summary_lines():  # "delivery: ...", "missing: ...", "verify: ...", "off: ..."
+        if not args.quiet or line.startswith(("missing:", "off:")):
+            print(line)
     return EXIT_OK
 
 
@@ -198,7 +239,7 @@ def _automate(args) -> int:
         return EXIT_OK
     rep = play_session_automation(session, args.daw, host=args.host, port=args.port, match=args.match,
                                   rate_hz=args.rate_hz, max_msgs_per_s=args.max_msgs_per_s,
-                                  bundles={"auto": None, "on": True, "off": False}[args.bundles],
+                                  bundles=args.bundles == "on",
                                   clamp=args.clamp, timeout_s=args.timeout_s, reply_port=args.reply_port)
     if not args.quiet:
         print(rep.summary())
@@ -235,28 +276,53 @@ def _live(args) -> int:
             proxy_params[name.strip()] = float(value)
         except ValueError:
             raise BridgeConfigError(f"--proxy-param {item!r}: {value!r} is not a number") from None
+    master_model = None
+    if args.master_model is not None:
+        from .live_master import MasterModelSettings, load_predictor
+
+        # the settings are checked before the model is loaded (a bad option fails fast)
+        checked = MasterModelSettings(predictor=None, name=args.master_model,  # type: ignore[arg-type]
+                                      window_s=args.master_window_s, hop_s=args.master_hop_s,
+                                      max_rate_db_per_s=args.master_max_rate_db_per_s,
+                                      max_rate_oct_per_s=args.master_max_rate_oct_per_s,
+                                      target_lufs=args.target_lufs, worker=args.master_worker,
+                                      model=(args.master_model, args.master_onnx))
+        checked.predictor = load_predictor(args.master_model, onnx_path=args.master_onnx)
+        master_model = checked
+    else:
+        for flag, value in (("--target-lufs", args.target_lufs), ("--master-onnx", args.master_onnx)):
+            if value is not None:
+                raise BridgeConfigError(f"{flag} needs --master-model: without a model the live bus cannot measure "
+                                        "loudness (the session's solved gain sets the level; OSC "
+                                        "/mixbridge/param/loudness/target_lufs shifts it)")
     bus = bus_from_files(session=args.session, artifact=args.artifact, proxy_params=proxy_params,
                          channels=args.channels, client_name=args.client_name, jack_server=args.jack_server,
                          osc_port=None if args.no_osc else args.osc_port, osc_host=args.osc_host,
-                         lookahead_ms=args.lookahead_ms, auto_connect=args.auto_connect)
+                         lookahead_ms=args.lookahead_ms, auto_connect=args.auto_connect,
+                         master_model=master_model, ceiling_dbtp=args.ceiling_dbtp)
     summary = run_live(bus, duration_s=args.duration_s, quiet=args.quiet)
     return EXIT_FAILED if summary.callback_errors else EXIT_OK
 
 
 def bus_from_files(*, session: str | Path | None = None, artifact: str | Path | None = None,
-                   proxy_params: Mapping[str, Any] | None = None, **kwargs: Any) -> LiveBus:
-    """A :class:`~mixbridge.bridge.live.LiveBus` for a session's master bus and/or an exported proxy (at least one).
+                   proxy_params: Mapping[str, Any] | None = None, ceiling_dbtp: float | None = None,
+                   **kwargs: Any) -> LiveBus:
+    """A :class:`~mixbridge.bridge.live.LiveBus` for a session's master bus, an exported proxy and/or a
+    master model (``kwargs["master_model"]``; at least one of the three).
 
     The session gives the master chain's parameters and its solved gain
-    (:func:`~mixbridge.plugins.master_bus.master_params_from_session`); ``kwargs`` go to ``LiveBus``.
+    (:func:`~mixbridge.plugins.master_bus.master_params_from_session`); ``ceiling_dbtp`` replaces its
+    limiter ceiling; ``kwargs`` go to ``LiveBus``.
 
     Raises:
-        BridgeConfigError: neither given. SessionError etc.: a bad session file.
+        BridgeConfigError: none given. ParamRangeError: a ceiling outside the schema's range.
+        SessionError etc.: a bad session file.
     """
     from .errors import BridgeConfigError
 
-    if session is None and artifact is None:
-        raise BridgeConfigError("give --session SESSION (its master bus) and/or --artifact ART (a proxy)")
+    if session is None and artifact is None and kwargs.get("master_model") is None:
+        raise BridgeConfigError("give --session SESSION (its master bus), --artifact ART (a proxy) and/or "
+                                "--master-model {learned,rules}")
     params = reference = source_rate = None
     notices: list[str] = []
     if session is not None:
@@ -267,8 +333,18 @@ def bus_from_files(*, session: str | Path | None = None, artifact: str | Path | 
         params, reference, notices = master_params_from_session(loaded)
         source_rate = loaded.sample_rate
     else:
-        notices.append("no session: the master chain runs at the schema defaults (flat EQ, ratio-1 compressor, "
-                       "0 dB gain, limiter at -1 dBTP)")
+        if kwargs.get("master_model") is not None:
+            notices.append("no session: the master chain starts at the schema defaults (flat EQ, ratio-1 compressor, "
+                           "0 dB gain) until the master model's first prediction")
+        else:
+            notices.append("no session: the master chain runs at the schema defaults (flat EQ, ratio-1 compressor, "
+                           "0 dB gain, limiter at -1 dBTP)")
+    if ceiling_dbtp is not None:
+        from mixbridge.schema import MASTER_BUS
+
+        ceiling = MASTER_BUS.param("limiter.ceiling_dbtp").validate(ceiling_dbtp, "--ceiling-dbtp")
+        params = dict(params or {})
+        params["limiter"] = {**params.get("limiter", {}), "ceiling_dbtp": ceiling}
     from .live import LiveBus
 
     return LiveBus(params, reference=reference, artifact=artifact, proxy_params=proxy_params, notices=notices,

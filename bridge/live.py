@@ -22,6 +22,15 @@ ranges through libjack's latency callback (:mod:`mixbridge.bridge.live_jack`;
 JACK-Client 0.5.7 does not wrap that API). **Xruns** are counted with JACK-Client's
 ``set_xrun_callback``.
 
+**Adaptive mastering** (``master_model``, ``mixbridge live --master-model learned|rules``): a
+:class:`~mixbridge.bridge.live_master.MasterTap` in front of the master chain copies each block
+into a preallocated lock-free ring (shared memory when the model runs in its worker process, the
+default); :class:`~mixbridge.bridge.live_master.LiveMaster` predicts the chain from the latest
+window, solves the gain for the target and glides the parameters toward it at a bounded rate
+through :meth:`LiveBus.post_master_params`'s path. The callback never waits for it; the limiter
+keeps the user's ceiling. The callback's wall times and start lateness of the latest
+:data:`CALLBACK_HISTORY` periods are kept for :meth:`LiveBus.callback_times_ms`.
+
 **Control**: :mod:`mixbridge.bridge.live_control` (OSC on the bridge's own router, strict
 decoding, 127.0.0.1 by default) parses and validates on its receiving thread
 (:meth:`LiveBus.check_master_param`), coalesces master changes and posts them once per
@@ -39,6 +48,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +57,17 @@ import numpy as np
 from .errors import BridgeConfigError, LiveBusError
 from .live_chain import MAX_BLOCK, LiveChain
 from .live_control import DEFAULT_OSC_PORT, LiveControl
+from .live_master import (
+    CEILING,
+    GAIN,
+    RING_MARGIN_S,
+    STEERED,
+    TARGET,
+    LiveMaster,
+    MasterModelSettings,
+    MasterTap,
+    WindowRing,
+)
 from .live_summary import LiveSummary
 
 __all__ = ["DEFAULT_OSC_PORT", "LiveBus", "LiveBusError"]
@@ -57,6 +78,8 @@ MAX_PENDING_NOTICES = 256
 #: CPython's thread switch interval while the bus runs, seconds (see ``LiveBus._tune_interpreter``,
 #: which also freezes the garbage collector's view of the objects built at start).
 SWITCH_INTERVAL_S = 0.0002
+#: Callback wall times kept for :meth:`LiveBus.callback_times_ms` (the latest ones; 44 s of 256-sample periods).
+CALLBACK_HISTORY = 8192
 
 
 class LiveBus:
@@ -82,6 +105,8 @@ class LiveBus:
         source_sample_rate: the session's sample rate, Hz; a notice says so when JACK runs at another.
         provider: onnxruntime provider for an artifact (default CPU: a GPU round trip per
             64-256-sample period costs more than the proxy; ``None`` picks CUDA when available).
+        master_model: run a mastering predictor on the audio entering the master chain and glide the
+            chain toward its prediction (:mod:`mixbridge.bridge.live_master`); ``None``: the fixed chain.
     """
 
     def __init__(self, master_params: Mapping[str, Any] | None = None, *, reference: Mapping[str, float] | None = None,
@@ -91,13 +116,16 @@ class LiveBus:
                  osc_port: int | None = DEFAULT_OSC_PORT, osc_host: str = "127.0.0.1",
                  lookahead_ms: float | None = None, smoothing_ms: float | None = None,
                  auto_connect: bool = False, notices: tuple[str, ...] | list[str] = (),
-                 source_sample_rate: int | None = None, provider: str | None = "CPUExecutionProvider") -> None:
+                 source_sample_rate: int | None = None, provider: str | None = "CPUExecutionProvider",
+                 master_model: MasterModelSettings | None = None) -> None:
         if not (isinstance(channels, int) and 1 <= channels <= 64):
             raise BridgeConfigError(f"channels = {channels!r} must be an integer in 1..64")
         if osc_port is not None and not (isinstance(osc_port, int) and 0 <= osc_port <= 65535):
             raise BridgeConfigError(f"OSC port {osc_port!r} is outside 0..65535 (0 picks a free port)")
         if artifact is not None and proxy is not None:
             raise BridgeConfigError("give either an artifact or a proxy object, not both")
+        if master_model is not None and channels != 2:
+            raise BridgeConfigError(f"--master-model masters a stereo bus; --channels is {channels}, use 2")
         self.master_params = master_params
         self.reference = reference
         self.artifact = artifact
@@ -113,6 +141,10 @@ class LiveBus:
         self.auto_connect = auto_connect
         self.source_sample_rate = source_sample_rate
         self.provider = provider
+        self.master_model = master_model
+        #: The master model's worker (:class:`~mixbridge.bridge.live_master.LiveMaster`) once started.
+        self.live_master: LiveMaster | None = None
+        self._ring: WindowRing | None = None
         self._notices: deque[str] = deque(list(notices), maxlen=MAX_PENDING_NOTICES)
         self.client = None
         self.master = None
@@ -130,6 +162,11 @@ class LiveBus:
         #: The latest start of the callback within its period, frames (JACK's frames_since_cycle_start):
         #: what the callback waited for (the interpreter lock, the CPU) before its first line ran.
         self.callback_start_max_frames = 0
+        #: The latest callbacks' wall times, s (a ring: entry ``timed % CALLBACK_HISTORY``).
+        self.callback_times = np.zeros(CALLBACK_HISTORY)
+        #: ... and how late each started within its period, frames (JACK's frames_since_cycle_start).
+        self.callback_late_frames = np.zeros(CALLBACK_HISTORY, np.int64)
+        self.timed = 0
         self._switch_interval: float | None = None
         self._gc_frozen = False
         self._failure_reported: tuple | None = None
@@ -171,6 +208,8 @@ class LiveBus:
             self._tune_interpreter()
             client.activate()
             self._started = True
+            if self.master_model is not None:
+                self._start_master_model()
             if self.auto_connect:
                 self._connect_physical(client)
             if self.osc_port is not None:
@@ -233,7 +272,15 @@ class LiveBus:
             kwargs["smoothing_ms"] = self.smoothing_ms
         self.master = master_cls(self.sample_rate, self.master_params, channels=self.channels, max_block=MAX_BLOCK,
                                  reference=self.reference, **kwargs)
-        self.chain = LiveChain(self.master, self.proxy, channels=self.channels, max_block=MAX_BLOCK)
+        master: Any = self.master
+        if self.master_model is not None:
+            frames = int(round((self.master_model.window_s + RING_MARGIN_S) * self.sample_rate)) + MAX_BLOCK
+            if self.master_model.worker == "process":
+                self._ring = WindowRing.create_shared(self.channels, frames, MAX_BLOCK)
+            else:
+                self._ring = WindowRing(self.channels, frames, MAX_BLOCK)
+            master = MasterTap(self.master, self._ring)
+        self.chain = LiveChain(master, self.proxy, channels=self.channels, max_block=MAX_BLOCK)
         self.latency_samples = self.chain.latency_samples
         self._inbuf = np.zeros(self.channels * MAX_BLOCK, np.float32)
         self._views: dict[int, np.ndarray] = {}
@@ -249,6 +296,32 @@ class LiveBus:
         for n in sizes:
             self._views.setdefault(n, self._inbuf[:self.channels * n].reshape(self.channels, n))
             chain.prepare([n])
+
+    def _start_master_model(self) -> None:
+        """Start the master model's worker on the ring (after activation: the ring fills from now)."""
+        settings, master, ring = self.master_model, self.master, self._ring
+        assert settings is not None and master is not None and ring is not None, "built in _build"
+        from mixbridge.schema import MASTER_BUS, flatten_params
+
+        initial = flatten_params(master.params)
+        target = settings.target_lufs
+        if target is None:
+            target = float(self.reference["target_lufs"]) if self.reference else \
+                float(MASTER_BUS.param(TARGET).default)
+        self.live_master = LiveMaster(settings, ring, sample_rate=self.sample_rate, initial=initial,
+                                      target_lufs=target, ceiling_dbtp=float(initial[CEILING]),
+                                      post=self._post_to_master, notify=self.notify,
+                                      progress=lambda: self.blocks).start()
+        self._notices.append(f"master model: {settings.describe()}; first prediction once {settings.window_s:g} s "
+                             f"of audio have arrived; target {target:g} LUFS, ceiling {initial[CEILING]:g} dBTP "
+                             "(the model never moves the ceiling)")
+
+    def _post_to_master(self, items: Sequence[tuple[str, float]]) -> None:
+        master = self.master
+        if master is None:
+            raise LiveBusError("the live bus is not started")
+        for path, value in items:
+            master.post(path, value)
 
     def _register(self, client: Any) -> None:
         self.inports = [client.inports.register(f"in_{i + 1}") for i in range(self.channels)]
@@ -294,6 +367,7 @@ class LiveBus:
         t0, c0 = time.perf_counter(), time.thread_time()
         outs = None
         chain = self.chain
+        late = 0
         try:
             late = self._jack_client.frames_since_cycle_start  # frames of the period gone before we ran
             if late > self.callback_start_max_frames:
@@ -325,6 +399,10 @@ class LiveBus:
                 pass
         dt = time.perf_counter() - t0
         self.callback_cpu_sum_s += time.thread_time() - c0
+        slot = self.timed % CALLBACK_HISTORY
+        self.callback_times[slot] = dt
+        self.callback_late_frames[slot] = late
+        self.timed += 1
         self.callback_sum_s += dt
         if dt > self.callback_max_s:
             self.callback_max_s = dt
@@ -352,16 +430,37 @@ class LiveBus:
         """
         if self.master is None:
             raise LiveBusError("the live bus is not started")
+        if path == TARGET and self.live_master is not None:   # the master model's target
+            from mixbridge.schema import MASTER_BUS
+
+            return MASTER_BUS.param(TARGET).validate(value, "master.loudness")
         return self.master.resolve(path, value)[1]
 
     def post_master_params(self, items: Sequence[tuple[str, float]]) -> None:
         """Queue validated master changes ``[(path, value), ...]`` for the next period, in order.
 
         The control calls it at most once per period with at most one value per parameter, so the
-        callback drains a bounded queue. Raises what :meth:`set_master_param` raises.
+        callback drains a bounded queue. With a master model running, ``loudness.target_lufs`` sets the
+        model's target, ``limiter.ceiling_dbtp`` the user's ceiling (posted as well), and a parameter
+        the model steers is held at the given value from now on (with a notice). Raises what
+        :meth:`set_master_param` raises.
         """
+        lm = self.live_master
         for path, value in items:
-            self.set_master_param(path, value)
+            if lm is None:
+                self.set_master_param(path, value)
+            elif path == TARGET:
+                lm.set_target(self.check_master_param(path, value))
+                self.notify(f"master model: target {value:g} LUFS")
+            elif path in STEERED:
+                if lm.hold(path, value, partial(self.set_master_param, path, value)):
+                    why = "; the loudness target is no longer kept" if path == GAIN else ""
+                    self.notify(f"master model: {path} is held at the value sent over OSC for the rest of the run "
+                                f"(the model no longer steers it{why})")
+            else:
+                applied = self.set_master_param(path, value)
+                if path == CEILING:
+                    lm.set_ceiling(applied)
 
     def set_proxy_param(self, path: str, value: float) -> float:
         """Set proxy parameter ``path`` (real units) from the next period; returns ``value``.
@@ -475,16 +574,38 @@ class LiveBus:
             osc_dropped=self.osc_dropped, proxy=proxy,
             nonfinite_input_blocks=self.chain.nonfinite_input_blocks if self.chain else 0,
             output_guard_blocks=self.chain.output_guard_blocks if self.chain else 0,
-            clipped_samples=self.clipped_samples)
+            clipped_samples=self.clipped_samples,
+            master_model=self.live_master.summary_text() if self.live_master is not None else
+            ("starting" if self.master_model is not None else "off (the fixed chain)"),
+            master_predictions=self.live_master.predictions if self.live_master is not None else 0,
+            master_values_applied=self.live_master.values_applied if self.live_master is not None else 0,
+            master_failures=self.live_master.failures if self.live_master is not None else 0)
+
+    def callback_times_ms(self, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The latest callbacks' wall times and how late each started in its period (at most
+        :data:`CALLBACK_HISTORY`, oldest first), both in ms; ``last`` keeps only that many. Call it
+        outside the callback (it copies)."""
+        n = min(self.timed, CALLBACK_HISTORY)
+        if last is not None:
+            n = min(n, int(last))
+        idx = np.arange(self.timed - n, self.timed) % CALLBACK_HISTORY
+        rate = getattr(self, "sample_rate", 0) or 1
+        return 1e3 * self.callback_times[idx], 1e3 * self.callback_late_frames[idx] / rate
 
     def stop(self) -> LiveSummary:
         """Stop OSC, deactivate and close the JACK client; returns the summary."""
         if self.control is not None:
             self.control.stop()
+        if self.live_master is not None:
+            self.live_master.stop()
         self._close_client()
         return self.summary()
 
     def _close_client(self) -> None:
+        if self.live_master is not None:
+            self.live_master.stop()
+        if self._ring is not None:
+            self._ring.unlink()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None

@@ -34,6 +34,11 @@ class LiveSummary:
     nonfinite_input_blocks: int = 0
     output_guard_blocks: int = 0
     clipped_samples: int = 0
+    #: The master model (``--master-model``): what it did, in words; and its counts.
+    master_model: str = "off (the fixed chain)"
+    master_predictions: int = 0
+    master_values_applied: int = 0
+    master_failures: int = 0
     notices: list[str] = field(default_factory=list)
 
     @property
@@ -61,4 +66,5 @@ class LiveSummary:
             f"  guards: {self.nonfinite_input_blocks} blocks with non-finite input, "
             f"{self.output_guard_blocks} non-finite output blocks silenced, "
             f"{self.clipped_samples} samples clipped at the ceiling",
+            f"  master model: {self.master_model}",
         ])

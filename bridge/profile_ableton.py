@@ -9,16 +9,46 @@ same address with the indices first; ``/live/track/get/devices/name t`` and
 ``/live/device/get/parameters/{name,min,max,value} t d`` list a track's devices and their
 parameters, so a push resolves EQ Eight's and Compressor's parameters by name and checks
 their reported ranges.
+
+**Delivery.** AbletonOSC reads its socket only on the remote script's 100 ms tick (``manager.py``:
+``tick`` is rescheduled with ``schedule_message(1, ...)``; ``osc_server.py``: ``process`` drains the
+non-blocking socket with ``recvfrom(65536)`` until ``EAGAIN``), and never sets the socket's receive buffer,
+so whatever arrives between two ticks must fit the OS default buffer (Linux: 212992 bytes, ~256 small
+datagrams); the rest is dropped by the kernel and AbletonOSC never knows. So everything sent to Live is
+paced (:data:`ABLETON_BURST` datagrams every :data:`ABLETON_BURST_GAP_S`, at most ~75 per tick even when a
+tick is late by half), every query of a round is sent at once and the replies collected together
+(:func:`ableton_get_many`: one round costs about one tick, not one tick per query), and a push reads every
+value it set back (``/live/track/get/volume|panning|mute``, ``/live/device/get/parameters/value``), resends
+what did not land, up to :data:`ABLETON_RETRIES` times, each time at half the pace, and reports the counts
+(:meth:`AbletonProfile.deliver`).
+Bundles would take fewer datagrams, but AbletonOSC parses them only since its bundle support was added
+(an older ``osc_server.py`` parses every datagram as one message and drops a bundle whole), so single
+paced messages are used: they work with every version.
+
+**EQ Eight's bands.** The map sets each band's type and switch as well as its frequency, gain and Q, so the
+bands mean what the schema means: band 2 a low shelf, 3-5 bells, 7 a high shelf, bands 1, 6 and 8 off
+(``plugins/maps/daw/ableton.json``; the type values are the chooser's order in the Live Reference Manual).
+
+**Sends** are not mapped: AbletonOSC has ``/live/track/set/send t s v`` with ``v`` Live's send knob value
+(0..1, 1.0 = 0 dB), but neither Live's manual nor AbletonOSC documents the knob's dB law between -inf and 0
+dB, and AbletonOSC reports no display string for a send to calibrate against, so a send level in dB
+cannot be set to a known value (the push lists ``send.send_db`` as not sent, with this reason).
 """
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from .errors import DawUnreachableError
 from .osc import OscMessage
 from .profiles import (
+    DEFAULT_PUSH_RATE,
+    SEND_PATH,
     DawProfile,
     DawTrack,
+    Delivery,
     PulledTracks,
     StripLayout,
     fits,
@@ -26,8 +56,29 @@ from .profiles import (
     store_fader,
     store_value,
 )
-from .routing import ReplyCollector
 from .transport import OscUdpClient
+
+if TYPE_CHECKING:
+    from .push import PushPlan
+
+#: AbletonOSC reads its socket once per tick of the remote script (manager.py: "once per 100ms").
+ABLETON_TICK_S = 0.1
+#: Datagrams sent back to back, then :data:`ABLETON_BURST_GAP_S` of silence: 500 per second, 50 per tick
+#: (75 if a tick comes half a tick late), against the ~256 small datagrams Linux's default buffer holds.
+ABLETON_BURST = 25
+ABLETON_BURST_GAP_S = ABLETON_TICK_S / 2
+#: How often a query without a reply, or a value that reads back wrong, is sent again.
+ABLETON_RETRIES = 3
+#: A round's replies are complete once Live has been silent this long (three ticks: one late tick and margin).
+ABLETON_QUIET_S = 3 * ABLETON_TICK_S
+#: A value read back within this relative error of what was sent has landed: OSC carries float32 both ways
+#: (2**-24 = 6e-8 relative), and Live stores the float it was given.
+ABLETON_READBACK_REL = 1e-6
+#: What ``/live/track/set/<prop>`` is read back with, and ``/live/device/set/parameter/value``'s device getter.
+_TRACK_GETTERS = {"/live/track/set/volume": "/live/track/get/volume",
+                  "/live/track/set/panning": "/live/track/get/panning",
+                  "/live/track/set/mute": "/live/track/get/mute"}
+_PARAMS_VALUE = "/live/device/get/parameters/value"
 
 #: Ableton Live's mixer volume maximum: +6 dB at 1.0.
 ABLETON_MAX_DB = 6.0
@@ -74,17 +125,72 @@ def ableton_db_from_volume(v: float) -> float:
     return d0 + (v - v0) / (v1 - v0) * (d1 - d0)
 
 
+def ableton_get_many(client: OscUdpClient, requests: Sequence[tuple[str, tuple]], *,
+                     what: str = "AbletonOSC queries") -> dict[tuple[str, tuple], tuple]:
+    """Send every query ``(address, key)`` of a round, paced, and collect the replies together.
+
+    AbletonOSC answers a getter on its own address with the key (the indices) first; the reply's
+    arguments after the key are returned under ``(address, key)``. Queries still unanswered once Live
+    has been silent for :data:`ABLETON_QUIET_S` are sent again, up to :data:`ABLETON_RETRIES` times;
+    those never answered are absent from the result (the caller says what that means).
+
+    Raises:
+        DawUnreachableError: not one reply within the client's timeout.
+    """
+    pending = list(dict.fromkeys(requests))
+    got: dict[tuple[str, tuple], tuple] = {}
+    lengths: dict[str, set[int]] = {}
+    for address, key in pending:
+        lengths.setdefault(address, set()).add(len(key))
+    wanted = set(pending)
+
+    def on_reply(m: OscMessage) -> None:
+        for n in lengths.get(m.address, ()):
+            k = (m.address, tuple(m.args[:n]))
+            if k in wanted and k not in got:
+                got[k] = tuple(m.args[n:])
+
+    with client.router.routed("/live/**", on_reply):
+        for attempt in range(ABLETON_RETRIES + 1):
+            todo = [r for r in pending if r not in got]
+            if not todo:
+                break
+            client.send_paced([OscMessage(a, k) for a, k in todo], burst=_burst(attempt), gap_s=ABLETON_BURST_GAP_S)
+            heard = client.router.stats.datagrams > 0
+            client.receive(lambda: len(got) == len(pending), ABLETON_QUIET_S if heard else client.timeout_s,
+                           quiet_s=ABLETON_QUIET_S)
+            if not client.router.stats.datagrams:  # never heard from Live: not there (a lost round is retried)
+                first = f"{todo[0][0]} {' '.join(str(x) for x in todo[0][1])}".rstrip()
+                raise client.unreachable_error(f"{what} ({len(todo)}, first {first})", client.timeout_s)
+    return got
+
+
+def _burst(attempt: int) -> int:
+    """The burst size of send number ``attempt`` (0: the first): each resend goes at half the pace of the
+    one before, so a Live whose buffer holds less than the first pace still takes every message in the end."""
+    return max(1, ABLETON_BURST >> attempt)
+
+
+def _require(got: dict, requests: Sequence[tuple[str, tuple]], what: str) -> None:
+    missing = [r for r in requests if r not in got]
+    if missing:
+        a, k = missing[0]
+        raise DawUnreachableError(
+            f"AbletonOSC answered {len(requests) - len(missing)} of {len(requests)} {what} queries, also after "
+            f"{ABLETON_RETRIES} resends (first unanswered: {a} {' '.join(str(x) for x in k)}); check that Live is "
+            "not busy (a modal dialog, a long load) and that the track still exists, then push again")
+
+
 def ableton_track_names(client: OscUdpClient) -> list[str]:
     """``/live/song/get/track_names``: every track name, in Live's order.
 
     Raises:
         DawUnreachableError: no reply within the client's timeout.
     """
-    col = ReplyCollector("/live/song/get/track_names", done=lambda m: True)
-    with client.router.routed("/live/song/get/track_names", col):
-        client.query([OscMessage("/live/song/get/track_names")], col.finished.is_set,
-                     what="/live/song/get/track_names", quiet_s=None)
-    return [str(a) for a in col.messages[-1].args]
+    req = ("/live/song/get/track_names", ())
+    got = ableton_get_many(client, [req], what="/live/song/get/track_names")
+    _require(got, [req], "track-name")
+    return [str(a) for a in got[req]]
 
 
 def ableton_get(client: OscUdpClient, address: str, key: tuple) -> tuple:
@@ -93,10 +199,24 @@ def ableton_get(client: OscUdpClient, address: str, key: tuple) -> tuple:
     Raises:
         DawUnreachableError: no reply within the client's timeout.
     """
-    col = ReplyCollector(address, done=lambda m: tuple(m.args[:len(key)]) == key)
-    with client.router.routed(address, col):
-        client.query([OscMessage(address, key)], col.finished.is_set, what=f"{address} {key}", quiet_s=None)
-    return next(m.args for m in reversed(col.messages) if tuple(m.args[:len(key)]) == key)[len(key):]
+    got = ableton_get_many(client, [(address, key)], what=address)
+    _require(got, [(address, key)], address)
+    return got[(address, key)]
+
+
+def _close(got: float, want: float) -> bool:
+    return abs(float(got) - float(want)) <= ABLETON_READBACK_REL * max(1.0, abs(float(want)))
+
+
+def readback_request(m: OscMessage) -> tuple[tuple[str, tuple], int, float] | None:
+    """Where a set message's value reads back: ``((getter address, key), index in the reply, value sent)``,
+    or None for a message this profile does not read back."""
+    if m.address in _TRACK_GETTERS:
+        return (_TRACK_GETTERS[m.address], (m.args[0],)), 0, float(m.args[1])
+    if m.address == "/live/device/set/parameter/value":
+        t, d, p, v = m.args
+        return (_PARAMS_VALUE, (t, d)), int(p), float(v)
+    return None
 
 
 class AbletonProfile(DawProfile):
@@ -116,6 +236,10 @@ class AbletonProfile(DawProfile):
 
     master_gain_not_carried = ("AbletonOSC's documented API (its README: song, track, clip, device, view) has no "
                                "master track address; set Live's master volume by hand")
+    #: Why ``send.send_db`` is not sent (see the module docstring).
+    path_not_carried = {SEND_PATH: ("AbletonOSC's /live/track/set/send takes Live's send knob value (0..1, 1 = 0 dB) "
+                                    "but Live documents no dB law for it, so a level in dB cannot be set exactly; set "
+                                    "the send by hand")}
 
     def strip_messages(self, position, path, value, *, where="", clamp=False, clamped=None):
         """``/live/track/set/volume`` (Live's volume law), ``.../mute`` (0/1), ``.../panning`` (-1..1)."""
@@ -137,44 +261,121 @@ class AbletonProfile(DawProfile):
         """``/live/song/get/track_names``, 0-based positions."""
         return [DawTrack(i, n) for i, n in enumerate(ableton_track_names(client))]
 
+    def _layouts(self, client: OscUdpClient, positions: Sequence[int], *, ranges: bool = True,
+                 values: bool = False) -> tuple[dict[int, StripLayout], dict[tuple[int, int], tuple]]:
+        """Two rounds of queries: every track's device names, then each mapped device's parameter names
+        (and ranges, and values). Returns ``({position: layout}, {(position, device index): values})``.
+
+        Raises:
+            DawUnreachableError: Live did not answer (also after resends).
+        """
+        first = [("/live/track/get/devices/name", (p,)) for p in positions]
+        devs = ableton_get_many(client, first, what="/live/track/get/devices/name")
+        _require(devs, first, "device-name")
+        found: dict[int, dict[int, int | None]] = {}
+        second = []
+        kinds = ["name"] + (["min", "max"] if ranges else []) + (["value"] if values else [])
+        for p in positions:
+            names = [str(x) for x in devs[("/live/track/get/devices/name", (p,))]]
+            found[p] = {slot: (names.index(n) if n in names else None) for slot, n in self.plugin_map.slots}
+            for actual in found[p].values():
+                if actual is not None:
+                    second += [(f"/live/device/get/parameters/{k}", (p, actual)) for k in kinds]
+        got = ableton_get_many(client, second, what="/live/device/get/parameters/*") if second else {}
+        _require(got, second, "device-parameter")
+        layouts: dict[int, StripLayout] = {}
+        vals: dict[tuple[int, int], tuple] = {}
+        for p in positions:
+            layout = StripLayout()
+            for slot, actual in found[p].items():
+                layout.slots[slot] = actual
+                if actual is None:
+                    continue
+                key = (p, actual)
+                layout.param_index[slot] = {str(n): i for i, n in
+                                            enumerate(got[("/live/device/get/parameters/name", key)])}
+                if ranges:
+                    lo = got[("/live/device/get/parameters/min", key)]
+                    hi = got[("/live/device/get/parameters/max", key)]
+                    layout.ranges[slot] = {i: (float(a), float(b)) for i, (a, b) in enumerate(zip(lo, hi))}
+                if values:
+                    vals[key] = got[("/live/device/get/parameters/value", key)]
+            layouts[p] = layout
+        return layouts, vals
+
     def layout(self, client: OscUdpClient, position: int) -> StripLayout:
         """Where the map's devices sit on track ``position``, their parameter indices by name and ranges."""
-        devices = [str(x) for x in ableton_get(client, "/live/track/get/devices/name", (position,))]
-        layout = StripLayout()
-        for slot, name in self.plugin_map.slots:
-            actual = devices.index(name) if name in devices else None
-            layout.slots[slot] = actual
-            if actual is not None:
-                names = ableton_get(client, "/live/device/get/parameters/name", (position, actual))
-                layout.param_index[slot] = {str(n): i for i, n in enumerate(names)}
-                lo = ableton_get(client, "/live/device/get/parameters/min", (position, actual))
-                hi = ableton_get(client, "/live/device/get/parameters/max", (position, actual))
-                layout.ranges[slot] = {i: (float(a), float(b)) for i, (a, b) in enumerate(zip(lo, hi))}
-        return layout
+        return self._layouts(client, [position])[0][position]
 
     def strip_layouts(self, client, tracks):
-        """One :meth:`layout` per track."""
-        return {d.position: self.layout(client, d.position) for d in tracks}
+        """Every track's layout in two pipelined rounds of queries (see :meth:`_layouts`)."""
+        return self._layouts(client, [d.position for d in tracks])[0]
+
+    def deliver(self, client: OscUdpClient, plan: PushPlan, *,
+                max_msgs_per_s: float = DEFAULT_PUSH_RATE) -> Delivery:
+        """Send the plan paced to AbletonOSC's tick, read every value back, resend what did not land.
+
+        Every set message is read back through its getter (one ``/live/device/get/parameters/value`` per
+        device, one ``/live/track/get/<prop>`` per strip value), in one pipelined round; what reads back
+        different from what was sent (beyond float32, :data:`ABLETON_READBACK_REL`), or not at all, is sent
+        again, at half the previous pace, and read again, up to :data:`ABLETON_RETRIES` times; what still
+        differs is listed in
+        :attr:`Delivery.missing`. ``max_msgs_per_s`` is ignored: the tick sets the pace.
+        """
+        msgs = plan.messages
+        client.send_paced(msgs, burst=ABLETON_BURST, gap_s=ABLETON_BURST_GAP_S)
+        expect: dict[tuple[tuple[str, tuple], int], tuple[float, OscMessage]] = {}
+        for m in msgs:
+            rb = readback_request(m)
+            if rb is not None:
+                expect[(rb[0], rb[1])] = (rb[2], m)  # a later message to the same value wins
+        delivery = Delivery(sent=len(msgs), checked=len(expect), rounds=1)
+        bad: list[tuple[tuple[tuple[str, tuple], int], float, OscMessage, str]] = []
+        for attempt in range(ABLETON_RETRIES + 1):
+            got = ableton_get_many(client, [k[0] for k in expect], what="the read-back of the push")
+            bad = []
+            for (req, i), (want, m) in expect.items():
+                reply = got.get(req)
+                if reply is None or i >= len(reply):
+                    bad.append(((req, i), want, m, "no reply"))
+                elif not _close(reply[i], want):
+                    bad.append(((req, i), want, m, f"reads {float(reply[i]):g}"))
+            if not bad or attempt == ABLETON_RETRIES:
+                break
+            client.send_paced([m for _, _, m, _ in bad], burst=_burst(attempt + 1), gap_s=ABLETON_BURST_GAP_S)
+            delivery.resent += len(bad)
+            delivery.rounds += 1
+            expect = {k: (w, m) for k, w, m, _ in bad}
+        delivery.missing = [f"{m} ({why} after {delivery.rounds} sends)" for _, _, m, why in bad]
+        return delivery
 
     def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
-        """Volume, panning, mute and the mapped devices' parameter values, per track."""
+        """Volume, panning, mute and the mapped devices' parameter values, per track, in three pipelined
+        rounds of queries (track names; strip values and device names; parameter names and values)."""
         pulled = PulledTracks()
-        for i, name in enumerate(ableton_track_names(client)):
+        names = ableton_track_names(client)
+        positions = list(range(len(names)))
+        strip = [(a, (i,)) for i in positions
+                 for a in ("/live/track/get/volume", "/live/track/get/panning", "/live/track/get/mute")]
+        got = ableton_get_many(client, strip, what="/live/track/get/volume|panning|mute")
+        _require(got, strip, "strip")
+        layouts, values = self._layouts(client, positions, ranges=False, values=True)
+        for i, name in enumerate(names):
             where = f"track '{name}' "
             t = self.new_track(name)
-            vol = ableton_get(client, "/live/track/get/volume", (i,))
+            vol = got[("/live/track/get/volume", (i,))]
             store_fader(t.params, ableton_db_from_volume(float(vol[0])), self.fader_off_db, where, clamp, pulled)
             for path, address in (("pan.pan", "/live/track/get/panning"), ("fader.mute", "/live/track/get/mute")):
-                store_value(t.params, path, float(ableton_get(client, address, (i,))[0]), where, clamp, pulled.clamped)
-            layout = self.layout(client, i)
+                store_value(t.params, path, float(got[(address, (i,))][0]), where, clamp, pulled.clamped)
+            layout = layouts[i]
             for plug in self.plugin_map.plugins:
                 actual = layout.slots.get(plug.slot)
                 if actual is None:
                     pulled.not_read.extend(f"{name}: {p} (no {plug.name} on the track)" for p in plug.paths)
                     continue
-                values = ableton_get(client, "/live/device/get/parameters/value", (i, actual))
+                vals = values[(i, actual)]
                 idx = layout.param_index[plug.slot]
-                wire = {n: float(values[idx[n]]) for n in plug.params if n in idx and idx[n] < len(values)}
+                wire = {n: float(vals[idx[n]]) for n in plug.params if n in idx and idx[n] < len(vals)}
                 read_plugin(t, plug, wire, name, where, pulled, clamp, sample_rate)
             pulled.add(t)
         return pulled

@@ -4,8 +4,10 @@ A profile is everything mixbridge knows about one DAW's OSC surface, in one file
 (``bridge/profile_<daw>.py``): it turns one session track's channel strip into the OSC
 messages the DAW understands (addresses, argument types, value scales, track numbering),
 asks the DAW for its tracks and for where the mapped plugins sit on each strip
-(:meth:`DawProfile.query_tracks`, :meth:`DawProfile.strip_layouts`), and reads the DAW's
-mixer state back into schema values (:meth:`DawProfile.pull_tracks`). Profiles build
+(:meth:`DawProfile.query_tracks`, :meth:`DawProfile.strip_layouts`), sends a push plan its
+DAW's way (:meth:`DawProfile.deliver`: paced or bundled; Ableton's reads every value back and
+resends what did not land) and reads the DAW's mixer state back into schema values
+(:meth:`DawProfile.pull_tracks`, also the push's verification pass). Profiles build
 messages and parse replies; sockets live in :mod:`mixbridge.bridge.transport` and the
 orchestration (match, plan, send) in :mod:`mixbridge.bridge.push`, which never asks which
 DAW it talks to. Adding a DAW means one ``profile_<daw>.py`` with a :class:`DawProfile`
@@ -31,12 +33,14 @@ from mixbridge.schema import CHANNEL_STRIP
 
 from .errors import DawRangeError, DawUnreachableError
 from .osc import OscMessage
+from .pacing import Pacer
 from .transport import OscUdpClient
 
 if TYPE_CHECKING:
     from mixbridge.session import Track
 
     from .plugin_maps import DawMap, DawPlugin
+    from .push import PushPlan
 
 #: The schema path of the post-fader send to the shared reverb bus.
 SEND_PATH = "send.send_db"
@@ -48,6 +52,10 @@ FADER_PATH = "fader.fader_db"
 #: dB; a pushed +6 dB send reads back as 6.000000267). 1e-5 covers that with margin and is still 1000x
 #: below the smallest step any parameter is set in (0.01 dB).
 READBACK_EDGE_REL = 1e-5
+#: Pace of single-message pushes (:meth:`DawProfile.deliver`): 20000 msg/s sends a 64-track strip set (~1300
+#: messages) in ~65 ms without bursting past a receiver's default 208 KiB socket buffer, where the receiver
+#: reads its socket continuously (REAPER; Ardour gets bundles; Ableton, which does not, paces itself).
+DEFAULT_PUSH_RATE = 20000.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,30 @@ class StripMessages:
     clamped: list[str] = field(default_factory=list)
     #: Sent, but worth a word: a bypassed plugin written to, an automated parameter sent at its static value.
     notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Delivery:
+    """How a push's messages reached the DAW: sent once, sent again after a read-back said they had not
+    landed, and those still missing after the last resend (each the message and what the DAW read back).
+
+    ``checked`` counts the values read back (0: this DAW's delivery reads nothing back; see
+    :meth:`DawProfile.deliver`); ``rounds`` the sends of the slowest value (1: nothing resent).
+    """
+
+    sent: int
+    resent: int = 0
+    checked: int = 0
+    rounds: int = 1
+    missing: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: sent, resent, checked and missing counts."""
+        if not self.checked:
+            return f"delivery: {self.sent} messages sent (this DAW's delivery reads nothing back)"
+        text = (f"delivery: {self.sent} messages sent, {self.checked} values read back, {self.resent} resent, "
+                f"{len(self.missing)} still missing")
+        return text + (f" after {self.rounds} sends" if self.missing or self.resent else "")
 
 
 @dataclass
@@ -210,13 +242,11 @@ class _HintingClient(OscUdpClient):
     hint = ""
     ports_hint = ""
 
-    def query(self, *args, **kwargs):
-        try:
-            return super().query(*args, **kwargs)
-        except DawUnreachableError as e:
-            ports = self.ports_hint.format(port=self.port, reply_port=self.local_port)
-            hint = "; ".join(h for h in (self.hint, ports) if h)
-            raise DawUnreachableError(f"{e}. {hint}" if hint else str(e)) from None
+    def unreachable_error(self, what: str, timeout_s: float) -> DawUnreachableError:
+        e = super().unreachable_error(what, timeout_s)
+        ports = self.ports_hint.format(port=self.port, reply_port=self.local_port)
+        hint = "; ".join(h for h in (self.hint, ports) if h)
+        return DawUnreachableError(f"{e}. {hint}") if hint else e
 
 
 class DawProfile:
@@ -243,6 +273,9 @@ class DawProfile:
     maps_send = False
     #: The fader level (dB) at or below which the DAW's fader is at -inf (gain 0); see :func:`store_fader`.
     fader_off_db = -math.inf
+    #: Why a channel-strip path outside :meth:`mapped_paths` is not sent, where there is more to say than
+    #: "no mapping" (``{path: reason}``; the push's "not sent" lines quote it).
+    path_not_carried: dict[str, str] = {}
     #: What to check on the DAW's side when it does not answer (no port numbers: see :attr:`ports_hint`).
     unreachable_hint = ""
     #: The ports of that check, formatted with the ones this command used (``{port}``: where it sent,
@@ -347,6 +380,33 @@ class DawProfile:
         client.hint = self.unreachable_hint
         client.ports_hint = self.ports_hint
         return client
+
+    def deliver(self, client: OscUdpClient, plan: PushPlan, *,
+                max_msgs_per_s: float = DEFAULT_PUSH_RATE) -> Delivery:
+        """Send a push plan: setup messages, then one bundle per strip where the DAW takes bundles
+        (:attr:`accepts_bundles`), else single messages paced to ``max_msgs_per_s``.
+
+        The default reads nothing back (the push's verification pass does, for every DAW); a profile whose
+        DAW can lose messages unseen (Ableton) reads each value back and resends what did not land.
+
+        Raises:
+            BridgeConfigError: ``max_msgs_per_s`` is not > 0.
+        """
+        n = client.send_many(plan.setup)
+        groups = [strip.messages for _, _, strip in plan.strips] + [plan.master.messages]
+        if self.accepts_bundles:
+            for msgs in groups:
+                if msgs:
+                    client.send_bundle(msgs)
+                    n += len(msgs)
+            return Delivery(sent=n)
+        pacer = Pacer(max_msgs_per_s)
+        for msgs in groups:
+            for m in msgs:
+                pacer.wait()
+                client.send(m)
+                n += 1
+        return Delivery(sent=n)
 
     def query_tracks(self, client: OscUdpClient, *, max_tracks: int = 64) -> list[DawTrack]:
         """Ask the DAW for its tracks, in the DAW's order.

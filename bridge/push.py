@@ -3,7 +3,9 @@
 ``push(session, daw=...)`` asks the DAW for its tracks (where it answers),
 matches session tracks by name or order, resolves where the mapped plugins sit
 on each strip (and, on Ardour, its first aux send), sends gain, pan, mute, the
-send level and plugin parameters, and returns a
+send level and plugin parameters the profile's way (:meth:`~mixbridge.bridge.profiles.DawProfile.deliver`:
+Ableton's is paced to AbletonOSC's tick, reads every value back and resends what did not land), then
+reads the DAW's state back (:func:`verify_push`: the largest error per parameter) and returns a
 :class:`PushReport`. ``plan_push`` does the same without a socket and is what
 ``--dry-run`` prints. ``pull(daw=...)`` reads the DAW's state back into a
 :class:`~mixbridge.session.Session`.
@@ -21,20 +23,27 @@ from dataclasses import dataclass, field
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
 from mixbridge.session import Master, Session, Track
 
-from .errors import BridgeConfigError, DawRangeError, TrackMatchError
+from .errors import BridgeConfigError, DawRangeError, DawUnreachableError, TrackMatchError
 from .osc import OscMessage
-from .pacing import Pacer
-from .profiles import SEND_PATH, DawProfile, DawTrack, FeedbackState, StripLayout, StripMessages, get_profile
+from .profiles import (
+    DEFAULT_PUSH_RATE,
+    SEND_PATH,
+    DawProfile,
+    DawTrack,
+    Delivery,
+    FeedbackState,
+    StripLayout,
+    StripMessages,
+    get_profile,
+)
 from .routing import RouterStats
 from .transport import DEFAULT_QUERY_TIMEOUT_S, LOCALHOST, OscUdpClient
 
-__all__ = ["DawTrack", "MatchResult", "PullReport", "PushPlan", "PushReport", "StripLayout", "match_tracks",
-           "plan_push", "pull", "push", "push_blind", "send_plan", "DEFAULT_PULL_SAMPLE_RATE"]
+__all__ = ["DawTrack", "Delivery", "MatchResult", "PullReport", "PushPlan", "PushReport", "StripLayout",
+           "Verification", "match_tracks", "plan_push", "pull", "push", "push_blind", "send_plan", "verify_push",
+           "DEFAULT_PULL_SAMPLE_RATE", "DEFAULT_PUSH_RATE", "VERIFY_REL"]
 
 MATCH_MODES = ("name", "order")
-#: Pace of single-message pushes: 20000 msg/s sends a 64-track strip set (~1300 messages) in
-#: ~65 ms without bursting past a receiver's default 208 KiB socket buffer.
-DEFAULT_PUSH_RATE = 20000.0
 
 
 @dataclass
@@ -142,18 +151,59 @@ class PushPlan:
 
 
 @dataclass
+class Verification:
+    """The push's verification pass: the DAW's state read back after the push, compared with the session.
+
+    ``largest`` maps each schema path compared to ``(largest |read - pushed|, track)`` in the parameter's
+    own unit (dB, Hz, ms, ...; a boolean's error is 0 or 1); ``off`` lists the values whose error exceeds
+    :data:`VERIFY_REL` of their magnitude (at least 1), ``not_read`` what the DAW did not report.
+    ``skipped`` says why no pass ran ("" : it ran).
+    """
+
+    largest: dict[str, tuple[float, str]] = field(default_factory=dict)
+    compared: int = 0
+    off: list[str] = field(default_factory=list)
+    not_read: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    skipped: str = ""
+
+    def summary(self) -> str:
+        """One line: how many values were compared, how many are off, and the largest error per parameter."""
+        if self.skipped:
+            return f"verify: skipped ({self.skipped})"
+        worst = ", ".join(f"{path} {err:.3g}{_unit(path)} ({name})" for path, (err, name) in self.largest.items())
+        state = f"{len(self.off)} off" if self.off else "all within tolerance"
+        return (f"verify: read back {self.compared} values in {self.elapsed_s * 1000:.0f} ms, {state}; largest "
+                f"error per parameter: {worst or 'none compared'}")
+
+
+@dataclass
 class PushReport:
-    """What a push sent: the plan, messages sent, wall time (s) and the feedback counters."""
+    """What a push sent: the plan, messages sent, wall time (s) and the feedback counters; how they reached
+    the DAW (:class:`~mixbridge.bridge.profiles.Delivery`) and what the verification pass read back."""
 
     plan: PushPlan
     sent: int
     elapsed_s: float
     feedback: RouterStats
+    delivery: Delivery | None = None
+    verification: Verification | None = None
 
     @property
     def messages_per_s(self) -> float:
         """Messages sent per second of the push (``inf`` for an instant one)."""
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else float("inf")
+
+    def summary_lines(self) -> list[str]:
+        """The delivery line, each message still missing, the verification line and each value off."""
+        out = []
+        if self.delivery is not None:
+            out.append(self.delivery.summary())
+            out += [f"missing: {m}" for m in self.delivery.missing]
+        if self.verification is not None:
+            out.append(self.verification.summary())
+            out += [f"off: {o}" for o in self.verification.off]
+        return out
 
 
 def _strip_messages(profile: DawProfile, position: int, track: Track, layout: StripLayout | None,
@@ -186,7 +236,7 @@ def _strip_messages(profile: DawProfile, position: int, track: Track, layout: St
             out.messages.extend(msgs)
         elif value != param.default:
             why = next((p.not_carried[name] for p in dm.plugins if p.processor.name == proc and name in p.not_carried),
-                       f"no {profile.name} mapping")
+                       profile.path_not_carried.get(path, f"no {profile.name} mapping"))
             out.unmapped.append(f"{track.name}: {path} = {value:g} ({why})")
     # plugin parameters: per plugin slot, by parameter name, from the DAW map (host maps for REAPER)
     for plug in dm.plugins:
@@ -303,8 +353,17 @@ def plan_push(session: Session, daw: str | DawProfile, *, daw_tracks: Sequence[D
 
 def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None = None, match: str = "name",
          clamp: bool = False, timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, reply_port: int | None = None,
-         max_tracks: int = 64, max_msgs_per_s: float = DEFAULT_PUSH_RATE) -> PushReport:
-    """Push a session's channel strips, and its solved master gain where the DAW carries it, into a running DAW.
+         max_tracks: int = 64, max_msgs_per_s: float = DEFAULT_PUSH_RATE, verify: bool = True) -> PushReport:
+    """Push a session's channel strips, and its solved master gain where the DAW carries it, into a running DAW,
+    then (``verify``) read the DAW's state back and report the largest error per parameter (:func:`verify_push`).
+
+    Delivery is the profile's (:meth:`~mixbridge.bridge.profiles.DawProfile.deliver`): Ableton's is paced
+    to AbletonOSC's tick and reads every value back, resending what did not land; the counts are in
+    :attr:`PushReport.delivery`. ``elapsed_s`` covers the push up to the end of delivery; the verification
+    pass's own time is :attr:`Verification.elapsed_s`.
+
+    A DAW that stops answering during the verification pass leaves :attr:`Verification.skipped` saying so
+    (what was sent stays sent).
 
     Raises:
         DawUnreachableError: the DAW did not answer within ``timeout_s``.
@@ -312,37 +371,93 @@ def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None 
     """
     profile = get_profile(daw)
     with profile.open_client(host, port, timeout_s, reply_port) as client:
-        client.router.add("/**", lambda m: None)  # feedback is expected; count it as routed
+        feedback = FeedbackState()
+        client.router.add("/**", feedback)  # feedback is expected: kept (the verification pass reads it)
         t0 = time.perf_counter()
         daw_tracks = profile.query_tracks(client, max_tracks=max(max_tracks, len(session.tracks)))
         result = match_tracks(session.tracks, daw_tracks, match)
         layouts = profile.strip_layouts(client, [d for _, d in result.pairs])
         plan = plan_push(session, profile, daw_tracks=daw_tracks, match=match, clamp=clamp, layouts=layouts)
-        sent = send_plan(client, plan, profile, max_msgs_per_s=max_msgs_per_s)
+        delivery = profile.deliver(client, plan, max_msgs_per_s=max_msgs_per_s)
         client.pump(0.02)  # drain immediate feedback so unparseable replies are counted
         elapsed = time.perf_counter() - t0
-        return PushReport(plan, sent, elapsed, client.router.stats)
+        verification = Verification(skipped="--no-verify")
+        if verify:
+            try:
+                verification = verify_push(client, profile, session, plan, feedback, n_tracks=len(daw_tracks))
+            except DawUnreachableError as e:  # everything was sent; say that it could not be read back
+                verification = Verification(skipped=f"the DAW stopped answering while it was read back: {e}")
+        return PushReport(plan, delivery.sent, elapsed, client.router.stats, delivery, verification)
+
+
+#: The verification pass calls a value "off" when it reads back further than this from the session's, relative
+#: to the value's magnitude (at least 1): 1e-4 is 1e-4 dB at 0 dB, 0.1 Hz at 1 kHz. OSC carries float32
+#: (6e-8 relative) and the DAW laws between the wire and the schema amplify it at most ~25x (Ardour's send
+#: law at +6 dB; READBACK_EDGE_REL), so a value that landed is 60x inside; one that did not is far outside.
+VERIFY_REL = 1e-4
+
+
+def _unit(path: str) -> str:
+    unit = CHANNEL_STRIP.param(path).unit
+    return f" {unit}" if unit else ""
+
+
+def _not_sent_paths(strip: StripMessages, name: str) -> set[str]:
+    """The schema paths a strip's "not sent" lines name (``"<track>: <path> = <value> (<why>)"``)."""
+    prefix = f"{name}: "
+    return {u[len(prefix):].split(" = ", 1)[0] for u in strip.unmapped if u.startswith(prefix)}
+
+
+def verify_push(client: OscUdpClient, profile: DawProfile, session: Session, plan: PushPlan,
+                feedback: FeedbackState, *, n_tracks: int = 64) -> Verification:
+    """Read the DAW's state back after a push (the profile's own pull: Ardour's strip feedback and plugin
+    descriptors, REAPER's refresh, Ableton's pipelined getters) and compare every value the push sent with
+    the session: the largest error per schema path, in the parameter's unit, and each value off by more than
+    :data:`VERIFY_REL` of its magnitude. Values listed as not sent are not compared; out-of-range read-backs
+    are clamped into the schema range for the comparison (the error then shows how far off they were).
+
+    Raises:
+        DawUnreachableError: the DAW stopped answering.
+    """
+    t0 = time.perf_counter()
+    pulled = profile.pull_tracks(client, feedback, max_tracks=n_tracks, clamp=True, sample_rate=session.sample_rate)
+    free: dict[str, list[Track]] = {}
+    for t in pulled.tracks:
+        free.setdefault(t.name, []).append(t)
+    mapped = set(profile.mapped_paths())
+    out = Verification(not_read=list(pulled.not_read))
+    pairs = {id(t): d for t, d in plan.match.pairs}
+    by_name = {name: strip for name, _, strip in plan.strips}
+    for track in session.tracks:
+        d = pairs.get(id(track))
+        if d is None:
+            continue
+        got = free.get(d.name, [])
+        if not got:
+            out.not_read.append(f"{track.name}: the DAW reported no track '{d.name}' on reading back")
+            continue
+        back = got.pop(0)
+        skip = _not_sent_paths(by_name[track.name], track.name)
+        for path, _param in CHANNEL_STRIP.flat_params():
+            if path not in mapped or path in skip:
+                continue
+            proc, name = path.split(".")
+            want, have = float(track.params[proc][name]), float(back.params[proc][name])
+            err = abs(have - want)
+            out.compared += 1
+            if path not in out.largest or err > out.largest[path][0]:
+                out.largest[path] = (err, track.name)
+            if err > VERIFY_REL * max(1.0, abs(want)):
+                out.off.append(f"{track.name}: {path} reads back {have:g}{_unit(path)}, pushed {want:g}")
+    out.elapsed_s = time.perf_counter() - t0
+    return out
 
 
 def send_plan(client: OscUdpClient, plan: PushPlan, profile: DawProfile, *,
               max_msgs_per_s: float = DEFAULT_PUSH_RATE) -> int:
-    """Send a plan: setup messages, then one bundle per strip where the DAW takes bundles,
-    else single messages paced to ``max_msgs_per_s``. Returns the number of messages."""
-    n = client.send_many(plan.setup)
-    groups = [strip.messages for _, _, strip in plan.strips] + [plan.master.messages]
-    if profile.accepts_bundles:
-        for msgs in groups:
-            if msgs:
-                client.send_bundle(msgs)
-                n += len(msgs)
-        return n
-    pacer = Pacer(max_msgs_per_s)
-    for msgs in groups:
-        for m in msgs:
-            pacer.wait()
-            client.send(m)
-            n += 1
-    return n
+    """Send a plan the profile's way (:meth:`~mixbridge.bridge.profiles.DawProfile.deliver`); returns the
+    number of messages sent once (resends, where the profile reads back, are in its Delivery)."""
+    return profile.deliver(client, plan, max_msgs_per_s=max_msgs_per_s).sent
 
 
 def push_blind(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None = None,
@@ -355,8 +470,9 @@ def push_blind(session: Session, daw: str, *, host: str = LOCALHOST, port: int |
     plan = plan_push(session, profile, daw_tracks=None, match="order", clamp=clamp)
     with OscUdpClient(host, profile.default_port if port is None else port) as client:
         t0 = time.perf_counter()
-        sent = send_plan(client, plan, profile, max_msgs_per_s=max_msgs_per_s)
-        return PushReport(plan, sent, time.perf_counter() - t0, client.router.stats)
+        delivery = DawProfile.deliver(profile, client, plan, max_msgs_per_s=max_msgs_per_s)  # nothing read back
+        return PushReport(plan, delivery.sent, time.perf_counter() - t0, client.router.stats, delivery,
+                          Verification(skipped="--no-query: nothing is read from the DAW"))
 
 
 # ------------------------------------------------------------------------------ pull

@@ -94,6 +94,7 @@ class OscUdpClient:
             raise BridgeConfigError(f"cannot bind UDP {bind_host or '*'}:{local_port}: {e.strerror}; "
                                     "choose another --reply-port") from None
         self.sent = 0
+        self._next_burst_s = 0.0  # perf_counter time before which send_paced sends no further burst
 
     @property
     def local_port(self) -> int:
@@ -178,12 +179,39 @@ class OscUdpClient:
             self.send(m)
         n = self.receive(done, timeout, quiet_s)
         if n == 0 and not done():
-            raise DawUnreachableError(
-                f"no reply to {what} from {self.host}:{self.port} within {timeout:g} s; "
-                "check that the DAW is running, its OSC control surface is enabled on that port, "
-                "and it replies to this machine"
-            )
+            raise self.unreachable_error(what, timeout)
         return n
+
+    def unreachable_error(self, what: str, timeout_s: float) -> DawUnreachableError:
+        """The error for "no reply to ``what`` within ``timeout_s``", naming the host, port and what to check
+        (a DAW profile's client adds the DAW's own hint)."""
+        return DawUnreachableError(
+            f"no reply to {what} from {self.host}:{self.port} within {timeout_s:g} s; "
+            "check that the DAW is running, its OSC control surface is enabled on that port, "
+            "and it replies to this machine"
+        )
+
+    def send_paced(self, msgs: Sequence[OscMessage], *, burst: int, gap_s: float) -> int:
+        """Send ``msgs`` one datagram each, ``burst`` at a time, bursts ``gap_s`` seconds apart, routing
+        replies that arrive in the gaps. Returns how many were sent.
+
+        A receiver that reads its socket only every so often (AbletonOSC: every 100 ms) must find room in
+        its socket buffer for everything sent between two reads; ``burst / gap_s`` bounds that.
+
+        Raises:
+            BridgeConfigError: ``burst`` < 1 or ``gap_s`` < 0.
+        """
+        if burst < 1 or not gap_s >= 0:
+            raise BridgeConfigError(f"paced sending needs burst >= 1 and gap_s >= 0, got {burst} and {gap_s}")
+        for i in range(0, len(msgs), burst):
+            left = self._next_burst_s - time.perf_counter()  # the pace holds across calls, too
+            if left > 0:
+                self.receive(lambda: False, left, quiet_s=None)
+            start = time.perf_counter()
+            for m in msgs[i:i + burst]:
+                self.send(m)
+            self._next_burst_s = max(self._next_burst_s, start) + gap_s  # late: no catching up
+        return len(msgs)
 
 
 @dataclass

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   python3-venv libsndfile1
   zam-plugins dragonfly-reverb-vst lsp-plugins-vst
   fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont freedoom
-  jackd2 liblo-tools ardour lilv-utils
+  jackd2 liblo-tools ardour lilv-utils lua5.4
   wesnoth-1.16-music warzone2100-music
 )
 PYTHON=${PYTHON:-python3}

@@ -55,6 +55,7 @@ COMMAND_MODULES = (
     "mixbridge.plugins.cli",           # plugins list|inspect|calibrate|check
     "mixbridge.plugins.datagen_cli",   # datagen effect|demaster|mixes|verify|info
     "mixbridge.bridge.cli",            # push, pull, automate, midi-export, live
+    "mixbridge.bridge.scripts_cli",    # daw-script
     "mixbridge.models.cli",            # train
     "mixbridge.export.cli",            # export, compare
     "mixbridge.app.evaluate",          # evaluate

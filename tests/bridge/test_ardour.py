@@ -146,7 +146,7 @@ def test_send_levels_land_on_the_aux_sends_and_pull_back(ardour_with_sends, tmp_
         t.params["send"]["send_db"] = db
     path = save(s, tmp_path / "sends.json")
     assert main(["push", str(path), "--daw", "ardour", "--port", str(a.osc_port)]) == 0
-    assert "send.send_db" not in capsys.readouterr().out
+    assert "not sent: T" not in capsys.readouterr().out  # every send carried (the verify lines name them all)
 
     routes = read_routes(a.save_state())
     assert routes["T1"]["send_db"] == pytest.approx(-12.0, abs=GAIN_TOLERANCE_DB)
@@ -183,11 +183,11 @@ def test_ardour_honours_bundle_time_tags(ardour):
     with OscUdpClient("127.0.0.1", ardour.osc_port) as c:
         c.send(OscMessage("/strip/gain", (8, -20.0)))
         time.sleep(0.1)
-        c.send_bundle([OscMessage("/strip/gain", (8, -3.0))], ntp_timetag(time.time() + 1.5))
+        c.send_bundle([OscMessage("/strip/gain", (8, -3.0))], ntp_timetag(time.time() + 3.0))
     t0 = time.monotonic()
     before = pull("ardour", port=ardour.osc_port).session.tracks[7].params["fader"]["fader_db"]
-    assert time.monotonic() - t0 < 1.2  # the read happened before the time tag
-    time.sleep(max(0.0, 1.8 - (time.monotonic() - t0)))
+    assert time.monotonic() - t0 < 2.7  # the read happened before the time tag (a pull takes ~1 s on a busy CPU)
+    time.sleep(max(0.0, 3.3 - (time.monotonic() - t0)))
     after = pull("ardour", port=ardour.osc_port).session.tracks[7].params["fader"]["fader_db"]
     assert before == pytest.approx(-20.0, abs=GAIN_TOLERANCE_DB)
     assert after == pytest.approx(-3.0, abs=GAIN_TOLERANCE_DB)

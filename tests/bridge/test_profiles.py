@@ -2,8 +2,9 @@
 
 REAPER's and Ableton's feedback cannot be reached on this machine, so ``pull`` and the
 name-resolving ``push`` for them are tested against fake peers that speak the documented
-replies (REAPER ``Default.ReaperOSC`` feedback, the AbletonOSC README). Ardour is tested for
-real in ``test_ardour.py``.
+replies (REAPER ``Default.ReaperOSC`` feedback; for Ableton the stand-in Live of
+``ableton_standin.py``, which also reads its socket on AbletonOSC's 100 ms tick). Ardour is tested
+for real in ``test_ardour.py``.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from mixbridge.bridge.profiles import DawTrack, StripLayout
 from mixbridge.bridge.push import match_tracks, plan_push, pull, push
 from mixbridge.bridge.transport import OscUdpServer, free_udp_port
 from mixbridge.session import Session, Track, save
+from tests.bridge.ableton_standin import AbletonStandin
 from tests.contracts import DawProfileContract
 
 #: Inverting a-EQ's bandwidth law by bisection and the octave formula are exact to float64 round-off.
@@ -233,75 +235,16 @@ def test_unreachable_daw_fails_fast_with_a_clear_error(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------- fake peers
-class FakeAbleton:
-    """Speaks AbletonOSC's documented replies (to the sender's IP, on the reply port)."""
-
-    def __init__(self, reply_port: int, names=("trk1", "trk2", "Bass")):
-        self.reply_port = reply_port
-        self.names = list(names)
-        self.state = {i: {"volume": 0.85, "panning": 0.0, "mute": 0} for i in range(len(names))}
-        bands = ("Filter On", "Filter Type", "Frequency", "Gain", "Resonance")
-        eq8 = ["Device On"] + [f"{b} {w} A" for b in range(1, 9) for w in bands]
-        # The compressor's parameter list is deliberately in another order than the fallback indices
-        comp = ["Device On", "Ratio", "Threshold", "Attack", "Release", "Knee", "Output Gain"]
-        self.devices = {"EQ Eight": eq8, "Compressor": comp}
-        self.values = {(t, d): [0.0] * len(self.devices[n]) for t in self.state for d, n in enumerate(self.devices)}
-        for (_, d), vals in self.values.items():  # start every mapped parameter at the schema default
-            names = self.devices[list(self.devices)[d]]
-            plug = get_daw_map("ableton").plugin(d)
-            for n, v in plug.values(plug.processor.defaults(), 48000).items():
-                vals[names.index(n)] = v
-        self.sets: list[OscMessage] = []
-        self.range_override: dict[str, tuple[float, float]] = {}
-        self.server = OscUdpServer(on_datagram=self.on_datagram)
-
-    def on_datagram(self, data, addr):
-        for _, m in iter_messages(decode(data)):
-            reply = self.handle(m)
-            if reply is not None:
-                self.server.reply(encode_message(reply), (addr[0], self.reply_port))
-
-    def handle(self, m):
-        a = m.args
-        if m.address == "/live/song/get/track_names":
-            return OscMessage(m.address, tuple(self.names))
-        if m.address.startswith("/live/track/get/devices/name"):
-            return OscMessage(m.address, (a[0], *self.devices))
-        if m.address.startswith("/live/device/get/parameters/name"):
-            return OscMessage(m.address, (a[0], a[1], *self.devices[list(self.devices)[a[1]]]))
-        if m.address in ("/live/device/get/parameters/min", "/live/device/get/parameters/max"):
-            names = self.devices[list(self.devices)[a[1]]]
-            lim = []
-            plug = get_daw_map("ableton").plugin(a[1])
-            for n in names:
-                p = plug.params.get(n)
-                lim.append(self.range_override.get(n, (p.min, p.max) if p else (0.0, 1.0))
-                           [0 if m.address.endswith("min") else 1])
-            return OscMessage(m.address, (a[0], a[1], *lim))
-        if m.address.startswith("/live/device/get/parameters/value"):
-            return OscMessage(m.address, (a[0], a[1], *self.values[(a[0], a[1])]))
-        if m.address.startswith("/live/track/get/"):
-            return OscMessage(m.address, (a[0], self.state[a[0]][m.address.rsplit("/", 1)[1]]))
-        if m.address.startswith("/live/track/set/"):
-            self.sets.append(m)
-            self.state[a[0]][m.address.rsplit("/", 1)[1]] = a[1]
-        if m.address == "/live/device/set/parameter/value":
-            self.sets.append(m)
-            self.values[(a[0], a[1])][a[2]] = a[3]
-        return None
-
-
 def test_ableton_push_resolves_parameters_by_name_then_pull_reads_them_back():
     reply_port = free_udp_port()
-    fake = FakeAbleton(reply_port)
-    with fake.server:
+    with AbletonStandin(reply_port) as fake:
         s = make_session(2)
-        rep = push(s, "ableton", port=fake.server.port, reply_port=reply_port, timeout_s=1.0)
+        rep = push(s, "ableton", port=fake.port, reply_port=reply_port, timeout_s=1.0)
         assert rep.plan.match.unmatched_daw == ["Bass"]
         assert fake.state[0]["volume"] == pytest.approx(0.7, rel=FLOAT32_REL_TOLERANCE)
         # Threshold is index 2 in the fake's list, not the fallback index 1: resolved by name
         assert fake.values[(0, 1)][2] == pytest.approx(-24.0) and fake.values[(0, 1)][1] == pytest.approx(4.0)
-        got = pull("ableton", port=fake.server.port, reply_port=reply_port, timeout_s=1.0)
+        got = pull("ableton", port=fake.port, reply_port=reply_port, timeout_s=1.0)
     t = got.session.track("trk1").params
     assert t["fader"]["fader_db"] == pytest.approx(-6.0, abs=1e-4)
     assert t["pan"]["pan"] == pytest.approx(-0.5)
@@ -312,12 +255,12 @@ def test_ableton_push_resolves_parameters_by_name_then_pull_reads_them_back():
 
 def test_ableton_push_refuses_a_parameter_whose_reported_range_does_not_fit():
     reply_port = free_udp_port()
-    fake = FakeAbleton(reply_port)
-    fake.range_override["Threshold"] = (0.0, 1.0)  # e.g. a Live version that exposes 0..1 internally
-    with fake.server:
+    fake = AbletonStandin(reply_port)
+    fake.ranges["Compressor"]["Threshold"] = (0.0, 1.0)  # e.g. a Live version that exposes 0..1 internally
+    with fake:
         refused = r"Compressor 'Threshold' would be sent as -24, but ableton reports .*\[0, 1\]"
         with pytest.raises(DawRangeError, match=refused):
-            push(make_session(2), "ableton", port=fake.server.port, reply_port=reply_port, timeout_s=1.0)
+            push(make_session(2), "ableton", port=fake.port, reply_port=reply_port, timeout_s=1.0)
     assert fake.sets == []  # nothing half-pushed
 
 
@@ -369,7 +312,7 @@ def test_reaper_push_matches_names_from_feedback_and_widens_the_bank():
     s.tracks[0].params["fader"]["fader_db"] = -9.0
     s.tracks[1].params["fader"]["fader_db"] = -1.0
     with fake.server:
-        rep = push(s, "reaper", port=fake.server.port, reply_port=device_port, timeout_s=0.5)
+        rep = push(s, "reaper", port=fake.server.port, reply_port=device_port, timeout_s=0.5, verify=False)
         deadline = time.monotonic() + 2
         while len(fake.received) < rep.sent + 3 and time.monotonic() < deadline:
             time.sleep(0.01)

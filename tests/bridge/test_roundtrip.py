@@ -72,7 +72,9 @@ def test_reaper_push_lists_no_phantom_tracks_for_empty_bank_slots():
     assert rep.plan.match.unmatched_daw == []  # not "Track 3" .. "Track 64"
     assert [(n, pos) for n, pos, _ in rep.plan.strips] == [("Kick", 0), ("Snare", 1)]
     counts = [m.args for m in fake.received if m.address == "/device/track/count"]
-    assert counts == [(BANK,), (2,)]  # the bank narrows to the 2 real tracks
+    assert counts[:2] == [(BANK,), (2,)]  # the bank narrows to the 2 real tracks
+    # (the verification pass may refresh again, with the same bank)
+    assert set(counts[2:]) <= {(2,)}
 
 
 @pytest.mark.parametrize("clamp", [False, True])

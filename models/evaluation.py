@@ -56,6 +56,13 @@ from mixbridge.errors import MixbridgeError
 from mixbridge.loudness import SILENT_LUFS, db_to_gain, integrated_lufs, true_peak_dbtp
 from mixbridge.plugins.console import pan_gains
 from mixbridge.schema import MASTER_BUS
+from mixbridge.spectrum import (  # noqa: F401 - re-exported: they moved to mixbridge.spectrum
+    BAND_POWER_FLOOR,
+    OCTAVE_CENTRES_HZ,
+    OCTAVE_NOMINAL_HZ,
+    octave_band_edges_hz,
+    octave_band_levels_db,
+)
 
 #: Both mix and reference are brought to this integrated loudness before scoring (EBU R128's level).
 NORMALISED_LUFS = -23.0
@@ -65,16 +72,10 @@ TARGET_LUFS = float(MASTER_BUS.param("loudness.target_lufs").default)
 CEILING_DBTP = float(MASTER_BUS.param("limiter.ceiling_dbtp").default)
 #: How far from the target the integrated loudness may be and still comply, LU.
 LUFS_TOLERANCE_LU = 1.0
-#: Exact octave-band centres ``1000 * 2^k`` Hz, k = -5..4 (nominal 31.5, 63, 125, ..., 16000 Hz).
-OCTAVE_CENTRES_HZ = tuple(1000.0 * 2.0 ** k for k in range(-5, 5))
-#: The nominal names of the octave bands (IEC 61260).
-OCTAVE_NOMINAL_HZ = (31.5, 63, 125, 250, 500, 1000, 2000, 4000, 8000, 16000)
 #: Tracks quieter than this relative to the loudest track, in both mixes, are left out of the level/pan scores, dB.
 TRACK_SKIP_DB = -60.0
 #: Reported level of a track the least squares gives no gain (instead of -inf, which JSON cannot hold), dB.
 LEVEL_FLOOR_DB = -200.0
-#: Floor of band powers before the log (digital silence reads a finite level).
-BAND_POWER_FLOOR = 1e-30
 #: Shortest signal scored: one 400 ms loudness block plus one sample at 8 kHz is far below this; 0.5 s keeps
 #: every meter (BS.1770 gating, MR-STFT's 2048-sample FFT) meaningful.
 MIN_DURATION_S = 0.5
@@ -98,39 +99,6 @@ def _as_audio(x, what: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise EvaluationInputError(f"{what} holds NaN or inf samples; give finite audio")
     return a
-
-
-def octave_band_edges_hz(sample_rate: int) -> list[tuple[float, float] | None]:
-    """``(low, high)`` Hz of each band of :data:`OCTAVE_CENTRES_HZ`: ``fc / sqrt 2 .. fc * sqrt 2``, the high edge
-    cut at Nyquist; ``None`` for a band whose low edge is at or above Nyquist."""
-    nyquist = sample_rate / 2.0
-    out: list[tuple[float, float] | None] = []
-    for fc in OCTAVE_CENTRES_HZ:
-        lo, hi = fc / math.sqrt(2.0), fc * math.sqrt(2.0)
-        out.append(None if lo >= nyquist else (lo, min(hi, nyquist)))
-    return out
-
-
-def octave_band_levels_db(audio: np.ndarray, sample_rate: int) -> list[float | None]:
-    """Level in dB of each octave band of ``audio [channels, samples]``: ``10 log10`` of the power of the numpy
-    ``rfft`` bins with ``low <= f < high`` (:func:`octave_band_edges_hz`; ``high`` included for a band cut at
-    Nyquist), summed over the channels and divided by the number of samples (so a full-scale sine reads
-    about ``20 log10(n / 2) - 10 log10 n``; only differences are used). ``None`` above Nyquist.
-    """
-    a = _as_audio(audio, "audio")
-    n = a.shape[1]
-    power = np.sum(np.abs(np.fft.rfft(a, axis=-1)) ** 2, axis=0) / n
-    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    nyquist = sample_rate / 2.0
-    out: list[float | None] = []
-    for edges in octave_band_edges_hz(sample_rate):
-        if edges is None:
-            out.append(None)
-            continue
-        lo, hi = edges
-        sel = (freqs >= lo) & ((freqs < hi) | ((hi >= nyquist) & (freqs <= hi)))
-        out.append(float(10.0 * np.log10(max(float(power[sel].sum()), BAND_POWER_FLOOR))))
-    return out
 
 
 def _invert_pan(gain_left: float, gain_right: float, channels: int) -> float:

@@ -52,24 +52,16 @@ def register(sub) -> None:
         pass
     else:
         add_prior_command(tsub)
-    try:  # the learned mastering model's training command (``train master``)
-        from .training.mastering import add_master_command
-    except ImportError:
-        pass
-    else:
-        add_master_command(tsub)
-    try:  # the rules mastering model's target spectrum (``train master-rules``), numpy-only
-        from mixbridge.plugins.master_rules import add_rules_command
-    except ImportError:
-        pass
-    else:
-        add_rules_command(tsub)
-    try:  # the seed's mel U-Net baseline (``train master-unet``)
-        from .master_unet import add_unet_command
-    except ImportError:
-        pass
-    else:
-        add_unet_command(tsub)
+    # mastering: the learned model, the rules model's target spectrum, the seed's mel U-Net baseline
+    # (each parser module is torch-free; the handlers import torch when they run)
+    from mixbridge.plugins.master_rules_cli import add_rules_command
+
+    from .learned_master_cli import add_master_command
+    from .master_unet_cli import add_unet_command
+
+    add_master_command(tsub)
+    add_rules_command(tsub)
+    add_unet_command(tsub)
     t.set_defaults(func=lambda args: (t.print_help(), 2)[1])
 
 

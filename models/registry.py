@@ -160,6 +160,14 @@ def _master_unet(**config: Any):
     return MelUNet(**config)
 
 
+def _master_net(**config: Any):
+    from .learned_master import MasterNet
+
+    return MasterNet(**config)
+
+
+register_architecture("master-mlp", _master_net,
+                      summary="mix features to master-chain parameters (mixbridge.models.learned_master)")
 register_architecture("master-unet", _master_unet,
                       summary="the seed's mel U-Net mastering baseline (mixbridge.models.master_unet)")
 

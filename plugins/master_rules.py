@@ -60,7 +60,7 @@ from .master_plan import MasterPlan
 from .mastering import chain_params, solve_master_gain
 
 __all__ = ["RulesMasterer", "RulesTargetError", "MasterInputError", "apply_intensity", "fit_eq_gains",
-           "fit_rules_target", "load_rules_target", "probe_render", "neutral_params", "add_rules_command",
+           "fit_rules_target", "load_rules_target", "cap_limiter", "probe_render", "neutral_params",
            "DEFAULT_TARGET", "RULES_FORMAT", "RULES_VERSION", "MAX_LIMITER_GR_DB"]
 
 #: Format and version of the target table (a :func:`mixbridge.records.read_record` record).
@@ -350,6 +350,61 @@ def _measure(x: np.ndarray, sample_rate: int) -> tuple[float, float]:
     return integrated_lufs(x, sample_rate), true_peak_dbtp(x, sample_rate)
 
 
+def cap_limiter(mix: np.ndarray, sample_rate: int, params: Mapping[str, Mapping[str, float]], *,
+                max_limiter_db: float = MAX_LIMITER_GR_DB, who: str = "master",
+                input_lufs: float | None = None) -> tuple[dict[str, dict[str, float]], list[str], float]:
+    """Cap the limiter's gain reduction of a plan: lower ``loudness.target_lufs`` until the limiter reduces
+    peaks by at most ``max_limiter_db`` (dB), for any mastering model's plan.
+
+    The limiter's largest reduction at the target is the pre-limiter true peak (the EQ and compressor
+    stages' output, :func:`probe_render`, at the solved gain) over the ceiling: predicted from that
+    stage's PLR, then checked with up to :data:`CAP_STEPS` runs of the one gain solver (limiting dense
+    peaks lowers the loudness, so the solver adds gain). A mix louder than the target is turned down by the
+    solved gain, never limited harder; that is said in a notice.
+
+    Args:
+        mix: float32 ``[2, samples]``; params: ``master_bus`` values (not modified).
+        who: the model's name, for the notices.
+        input_lufs: the mix's integrated loudness if already measured.
+
+    Returns:
+        ``(params, notices, limiter_gr_db)``: a copy of ``params`` with the target lowered where the cap
+        needs it, plain sentences naming the target, what is aimed at and the fix, and the expected
+        largest limiter reduction (dB).
+    """
+    params = {proc: dict(v) for proc, v in params.items()}
+    notices: list[str] = []
+    target_lufs = float(params["loudness"]["target_lufs"])
+    ceiling_dbtp = float(params["limiter"]["ceiling_dbtp"])
+    in_lufs = integrated_lufs(mix, sample_rate) if input_lufs is None else float(input_lufs)
+    comp_lufs, comp_stage_tp = _measure(probe_render(mix, sample_rate, params, "compressor"), sample_rate)
+    comp_plr = comp_stage_tp - comp_lufs
+    limiter_gr = comp_plr - (ceiling_dbtp - target_lufs) + LIMITER_MARGIN_DB
+    lo_target = LOUDNESS.param("target_lufs").min
+    if limiter_gr > max_limiter_db:
+        reached_target = float(np.clip(ceiling_dbtp - LIMITER_MARGIN_DB + max_limiter_db - comp_plr,
+                                       lo_target, target_lufs))
+        for _ in range(CAP_STEPS):
+            params["loudness"]["target_lufs"] = round(reached_target, 3)
+            gain_db = solve_master_gain(mix, sample_rate, params)[0]
+            limiter_gr = comp_stage_tp + gain_db - ceiling_dbtp + LIMITER_MARGIN_DB
+            if limiter_gr <= max_limiter_db + CAP_TOLERANCE_DB or reached_target <= lo_target:
+                break
+            reached_target = max(lo_target, reached_target - (limiter_gr - max_limiter_db))
+        ratio = float(params["compressor"]["ratio"])
+        notices.append(
+            f"{who}: {target_lufs:g} LUFS under a {ceiling_dbtp:g} dBTP ceiling needs more than "
+            f"{max_limiter_db:g} dB of limiter gain reduction (the compressed mix's PLR is {comp_plr:.1f} dB, "
+            f"compressor at {ratio:.2f}:1); the cap is {max_limiter_db:g} dB, so the master aims at "
+            f"{reached_target:.2f} LUFS ({reached_target - target_lufs:+.2f} LU, limiter at most {limiter_gr:.1f} dB); "
+            "raise --max-limiter-db or lower --target-lufs")
+        params["loudness"]["target_lufs"] = round(reached_target, 3)
+    if in_lufs > target_lufs:
+        notices.append(f"{who}: the mix ({in_lufs:.2f} LUFS) is louder than the {target_lufs:g} LUFS target; it is "
+                       f"turned down by about {in_lufs - target_lufs:.1f} dB, not limited harder")
+    return params, notices, float(limiter_gr)
+
+
 class RulesMasterer:
     """The rules mastering model (see the module docstring); a :class:`~mixbridge.models.masterers.Masterer`.
 
@@ -490,34 +545,10 @@ class RulesMasterer:
                     probe_render(x, sample_rate, params, "compressor"), sample_rate)
         comp_plr = comp_tp - comp_lufs
 
-        # 3. the limiter's cap: its largest reduction at the target is the pre-limiter true peak (the
-        # compressed mix's at the solved gain) over the ceiling; predicted from the PLR, then checked with
-        # the one gain solver (limiting around dense peaks lowers the loudness, so the solver adds gain)
-        comp_stage_tp = comp_tp
-        limiter_gr = comp_plr - headroom + LIMITER_MARGIN_DB
-        reached_target = target_lufs
-        lo_target = LOUDNESS.param("target_lufs").min
-        if limiter_gr > self.max_limiter_db:
-            reached_target = float(np.clip(ceiling_dbtp - LIMITER_MARGIN_DB + self.max_limiter_db - comp_plr,
-                                           lo_target, target_lufs))
-            for _ in range(CAP_STEPS):
-                params["loudness"]["target_lufs"] = round(reached_target, 3)
-                gain_db = solve_master_gain(x, sample_rate, params)[0]
-                limiter_gr = comp_stage_tp + gain_db - ceiling_dbtp + LIMITER_MARGIN_DB
-                if limiter_gr <= self.max_limiter_db + CAP_TOLERANCE_DB or reached_target <= lo_target:
-                    break
-                reached_target = max(lo_target, reached_target - (limiter_gr - self.max_limiter_db))
-            notices.append(
-                f"rules: {target_lufs:g} LUFS under a {ceiling_dbtp:g} dBTP ceiling needs more than "
-                f"{self.max_limiter_db:g} dB of limiter gain reduction (the compressed mix's PLR is {comp_plr:.1f} dB, "
-                f"compressor at {params['compressor']['ratio']:.2f}:1 of at most {MAX_RATIO:g}:1); the cap is "
-                f"{self.max_limiter_db:g} dB, so the master aims at {reached_target:.2f} LUFS "
-                f"({reached_target - target_lufs:+.2f} LU, limiter at most {limiter_gr:.1f} dB); raise "
-                "--max-limiter-db or lower --target-lufs")
-            params["loudness"]["target_lufs"] = round(reached_target, 3)
-        if in_lufs > target_lufs:
-            notices.append(f"rules: the mix ({in_lufs:.2f} LUFS) is louder than the {target_lufs:g} LUFS target; it is "
-                           f"turned down by about {in_lufs - target_lufs:.1f} dB, not limited harder")
+        # 3. the limiter's cap (one function for every model: :func:`cap_limiter`)
+        params, cap_notices, limiter_gr = cap_limiter(x, sample_rate, params, max_limiter_db=self.max_limiter_db,
+                                                      who="rules", input_lufs=in_lufs)
+        notices += cap_notices
         info = {
             "aim": aim, "input_lufs": round(in_lufs, 3), "eq_lufs": round(eq_lufs, 3),
             "input_plr_db": round(eq_plr, 3), "plr_goal_db": round(plr_goal, 3),
@@ -533,40 +564,3 @@ class RulesMasterer:
         }
         return MasterPlan(params, notices, info)
 
-
-# ----------------------------------------------------------------------------- `mixbridge train master-rules`
-def add_rules_command(tsub) -> None:
-    """Add ``master-rules`` to the ``mixbridge train`` subparsers ``tsub``:
-    ``mixbridge train master-rules -o models/masterers/rules.json [--masters DIR] [--max-seconds S]``."""
-    from mixbridge.cli_options import add_output, add_quiet
-
-    p = tsub.add_parser(
-        "master-rules", help="fit the rules mastering model's target spectrum on the training masters",
-        description=("Measure the long-term third-octave spectrum relative to loudness, and the PLR, of every "
-                     "training-split master (mixbridge.plugins.datagen.masters; never val or test) and write their "
-                     "means as the table the `rules` mastering model aims at (models/masterers/rules.json)."))
-    add_output(p, metavar="TABLE_JSON", help="the table to write (atomically), e.g. models/masterers/rules.json")
-    p.add_argument("--masters", metavar="DIR", default=None,
-                   help="a folder of your own masters (albums by folder; default: the Debian music catalogue)")
-    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                   help="analyse only the middle S seconds of each file (default: the whole file)")
-    add_quiet(p, help="no per-file lines")
-    p.set_defaults(func=_train_rules, command="train master-rules")
-
-
-def _train_rules(args) -> int:
-    import shlex
-
-    if args.max_seconds is not None and not args.max_seconds > 0.5:
-        raise ParamRangeError(f"--max-seconds {args.max_seconds:g}: give more than 0.5 s (or leave it out)")
-    command = f"mixbridge train master-rules -o {shlex.quote(str(args.output))}"
-    if args.masters:
-        command += f" --masters {shlex.quote(str(args.masters))}"
-    if args.max_seconds is not None:
-        command += f" --max-seconds {args.max_seconds:g}"
-    t = fit_rules_target(args.output, root=args.masters, max_seconds=args.max_seconds, command=command,
-                         progress=not args.quiet)
-    pv = t["provenance"]
-    print(f"wrote {args.output}: {pv['files']} masters of {', '.join(pv['albums'])} ({pv['split']} split), "
-          f"mean PLR {t['plr_db']:.2f} dB, mean loudness {t['lufs']:.2f} LUFS ({pv['seconds']:.0f} s)")
-    return 0

@@ -126,7 +126,8 @@ def master_file(input_path: str | Path, out_dir: str | Path, *, model: str = DEF
         ceiling_dbtp: true-peak ceiling (default the schema's -1 dBTP).
         references: masters whose tone and dynamics to aim at (resampled to the mix's rate, with a notice).
         intensity: 0..1; 0 is the neutral chain (only gain and limiter), 1 the model's plan.
-        max_limiter_db: the ``rules`` model's cap on limiter gain reduction (default 6 dB).
+        max_limiter_db: the cap on the limiter's gain reduction, dB (default 6; every model:
+            :func:`mixbridge.plugins.master_rules.cap_limiter` lowers the target to keep it).
         eq_strength: the ``rules`` model's EQ toward the training mean without references, 0..1 (default 0).
         report: also write ``report.html``.
         model_config: more keyword arguments for the model's factory.
@@ -145,7 +146,14 @@ def master_file(input_path: str | Path, out_dir: str | Path, *, model: str = DEF
     from mixbridge.loudness import integrated_lufs, true_peak_dbtp
     from mixbridge.models.masterers import get_masterer
     from mixbridge.plugins.master_bus import LIMITER_MARGIN_DB
-    from mixbridge.plugins.master_rules import NEAR_SILENT_LUFS, MasterInputError, apply_intensity, probe_render
+    from mixbridge.plugins.master_rules import (
+        MAX_LIMITER_GR_DB,
+        NEAR_SILENT_LUFS,
+        MasterInputError,
+        apply_intensity,
+        cap_limiter,
+        probe_render,
+    )
     from mixbridge.plugins.mastering import master
     from mixbridge.schema import CHANNEL_STRIP, LIMITER, LOUDNESS, MASTER_BUS
     from mixbridge.session import Master, Session, Track, save
@@ -160,7 +168,9 @@ def master_file(input_path: str | Path, out_dir: str | Path, *, model: str = DEF
     ceiling_dbtp = ceiling.default if ceiling_dbtp is None else ceiling.validate(ceiling_dbtp, "--ceiling-dbtp")
     apply_intensity(MASTER_BUS.defaults(), intensity)  # validates --intensity before any work
     config = dict(model_config or {})
-    for key, value in (("max_limiter_db", max_limiter_db), ("eq_strength", eq_strength)):
+    if max_limiter_db is not None and model == "rules":
+        config["max_limiter_db"] = max_limiter_db
+    for key, value in (("eq_strength", eq_strength),):
         if value is None:
             continue
         if model != "rules":
@@ -200,6 +210,11 @@ def master_file(input_path: str | Path, out_dir: str | Path, *, model: str = DEF
     if intensity < 1.0:
         notices.append(f"intensity {intensity:g}: the {model} plan moved toward the neutral chain (EQ gains, ratio, "
                        "threshold and makeup scaled; 0 = only gain and limiter)")
+    if "max_limiter_db" not in plan.info:  # a model that does not cap its limiter itself: the one cap
+        cap_db = MAX_LIMITER_GR_DB if max_limiter_db is None else float(max_limiter_db)
+        params, cap_notices, _ = cap_limiter(mix, sr, params, max_limiter_db=cap_db, who=model, input_lufs=pre_lufs)
+        notices += cap_notices
+        plan.info["max_limiter_db"] = cap_db
     mres = master(mix, params, sr)
     notices += mres.notices
     # the limiter's largest reduction: the pre-limiter true peak (EQ + compressor at the solved gain) over the ceiling
@@ -272,7 +287,7 @@ def register(sub) -> None:
                    help="1: the model's chain; 0: neutral (only gain and limiter); between: every EQ gain, ratio, "
                         "threshold and makeup interpolated toward neutral (default: 1)")
     p.add_argument("--max-limiter-db", type=float, default=None, metavar="DB",
-                   help="rules model: the most gain reduction the limiter may do (default: 6); a target that needs "
+                   help="the most gain reduction the limiter may do, for every model (default: 6); a target that needs "
                         "more is lowered to what this allows, with a notice")
     p.add_argument("--eq-strength", type=float, default=None, metavar="0..1",
                    help="rules model without --reference: how far the EQ moves toward the training masters' mean "

@@ -68,7 +68,7 @@ def test_the_session_loads_and_renders_back_to_the_same_master(mastered, tmp_pat
     s = load(mastered / "session.json")
     assert [t.name for t in s.tracks] == ["mix"] and s.tracks[0].source == "mix.wav"
     assert s.master.solved_gain_db is not None
-    assert s.provenance["masterer"] == "rules"
+    assert s.provenance["masterer"] == "learned"  # the default model
     assert s.master.params["loudness"]["target_lufs"] == -14.0
     res = render(mastered / "session.json", tmp_path / "again.wav", progress=False)
     assert not res.solved  # the stored gain still meets the target: no re-solve
@@ -87,7 +87,8 @@ def test_push_carries_the_solved_gain_to_the_master_fader(mastered):
 
 
 def test_summary_and_library_call(mix_wav, tmp_path, capsys):
-    assert main(["master", str(mix_wav), "-o", str(tmp_path / "o"), "--no-report", "--intensity", "0"]) == 0
+    assert main(["master", str(mix_wav), "-o", str(tmp_path / "o"), "--no-report", "--intensity", "0",
+                 "--model", "rules"]) == 0
     out = capsys.readouterr().out
     assert "model rules" in out and "intensity 0" in out
     s = load(tmp_path / "o" / "session.json")
@@ -119,13 +120,15 @@ def test_a_reference_at_another_rate_is_resampled_with_a_notice(multitrack, mix_
 def test_a_louder_mix_is_turned_down(multitrack, tmp_path):
     x, sr = _mix(multitrack, -9.0)
     sf.write(tmp_path / "loud.wav", x.T, sr, subtype="FLOAT")
-    res = master_file(tmp_path / "loud.wav", tmp_path / "o", report=False)
-    assert res.gain_db < -3.0 and any("turned down" in n for n in res.notices)
+    res = master_file(tmp_path / "loud.wav", tmp_path / "o", report=False)  # the default (learned) model
+    assert res.gain_db < -3.0 and any("turned down" in n for n in res.notices), res.notices
     assert abs(res.lufs + 14.0) <= LOUDNESS_TOLERANCE_LU
 
 
-def test_an_impossible_target_says_what_was_reached(mix_wav, tmp_path):
-    res = master_file(mix_wav, tmp_path / "o", target_lufs=-6.0, ceiling_dbtp=-6.0, report=False)
+@pytest.mark.parametrize("model", ["rules", "learned"])
+def test_an_impossible_target_says_what_was_reached(mix_wav, tmp_path, model):
+    """Every model's plan goes through the one limiter cap (plugins.master_rules.cap_limiter)."""
+    res = master_file(mix_wav, tmp_path / "o", target_lufs=-6.0, ceiling_dbtp=-6.0, report=False, model=model)
     assert any("the cap is 6 dB" in n and "aims at" in n for n in res.notices), res.notices
     assert res.lufs < -6.0 - LOUDNESS_TOLERANCE_LU and res.true_peak_dbtp <= -6.0
     assert res.limiter_gr_db <= 6.0 + 0.5
@@ -144,8 +147,8 @@ def test_silence_exits_2_with_a_clear_error(tmp_path, capsys, level):
     (["--intensity", "1.5"], "intensity = 1.5"),
     (["--target-lufs", "-3"], "--target-lufs"),
     (["--ceiling-dbtp", "1"], "--ceiling-dbtp"),
-    (["--model", "learned", "--max-limiter-db", "3"], "only the rules model"),
-    (["--eq-strength", "2"], "eq_strength = 2"),
+    (["--model", "learned", "--eq-strength", "0.5"], "only the rules model"),
+    (["--model", "rules", "--eq-strength", "2"], "eq_strength = 2"),
 ])
 def test_bad_options_exit_2(mix_wav, tmp_path, capsys, argv, needle):
     assert main(["master", str(mix_wav), "-o", str(tmp_path / "o"), *argv]) == 2

@@ -372,7 +372,8 @@ def cap_limiter(mix: np.ndarray, sample_rate: int, params: Mapping[str, Mapping[
         needs it, plain sentences naming the target, what is aimed at and the fix, and the expected
         largest limiter reduction (dB).
     """
-    params = {proc: dict(v) for proc, v in params.items()}
+    out: dict[str, dict[str, float]] = {proc: dict(v) for proc, v in params.items()}
+    params = out
     notices: list[str] = []
     target_lufs = float(params["loudness"]["target_lufs"])
     ceiling_dbtp = float(params["limiter"]["ceiling_dbtp"])
@@ -385,8 +386,8 @@ def cap_limiter(mix: np.ndarray, sample_rate: int, params: Mapping[str, Mapping[
         reached_target = float(np.clip(ceiling_dbtp - LIMITER_MARGIN_DB + max_limiter_db - comp_plr,
                                        lo_target, target_lufs))
         for _ in range(CAP_STEPS):
-            params["loudness"]["target_lufs"] = round(reached_target, 3)
-            gain_db = solve_master_gain(mix, sample_rate, params)[0]
+            out["loudness"]["target_lufs"] = round(reached_target, 3)
+            gain_db = solve_master_gain(mix, sample_rate, out)[0]
             limiter_gr = comp_stage_tp + gain_db - ceiling_dbtp + LIMITER_MARGIN_DB
             if limiter_gr <= max_limiter_db + CAP_TOLERANCE_DB or reached_target <= lo_target:
                 break
@@ -398,11 +399,11 @@ def cap_limiter(mix: np.ndarray, sample_rate: int, params: Mapping[str, Mapping[
             f"compressor at {ratio:.2f}:1); the cap is {max_limiter_db:g} dB, so the master aims at "
             f"{reached_target:.2f} LUFS ({reached_target - target_lufs:+.2f} LU, limiter at most {limiter_gr:.1f} dB); "
             "raise --max-limiter-db or lower --target-lufs")
-        params["loudness"]["target_lufs"] = round(reached_target, 3)
+        out["loudness"]["target_lufs"] = round(reached_target, 3)
     if in_lufs > target_lufs:
         notices.append(f"{who}: the mix ({in_lufs:.2f} LUFS) is louder than the {target_lufs:g} LUFS target; it is "
                        f"turned down by about {in_lufs - target_lufs:.1f} dB, not limited harder")
-    return params, notices, float(limiter_gr)
+    return out, notices, float(limiter_gr)
 
 
 class RulesMasterer:

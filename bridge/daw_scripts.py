@@ -498,6 +498,8 @@ def _ardour_text(script: DawScript, session: Session, bus_name: str, headless: t
                   f"local s = load_session({lua_string(folder)}, {lua_string(name)})",
                   'assert(s, "mixbridge: load_session failed")',
                   "mb_apply(MB)",
+                  # control changes reach the route in the next process cycles: let them land before saving
+                  "ARDOUR.LuaAPI.usleep(500000)",
                   'Session:save_state("", false, false, false, false, false)',
                   "close_session()",
                   'print("MIXBRIDGE-SCRIPT-DONE")']

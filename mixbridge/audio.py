@@ -236,6 +236,42 @@ def read_audio(path: str | Path, *, allow_overshoot: bool = True, start: int = 0
     return audio, int(sample_rate)
 
 
+#: Frames per block when a float WAV is written (2^16: 0.5 MB for stereo).
+WRITE_BLOCK = 1 << 16
+#: Largest ``data`` chunk a RIFF WAV holds (its 32-bit sizes); larger files go to scipy whole.
+_RIFF_LIMIT = 2**32 - 64
+
+
+def _write_float_wav_blocks(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write float32 ``[channels, samples]`` as the bytes :func:`scipy.io.wavfile.write` writes for
+    ``audio.T`` as ``"<f4"``, block by block (no transposed copy of the whole signal).
+
+    The header is scipy's own for one frame (``RIFF``/``WAVE``, ``fmt `` tag 3 with ``cbSize`` 0,
+    ``fact``, ``data``) with its three sizes set for ``samples`` frames: the RIFF size, the
+    ``fact`` frame count and the ``data`` byte count (Microsoft's RIFF/WAVE specification, 1991).
+    """
+    import io
+    import struct
+
+    from scipy.io import wavfile
+
+    channels, frames = audio.shape
+    probe = io.BytesIO()
+    wavfile.write(probe, sample_rate, np.zeros((1, channels), "<f4"))
+    head = bytearray(probe.getvalue()[: -4 * channels])
+    data_bytes = 4 * channels * frames
+    if head[-8:-4] != b"data" or head[-20:-16] != b"fact":  # a scipy whose layout is not this one
+        wavfile.write(path, sample_rate, np.ascontiguousarray(audio.T).astype("<f4"))
+        return
+    struct.pack_into("<I", head, 4, len(head) - 8 + data_bytes)
+    struct.pack_into("<I", head, len(head) - 12, frames)
+    struct.pack_into("<I", head, len(head) - 4, data_bytes)
+    with open(path, "wb") as fh:
+        fh.write(head)
+        for a in range(0, frames, WRITE_BLOCK):
+            fh.write(np.ascontiguousarray(audio[:, a:a + WRITE_BLOCK].T).astype("<f4", copy=False).tobytes())
+
+
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:
     """Write float ``[channels, samples]`` audio as WAV, atomically (temp file + rename) and reproducibly.
 
@@ -255,10 +291,12 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2 or audio.shape[0] < 1:
         raise AudioInputError(f"{path}: audio must be [channels, samples], got shape {audio.shape}")
-    if not np.isfinite(audio).all():
+    if not all(np.isfinite(audio[:, a:a + WRITE_BLOCK]).all() for a in range(0, audio.shape[1], WRITE_BLOCK)):
         raise AudioInputError(f"{path}: refusing to write NaN/inf samples")
     with atomic_path(path) as tmp:
-        if subtype == "FLOAT":
+        if subtype == "FLOAT" and audio.shape[1] * audio.shape[0] * 4 < _RIFF_LIMIT:
+            _write_float_wav_blocks(tmp, audio, int(sample_rate))
+        elif subtype == "FLOAT":
             from scipy.io import wavfile
 
             # "<f4": little-endian samples, so scipy writes RIFF (not RIFX) on every host
@@ -288,19 +326,129 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(audio, to_rate // g, from_rate // g, axis=-1).astype(np.float32)
 
 
-@dataclass
-class Stem:
-    """One input track: ``audio`` float32 ``[channels, samples]`` at the set's sample rate."""
+#: Frames per block when a stem is read or scanned block by block (2^16: 1.5 s at 44.1 kHz, 0.5 MB stereo).
+STEM_BLOCK = 1 << 16
 
-    name: str
-    path: Path
-    audio: np.ndarray
-    role: str | None = None
+
+class Stem:
+    """One input track at its set's sample rate: float32 ``[channels, samples]``, held or read from ``path``.
+
+    A stem made with ``audio`` holds that array. A stem from ``load_stems(..., lazy=True)`` holds no
+    samples until :attr:`audio` is first read (then it reads, resamples and zero-pads the file to the
+    set's length, and keeps it); :meth:`blocks` and :meth:`read` give the same samples a block at a
+    time and never keep them, so analyses of long material (the mixers' loudness and level
+    measurements) hold one block, not the stem.
+
+    Attributes:
+        name, path, role: as given; channels: 1 or 2; n_samples: samples at the set's rate.
+    """
+
+    def __init__(self, name: str, path: Path, audio: np.ndarray | None = None, role: str | None = None, *,
+                 sample_rate: int | None = None, n_samples: int | None = None, channels: int | None = None,
+                 source_rate: int | None = None, peak: float | None = None) -> None:
+        self.name, self.path, self.role = name, path, role
+        self._audio = audio
+        self._sample_rate, self._source_rate = sample_rate, source_rate
+        self._n_samples = n_samples
+        self._channels = channels
+        self._peak = peak
+        if audio is None and (sample_rate is None or n_samples is None or channels is None or source_rate is None):
+            raise ValueError("a stem without audio needs sample_rate, n_samples, channels and source_rate")
+
+    def __repr__(self) -> str:
+        return f"Stem(name={self.name!r}, path={self.path!r}, role={self.role!r}, " \
+               f"{'held' if self._audio is not None else 'on disk'})"
+
+    @property
+    def audio(self) -> np.ndarray:
+        """The whole stem float32 ``[channels, n_samples]`` (a lazy stem reads it now and keeps it)."""
+        if self._audio is None:
+            self._audio = self._read_whole()
+        return self._audio
+
+    @audio.setter
+    def audio(self, value: np.ndarray) -> None:
+        self._audio = value
+        self._peak = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the samples are in memory (else they are read from ``path`` when needed)."""
+        return self._audio is not None
+
+    @property
+    def channels(self) -> int:
+        """1 or 2."""
+        return int(self._audio.shape[0]) if self._audio is not None else int(self._channels or 0)
+
+    @property
+    def n_samples(self) -> int:
+        """Samples at the set's rate (after zero-padding to the set's length)."""
+        return int(self._audio.shape[1]) if self._audio is not None else int(self._n_samples or 0)
+
+    def _read_whole(self) -> np.ndarray:
+        audio, rate = read_audio(self.path)
+        if self._sample_rate is not None and rate != self._sample_rate:
+            audio = resample(audio, rate, self._sample_rate)
+        n = self.n_samples
+        if audio.shape[1] < n:
+            audio = np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
+        return audio
+
+    def blocks(self, block_frames: int = STEM_BLOCK):
+        """Yield the stem as consecutive float32 ``[channels, <= block_frames]`` blocks (none kept).
+
+        A lazy stem at its set's rate is read from disk block by block; one that needs resampling is
+        read whole and resampled (band-limited resampling needs the whole signal), then sliced.
+        """
+        n, block_frames = self.n_samples, int(block_frames)
+        if self._audio is None and self._source_rate != self._sample_rate:
+            whole = self._read_whole()
+            for a in range(0, n, block_frames):
+                yield whole[:, a:a + block_frames]
+            return
+        if self._audio is not None:
+            for a in range(0, n, block_frames):
+                yield self._audio[:, a:a + block_frames]
+            return
+        with AudioReader(self.path) as reader:
+            for a in range(0, n, block_frames):
+                x = reader.read(a, min(block_frames, n - a))
+                if x.shape[1] < min(block_frames, n - a):
+                    x = np.pad(x, ((0, 0), (0, min(block_frames, n - a) - x.shape[1])))
+                yield x
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        """Samples ``start .. start + frames`` (clipped to the stem), float32 ``[channels, k]``; nothing kept."""
+        start = max(0, min(int(start), self.n_samples))
+        stop = min(self.n_samples, start + max(0, int(frames)))
+        if self._audio is not None:
+            return self._audio[:, start:stop]
+        if self._source_rate != self._sample_rate:
+            return self._read_whole()[:, start:stop]
+        with AudioReader(self.path) as reader:
+            x = reader.read(start, stop - start)
+        if x.shape[1] < stop - start:
+            x = np.pad(x, ((0, 0), (0, stop - start - x.shape[1])))
+        return x
+
+    def release(self) -> None:
+        """Drop samples read by :attr:`audio` from a lazy stem (a stem made with ``audio`` keeps them)."""
+        if self._source_rate is not None:
+            self._audio = None
+
+    @property
+    def peak(self) -> float:
+        """The sample peak (linear), measured block by block once."""
+        if self._peak is None:
+            self._peak = max((float(np.max(np.abs(b))) for b in self.blocks() if b.size), default=0.0)
+        return self._peak
 
     @property
     def silent(self) -> bool:
         """True when the sample peak is below :data:`SILENCE_PEAK_DB` (-90 dBFS)."""
-        return peak_db(self.audio) < SILENCE_PEAK_DB
+        peak = self.peak
+        return (20.0 * np.log10(peak) if peak > 0 else float("-inf")) < SILENCE_PEAK_DB
 
 
 @dataclass
@@ -315,7 +463,7 @@ class StemSet:
     @property
     def n_samples(self) -> int:
         """Samples per stem (every stem has the same length)."""
-        return self.stems[0].audio.shape[1]
+        return self.stems[0].n_samples
 
 
 #: The shortest stem set mixbridge mixes, s: one BS.1770-4 gating block (400 ms). Anything shorter has no
@@ -324,8 +472,32 @@ class StemSet:
 MIN_STEM_DURATION_S = 0.4
 
 
-def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[str, str] | None = None) -> StemSet:
+def _scan_file(path: Path) -> tuple[int, int, int, float]:
+    """``(frames, sample_rate, channels, peak)`` of an audio file read block by block, with
+    :func:`read_audio`'s checks (header, truncation, channels, empty, NaN/inf), holding one block."""
+    with AudioReader(path) as reader:
+        if reader.frames == 0:
+            raise AudioInputError(f"{path}: the file holds no samples")
+        peak, bad = 0.0, 0
+        for a in range(0, reader.frames, STEM_BLOCK):
+            x = reader.read(a, STEM_BLOCK)
+            finite = np.isfinite(x)
+            if not finite.all():
+                bad += int((~finite).sum())
+            elif x.size:
+                peak = max(peak, float(np.max(np.abs(x))))
+        if bad:
+            raise AudioInputError(f"{path}: {bad} NaN/inf samples; repair or re-export the file")
+        return reader.frames, reader.sample_rate, reader.channels, peak
+
+
+def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[str, str] | None = None,
+               lazy: bool = False) -> StemSet:
     """Load every audio file of ``folder`` as a stem set of equal length and rate.
+
+    ``lazy``: read each file once to check it (block by block) and keep no samples: each
+    :class:`Stem` reads its file when asked (:meth:`Stem.blocks`, :meth:`Stem.read`, :attr:`Stem.audio`).
+    What is checked, refused and noticed is the same.
 
     Stems at another sample rate are resampled (to ``sample_rate``, or the most
     common rate) and shorter stems are zero-padded to the longest, each with a
@@ -345,6 +517,8 @@ def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[s
         raise AudioInputError(
             f"{folder}: no audio files ({', '.join(AUDIO_SUFFIXES)}); put one file per stem in the folder"
         )
+    if lazy:
+        return _load_lazy(folder, files, sample_rate, roles)
     loaded = []
     for f in files:
         audio, rate = read_audio(f)
@@ -362,13 +536,7 @@ def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[s
             audio = resample(audio, rate, sample_rate)
         stems.append(Stem(f.stem, f, audio, (roles or {}).get(f.stem)))
     n = max(s.audio.shape[1] for s in stems)
-    min_samples = int(MIN_STEM_DURATION_S * sample_rate) + 1  # the loudness meter's first full block
-    if n < min_samples:
-        longest = max(stems, key=lambda s: s.audio.shape[1])
-        raise AudioInputError(
-            f"{folder}: the longest stem ({longest.path.name}) has {n} samples ({n / sample_rate * 1000:.1f} ms at "
-            f"{sample_rate} Hz); mixbridge needs more than {MIN_STEM_DURATION_S * 1000:.0f} ms ({min_samples} "
-            "samples, one BS.1770 loudness block) to measure and set levels: give longer stems")
+    _min_length_check(folder, n, int(sample_rate), max(stems, key=lambda s: s.audio.shape[1]).path)
     for s in stems:
         if s.audio.shape[1] < n:
             notices.append(f"{s.path.name}: {s.audio.shape[1]} samples, zero-padded to {n} to match the longest stem")
@@ -381,3 +549,43 @@ def load_stems(folder: str | Path, sample_rate: int | None = None, roles: dict[s
             notices.append(f"{s.path.name}: silent (peak below {SILENCE_PEAK_DB:g} dBFS); "
                            "excluded from loudness decisions")
     return StemSet(stems, int(sample_rate), notices)
+
+
+def _min_length_check(folder: Path, n: int, sample_rate: int, longest: Path) -> None:
+    min_samples = int(MIN_STEM_DURATION_S * sample_rate) + 1  # the loudness meter's first full block
+    if n < min_samples:
+        raise AudioInputError(
+            f"{folder}: the longest stem ({longest.name}) has {n} samples ({n / sample_rate * 1000:.1f} ms at "
+            f"{sample_rate} Hz); mixbridge needs more than {MIN_STEM_DURATION_S * 1000:.0f} ms ({min_samples} "
+            "samples, one BS.1770 loudness block) to measure and set levels: give longer stems")
+
+
+def _load_lazy(folder: Path, files: list[Path], sample_rate: int | None, roles: dict[str, str] | None) -> StemSet:
+    """:func:`load_stems` with ``lazy=True``: the same checks and notices, no samples kept."""
+    scanned = [(f, *_scan_file(f)) for f in files]
+    notices: list[str] = []
+    if sample_rate is None:
+        rates = [r for _, _, r, _, _ in scanned]
+        sample_rate = max(set(rates), key=lambda r: (rates.count(r), r))
+    sample_rate = int(sample_rate)
+    lengths = []
+    for f, frames, rate, _, _ in scanned:
+        if rate != sample_rate:
+            notices.append(f"{f.name}: resampled from {rate} Hz to {sample_rate} Hz")
+            frames = -(-frames * sample_rate // rate)  # resample_poly's output length
+        lengths.append(frames)
+    n = max(lengths)
+    _min_length_check(folder, n, sample_rate, scanned[lengths.index(n)][0])
+    stems = []
+    for (f, _, rate, channels, peak), k in zip(scanned, lengths):
+        if k < n:
+            notices.append(f"{f.name}: {k} samples, zero-padded to {n} to match the longest stem")
+        stems.append(Stem(f.stem, f, None, (roles or {}).get(f.stem), sample_rate=sample_rate, n_samples=n,
+                          channels=channels, source_rate=rate, peak=peak if rate == sample_rate else None))
+    if len({s.channels for s in stems}) > 1:
+        notices.append("mono and stereo stems mixed: mono stems are panned, stereo stems balanced")
+    for s in stems:
+        if s.silent:
+            notices.append(f"{s.path.name}: silent (peak below {SILENCE_PEAK_DB:g} dBFS); "
+                           "excluded from loudness decisions")
+    return StemSet(stems, sample_rate, notices)

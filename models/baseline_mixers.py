@@ -17,7 +17,7 @@ import numpy as np
 
 from mixbridge.audio import StemSet
 from mixbridge.errors import ParamRangeError
-from mixbridge.loudness import SILENT_LUFS, integrated_lufs
+from mixbridge.loudness import SILENT_LUFS, integrated_lufs_blocks
 from mixbridge.session import Session
 
 from .mix_session import build_session, master_defaults, split_gain
@@ -84,7 +84,7 @@ class EqualLoudness:
         notes: list[str] = []
         params = []
         for s in stems.stems:
-            lufs = integrated_lufs(s.audio, stems.sample_rate)
+            lufs = integrated_lufs_blocks(s.blocks(), stems.sample_rate, s.channels)
             params.append({} if lufs <= SILENT_LUFS else split_gain(self.track_lufs - lufs, notes, s.name))
         return build_session(stems, self.name, params, master_defaults(target_lufs), seed, source_base,
                              {"mixer_notes": notes})

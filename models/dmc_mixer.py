@@ -33,10 +33,10 @@ import numpy as np
 
 from mixbridge.audio import StemSet, resample
 from mixbridge.errors import AudioInputError, MixbridgeError
-from mixbridge.loudness import SILENT_LUFS, integrated_lufs
+from mixbridge.loudness import SILENT_LUFS, integrated_lufs, integrated_lufs_blocks
 from mixbridge.session import Session
 
-from .dmc import dmc_features, select_windows
+from .dmc import dmc_features, select_windows, window_starts
 from .mix_session import build_session, master_defaults, split_gain
 
 #: The common loudness every stem is trimmed to before the network reads it (the middle of the
@@ -46,6 +46,18 @@ COMMON_LUFS = -24.0
 MAX_TRACKS = 256
 #: The shipped weights (``dmc.json`` + ``dmc.safetensors`` + the card ``dmc.md``).
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "mixers" / "dmc.json"
+
+
+def stem_windows(stem, sample_rate: int, window_s: float, max_windows: int) -> np.ndarray:
+    """:func:`~mixbridge.models.dmc.select_windows` of a stem, reading only those windows
+    (float32 ``[channels, samples]``; the stem is at ``sample_rate``)."""
+    win = int(round(window_s * sample_rate))
+    if win < 1 or int(max_windows) != max_windows or max_windows < 1:
+        raise AudioInputError(f"window_s = {window_s} s and max_windows = {max_windows} must be positive")
+    starts = window_starts(stem.n_samples, win, int(max_windows))
+    if starts == [0]:
+        return np.asarray(stem.read(0, stem.n_samples), dtype=np.float32)
+    return np.concatenate([np.asarray(stem.read(s, win), dtype=np.float32) for s in starts], axis=-1)
 
 
 class DMCMixerError(ValueError, MixbridgeError):
@@ -125,10 +137,18 @@ class DMCMixer:
         rate, window_s, max_windows, settings = self.geometry()
         mids, lufs = [], []
         for s in stems.stems:
-            audio = s.audio if stems.sample_rate == rate else resample(s.audio, stems.sample_rate, rate)
-            part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=window_s,
-                                  max_windows=max_windows)
-            level = integrated_lufs(audio, rate)
+            if stems.sample_rate == rate:
+                # block by block: the loudness of the whole stem and only the windows the network reads,
+                # so a long stem is never held whole (the same values as on the whole array)
+                part = stem_windows(s, rate, window_s, max_windows)
+                level = integrated_lufs_blocks(s.blocks(), rate, s.channels)
+            else:
+                audio = resample(s.audio, stems.sample_rate, rate)
+                s.release()
+                part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=window_s,
+                                      max_windows=max_windows)
+                level = integrated_lufs(audio, rate)
+                del audio
             trim_db = COMMON_LUFS - level if level > SILENT_LUFS else 0.0
             lufs.append(level)
             mids.append(part.mean(axis=0) * np.float32(10.0 ** (trim_db / 20.0)))

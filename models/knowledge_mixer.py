@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mixbridge.audio import StemSet
-from mixbridge.loudness import SILENT_LUFS, integrated_lufs
+from mixbridge.loudness import SILENT_LUFS, integrated_lufs_blocks
 from mixbridge.roles import ROLES, guess_role
 from mixbridge.session import Session
 
@@ -70,11 +70,25 @@ KNEE_DB = 4.0
 def loud_passage_db(audio: np.ndarray, sample_rate: int) -> float:
     """Level of the loud passages of ``audio [channels, samples]`` in dBFS: the 90th percentile of
     50 ms peak levels (-120 for silence)."""
+    return loud_passage_db_blocks([audio], sample_rate)
+
+
+def loud_passage_db_blocks(blocks, sample_rate: int) -> float:
+    """:func:`loud_passage_db` of a signal given as consecutive ``[channels, n]`` blocks (the same
+    50 ms frames and value; one block and the frame peaks are held)."""
     hop = max(1, int(0.05 * sample_rate))
-    n = audio.shape[1] // hop
-    if n == 0:
+    frames: list[np.ndarray] = []
+    rest: np.ndarray | None = None
+    for x in blocks:
+        if rest is not None and rest.shape[1]:
+            x = np.concatenate([rest, x], axis=1)
+        n = x.shape[1] // hop
+        if n:
+            frames.append(np.abs(x[:, : n * hop]).max(axis=0).reshape(n, hop).max(axis=1))
+        rest = x[:, n * hop:]
+    if not frames:
         return -120.0
-    peaks = np.abs(audio[:, : n * hop]).max(axis=0).reshape(n, hop).max(axis=1)
+    peaks = np.concatenate(frames)
     peaks = peaks[peaks > 1e-6]
     if peaks.size == 0:
         return -120.0
@@ -102,7 +116,7 @@ class KnowledgeMixer:
             role = s.role if s.role in ROLES else guess_role(s.name)
             s.role = role
             p: dict = {}
-            lufs = integrated_lufs(s.audio, sr)
+            lufs = integrated_lufs_blocks(s.blocks(), sr, s.channels)  # block by block: never the whole stem
             if lufs <= SILENT_LUFS:
                 notes.append(f"{s.name}: silent, left at unity and excluded from the balance")
                 params.append(p)
@@ -120,7 +134,7 @@ class KnowledgeMixer:
                 p["eq"] = {"low_shelf_gain_db": -12.0, "low_shelf_freq_hz": hp}
             # gentle compression, threshold set from the loud passages after trim
             ratio, attack, release, gr = ROLE_COMPRESSION[role]
-            loud = loud_passage_db(s.audio, sr) + p["trim"]["gain_db"]
+            loud = loud_passage_db_blocks(s.blocks(), sr) + p["trim"]["gain_db"]
             if ratio > 1.0 and loud > -60.0:
                 # GR on a peak at `loud` dBFS is (loud - T)(1 - 1/R): solve for T
                 threshold = loud - gr / (1.0 - 1.0 / ratio)

@@ -69,6 +69,37 @@ def automation_blocks(
         yield start, stop, p
 
 
+Stage = tuple[str, Mapping[str, float], "Mapping[str, Automation] | None"]
+
+
+class Chain:
+    """Processors in series on one signal fed block by block: ``process(block, start)`` -> block.
+
+    ``start`` is the block's first sample in the whole signal (automation is read there). A
+    streaming chain (``streaming = True``) carries every processor's state from one block to
+    the next, so any split of a signal into consecutive blocks renders what one call on the
+    whole signal renders. This default is not streaming: it renders the stages with
+    :meth:`Backend.process_chain` and takes exactly one block, the whole signal, starting at 0.
+
+    Raises:
+        RuntimeError: (non-streaming) a second block, or one that does not start at 0.
+    """
+
+    streaming = False
+
+    def __init__(self, backend: Backend, stages: list[Stage], label: str = "") -> None:
+        self.backend, self.stages, self.label = backend, list(stages), label
+        self._used = False
+
+    def process(self, block: np.ndarray, start: int = 0) -> np.ndarray:
+        """Render the stages on ``block`` float32 ``[channels, samples]`` (see the class docstring)."""
+        if self._used or start != 0:
+            raise RuntimeError(f"the {self.backend.name} backend renders {self.label or 'a signal'} in one call; "
+                               "give the whole signal as one block")
+        self._used = True
+        return self.backend.process_chain(self.stages, block, label=self.label)
+
+
 class Backend(ABC):
     """Renders schema processors on audio. Subclasses hold plugin handles and settings.
 
@@ -200,6 +231,14 @@ class Backend(ABC):
         for processor, params, automation in stages:
             audio = self.process(processor, audio, params, automation, label=label)
         return audio
+
+    def open_chain(self, stages: list[Stage], *, label: str = "") -> Chain:
+        """A :class:`Chain` of ``stages`` (``[(processor, params, automation), ...]``) fed block by block.
+
+        The default is not streaming (the whole signal in one call); a backend whose processors
+        keep their state across calls returns a streaming one (``builtin``).
+        """
+        return Chain(self, stages, label)
 
     def close(self) -> None:  # noqa: B027  # pragma: no cover - default has nothing to free
         """Free plugin handles."""

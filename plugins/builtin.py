@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -40,9 +41,10 @@ from mixbridge.errors import BackendUnavailableError, ParamRangeError, UnknownNa
 from mixbridge.schema import shelf_q
 from mixbridge.session import Automation
 
-from .backend import PLUGIN_PROCESSORS, Backend, automation_blocks, automation_curve
+from .backend import PLUGIN_PROCESSORS, Backend, Chain, Stage, automation_blocks, automation_curve
 from .dynamics import CompressorState, compress
 from .reverb import reverb as reference_reverb
+from .reverb import reverb_ir
 
 _pb: ModuleType | None
 try:
@@ -130,6 +132,14 @@ class BuiltinBackend(Backend):
         _need_pedalboard()
         super().__init__(sample_rate, block_size, clamp)  # renders the whole schema range: nothing to clamp
 
+    def open_chain(self, stages: list[Stage], *, label: str = "") -> Chain:
+        """A streaming :class:`~.backend.Chain` of eq/compressor/reverb stages (a limiter stage: the
+        non-streaming default). Block by block it renders what :meth:`process` renders on the whole
+        signal: the EQ bit for bit, the compressor and the reverb to float32 rounding."""
+        if all(p in ("eq", "compressor", "reverb") for p, _, _ in stages):
+            return _BuiltinChain(self, stages, label)
+        return Chain(self, stages, label)
+
     def _static(self, processor: str, audio: np.ndarray, params: Mapping[str, float]) -> np.ndarray:
         sr = self.sample_rate
         if processor == "eq":
@@ -187,3 +197,140 @@ class BuiltinBackend(Backend):
                         setattr(old, attr, getattr(new, attr))
             out[:, start:stop] = board(audio[:, start:stop], sr, reset=False)
         return out
+
+
+def _value_at(automation: Automation, sample: int, sample_rate: int) -> float:
+    """An automation curve's value at one sample (the same value as ``automation_curve(...)[sample]``)."""
+    t = np.arange(sample, sample + 1, dtype=np.float64) / float(sample_rate)
+    return float(np.interp(t, np.asarray(automation.times_s, dtype=np.float64),
+                           np.asarray(automation.values, dtype=np.float64))[0])
+
+
+class _EqStream:
+    """The EQ with its filters' state carried across blocks (pedalboard with ``reset=False``)."""
+
+    def __init__(self, backend: BuiltinBackend, params: Mapping[str, float], automation) -> None:
+        self.sr, self.bs = backend.sample_rate, backend.block_size
+        self.params, self.automation = dict(params), dict(automation or {})
+        self.board: Any = None if self.automation else eq_board(**self.params, all_bands=False)
+
+    def _params_at(self, sample: int) -> dict:
+        p = dict(self.params)
+        for k, a in self.automation.items():
+            p[k] = _value_at(a, sample, self.sr)
+        return p
+
+    def process(self, x: np.ndarray, start: int) -> np.ndarray:
+        if not self.automation:
+            assert self.board is not None
+            return self.board(x, self.sr, reset=False)
+        out = np.empty_like(x)
+        for a, b, first in _host_blocks(start, x.shape[1], self.bs):
+            if first:  # a host block starts here: its parameters, read at its first sample
+                fresh = eq_board(**self._params_at(start + a), all_bands=True)
+                if self.board is None:
+                    self.board = fresh
+                else:  # keep the filters' state: update their coefficients in place
+                    for old, new in zip(self.board, fresh):
+                        for attr in ("cutoff_frequency_hz", "gain_db", "q"):
+                            setattr(old, attr, getattr(new, attr))
+            assert self.board is not None
+            out[:, a:b] = self.board(np.ascontiguousarray(x[:, a:b]), self.sr, reset=False)
+        return out
+
+
+def _host_blocks(start: int, n: int, block_size: int):
+    """Split samples ``start .. start + n`` at the host-block boundaries (multiples of ``block_size``):
+    yields ``(a, b, first)`` offsets into the block, ``first`` when a host block begins at ``a``."""
+    a = 0
+    while a < n:
+        g = start + a
+        b = min(n, a + block_size - g % block_size)
+        yield a, b, g % block_size == 0
+        a = b
+
+
+class _CompressorStream:
+    """The reference compressor with its detector state carried across blocks."""
+
+    def __init__(self, backend: BuiltinBackend, params: Mapping[str, float], automation) -> None:
+        self.sr, self.bs = backend.sample_rate, backend.block_size
+        self.params, self.automation = dict(params), dict(automation or {})
+        self.state = CompressorState()
+        self._p = dict(self.params)  # the values of the host block being rendered
+
+    def process(self, x: np.ndarray, start: int) -> np.ndarray:
+        if not self.automation:
+            return compress(x, self.sr, state=self.state, **self.params)
+        out = np.empty_like(x)
+        for a, b, first in _host_blocks(start, x.shape[1], self.bs):
+            if first:  # a host block starts here: its parameters, read at its first sample
+                self._p = dict(self.params)
+                for k, c in self.automation.items():
+                    self._p[k] = _value_at(c, start + a, self.sr)
+            out[:, a:b] = compress(x[:, a:b], self.sr, state=self.state, **self._p)
+        return out
+
+
+class _ReverbStream:
+    """The reference reverb (:func:`~.reverb.reverb`) by overlap-add: each block's convolution with the
+    impulse response, plus the tail the blocks before left (float64), so consecutive blocks give the
+    whole render's return to float32 rounding (the FFT sizes differ)."""
+
+    def __init__(self, backend: BuiltinBackend, params: Mapping[str, float], automation, label: str) -> None:
+        fixed = sorted(k for k in (automation or {}) if k != "return_db")
+        if fixed:
+            where = f"{label}: " if label else ""
+            raise ParamRangeError(f"{where}reverb.{fixed[0]} cannot be automated on the builtin backend "
+                                  "(only reverb.return_db can); remove that curve or use a static value")
+        self.sr = backend.sample_rate
+        self.curve = (automation or {}).get("return_db")
+        self.gain = 1.0 if self.curve is not None else 10.0 ** (float(params["return_db"]) / 20.0)
+        self.ir = reverb_ir(self.sr, decay_s=params["decay_s"], predelay_ms=params["predelay_ms"], channels=2)
+        self.tail = np.zeros((2, self.ir.shape[1] - 1))
+
+    def process(self, x: np.ndarray, start: int) -> np.ndarray:
+        import math
+
+        from scipy.signal import oaconvolve
+
+        n = x.shape[1]
+        mono = x.astype(np.float64).sum(axis=0, keepdims=True) / math.sqrt(x.shape[0])
+        y = oaconvolve(mono, self.ir, mode="full", axes=1)
+        m = self.tail.shape[1]
+        y[:, :m] += self.tail
+        self.tail = y[:, n:].copy()
+        wet = (y[:, :n] * self.gain).astype(np.float32)
+        if self.curve is None:
+            return wet
+        t = np.arange(start, start + n, dtype=np.float64) / float(self.sr)
+        c = np.interp(t, np.asarray(self.curve.times_s, dtype=np.float64),
+                      np.asarray(self.curve.values, dtype=np.float64))
+        return (wet * np.power(10.0, c / 20.0)).astype(np.float32)
+
+
+class _BuiltinChain(Chain):
+    """The builtin processors in series, each carrying its state across blocks (streaming)."""
+
+    streaming = True
+
+    def __init__(self, backend: BuiltinBackend, stages: list[Stage], label: str = "") -> None:
+        super().__init__(backend, stages, label)
+        self._streams: list = []
+        for processor, params, automation in stages:
+            if processor == "eq":
+                self._streams.append(_EqStream(backend, params, automation))
+            elif processor == "compressor":
+                self._streams.append(_CompressorStream(backend, params, automation))
+            elif processor == "reverb":
+                self._streams.append(_ReverbStream(backend, params, automation, label))
+            else:
+                raise UnknownNameError(f"processor '{processor}' has no block-wise form on the builtin backend "
+                                       "(eq, compressor, reverb); render it with process()")
+
+    def process(self, block: np.ndarray, start: int = 0) -> np.ndarray:
+        x = np.ascontiguousarray(block, dtype=np.float32)
+        for s in self._streams:
+            x = s.process(x, start)
+        return x
+

@@ -31,15 +31,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mixbridge.audio import read_audio, resample
+from mixbridge.audio import AudioReader, read_audio, resample
 from mixbridge.errors import AudioInputError
-from mixbridge.loudness import db_to_gain
+from mixbridge.loudness import LoudnessMeter, db_to_gain
 from mixbridge.session import Automation, Session, Track
 
-from .backend import Backend, automation_curve, get_backend
+from .backend import Backend, Chain, automation_curve, get_backend
 
 #: Below this send level the send is off (the schema's -80 dB floor).
 SEND_OFF_DB = -80.0
+#: Frames per block of :func:`render_console` when every stage streams (2^16: 1.5 s at 44.1 kHz, a
+#: multiple of every power-of-two host block size up to it, so block-rate automation lands on the same
+#: samples as in a whole-track render). A track's working set is a few times this, whatever its length.
+RENDER_BLOCK = 1 << 16
 
 
 def pan_gains(pan, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,10 +58,14 @@ def pan_gains(pan, channels: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _param_signal(track_params: Mapping[str, Mapping[str, float]], automation: Mapping[str, Automation],
-                  path: str, n: int, sample_rate: int):
-    """A parameter as a scalar, or as a per-sample curve when automated."""
+                  path: str, n: int, sample_rate: int, start: int = 0):
+    """A parameter as a scalar, or, when automated, as its per-sample curve on samples ``start .. start + n``."""
     if path in automation:
-        return automation_curve(automation[path], n, sample_rate)
+        if start == 0:
+            return automation_curve(automation[path], n, sample_rate)
+        a = automation[path]
+        t = np.arange(start, start + n, dtype=np.float64) / float(sample_rate)
+        return np.interp(t, np.asarray(a.times_s, dtype=np.float64), np.asarray(a.values, dtype=np.float64))
     proc, _, name = path.partition(".")
     return track_params[proc][name]
 
@@ -72,17 +80,23 @@ class TrackRender:
     """What the console measured on one track (for the report)."""
 
     name: str
-    output: np.ndarray | None  # [2, samples] post-pan, pre-sum (kept only when measuring)
+    output: np.ndarray | None  # [2, samples] post-pan, pre-sum (render_track only; render_console keeps none)
     pre_comp_rms_db: np.ndarray  # [frames] short-term RMS before the compressor
     post_comp_rms_db: np.ndarray  # [frames] after the compressor (before makeup)
+    #: Integrated loudness of the post-fader, post-pan track, LUFS (measured when measuring; else NaN).
+    lufs: float = float("nan")
 
 
 @dataclass
 class ConsoleRender:
-    """The console's outputs: ``mix`` float32 ``[2, samples]`` (tracks + reverb return)."""
+    """The console's outputs: ``mix`` float32 ``[2, samples]`` (tracks + reverb return).
+
+    ``reverb_return`` float32 ``[2, samples]`` is None when :func:`render_console` was not asked to
+    keep it (``keep_return``; by default not when it read the tracks from their files).
+    """
 
     mix: np.ndarray
-    reverb_return: np.ndarray
+    reverb_return: np.ndarray | None
     tracks: list[TrackRender]
     sample_rate: int
     notices: list[str] = field(default_factory=list)
@@ -98,44 +112,24 @@ def short_term_rms_db(audio: np.ndarray, sample_rate: int, window_s: float = 0.0
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
-def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate: int,
-                 measure: bool = True) -> tuple[TrackRender, np.ndarray | None]:
-    """Render one channel strip; returns its measurements and its post-fader, post-pan send ``[2, samples]``.
-
-    Static gains are folded into one scalar per output channel; automated ones
-    become per-sample curves.
-
-    Args:
-        audio: float32 ``[channels, samples]``, channels 1 or 2.
-        measure: also measure short-term RMS around the compressor (for reports).
-    """
+def _trimmed(track: Track, audio: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
+    """Trim gain and polarity of samples ``start ..`` of ``track``: float32 ``[channels, n]``."""
     p, auto = track.params, track.automation
-    n = audio.shape[1]
-    label = f"track '{track.name}'"
-    trim = _param_signal(p, auto, "trim.gain_db", n, sample_rate)
+    trim = _param_signal(p, auto, "trim.gain_db", audio.shape[1], sample_rate, start)
     sign = -1.0 if p["polarity"]["invert"] >= 0.5 else 1.0
     if np.ndim(trim) == 0 and trim == 0.0 and sign == 1.0:
-        x = np.ascontiguousarray(audio, dtype=np.float32)
-    else:
-        x = audio * (sign * db_to_gain(trim)).astype(np.float32)
-    comp_params = p["compressor"]
-    if measure:  # the report needs the level between EQ and compressor
-        x = backend.process("eq", x, p["eq"], _split_automation(auto, "eq"), label=label)
-        pre = short_term_rms_db(x, sample_rate)
-        x = backend.process("compressor", x, comp_params, _split_automation(auto, "compressor"), label=label)
-    else:
-        pre = np.zeros(0)
-        x = backend.process_chain([("eq", p["eq"], _split_automation(auto, "eq")),
-                                   ("compressor", comp_params, _split_automation(auto, "compressor"))], x, label=label)
-    if measure:
-        makeup = comp_params["makeup_db"] if "compressor.makeup_db" not in auto else 0.0
-        post = short_term_rms_db(x, sample_rate) - makeup
-    else:
-        post = np.zeros(0)
-    fader = db_to_gain(_param_signal(p, auto, "fader.fader_db", n, sample_rate))
-    mute = _param_signal(p, auto, "fader.mute", n, sample_rate)
+        return np.ascontiguousarray(audio, dtype=np.float32)
+    return audio * (sign * db_to_gain(trim)).astype(np.float32)
+
+
+def _faded(track: Track, x: np.ndarray, sample_rate: int, start: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Fader, mute, pan and send of samples ``start ..``: ``(out [2, n], send [2, n] or None)`` float32."""
+    p, auto = track.params, track.automation
+    n = x.shape[1]
+    fader = db_to_gain(_param_signal(p, auto, "fader.fader_db", n, sample_rate, start))
+    mute = _param_signal(p, auto, "fader.mute", n, sample_rate, start)
     fader = fader * (1.0 - np.round(np.asarray(mute, dtype=np.float64)))
-    left, right = pan_gains(_param_signal(p, auto, "pan.pan", n, sample_rate), x.shape[0])
+    left, right = pan_gains(_param_signal(p, auto, "pan.pan", n, sample_rate, start), x.shape[0])
     src_l, src_r = (x[0], x[0]) if x.shape[0] == 1 else (x[0], x[1])
     gain_l, gain_r = fader * left, fader * right
     if np.ndim(gain_l) == 0:
@@ -144,17 +138,148 @@ def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate:
         np.multiply(src_r, np.float32(gain_r), out=out[1])
     else:
         out = np.stack([src_l * gain_l.astype(np.float32), src_r * gain_r.astype(np.float32)])
-    send_db = _param_signal(p, auto, "send.send_db", n, sample_rate)
+    send_db = _param_signal(p, auto, "send.send_db", n, sample_rate, start)
     if np.ndim(send_db) == 0:
         send = None if send_db <= SEND_OFF_DB else out * np.float32(db_to_gain(send_db))
     else:
         send_gain = np.where(np.asarray(send_db) <= SEND_OFF_DB, 0.0, db_to_gain(send_db))
         send = out * send_gain.astype(np.float32) if np.any(send_gain > 0) else None
+    return out, send
+
+
+def _makeup_db(track: Track) -> float:
+    """The compressor makeup the post-compressor RMS is measured without (0 when it is automated)."""
+    return track.params["compressor"]["makeup_db"] if "compressor.makeup_db" not in track.automation else 0.0
+
+
+def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate: int,
+                 measure: bool = True) -> tuple[TrackRender, np.ndarray | None]:
+    """Render one channel strip whole; returns its measurements and its post-fader, post-pan send ``[2, samples]``.
+
+    The whole-signal form of what :func:`render_console` does block by block (its oracle in the
+    tests). Static gains are folded into one scalar per output channel; automated ones become
+    per-sample curves.
+
+    Args:
+        audio: float32 ``[channels, samples]``, channels 1 or 2.
+        measure: also measure short-term RMS around the compressor (for reports).
+    """
+    p, auto = track.params, track.automation
+    label = f"track '{track.name}'"
+    x = _trimmed(track, audio, sample_rate)
+    comp_params = p["compressor"]
+    if measure:  # the report needs the level between EQ and compressor
+        x = backend.process("eq", x, p["eq"], _split_automation(auto, "eq"), label=label)
+        pre = short_term_rms_db(x, sample_rate)
+        x = backend.process("compressor", x, comp_params, _split_automation(auto, "compressor"), label=label)
+        post = short_term_rms_db(x, sample_rate) - _makeup_db(track)
+    else:
+        pre = post = np.zeros(0)
+        x = backend.process_chain([("eq", p["eq"], _split_automation(auto, "eq")),
+                                   ("compressor", comp_params, _split_automation(auto, "compressor"))], x, label=label)
+    out, send = _faded(track, x, sample_rate)
     return TrackRender(track.name, out, pre, post), send
 
 
+class _RmsFrames:
+    """:func:`short_term_rms_db` of a signal fed block by block (the same frames, the same values)."""
+
+    def __init__(self, sample_rate: int, window_s: float = 0.05) -> None:
+        self.hop = max(1, int(window_s * sample_rate))
+        self._rest: np.ndarray | None = None
+        self._frames: list[np.ndarray] = []
+
+    def update(self, x: np.ndarray) -> None:
+        if self._rest is not None and self._rest.shape[1]:
+            x = np.concatenate([self._rest, x], axis=1)
+        n = x.shape[1] // self.hop
+        if n:
+            power = (x[:, : n * self.hop].astype(np.float64) ** 2).mean(axis=0).reshape(n, self.hop).mean(axis=1)
+            self._frames.append(10.0 * np.log10(np.maximum(power, 1e-12)))
+        self._rest = x[:, n * self.hop:].copy()
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self._frames) if self._frames else np.zeros(0)
+
+
+class _Source:
+    """One track's source at the session's rate, read block by block and zero-padded past its end.
+
+    A file at the session's rate is read from disk per block (:class:`~mixbridge.audio.AudioReader`,
+    checked against its header); one at another rate is read whole and resampled (band-limited
+    resampling needs the whole signal), and so is an array given in memory.
+    """
+
+    def __init__(self, label: str, *, audio: np.ndarray | None = None, path=None, sample_rate: int = 0) -> None:
+        self.label, self.path, self._audio = label, path, audio
+        self._reader: AudioReader | None = None
+        self.sample_rate = int(sample_rate)
+        if audio is not None:
+            self.frames, self.channels = int(audio.shape[1]), int(audio.shape[0])
+            return
+        if not path.exists():
+            raise AudioInputError(f"{label}: source file {path} not found; fix 'source' in the session")
+        with AudioReader(path) as r:
+            frames, rate, self.channels = r.frames, r.sample_rate, r.channels
+        if frames == 0:
+            raise AudioInputError(f"{path}: the file holds no samples")
+        self._rate = rate
+        # resample_poly's output length: ceil(frames * up / down)
+        self.frames = frames if rate == self.sample_rate else -(-frames * self.sample_rate // rate)
+
+    def open(self) -> None:
+        """Get ready to read: open the file, or read and resample it whole when its rate differs."""
+        if self._audio is not None or self._reader is not None:
+            return
+        if self._rate == self.sample_rate:
+            self._reader = AudioReader(self.path)
+        else:
+            audio, rate = read_audio(self.path)
+            self._audio = resample(audio, rate, self.sample_rate)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start .. stop`` float32 ``[channels, stop - start]``, zeros past the source's end.
+
+        Raises:
+            AudioInputError: a decode error, a truncated file, or NaN/inf samples (naming the file).
+        """
+        if self._audio is not None:
+            x = self._audio[:, start:stop]
+        else:
+            assert self._reader is not None
+            x = self._reader.read(start, stop - start)
+            if not np.isfinite(x).all():
+                bad = int((~np.isfinite(x)).sum())
+                raise AudioInputError(f"{self.path}: {bad} NaN/inf samples in frames {start}..{stop}; "
+                                      "repair or re-export the file")
+        if x.shape[1] < stop - start:
+            x = np.pad(x, ((0, 0), (0, stop - start - x.shape[1])))
+        return x
+
+    def close(self) -> None:
+        """Close the file and drop a resampled copy."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self.path is not None:
+            self._audio = None
+
+
+def _sources(session: Session, audio: Mapping[str, np.ndarray] | None) -> dict[str, _Source]:
+    """Every track's :class:`_Source` (headers only: nothing is read yet)."""
+    out = {}
+    for t in session.tracks:
+        label = f"track '{t.name}'"
+        if audio is not None:
+            out[t.name] = _Source(label, audio=audio[t.name], sample_rate=session.sample_rate)
+        else:
+            out[t.name] = _Source(label, path=session.source_path(t), sample_rate=session.sample_rate)
+    return out
+
+
 def load_session_audio(session: Session) -> dict[str, np.ndarray]:
-    """Read every track's source at the session's sample rate, padded to the longest.
+    """Read every track's source at the session's sample rate, padded to the longest (all in memory:
+    :func:`render_console` reads them block by block instead).
 
     Raises:
         AudioInputError: a missing or unreadable source, naming the track.
@@ -172,14 +297,65 @@ def load_session_audio(session: Session) -> dict[str, np.ndarray]:
     return {k: (np.pad(a, ((0, 0), (0, n - a.shape[1]))) if a.shape[1] < n else a) for k, a in out.items()}
 
 
+def _render_track_blocks(track: Track, src: _Source, n: int, be: Backend, sr: int, measure: bool,
+                         mix: np.ndarray, bus: list, block: int) -> TrackRender:
+    """Render ``track`` block by block into ``mix`` (and its send into ``bus[0]``, made on first use)."""
+    p, auto = track.params, track.automation
+    label = f"track '{track.name}'"
+    eq_stage = ("eq", p["eq"], _split_automation(auto, "eq"))
+    comp_stage = ("compressor", p["compressor"], _split_automation(auto, "compressor"))
+    chains: list[Chain] = [be.open_chain([eq_stage], label=label), be.open_chain([comp_stage], label=label)] \
+        if measure else [be.open_chain([eq_stage, comp_stage], label=label)]
+    if not all(c.streaming for c in chains):
+        block = n  # a backend that renders a processor in one call only: the whole track at once
+    pre, post = _RmsFrames(sr), _RmsFrames(sr)
+    meter = LoudnessMeter(sr, 2) if measure else None
+    src.open()
+    try:
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            x = _trimmed(track, src.read(start, stop), sr, start)
+            if measure:
+                x = chains[0].process(x, start)
+                pre.update(x)
+                x = chains[1].process(x, start)
+                post.update(x)
+            else:
+                x = chains[0].process(x, start)
+            out, send = _faded(track, x, sr, start)
+            mix[:, start:stop] += out
+            if send is not None:
+                if bus[0] is None:
+                    bus[0] = np.zeros_like(mix)
+                bus[0][:, start:stop] += send
+            if meter is not None:
+                meter.update(out)
+    finally:
+        src.close()
+    if not measure:
+        return TrackRender(track.name, None, np.zeros(0), np.zeros(0))
+    return TrackRender(track.name, None, pre.result(), post.result() - _makeup_db(track),
+                       meter.integrated_lufs() if meter is not None else float("nan"))
+
+
 def render_console(
     session: Session,
     backend: Backend | str = "builtin",
     audio: Mapping[str, np.ndarray] | None = None,
     progress: Callable[[str], None] | None = None,
     measure: bool = False,
+    keep_return: bool | None = None,
+    block_size: int = RENDER_BLOCK,
 ) -> ConsoleRender:
-    """Render all tracks and the reverb bus of ``session`` into the stereo mix.
+    """Render all tracks and the reverb bus of ``session`` into the stereo mix, block by block.
+
+    Each track is read from its source file ``block_size`` frames at a time (never all tracks at
+    once), rendered through its strip with every processor's state carried from block to block
+    (:meth:`~mixbridge.plugins.backend.Backend.open_chain`), and added into the mix; its reverb send
+    into the send bus, which the reverb then renders block by block too. Memory: the mix, the send
+    bus (when a send is on) and a few blocks, whatever the number of tracks. A backend that can
+    only render a processor in one call (``vst``: DawDreamer re-prepares its plugins every render)
+    gets each track whole, one track at a time.
 
     Args:
         session: a validated session.
@@ -187,37 +363,48 @@ def render_console(
         audio: optional ``{track name: [channels, samples]}``; read from the
             sources when omitted.
         progress: optional callback called with each track's name.
-        measure: keep per-track short-term RMS around the compressor (reports).
+        measure: measure each track for the report: short-term RMS around the compressor and the
+            post-fader integrated loudness (:attr:`TrackRender.lufs`).
+        keep_return: also keep the reverb return in :attr:`ConsoleRender.reverb_return` (one more
+            mix-sized array); None: keep it when ``audio`` is given (the caller holds every track
+            in memory already), not when the tracks are read from their files.
+        block_size: frames per block (tests render with odd sizes; the result is the same).
 
     Returns:
         :class:`ConsoleRender` with ``mix`` float32 ``[2, samples]``.
+
+    Raises:
+        AudioInputError: a missing, unreadable, truncated or non-finite source, naming it.
     """
     sr = session.sample_rate
     be = get_backend(backend, sr) if isinstance(backend, str) else backend
-    audio = dict(audio) if audio is not None else load_session_audio(session)
-    n = max(a.shape[1] for a in audio.values())
+    if keep_return is None:
+        keep_return = audio is not None
+    sources = _sources(session, audio)
+    n = max(s.frames for s in sources.values())
     mix = np.zeros((2, n), dtype=np.float32)
-    bus = np.zeros((2, n), dtype=np.float32)
+    bus: list[np.ndarray | None] = [None]
     renders = []
-    any_send = False
     for t in session.tracks:
         if progress:
             progress(t.name)
-        a = audio[t.name]
-        if a.shape[1] < n:
-            a = np.pad(a, ((0, 0), (0, n - a.shape[1])))
-        tr, send = render_track(t, a, be, sr, measure=measure)
-        mix += tr.output
-        if send is not None:
-            bus += send
-            any_send = True
-        if not measure:
-            tr.output = None  # do not hold N full-length tracks in memory
-        renders.append(tr)
-    if any_send:
+        renders.append(_render_track_blocks(t, sources[t.name], n, be, sr, measure, mix, bus, int(block_size)))
+    ret = None
+    if bus[0] is not None:
+        send_bus = bus[0]
         rv = session.master.params["reverb"]
-        ret = be.process("reverb", bus, rv, _split_automation(session.master.automation, "reverb"), label="reverb bus")
-    else:
-        ret = np.zeros_like(bus)
-    mix += ret
+        chain = be.open_chain([("reverb", rv, _split_automation(session.master.automation, "reverb"))],
+                              label="reverb bus")
+        step = int(block_size) if chain.streaming else n
+        ret = np.empty_like(mix) if keep_return else None
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            wet = chain.process(send_bus[:, start:stop], start)
+            mix[:, start:stop] += wet
+            if ret is not None:
+                ret[:, start:stop] = wet
+        del send_bus
+        bus[0] = None
+    elif keep_return:
+        ret = np.zeros_like(mix)
     return ConsoleRender(mix, ret, renders, sr, list(be.notices))

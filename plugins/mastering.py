@@ -14,6 +14,10 @@ hides, a stored gain that no longer meets the target (e.g. after the tracks chan
 The limiter's ceiling is a true-peak ceiling by construction (its detector is the
 4x interpolator of BS.1770-4 Annex 2); the result's ``true_peak_dbtp`` is measured
 with :func:`mixbridge.loudness.true_peak_dbtp`.
+
+Memory: each render of the chain writes into one output buffer and is measured block by block
+while it renders (the block meters of :mod:`mixbridge.loudness`), so
+mastering a mix holds the mix and one or two outputs of its size, never float64 copies of them.
 """
 from __future__ import annotations
 
@@ -23,11 +27,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mixbridge.errors import ParamRangeError
-from mixbridge.loudness import SILENT_LUFS, integrated_lufs, true_peak_dbtp
+from mixbridge.loudness import SILENT_LUFS, LoudnessMeter, integrated_lufs, true_peak_dbtp
 from mixbridge.schema import GAIN, MAX_MASTER_GAIN_DB
 from mixbridge.session import Automation
 
-from .master_bus import render_master
+from .master_bus import OFFLINE_CHUNK, StreamingMaster
 
 #: Accepted distance from the loudness target, in LU (a stored gain that misses by more is stale).
 LOUDNESS_TOLERANCE_LU = 0.1
@@ -66,6 +70,35 @@ def chain_params(params: Mapping[str, Mapping[str, float]], gain_db: float) -> d
             "limiter": dict(params["limiter"])}
 
 
+def _render_measured(mix: np.ndarray, sample_rate: int, chain: Mapping[str, Mapping[str, float]],
+                     out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """:func:`~.master_bus.render_master` of ``mix`` with ``chain`` (the same samples: the same chunks
+    of :data:`~.master_bus.OFFLINE_CHUNK` and latency compensation) into ``out`` (float32 of the
+    mix's shape; made when None), without its padded copy of the mix; returns ``(out, integrated
+    LUFS of the output)``, measured chunk by chunk while rendering."""
+    channels, n = mix.shape
+    m = StreamingMaster(sample_rate, chain, channels=channels, max_block=OFFLINE_CHUNK)
+    pad = m.latency_samples
+    if out is None:
+        out = np.empty((channels, n), np.float32)
+    meter = LoudnessMeter(sample_rate, channels)
+    tail_dtype = mix.dtype if mix.dtype.kind == "f" else np.float32
+    for start in range(0, n + pad, OFFLINE_CHUNK):
+        stop = min(start + OFFLINE_CHUNK, n + pad)
+        if stop <= n:
+            block = mix[:, start:stop]
+        else:  # render_master's zeros after the signal, which flush the look-ahead
+            block = np.concatenate([mix[:, start:min(stop, n)],
+                                    np.zeros((channels, stop - max(start, n)), tail_dtype)], axis=1)
+        y = m.process(block)
+        a = max(start, pad)
+        if stop > a:
+            piece = y[:, a - start:stop - start]
+            meter.update(piece)
+            out[:, a - pad:stop - pad] = piece
+    return out, meter.integrated_lufs()
+
+
 def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Mapping[str, float]],
                       start_gain_db: float | None = None) -> tuple[float, float, np.ndarray, int]:
     """The gain stage value that brings ``mix`` to ``params["loudness"]["target_lufs"]`` through the master bus.
@@ -79,24 +112,26 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
     Returns:
         ``(gain_db, lufs, audio, iterations)``: the gain, the loudness it reaches, the
         mastered audio float32 ``[2, samples]`` and the renders it took. ``lufs`` is
-        ``SILENT_LUFS`` for a silent mix (gain 0 dB).
+        ``SILENT_LUFS`` for a silent mix (gain 0 dB). Every render writes into one buffer and
+        is measured while it renders; when an earlier render came closer to the target than
+        the last one, that gain is rendered once more (not counted in ``iterations``).
     """
     target = float(params["loudness"]["target_lufs"])
     lo, hi = GAIN.param("gain_db").min, GAIN.param("gain_db").max
+    out: np.ndarray | None = None  # every render goes into this one buffer
     if start_gain_db is None:
-        pre = integrated_lufs(render_master(mix, sample_rate, chain_params(params, 0.0)), sample_rate)
+        out, pre = _render_measured(mix, sample_rate, chain_params(params, 0.0))
         if pre <= SILENT_LUFS:
-            return 0.0, SILENT_LUFS, render_master(mix, sample_rate, chain_params(params, 0.0)), 1
+            return 0.0, SILENT_LUFS, out, 1
         start_gain_db = target - pre
     gain = float(np.clip(start_gain_db, lo, hi))
     prev: tuple[float, float] | None = None
-    best: tuple[float, float, np.ndarray] | None = None
+    best: tuple[float, float] | None = None
     it = 0
     for it in range(1, MAX_ITERATIONS + 1):  # noqa: B007 - the count of renders is returned
-        out = render_master(mix, sample_rate, chain_params(params, gain))
-        lufs = integrated_lufs(out, sample_rate)
+        out, lufs = _render_measured(mix, sample_rate, chain_params(params, gain), out)
         if best is None or abs(lufs - target) < abs(best[1] - target):
-            best = (gain, lufs, out)
+            best = (gain, lufs)
         if abs(lufs - target) <= SOLVE_TOLERANCE_LU or lufs <= SILENT_LUFS:
             break
         slope = 1.0
@@ -107,8 +142,10 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
         if nxt == gain:  # pinned at the gain range
             break
         gain = nxt
-    assert best is not None
-    return best[0], best[1], best[2], it
+    assert best is not None and out is not None
+    if best[0] != gain:  # an earlier render came closer than the last: render it again (rare)
+        out, _ = _render_measured(mix, sample_rate, chain_params(params, best[0]), out)
+    return best[0], best[1], out, it
 
 
 def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_rate: int, *,
@@ -144,27 +181,28 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
     notices: list[str] = []
     if not verify and gain_db is not None:
         gain = GAIN.param("gain_db").validate(gain_db, "master.solved_gain_db")
-        out = render_master(mix, sample_rate, chain_params(params, gain))
+        out, _ = _render_measured(mix, sample_rate, chain_params(params, gain))
         nan = float("nan")
         return MasterResult(out, float(gain), nan, nan, nan, nan, 1, False, notices)
     target = float(params["loudness"]["target_lufs"])
     ceiling = float(params["limiter"]["ceiling_dbtp"])
     pre_lufs = integrated_lufs(mix, sample_rate)
-    pre_tp = true_peak_dbtp(mix, sample_rate)
+    pre_tp = true_peak_dbtp(mix)
     if gain_db is None:
         gain, lufs, out, it = solve_master_gain(mix, sample_rate, params)
         solved = True
     else:
         gain = GAIN.param("gain_db").validate(gain_db, "master.solved_gain_db")
-        out = render_master(mix, sample_rate, chain_params(params, gain))
-        lufs, it, solved = integrated_lufs(out, sample_rate), 1, False
+        out, lufs = _render_measured(mix, sample_rate, chain_params(params, gain))
+        it, solved = 1, False
         if resolve_stale and pre_lufs > SILENT_LUFS and abs(lufs - target) > LOUDNESS_TOLERANCE_LU:
             stale = (f"master: the stored master.solved_gain_db {gain:+.2f} dB gave {lufs:.2f} LUFS, "
                      f"{lufs - target:+.2f} LU from the {target:g} LUFS target (the mix or the target changed)")
+            del out  # the stale render: not held while the solver renders again
             gain, lufs, out, more = solve_master_gain(mix, sample_rate, params, start_gain_db=gain + (target - lufs))
             it, solved = it + more, True
             notices.append(f"{stale}; re-solved to {gain:+.2f} dB")
-    tp = true_peak_dbtp(out, sample_rate)
+    tp = true_peak_dbtp(out)
     if pre_lufs <= SILENT_LUFS:
         notices.append("master: the mix is silent (below -70 LUFS); no loudness gain applied")
     elif abs(lufs - target) > LOUDNESS_TOLERANCE_LU:

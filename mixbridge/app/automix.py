@@ -484,7 +484,9 @@ def automix(
     tp = MASTER_BUS.param("loudness.target_lufs")
     target = tp.default if target_lufs is None else tp.validate(target_lufs, "--target-lufs")
     check_output_folder(out_dir)  # fail fast, before the mixing
-    stems = load_stems(stems_dir, roles=roles_from_manifest(stems_dir))
+    # lazy: the stems are checked now and read block by block by the mixer and the console, so
+    # memory does not grow with the number of tracks or their length (README "Long sessions")
+    stems = load_stems(stems_dir, roles=roles_from_manifest(stems_dir), lazy=True)
     stems.notices.extend(assign_roles(stems.stems))
     cleaned = remove_stale_staging(out_dir)
     with staging_folder(out_dir) as staging:

@@ -438,6 +438,8 @@ def automix(
     checkpoint: str | Path | None = None,
     reference: str | Path | None = None,
     refine_steps: int = DEFAULT_REFINE_STEPS,
+    ride: bool = False,
+    max_ride_db: float = 6.0,
 ) -> AutomixResult:
     """Mix and master a folder of stems.
 
@@ -461,6 +463,9 @@ def automix(
         reference: a reference mix whose audio features the mix should match: the mixer's session is
             refined by :func:`refine_to_reference` (needs torch).
         refine_steps: the refinement's Adam steps (0: the mixer's session, the distance only measured).
+        ride: give every track a loudness-riding fader curve by rule
+            (:func:`mixbridge.plugins.ride.ride_automation`), within +-``max_ride_db`` dB, before the render,
+            so the mix and the solved master gain include it.
 
     Returns:
         An :class:`AutomixResult`.
@@ -496,6 +501,10 @@ def automix(
         ref_notices: list[str] = []
         if reference is not None:
             session, ref_notices = refine_to_reference(session, stems, reference, refine_steps, progress=progress)
+        if ride:
+            from mixbridge.plugins.ride import ride_automation
+
+            session = ride_automation(session, stems, max_ride_db=max_ride_db)
         session.provenance["backend"] = backend
         console, mres, _ = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
         notices = cleaned + list(stems.notices) + list(console.notices) + list(mres.notices)

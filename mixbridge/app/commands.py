@@ -28,7 +28,8 @@ def _automix(args: argparse.Namespace) -> int:
     res = automix(args.stems_dir, args.output, mixer=args.mixer, backend=args.backend,
                   target_lufs=args.target_lufs, seed=args.seed, progress=not args.quiet, clamp=args.clamp,
                   report=not args.no_report,
-                  checkpoint=args.checkpoint, reference=args.reference, refine_steps=args.refine_steps)
+                  checkpoint=args.checkpoint, reference=args.reference, refine_steps=args.refine_steps,
+                  ride=args.ride, max_ride_db=args.max_ride_db)
     if not args.quiet:
         print(res.summary())
     if args.push:  # DESIGN.md §3 step 6: push the session into a DAW
@@ -139,6 +140,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true",
                    help="skip report.html and the per-track measurements behind it (saves most of the CPU "
                         "spent after the render)")
+    p.add_argument("--ride", action="store_true",
+                   help="write a loudness-riding fader curve on every track (a rule: each stem's short-term "
+                        "loudness against its median), rendered and pushed with the session")
+    p.add_argument("--max-ride-db", type=float, default=6.0, metavar="DB",
+                   help="with --ride: the largest fader move either way, dB (default 6)")
     p.add_argument("--push", choices=profile_names(), default=None,
                    help="then push session.json into this DAW on 127.0.0.1 (see `mixbridge push --help`)")
     p.set_defaults(func=_automix)

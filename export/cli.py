@@ -79,6 +79,9 @@ def _register_compare(sub) -> None:
     c.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
                    help="refuse a proxy trained at another rate (default: render at the proxy's rate)")
     c.add_argument("--no-curves", action="store_true", help="skip the static transfer curves")
+    c.add_argument("--no-contract", action="store_true",
+                   help="skip the semantic contract on the plugin and the proxy (static curve, attack and release, "
+                        "EQ magnitude)")
     c.add_argument("--bins", type=int, default=3, help="regions per parameter in the per-region table (default: 3)")
     add_output(c, metavar="REPORT_DIR", help="report folder (created)")
     c.set_defaults(func=_compare, command="compare")
@@ -129,5 +132,6 @@ def _compare(args) -> int:
 
     compare_proxy(args.plugin, args.proxy, args.output, input_path=args.input, params_file=args.params,
                   n_random=args.random, patch_s=args.patch_s, seed=args.seed, bins=args.bins,
-                  sample_rate=args.sample_rate, curves=not args.no_curves, echo=print)
+                  sample_rate=args.sample_rate, curves=not args.no_curves, contract=not args.no_contract,
+                  echo=print)
     return 0

@@ -158,6 +158,24 @@ def _onnx_bytes(wrapper: torch.nn.Module, example: tuple) -> bytes:
     return buf.getvalue()
 
 
+#: The streaming wrapper's parameter ramp, recorded in the sidecar (a wrapper may state its own).
+FILM_SMOOTHING = "FiLM coefficients ramp linearly from params_start to params_end over the block"
+#: The grey-box control graph's file name (beside ``model.onnx``).
+CONTROLS_NAME = "controls.onnx"
+
+
+def _controls_bytes(module: torch.nn.Module, params: np.ndarray) -> bytes:
+    """ONNX bytes of a control graph ``params [batch, n_params] -> controls [batch, n_params + 1]``."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(params),), buf,  # type: ignore[arg-type]
+                          dynamo=False, input_names=["params"], output_names=["controls"],
+                          dynamic_axes={"params": {0: "batch"}, "controls": {0: "batch"}}, opset_version=ONNX_OPSET,
+                          do_constant_folding=True)
+    return buf.getvalue()
+
+
 def _torchscript_bytes(wrapper: torch.nn.Module) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -275,6 +293,10 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
             raise ExportError(f"trained range of {name} = [{lo}, {hi}] must satisfy 0 <= u_lo <= u_hi <= 1")
         ranges[name] = [lo, hi]
     wrapper = registry.streaming_wrapper(model).eval()
+    formats = tuple(getattr(wrapper, "formats", MODEL_FILES))
+    if format not in formats:
+        raise ExportError(f"a {model.architecture} model exports to {', '.join(formats)} only, not {format}; "
+                          f"use --format {formats[0]}")
     s_in0, s_hid0 = wrapper.initial_state(1)
     state_shapes = (list(s_in0.shape[1:]), list(s_hid0.shape[1:]))
     golden = golden_pair(model, wrapper)
@@ -297,6 +319,14 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
         raise ExportError(f"{model_path}: streamed output differs from the torch golden output by {err:.3g} "
                           f"(> {GOLDEN_TOLERANCE}); the export is wrong, please report it")
 
+    extra_files, dsp = {}, None
+    controls = wrapper.controls_module() if hasattr(wrapper, "controls_module") else None
+    if controls is not None:  # grey-box: the knob law alone, for the CPU DSP path
+        controls_path = atomic_write_bytes(out / CONTROLS_NAME, _controls_bytes(controls, golden["params"]))
+        extra_files["controls"] = file_record(controls_path)
+        dsp = {"kind": "greybox", "entries": list(model.schema),
+               "controls": "params [1, n_params] normalised -> controls [1, n_params + 1]: real-unit values "
+                           "in param_names order, then the release law beta"}
     sidecar = {
         "format_version": ARTIFACT_FORMAT_VERSION,
         "artifact_format": format,
@@ -308,17 +338,19 @@ def export_model(source: Any, format: str = "onnx", out_dir: str | Path = "artif
         "latency_samples": model.latency_samples,
         "receptive_field": model.receptive_field,
         "causal": model.causal,
-        "block_sizes": {"min": MIN_BLOCK_SIZE, "max": MAX_BLOCK_SIZE},
+        "block_sizes": {"min": MIN_BLOCK_SIZE, "max": int(getattr(wrapper, "max_block_size", MAX_BLOCK_SIZE))},
         "io": {
             "inputs": INPUT_NAMES, "outputs": OUTPUT_NAMES,
             "input_state_shape": state_shapes[0],
             "hidden_state_shape": state_shapes[1],
-            "params_smoothing": "FiLM coefficients ramp linearly from params_start to params_end over the block",
+            "params_smoothing": getattr(wrapper, "params_smoothing", FILM_SMOOTHING),
+            "silent_at_rest": bool(getattr(wrapper, "silent_at_rest", False)),
             "opset": ONNX_OPSET if format == "onnx" else None,
         },
         "golden": {"samples": GOLDEN_SAMPLES, "seed": GOLDEN_SEED, "tolerance": GOLDEN_TOLERANCE,
                    "export_check_block_size": check_block, "export_check_max_abs_error": err},
-        "files": {"model": file_record(model_path), "golden": file_record(golden_path)},
+        "files": {"model": file_record(model_path), "golden": file_record(golden_path), **extra_files},
+        **({"dsp": dsp} if dsp else {}),
         "trained_ranges": ranges,
         "provenance": {"mixbridge": mixbridge_version, "torch": torch.__version__.split("+")[0],
                        "state_dict_sha256": _state_sha(model), **provenance},

@@ -182,6 +182,8 @@ class SessionBase:
         self._warm_state: tuple[np.ndarray, ...] | None = None  # batch-1 states, from warm()
         self._warm_key: bytes | None = None  # the target parameters they were made at
         self._untouched = True  # no block since the last reset
+        #: The exporter recorded that silence in gives exactly 0 out from rest (the grey-box DSP): no silence run.
+        self._silent_at_rest = bool(side["io"].get("silent_at_rest", False))
 
     # -------------------------------------------------------------- parameters
     def set_params(self, params: Any) -> int:
@@ -293,7 +295,10 @@ class SessionBase:
         return y
 
     def _subtract_silence(self, y: np.ndarray, n: int) -> None:
-        """``y -= f(0)``: the silence run's output for this block, or its kept constant."""
+        """``y -= f(0)``: the silence run's output for this block, or its kept constant (nothing for
+        a model whose sidecar says ``io.silent_at_rest``: its output on silence is exactly 0)."""
+        if self._silent_at_rest:
+            return
         if self._ref_frozen and self._smoother.settled:
             y -= self._dc
             return
@@ -501,6 +506,9 @@ class StreamingSession(SessionBase):
         num_threads: onnxruntime intra-op threads (1 for an audio thread).
         channels: audio channels of the blocks (default: the model's ``n_inputs``).
         smoothing_ms: parameter smoothing time constant in ms (0 = a linear ramp over one block).
+        dsp: a grey-box artifact's CPU path (:mod:`~mixbridge.export.greybox_dsp`: its control graph plus
+            the numpy reference DSP, about 10x cheaper than the block graph): None (default) uses it on
+            the CPU provider, True always, False never (the block graph runs).
 
     Raises:
         ArtifactError: see :func:`~mixbridge.export.artifact.load_artifact`; a
@@ -509,7 +517,8 @@ class StreamingSession(SessionBase):
     """
 
     def __init__(self, artifact: Artifact | str | Path, provider: str | None = None, num_threads: int = 1,
-                 channels: int | None = None, smoothing_ms: float = DEFAULT_SMOOTHING_MS) -> None:
+                 channels: int | None = None, smoothing_ms: float = DEFAULT_SMOOTHING_MS,
+                 dsp: bool | None = None) -> None:
         import onnxruntime as ort
 
         super().__init__(artifact, channels, smoothing_ms, "onnx")
@@ -541,6 +550,17 @@ class StreamingSession(SessionBase):
         self._silence = _OrtRun(ort, self.session, 1, self.n_inputs, self.n_outputs, shapes,
                                 self._p_start1, self._p_end1)
         self._shapes = shapes
+        side = self.artifact.sidecar
+        if dsp and "dsp" not in side:
+            raise ArtifactError(f"{self.artifact.path}: dsp=True, but the artifact has no DSP path "
+                                "(grey-box proxies have one)")
+        #: The grey-box CPU path (:class:`~mixbridge.export.greybox_dsp.GreyBoxDSP`), or None: the graph runs.
+        self.dsp = None
+        if "dsp" in side and (dsp or (dsp is None and self.provider == "CPUExecutionProvider")):
+            from .greybox_dsp import GreyBoxDSP
+
+            self.dsp = GreyBoxDSP(self.artifact.path, side, self.batch, self.n_inputs, self.sample_rate)
+        self._dsp_out: dict[int, np.ndarray] = {}
         self.warm()
 
     def prepare(self, block_sizes) -> None:
@@ -552,16 +572,25 @@ class StreamingSession(SessionBase):
         self.warm()
 
     def _warm_run(self, params: np.ndarray, samples: int) -> tuple[np.ndarray, ...]:
+        if self._silent_at_rest:  # silence leaves such a model at rest: its warm state is the zero state
+            return tuple(np.zeros([1] + shape, np.float32) for shape in self._shapes)
         p = params.astype(np.float32)
         run = _OrtRun(self._ort, self.session, 1, self.n_inputs, self.n_outputs, self._shapes, p, p.copy())
         run.reset(None)
-        buf = run.buffers_for(WARM_BLOCK)
-        for _ in range(-(-samples // WARM_BLOCK)):
+        block = min(WARM_BLOCK, self.max_block)
+        buf = run.buffers_for(block)
+        for _ in range(-(-samples // block)):
             run.run(buf)
         a, b = run.states[run.parity]
         return a.copy(), b.copy()
 
     def _step(self, block: np.ndarray, n: int) -> np.ndarray:
+        if self.dsp is not None:
+            out = self._dsp_out.get(n)
+            if out is None:
+                out = self._dsp_out[n] = np.zeros((self.batch, self.n_outputs, n), np.float32)
+            self.dsp.process(block.reshape(self.batch, self.n_inputs, n), self._p_end[0], out)
+            return out.reshape(self.out_channels, n)
         buf = self._main.buffers_for(n)
         np.copyto(buf.in_view, block, casting="same_kind")
         return self._main.run(buf)
@@ -572,3 +601,6 @@ class StreamingSession(SessionBase):
     def _reset_state(self, warm: tuple[np.ndarray, ...] | None) -> None:
         self._main.reset(warm)
         self._silence.reset(warm)
+        dsp = getattr(self, "dsp", None)
+        if dsp is not None:
+            dsp.reset()

@@ -70,9 +70,10 @@ class TorchScriptSession(SessionBase):
         torch = self._torch
         p = torch.from_numpy(params.astype(np.float32))
         state = tuple(torch.zeros(s) for s in self._shapes1)
-        zeros = torch.zeros(1, self.n_inputs, WARM_BLOCK)
+        block = min(WARM_BLOCK, self.max_block)
+        zeros = torch.zeros(1, self.n_inputs, block)
         with torch.inference_mode():
-            for _ in range(-(-samples // WARM_BLOCK)):
+            for _ in range(-(-samples // block)):
                 _, a, b = self.module(zeros, p, p, *state)
                 state = (a, b)
         return tuple(t.numpy().copy() for t in state)

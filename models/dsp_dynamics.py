@@ -87,6 +87,26 @@ def one_pole(values: torch.Tensor, time_ms, sample_rate: int) -> torch.Tensor:
     return fft_filter(values[:, None, :], response, pad)[:, 0, :]
 
 
+def decoupled_release(values: torch.Tensor, release_ms, beta, sample_rate: int) -> torch.Tensor:
+    """Release stage between the schema's peak hold and Giannoulis et al.'s smooth decoupled detector.
+
+    ``y[n] = max(g[n], aR y[n-1] + beta (1 - aR) g[n])`` (zero state) for ``values`` ``g``
+    ``[batch, samples]`` >= 0, ``aR = exp(-1 / (release_ms/1000 sample_rate))``, ``beta`` in 0..1
+    ``[batch]``: ``beta = 0`` is :func:`peak_release` (the schema's compressor), ``beta = 1`` is
+    eq. 17 of Giannoulis, Massberg and Reiss (JAES 60(6), 2012), the release of ZamComp and many
+    plugins, which decays toward the current reduction instead of toward zero.
+
+    Vectorised through the identity (the recursion is a composition of monotone max-affine maps)
+    ``y = beta P + M``, with ``P`` the one-pole ``(1 - aR)``-normalised low-pass of ``g``
+    (:func:`one_pole`) and ``M[n] = max(aR M[n-1], max(g[n] - beta P[n], 0))``, the max-plus
+    recursion :func:`peak_release` computes. Float64.
+    """
+    g = values.to(torch.float64)
+    b = beta.to(torch.float64)[:, None]
+    low = one_pole(g, release_ms, sample_rate)
+    return b * low + peak_release(torch.clamp(g - b * low, min=0.0), release_ms, sample_rate)
+
+
 def gain_reduction_db(audio: torch.Tensor, sample_rate: int, *, threshold_db, ratio, attack_ms, release_ms,
                       knee_db) -> torch.Tensor:
     """Smoothed gain reduction in dB (>= 0), float64 ``[batch, samples]``, of the linked compressor."""

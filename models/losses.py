@@ -110,27 +110,60 @@ def esr(output: torch.Tensor, target: torch.Tensor, eps: float = ESR_EPS) -> tor
 
 
 class ProxyLoss:
-    """``l1_weight * L1 + stft_weight * MR-STFT`` on ``[batch, channels, samples]`` (the proxy recipe).
+    """``l1_weight * L1 + stft_weight * MR-STFT + esr_weight * ESR(pre-emphasised)`` on
+    ``[batch, channels, samples]`` (the proxy recipe).
+
+    The ESR term is Wright et al.'s ("Real-time guitar amplifier emulation with deep learning",
+    Applied Sciences 10(3), 2020): the per-example error-to-signal ratio
+    (``auraloss.time.ESRLoss``) after a first-order high-pass pre-emphasis ``1 - pre_emphasis z^-1``
+    (``auraloss.perceptual.FIRFilter``; 0 = none). Unlike MR-STFT it sees phase and level, so a
+    proxy cannot satisfy it with a fixed gain and the right spectrum.
 
     ``warmup_samples`` leading samples are left out when the signal is longer than twice
     that (a proxy's state before a random crop is unknown). Calling it returns
-    ``(loss, l1, stft)`` as scalar tensors with gradients; ``stft`` is 0 when
-    ``stft_weight`` is 0 (not computed).
+    ``(loss, l1, stft)`` as scalar tensors with gradients; :meth:`terms` adds ``esr``. A term
+    whose weight is 0 is not computed (it reads 0).
+
+    Raises:
+        LossShapeError: ``pre_emphasis`` outside [0, 1).
     """
 
-    def __init__(self, *, l1_weight: float = 1.0, stft_weight: float = 1.0, warmup_samples: int = 0,
+    def __init__(self, *, l1_weight: float = 1.0, stft_weight: float = 1.0, esr_weight: float = 0.0,
+                 pre_emphasis: float = 0.0, warmup_samples: int = 0, sample_rate: int = 44100,
                  device: str = "cpu") -> None:
-        self.l1_weight, self.stft_weight = float(l1_weight), float(stft_weight)
+        import auraloss
+
+
+        if not 0.0 <= pre_emphasis < 1.0:
+            raise LossShapeError(f"pre_emphasis = {pre_emphasis} must be in [0, 1) (0.85-0.95 in Wright et al.)")
+        self.l1_weight, self.stft_weight, self.esr_weight = float(l1_weight), float(stft_weight), float(esr_weight)
         self.warmup_samples = int(warmup_samples)
         self.stft = mrstft_loss().to(device)
+        self.esr = auraloss.time.ESRLoss(eps=ESR_EPS).to(device)
+        self.emphasis = (auraloss.perceptual.FIRFilter(filter_type="hp", coef=float(pre_emphasis),
+                                                       fs=int(sample_rate)).to(device)
+                         if pre_emphasis > 0 else None)
 
-    def __call__(self, output: torch.Tensor, target: torch.Tensor):
-        """``(loss, l1, stft)`` of ``output`` against ``target`` (same shape)."""
+    def terms(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"loss", "l1", "stft", "esr"}`` of ``output`` against ``target`` (same shape)."""
         w = self.warmup_samples if output.shape[-1] > 2 * self.warmup_samples else 0
         output, target = output[..., w:], target[..., w:]
         l1 = (output - target).abs().mean()
-        stft = self.stft(output, target) if self.stft_weight else l1.new_zeros(())
-        return self.l1_weight * l1 + self.stft_weight * stft, l1, stft
+        zero = l1.new_zeros(())
+        stft = self.stft(output, target) if self.stft_weight else zero
+        esr_term = zero
+        if self.esr_weight:
+            o, t = output.reshape(-1, 1, output.shape[-1]), target.reshape(-1, 1, target.shape[-1])
+            if self.emphasis is not None:
+                o, t = self.emphasis(o, t)
+            esr_term = self.esr(o, t)
+        loss = self.l1_weight * l1 + self.stft_weight * stft + self.esr_weight * esr_term
+        return {"loss": loss, "l1": l1, "stft": stft, "esr": esr_term}
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor):
+        """``(loss, l1, stft)`` of ``output`` against ``target`` (same shape)."""
+        t = self.terms(output, target)
+        return t["loss"], t["l1"], t["stft"]
 
 
 # --- Diff-MST audio features: [batch, channels, samples] -> per-example feature tensors ---

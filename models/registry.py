@@ -166,6 +166,20 @@ def _master_net(**config: Any):
     return MasterNet(**config)
 
 
+def _greybox(**config: Any):
+    from .proxy_greybox import GreyBoxProxy
+
+    return GreyBoxProxy(**config)
+
+
+def _streaming_greybox(model):
+    from .proxy_greybox import StreamingGreyBox
+
+    return StreamingGreyBox(model)
+
+
+register_architecture("greybox", _greybox, _streaming_greybox,
+                      "grey-box proxy: the schema's EQ/compressor, a learned knob law (mixbridge.models.proxy_greybox)")
 register_architecture("master-mlp", _master_net,
                       summary="mix features to master-chain parameters (mixbridge.models.learned_master)")
 register_architecture("master-unet", _master_unet,
@@ -183,5 +197,7 @@ register("tcn-20-causal", _tcn(**_THESIS, n_blocks=20, causal=True), "causal TCN
 register("tcn-30", _tcn(**_THESIS, n_blocks=30), "thesis TCN-30: 3 stacks")
 register("tcn-rt", _tcn(channels=16, kernel_size=3, n_blocks=10, causal=True),
          "causal, 10 blocks, kernel 3, 16 channels: the live-bus size")
+register("greybox", _greybox, "grey-box compressor (or EQ -> compressor) proxy with a learned knob law; "
+         "streams at 0 latency")
 register("mixer-tiny", _mixer_net(hidden=8, n_layers=1),
          "untrained learned mixer, one hidden layer of 8; for fast tests")

@@ -405,13 +405,17 @@ class StreamingTCN(nn.Module):
 # re-exports with the same code stay byte-identical (tests/export/test_export.py).
 
 
-def stream(model: TCN, x: torch.Tensor, p: torch.Tensor, block_size: int) -> torch.Tensor:
-    """Run ``model`` block by block from a zero state (reference for tests and benchmarks).
+def stream(model: nn.Module, x: torch.Tensor, p: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Run ``model`` block by block from a zero state through its registered streaming wrapper
+    (:func:`mixbridge.models.registry.streaming_wrapper`: :class:`StreamingTCN`, or the grey-box
+    proxy's); the reference for tests and benchmarks.
 
     Shapes: ``x [batch, n_inputs, samples]``, ``p [batch, n_params]``; returns
     ``[batch, n_outputs, samples]`` lagging the input by ``model.latency_samples``.
     """
-    wrapper = StreamingTCN(model)
+    from .registry import streaming_wrapper
+
+    wrapper = streaming_wrapper(model)
     s_in, s_hid = wrapper.initial_state(x.shape[0], x.dtype)
     outs = []
     with torch.no_grad():

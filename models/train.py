@@ -59,6 +59,8 @@ def train_proxy(data: str | Path, out_dir: str | Path, *,
                 epoch_examples: int | None = None,
                 l1_weight: float = 1.0,
                 stft_weight: float = 1.0,
+                esr_weight: float = 0.0,
+                pre_emphasis: float = 0.0,
                 warmup_samples: int = 0,
                 seed: int = 0,
                 num_threads: int = 1,
@@ -87,7 +89,8 @@ def train_proxy(data: str | Path, out_dir: str | Path, *,
         early_stop_patience: stop after this many epochs without a better validation loss.
         max_epochs: at most this many epochs; ``epoch_examples`` (default: the
             training split) is the number of examples between validations.
-        l1_weight, stft_weight: loss weights of L1 and MR-STFT.
+        l1_weight, stft_weight, esr_weight: loss weights of L1, MR-STFT and the ESR term.
+        pre_emphasis: coefficient of the ESR term's first-order pre-emphasis (0 = none).
         warmup_samples: leading output samples left out of the loss.
         seed: initialisation, split, crop and shuffle seed.
         num_threads: torch CPU threads (``torch.set_num_threads``).
@@ -124,7 +127,8 @@ def train_proxy(data: str | Path, out_dir: str | Path, *,
     world = distributed.setup(device)
     torch.set_num_threads(int(num_threads))
     task = ProxyTask(data, model=model, model_args=model_args, patch_samples=patch_samples, l1_weight=l1_weight,
-                     stft_weight=stft_weight, warmup_samples=warmup_samples, seed=seed, device=world.device,
+                     stft_weight=stft_weight, esr_weight=esr_weight, pre_emphasis=pre_emphasis,
+                     warmup_samples=warmup_samples, seed=seed, device=world.device,
                      init_from=init_from, resume=resume)
     trainer = Trainer(task, out_dir, recipe=recipe, batch_size=batch_size, val_fraction=val_fraction, seed=seed,
                       epoch_examples=epoch_examples, learning_rate=learning_rate, lr_factor=lr_factor,

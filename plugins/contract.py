@@ -235,6 +235,19 @@ def register_lazy(name: str, loader: Callable[[], None]) -> None:
         _LAZY[name] = loader
 
 
+#: ``{prefix: factory(rest, sample_rate) -> Implementation}``: targets ``PREFIX:REST`` (:func:`register_prefix`).
+_PREFIXES: dict[str, Callable[[str, int], Implementation]] = {}
+
+
+def register_prefix(prefix: str, factory: Callable[[str, int], Implementation]) -> None:
+    """Resolve targets ``PREFIX:REST`` with ``factory(REST, sample_rate)`` (idempotent: the first entry stays).
+
+    How a higher layer adds a family of targets this layer cannot import, such as
+    ``proxy:models/proxies/zamcomp.json`` (:mod:`mixbridge.export.compare.contract`, registered by the CLI).
+    """
+    _PREFIXES.setdefault(prefix, factory)
+
+
 def implementation_names(include_lazy: bool = False) -> list[str]:
     """Registered implementations (with ``include_lazy``, also the lazy ones not loaded yet), in order."""
     _load_builtin()
@@ -259,7 +272,8 @@ def _load_lazy(name: str) -> None:
 
 
 def resolve_implementation(target: Any, sample_rate: int) -> list[Implementation]:
-    """``target`` as implementations: a registered name, a shipped map, a map JSON path, or a plugin name.
+    """``target`` as implementations: a registered name, ``PREFIX:REST`` of a registered prefix
+    (:func:`register_prefix`, e.g. ``proxy:PATH``), a shipped map, a map JSON path, or a plugin name.
 
     A plugin name gives one implementation per shipped map that uses the plugin.
 
@@ -281,6 +295,9 @@ def resolve_implementation(target: Any, sample_rate: int) -> list[Implementation
         _load_lazy(text)
     if text in _IMPLEMENTATIONS:
         return [_IMPLEMENTATIONS[text](sample_rate)]
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in _PREFIXES:
+        return [_PREFIXES[prefix](rest, sample_rate)]
     if text in builtin_map_names() or text.endswith(".json") or Path(text).exists():
         return [map_implementation(text, sample_rate)]
     maps = maps_using_plugin(text)

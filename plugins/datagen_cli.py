@@ -213,6 +213,19 @@ def _composer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _signals(args: argparse.Namespace) -> int:
+    """``datagen signals``: :func:`~mixbridge.plugins.datagen.signals.write_signals` (plus composer stems)."""
+    from mixbridge.plugins.datagen.signals import link_composer_stems, write_signals
+
+    paths = write_signals(args.output, per_kind=args.per_kind, seconds=args.seconds, seed=args.seed,
+                          sample_rate=args.sample_rate)
+    stems = link_composer_stems(args.output, args.stems_from, args.split) if args.stems_from else []
+    if not args.quiet:
+        print(f"{args.output}: {len(paths)} signal files ({args.per_kind} per kind, {args.seconds:g} s, seed "
+              f"{args.seed})" + (f", {len(stems)} {args.split} stems from {args.stems_from}" if stems else ""))
+    return EXIT_OK
+
+
 def _verify(args: argparse.Namespace) -> int:
     """``datagen verify``: print the report; exit 1 when it found a problem."""
     from mixbridge.plugins.datagen.verify import verify
@@ -334,6 +347,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="rebuild from scratch, also over other settings")
     add_quiet(p, help="no progress bar and no summary (errors are still printed)")
     p.set_defaults(func=_composer)
+
+    p = gs.add_parser("signals", help="synthetic dynamics signals (level steps, sweeps, noise bursts, drums, "
+                                      "-50..0 dBFS) as a proxy's source folder",
+                      description="Write level-stepped sines, level-ramped sweeps, pink-noise bursts and synthetic "
+                                  "drums (mixbridge.plugins.datagen.signals) to a folder that `datagen effect "
+                                  "--source` reads; --stems-from adds a composer dataset's stems of one split.")
+    add_output(p, metavar="DIR", help="folder to write (created; a complete set is kept)")
+    p.add_argument("--per-kind", type=int, default=40, help="files per kind (default 40)")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each file in seconds (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed (another seed gives a held-out set; default 0)")
+    p.add_argument("--sample-rate", type=int, default=44100, help="Hz (default 44100)")
+    p.add_argument("--stems-from", metavar="COMPOSER", default=None,
+                   help="also link the stems of this composer dataset (mixbridge datagen composer)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="train",
+                   help="which composer split's songs to link (default train)")
+    add_quiet(p, help="no summary")
+    p.set_defaults(func=_signals)
 
     p = gs.add_parser("verify", help="check a dataset's shards, checksums, manifest and completeness (exit 1 "
                                      "on any problem)")

@@ -100,25 +100,39 @@ class CompressorState:
 
     ``release_log``: natural log of the held reduction before the block; ``attack_last``: the
     attack one-pole's last output (dB), so a block whose ``attack_ms`` differs continues from
-    it with its own coefficient.
+    it with its own coefficient; ``low_last``: the release low-pass's last output (dB, used
+    when ``beta > 0``).
     """
 
     release_log: float = -math.inf
     attack_last: float = 0.0
+    low_last: float = 0.0  # the release low-pass of a beta > 0 release law (:func:`gain_reduction_db`)
 
 
 def gain_reduction_db(audio: np.ndarray, sample_rate: int, *, threshold_db: float, ratio: float,
                       attack_ms: float, release_ms: float, knee_db: float,
-                      state: CompressorState | None = None) -> np.ndarray:
+                      state: CompressorState | None = None, beta: float = 0.0) -> np.ndarray:
     """The smoothed gain reduction in dB (>= 0) for ``audio`` ``[channels, samples]``: float64 ``[samples]``.
 
     ``state`` (updated in place) continues a previous block; ``None`` starts from rest.
+    ``beta`` (0..1) is the release law of the grey-box proxies (:mod:`mixbridge.models.proxy_greybox`):
+    ``y1[n] = max(gr[n], aR y1[n-1] + beta (1 - aR) gr[n])``, 0 (the schema's) being the peak hold
+    above and 1 Giannoulis et al.'s smooth decoupled detector (their eq. 17), computed as
+    ``beta P + peak_release(max(gr - beta P, 0))`` with ``P`` the release one-pole of ``gr``.
     """
     level = np.max(np.abs(np.asarray(audio, dtype=np.float64)), axis=0)
     level_db = 20.0 * np.log10(np.maximum(level, LEVEL_FLOOR))
     gr = static_reduction_db(level_db, threshold_db, ratio, knee_db)
     st = state if state is not None else CompressorState()
-    held, st.release_log = peak_release(gr, release_ms, sample_rate, st.release_log)
+    if beta > 0.0:
+        ar = math.exp(-1.0 / (release_ms * 1e-3 * sample_rate))
+        low, _ = lfilter([1.0 - ar], [1.0, -ar], gr, zi=np.array([ar * st.low_last]))
+        if low.size:
+            st.low_last = float(low[-1])
+        held, st.release_log = peak_release(np.maximum(gr - beta * low, 0.0), release_ms, sample_rate, st.release_log)
+        held += beta * low
+    else:
+        held, st.release_log = peak_release(gr, release_ms, sample_rate, st.release_log)
     a = math.exp(-1.0 / (attack_ms * 1e-3 * sample_rate))
     out, _ = lfilter([1.0 - a], [1.0, -a], held, zi=np.array([a * st.attack_last]))
     if out.size:
@@ -127,11 +141,13 @@ def gain_reduction_db(audio: np.ndarray, sample_rate: int, *, threshold_db: floa
 
 
 def compress(audio: np.ndarray, sample_rate: int, *, threshold_db: float, ratio: float, attack_ms: float,
-             release_ms: float, knee_db: float, makeup_db: float, state: CompressorState | None = None) -> np.ndarray:
+             release_ms: float, knee_db: float, makeup_db: float, state: CompressorState | None = None,
+             beta: float = 0.0) -> np.ndarray:
     """Compress float ``[channels, samples]`` audio; returns float32 of the same shape.
 
     Parameters are the schema's ``compressor`` (dB, ms, ratio), already validated; ``state``
-    continues a previous block (see :class:`CompressorState`).
+    continues a previous block (see :class:`CompressorState`); ``beta`` is the release law of
+    :func:`gain_reduction_db` (0, the schema's, unless a grey-box proxy runs it).
 
     Raises:
         AudioInputError: audio that is not 2-D (a ValueError).
@@ -140,6 +156,6 @@ def compress(audio: np.ndarray, sample_rate: int, *, threshold_db: float, ratio:
     if audio.ndim != 2:
         raise AudioInputError(f"audio must be [channels, samples], got shape {audio.shape}")
     gr = gain_reduction_db(audio, sample_rate, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
-                           release_ms=release_ms, knee_db=knee_db, state=state)
+                           release_ms=release_ms, knee_db=knee_db, state=state, beta=beta)
     gain = np.power(10.0, (makeup_db - gr) / 20.0)
     return (audio * gain).astype(np.float32)

@@ -3,10 +3,10 @@
 
 For every checkpoint in ``models/proxies/`` (or those given with ``--proxies``):
 
-* **training throughput**: optimizer steps of the shipped recipe
-  (``models/configs/proxy_micro_tcn.yaml``: batch 4, 32 768-sample crops, L1 +
-  MR-STFT with the thesis bands, Adam) on random data shaped like the proxy's
-  dataset, in examples per second; ``cpu ex/s`` divides by the thread's CPU
+* **training throughput**: optimizer steps of the proxy's own recipe (the
+  ``train_config`` its checkpoint records, e.g. ``models/configs/proxy_greybox.yaml``:
+  batch, crop length, loss weights; or ``--config``) on random data shaped like the
+  proxy's dataset, in examples per second; ``cpu ex/s`` divides by the thread's CPU
   time instead of the wall time, so it does not drop when other processes
   compete for the cores;
 * **offline inference**: the torch model on ``--seconds`` of mono audio in one
@@ -43,7 +43,8 @@ def train_throughput(model, kwargs: dict, steps: int) -> dict:
     torch.manual_seed(0)
     model = model.__class__(**model.config()).train()
     opt = torch.optim.Adam(model.parameters(), lr=kwargs.get("learning_rate", 3e-4))
-    loss_fn = ProxyLoss(warmup_samples=kwargs.get("warmup_samples", 0))
+    loss_fn = ProxyLoss(**{k: kwargs[k] for k in ("l1_weight", "stft_weight", "esr_weight", "pre_emphasis",
+                                                   "warmup_samples") if k in kwargs})
     b, s = int(kwargs.get("batch_size", 4)), int(kwargs.get("patch_samples", 32768))
     x = torch.randn(b, model.n_inputs, s) * 0.1
     y = torch.tanh(3 * x) * 0.5
@@ -101,7 +102,8 @@ def streaming_rtf(checkpoint: Path, seconds: float, block_size: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--proxies", nargs="*", default=None, help="checkpoint JSON files (default: models/proxies/*.json)")
-    ap.add_argument("--config", default=str(ROOT / "models" / "configs" / "proxy_micro_tcn.yaml"))
+    ap.add_argument("--config", default=None,
+                    help="training recipe to time (default: the one each checkpoint records)")
     ap.add_argument("--steps", type=int, default=10, help="timed training steps")
     ap.add_argument("--seconds", type=float, default=10.0, help="seconds of audio for the inference timings")
     ap.add_argument("--block-size", type=int, default=512, help="streaming block size in samples")
@@ -119,14 +121,16 @@ def main(argv=None) -> int:
     if not paths:
         print("no proxies found", file=sys.stderr)
         return 1
-    kwargs = load_train_config(args.config)
+    forced = load_train_config(args.config) if args.config else None
     rows = []
-    print(f"torch {torch.__version__}, {args.threads} thread(s); training: {args.steps} steps of the recipe in "
-          f"{Path(args.config).name}; inference: {args.seconds:g} s of audio")
+    print(f"torch {torch.__version__}, {args.threads} thread(s); training: {args.steps} steps of "
+          f"{Path(args.config).name if args.config else 'the recipe each proxy records'}; inference: "
+          f"{args.seconds:g} s of audio")
     print(f"{'proxy':<22}{'weights':>8}{'RF ms':>7}{'train ex/s':>11}{'cpu ex/s':>9}{'offline rtf':>12}"
           f"{'core':>7}{'stream rtf':>11}{'core':>7}")
     for path in paths:
         model, record = load_checkpoint(path)
+        kwargs = forced or dict((record.get("extra") or {}).get("train_config") or {})
         tr = train_throughput(model, kwargs, args.steps)
         off = offline_rtf(model, args.seconds)
         st = streaming_rtf(path, args.seconds, args.block_size)

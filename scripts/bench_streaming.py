@@ -7,7 +7,9 @@ streaming step of three backends, each on one thread:
 * ``eager``: the torch :class:`~mixbridge.models.tcn.StreamingTCN` wrapper;
 * ``torchscript``: :class:`~mixbridge.export.torchscript.TorchScriptSession.process`;
 * ``onnxruntime``: :class:`~mixbridge.export.runtime.StreamingSession.process`
-  (IOBinding, preallocated buffers).
+  (IOBinding, preallocated buffers), the exported block graph;
+* ``dsp`` (grey-box proxies only, which export to ONNX only): the same session's CPU path, the
+  control graph plus the numpy reference DSP (:mod:`mixbridge.export.greybox_dsp`).
 
 Columns: mean and p99 wall time per block in ms, the real-time factor (mean wall
 time / block duration), ``core`` (thread CPU time per block / block duration: the
@@ -24,6 +26,7 @@ proxy streamed by onnxruntime (``--live-proxy``, default ``tcn-rt``), which is w
     nice .venv/bin/python scripts/bench_streaming.py
     nice .venv/bin/python scripts/bench_streaming.py --models tcn-rt --block-sizes 64,128 --seconds 2
     nice .venv/bin/python scripts/bench_streaming.py --parts master
+    nice .venv/bin/python scripts/bench_streaming.py --models models/proxies/zamcomp.json --block-sizes 64
 """
 from __future__ import annotations
 
@@ -78,23 +81,29 @@ def bench_model(source: str, block_sizes: list[int], seconds: float, sample_rate
     from mixbridge.export.exporter import export_model, resolve_model
     from mixbridge.export.runtime import StreamingSession
     from mixbridge.export.torchscript import TorchScriptSession
-    from mixbridge.models.tcn import StreamingTCN
 
     model, _ = resolve_model(source)
     if sample_rate_override:
         model.sample_rate = sample_rate_override
     sample_rate = model.sample_rate
     rows = []
+    from mixbridge.models.registry import streaming_wrapper
+
     with tempfile.TemporaryDirectory() as tmp:
         sessions = {}
+        formats = getattr(streaming_wrapper(model), "formats", ("onnx", "torchscript"))
+        backends = [b for b in backends if b != "torchscript" or "torchscript" in formats]
         if "onnxruntime" in backends:
             export_model(model, "onnx", Path(tmp) / "onnx")
-            sessions["onnxruntime"] = StreamingSession(Path(tmp) / "onnx", num_threads=1)
+            sessions["onnxruntime"] = StreamingSession(Path(tmp) / "onnx", num_threads=1, dsp=False)
+            if "dsp" in sessions["onnxruntime"].artifact.sidecar:  # a grey-box proxy: its CPU path too
+                sessions["dsp"] = StreamingSession(Path(tmp) / "onnx", num_threads=1)
+                backends = [*backends, "dsp"]
         if "torchscript" in backends:
             export_model(model, "torchscript", Path(tmp) / "ts")
             sessions["torchscript"] = TorchScriptSession(Path(tmp) / "ts", num_threads=1)
         torch.set_num_threads(1)
-        wrapper = StreamingTCN(model).eval()
+        wrapper = streaming_wrapper(model).eval()
         p = torch.rand(1, model.n_params)
         state = list(wrapper.initial_state(1))
 
@@ -234,17 +243,19 @@ def main(argv=None) -> int:
               f"RTF = mean time per block / block duration (= fraction of one core)")
     for source in (args.models.split(",") if "proxy" in parts else []):
         rows, model = bench_model(source, block_sizes, args.seconds, args.sample_rate, backends)
-        print(f"\n## {source}: {'causal' if model.causal else 'centre-cropped'}, {model.n_blocks} blocks, "
-              f"kernel {model.kernel_size}, {model.channels} channels, {model.n_weights} weights, "
+        used = list(dict.fromkeys(r["backend"] for r in rows))  # a grey-box proxy adds dsp, drops torchscript
+        shape = (f"{model.n_blocks} blocks, kernel {model.kernel_size}, {model.channels} channels"
+                 if hasattr(model, "n_blocks") else f"{model.architecture} {list(model.schema)}")
+        print(f"\n## {source}: {'causal' if model.causal else 'centre-cropped'}, {shape}, {model.n_weights} weights, "
               f"receptive field {model.receptive_field} samples, latency {model.latency_samples} samples, "
               f"{model.sample_rate} Hz")
-        header = f"| block | {'ms':>6} |" + "".join(f" {b} mean ms | p99 ms | RTF | core |" for b in backends)
+        header = f"| block | {'ms':>6} |" + "".join(f" {b} mean ms | p99 ms | RTF | core |" for b in used)
         print(header)
-        print("|" + "---|" * (2 + 4 * len(backends)))
+        print("|" + "---|" * (2 + 4 * len(used)))
         for n in block_sizes:
             cells = []
             block_ms = None
-            for b in backends:
+            for b in used:
                 r = next(r for r in rows if r["block"] == n and r["backend"] == b)
                 block_ms = r["block_ms"]
                 flag = "" if r["p99_ok"] else "!"

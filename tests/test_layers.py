@@ -37,7 +37,8 @@ ALLOWED = {
     "app": {"core", "plugins", "models", "export", "runtime", "bridge", "app"},
 }
 #: The torch-free streaming runtime the bridge may use: a layer of its own inside ``export``.
-RUNTIME_MODULES = {"mixbridge.export.runtime", "mixbridge.export.artifact", "mixbridge.export.master_runtime"}
+RUNTIME_MODULES = {"mixbridge.export.runtime", "mixbridge.export.artifact", "mixbridge.export.master_runtime",
+                   "mixbridge.export.onnx_session", "mixbridge.export.greybox_dsp"}
 #: Layers that must never import torch (the bridge, the host and the core run without it).
 TORCH_FREE = {"core", "plugins", "bridge", "runtime"}
 

@@ -61,6 +61,27 @@ def write_files(out_dir: Path, summary: dict, plots: list[tuple[str, str]], para
     write_report(out_dir / "report.md", summary, plots)
 
 
+def contract_table(rows: list[dict]) -> list[str]:
+    """Markdown lines of the contract run on both sides (:func:`~.run.contract_rows`)."""
+    lines = ["## Semantic contract, plugin and proxy", "",
+             "The contract's test signals (`mixbridge plugins check`) on the plugin chain and on the proxy; "
+             "expected is the schema's value, the last column the proxy's deviation from the plugin "
+             "(relative for times).", "",
+             "| quantity | setting | expected | plugin | proxy | proxy - plugin | plugin / proxy |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        unit = f" {r['unit']}" if r["unit"] else ""
+        if "proxy_dev" in r:
+            dev = f"worst deviations from expected: plugin {r['plugin_dev']:+.3f}, proxy {r['proxy_dev']:+.3f}{unit}"
+        elif "proxy_minus_plugin" in r:
+            dev = f"{100 * r['relative']:+.1f} %" if "relative" in r else f"{r['proxy_minus_plugin']:+.3f}{unit}"
+        else:
+            dev = "n/a"
+        lines.append(f"| {r['quantity']} | {r['setting']} | {_fmt(r['expected'])}{unit} | {_fmt(r['plugin'])}{unit} "
+                     f"| {_fmt(r['proxy'])}{unit} | {dev} | {r['plugin_status']} / {r['proxy_status']} |")
+    return lines + [""]
+
+
 def write_report(path: Path, s: dict, plots: list[tuple[str, str]]) -> None:
     """Write ``report.md`` from a summary: set-up, overall table, notices, per-region table, curve
     differences, the ``(file, caption)`` plots, flagged examples and one row per example."""
@@ -90,6 +111,13 @@ def write_report(path: Path, s: dict, plots: list[tuple[str, str]]) -> None:
         what = "level curve" if kind == "level" else "magnitude response (30 Hz..16 kHz)"
         lines += [f"Static {what}: largest plugin/proxy difference per set: "
                   + ", ".join(f"set {r['set']} {r['max_abs_diff_db']:.2f} dB" for r in rows), ""]
+    for rows in s["curves"].values():
+        above = [r["max_abs_diff_db_above_-40"] for r in rows if "max_abs_diff_db_above_-40" in r]
+        if above:
+            lines += [f"Static level curve from -40 to 0 dBFS: largest plugin/proxy difference {max(above):.2f} dB "
+                      f"over {len(above)} sets.", ""]
+    if s.get("contract"):
+        lines += contract_table(s["contract"])
     for name, caption in plots:
         lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
     if s["flagged"]:

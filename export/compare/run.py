@@ -26,12 +26,55 @@ from .report import METRIC_KEYS, example_metrics, overall_table, write_files
 DEFAULT_RANDOM_SETS = 32
 #: Slack on the trained-range test of a normalised value (float32 round-off of the stored bounds).
 RANGE_SLACK = 1e-6
+#: The static-curve comparison's lower end (the proxies issue: "within 1 dB from -40 to 0 dBFS").
+STATIC_FROM_DBFS = -40.0
+
+
+def contract_rows(chain: PluginChain, prx: Proxy) -> list[dict]:
+    """The semantic contract on the plugin chain and on the proxy, row by row.
+
+    Each row: ``group``, ``quantity``, ``setting``, ``unit``, ``expected`` (the schema's value),
+    ``plugin`` and ``proxy`` (measured), ``proxy_minus_plugin`` and, for times, ``relative``
+    (proxy over plugin minus 1), plus each side's contract ``status``. A static-curve or EQ row reports
+    each side at its own worst level or frequency ("worst at" in its setting), so it carries
+    ``plugin_dev`` and ``proxy_dev`` (each side's measured minus its own expected value; the proxy's
+    is ``proxy_expected``) instead; the proxy-versus-plugin curves
+    themselves are the report's level-curve and magnitude comparisons. Only the processors the
+    proxy models are measured (at the proxy's rate).
+    """
+    from mixbridge.plugins.contract import run_implementation
+    from mixbridge.plugins.contract_implementations import backend_implementation
+
+    from .contract import proxy_implementation
+
+    sr = prx.sample_rate
+    groups = [g for g in ("eq", "compressor") if g in prx.entries]
+    plugin_impl = backend_implementation(chain.label, chain.backend, processors=groups, pan=False)
+    proxy_impl = proxy_implementation(prx.path, sr)
+    ours = run_implementation(plugin_impl, sr, groups).rows
+    theirs = run_implementation(proxy_impl, sr, groups).rows
+    out = []
+    for a, b in zip(ours, theirs):
+        row = {"group": a.group, "quantity": a.quantity, "setting": a.setting, "unit": a.unit,
+               "expected": a.expected, "plugin": a.measured, "proxy": b.measured,
+               "plugin_status": a.status, "proxy_status": b.status}
+        finite = all(v is not None and math.isfinite(v) for v in (a.measured, b.measured, a.expected))
+        if finite and "worst at" in a.setting:
+            # each side reports its worst level, so the two values are at different levels: compare deviations
+            row["proxy_expected"] = b.expected
+            row["plugin_dev"], row["proxy_dev"] = a.measured - a.expected, b.measured - b.expected
+        elif finite:
+            row["proxy_minus_plugin"] = b.measured - a.measured
+            if a.unit == "ms" and a.measured:
+                row["relative"] = b.measured / a.measured - 1.0
+        out.append(row)
+    return out
 
 
 def compare_proxy(plugin: Sequence[str] | str, proxy: str | Path, out_dir: str | Path, *,
                   input_path: str | None = None, params_file: str | None = None, n_random: int | None = None,
                   patch_s: float = 1.48, seed: int = 0, bins: int = 3, sample_rate: int | None = None,
-                  curves: bool = True, echo: Callable[[str], None] | None = None) -> dict:
+                  curves: bool = True, contract: bool = True, echo: Callable[[str], None] | None = None) -> dict:
     """Compare ``proxy`` with the real ``plugin`` chain; write the report to ``out_dir``.
 
     Args:
@@ -47,6 +90,8 @@ def compare_proxy(plugin: Sequence[str] | str, proxy: str | Path, out_dir: str |
         bins: regions per parameter in the per-region table.
         sample_rate: the rate the caller needs; a proxy trained at another rate is refused.
         curves: also measure and plot the static transfer curves.
+        contract: also run the semantic contract (:mod:`mixbridge.plugins.contract`) on the plugin
+            chain and on the proxy, side by side (:func:`contract_rows`).
         echo: where the summary table and notices go (``print``), or None.
 
     Returns:
@@ -115,12 +160,16 @@ def compare_proxy(plugin: Sequence[str] | str, proxy: str | Path, out_dir: str |
         curve_data, curve_plots = _transfer_curves(chain, prx, sets[:N_CURVE_SETS], out_dir, seed)
         plots += curve_plots
 
+    contract_table = contract_rows(chain, prx) if contract else []
     summary = {"plugin": chain.label, "proxy": prx.path, "proxy_kind": prx.kind, "sample_rate": sr,
                "input": input_path or "built-in test programme", "patch_s": patch_s, "seed": seed,
                "params": params_file or f"{len(sets)} random sets within the trained range",
                "overall": overall, "regions": regions, "flagged": flagged, "notices": notices,
-               "curves": {k: [{"set": r["set"], "max_abs_diff_db": r["max_abs_diff_db"]} for r in v]
+               "curves": {k: [{"set": r["set"], "max_abs_diff_db": r["max_abs_diff_db"],
+                               **({"max_abs_diff_db_above_-40": r["max_abs_diff_db_above_-40"]}
+                                  if "max_abs_diff_db_above_-40" in r else {})} for r in v]
                           for k, v in curve_data.items()},
+               "contract": contract_table,
                "examples": examples}
     write_files(out_dir, summary, plots, prx.param_names)
     say(overall_table(summary))
@@ -192,8 +241,10 @@ def _transfer_curves(chain: PluginChain, prx: Proxy, curve_sets: list[np.ndarray
             nested, _ = nested_real(vec, prx.entries)
             xi, yp = level_curve(partial(chain.render, nested_params=nested), sr, channels)
             _, yq = level_curve(partial(prx.render, norm_params=vec), sr, channels)
+            upper = xi >= STATIC_FROM_DBFS
             rows.append({"set": k, "x": xi.tolist(), "plugin": yp.tolist(), "proxy": yq.tolist(),
-                         "max_abs_diff_db": float(np.max(np.abs(yp - yq)))})
+                         "max_abs_diff_db": float(np.max(np.abs(yp - yq))),
+                         "max_abs_diff_db_above_-40": float(np.max(np.abs(yp[upper] - yq[upper])))})
         plot_curves(out_dir / "transfer_level.png", rows, "level")
         curve_data["level"] = rows
         plots.append(("transfer_level.png", "Static input/output level curves of the first "

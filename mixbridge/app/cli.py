@@ -78,12 +78,22 @@ def _load_torch_contract() -> None:
 def register_implementations() -> None:
     """Tell the lower layers about implementations that live above them (idempotent).
 
-    The contract (``mixbridge.plugins.contract``) learns the name ``torch``; the torch console is
-    imported only when ``mixbridge plugins check torch`` (or a caller) asks for it.
+    The contract (``mixbridge.plugins.contract``) learns the name ``torch`` and the prefix ``proxy:``;
+    the torch console and the proxy loader are imported only when ``mixbridge plugins check torch``
+    (or ``proxy:PATH``, or a caller) asks for them.
     """
-    from mixbridge.plugins.contract import register_lazy
+    from mixbridge.plugins.contract import register_lazy, register_prefix
 
     register_lazy("torch", _load_torch_contract)
+    register_prefix("proxy", _proxy_contract)
+
+
+def _proxy_contract(path: str, sample_rate: int):
+    """``proxy:PATH``: a proxy checkpoint or artifact as a contract implementation
+    (:func:`mixbridge.export.compare.contract.proxy_implementation`)."""
+    from mixbridge.export.compare.contract import proxy_implementation
+
+    return proxy_implementation(path, sample_rate)
 
 
 def build_parser() -> argparse.ArgumentParser:

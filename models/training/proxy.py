@@ -70,7 +70,8 @@ class ProxyTask:
         model, model_args: registry name and constructor arguments (not schema,
             sample_rate or channels, which come from the dataset).
         patch_samples: crop length in samples (random for training, centred for validation).
-        l1_weight, stft_weight, warmup_samples: the :class:`~mixbridge.models.losses.ProxyLoss`.
+        l1_weight, stft_weight, esr_weight, pre_emphasis, warmup_samples: the
+            :class:`~mixbridge.models.losses.ProxyLoss`.
         seed: model initialisation (``torch.manual_seed``) and crop seed.
         device: torch device of the batches and the loss.
         init_from: start from this checkpoint's weights (its constructor arguments must
@@ -83,14 +84,14 @@ class ProxyTask:
         CheckpointError: a corrupted ``init_from`` checkpoint.
     """
 
-    train_keys: Sequence[str] = ("loss", "l1", "stft")
-    val_keys: Sequence[str] = ("loss", "l1", "stft", "esr")
+    train_keys: Sequence[str] = ("loss", "l1", "stft", "esr_term")
+    val_keys: Sequence[str] = ("loss", "l1", "stft", "esr_term", "esr")
     model_name: str | None
 
     def __init__(self, data: str | Path, *, model: str = "tcn-rt", model_args: dict | None = None,
                  patch_samples: int = 32768, l1_weight: float = 1.0, stft_weight: float = 1.0,
-                 warmup_samples: int = 0, seed: int = 0, device: str = "cpu", init_from: str | None = None,
-                 resume: bool = False) -> None:
+                 esr_weight: float = 0.0, pre_emphasis: float = 0.0, warmup_samples: int = 0, seed: int = 0,
+                 device: str = "cpu", init_from: str | None = None, resume: bool = False) -> None:
         from ..checkpoint import load_checkpoint
         from ..dataset import MixbridgeDataset
 
@@ -122,8 +123,9 @@ class ProxyTask:
             net.load_state_dict(init.state_dict())
         self.model = net
         self.forward_model: Any = net
-        self.loss = ProxyLoss(l1_weight=l1_weight, stft_weight=stft_weight, warmup_samples=warmup_samples,
-                              device=device)
+        self.loss = ProxyLoss(l1_weight=l1_weight, stft_weight=stft_weight, esr_weight=esr_weight,
+                              pre_emphasis=pre_emphasis, warmup_samples=warmup_samples,
+                              sample_rate=ds.sample_rate, device=device)
 
     def collate(self, items: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(input [B, C, S], target [B, C, S], params [B, P])`` on the task's device."""
@@ -132,24 +134,23 @@ class ProxyTask:
                 torch.stack([it["params"] for it in items]).to(self.device))
 
     def step(self, batch) -> dict[str, torch.Tensor]:
-        """``{"loss", "l1", "stft"}`` of the proxy's output on a training batch (tensors with gradients)."""
+        """``{"loss", "l1", "stft", "esr_term"}`` of the proxy's output on a training batch (tensors with gradients)."""
         x, y, p = batch
-        loss, l1, stft = self.loss(self.forward_model(x, p), align_target(self.model, y))
-        return {"loss": loss, "l1": l1, "stft": stft}
+        t = self.loss.terms(self.forward_model(x, p), align_target(self.model, y))
+        return {"loss": t["loss"], "l1": t["l1"], "stft": t["stft"], "esr_term": t["esr"]}
 
     def validate(self, batches: Iterable) -> dict[str, float]:
-        """Example-weighted means of loss, L1 and MR-STFT, and the ESR of the whole split."""
-        tot = {"loss": 0.0, "l1": 0.0, "stft": 0.0}
+        """Example-weighted means of the loss terms, and the ESR of the whole split (no pre-emphasis)."""
+        tot = {"loss": 0.0, "l1": 0.0, "stft": 0.0, "esr_term": 0.0}
         err = ref = 0.0
         n = 0
         for x, y, p in batches:
             out = self.model(x, p)
             y = align_target(self.model, y)
-            loss, l1, stft = self.loss(out, y)
+            t = self.loss.terms(out, y)
             b = x.shape[0]
-            tot["loss"] += float(loss) * b
-            tot["l1"] += float(l1) * b
-            tot["stft"] += float(stft) * b
+            for key, name in (("loss", "loss"), ("l1", "l1"), ("stft", "stft"), ("esr_term", "esr")):
+                tot[key] += float(t[name]) * b
             e, r = esr_parts(out, y)
             err += float(e)
             ref += float(r)

@@ -138,7 +138,7 @@ def test_crafted_state_shapes_are_refused(tmp_path):
 
 
 def test_trained_ranges_come_from_the_checkpoint_or_an_override(tmp_path):
-    ckpt = Path(__file__).resolve().parents[2] / "models" / "proxies" / "comp_builtin.json"
+    ckpt = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tcn_comp_round1.json"
     export_model(str(ckpt), "onnx", tmp_path / "comp", trained_ranges={"compressor.ratio": (0.25, 0.75)})
     ranges = load_artifact(tmp_path / "comp").trained_ranges
     assert ranges["compressor.knee_db"] == (0.0, 0.0)  # from the checkpoint's data set record

@@ -208,9 +208,10 @@ def test_cli_export(tmp_path, capsys):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_shipped_proxy_export_load_golden_reexport_identical(fmt, tmp_path):
-    """A shipped proxy (models/proxies/comp_builtin) exports, loads, reproduces its golden pair
+    """A trained TCN proxy (tests/fixtures/tcn_comp_round1, the first round's shipped comp_builtin)
+    exports, loads, reproduces its golden pair
     and re-exports to identical bytes, like the tiny model."""
-    ckpt = Path(__file__).resolve().parents[2] / "models" / "proxies" / "comp_builtin.json"
+    ckpt = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tcn_comp_round1.json"
     export_model(str(ckpt), fmt, tmp_path / "a")
     artifact = load_artifact(tmp_path / "a")
     assert artifact.sidecar["schema"]["param_names"][0].startswith("compressor.")

@@ -78,8 +78,10 @@ def register(subparsers) -> None:
         description="Measure every parameter's curve normalised 0..1 <-> display value and write it as JSON. "
         "If MAP.json exists and is a plugin map using this plugin, its curves and identity are updated in place "
         "(stages kept); with --processor, a whole plugin map is written from --set/--fixed bindings and checked "
-        "(it must load: every schema parameter driven or handled elsewhere, its whole range reachable); otherwise "
-        "a calibration document is written.",
+        "(it must load: every schema parameter driven or handled elsewhere, its whole range reachable). A map's "
+        "fresh_instance_per_call and deterministic are measured by rendering through it (does the plugin keep "
+        "state from one render to the next; do fresh instances agree). Otherwise a calibration document is "
+        "written.",
     )
     add_output(pc, help="file to write (default: print to stdout)", metavar="MAP.json", required=False, old=())
     pc.add_argument("--points", type=int, default=None, help="sweep points before refinement (default 101)")
@@ -198,8 +200,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         calibration_dict,
         map_document,
         measure_curves,
+        measure_render_state,
         merge_calibration,
         plugin_renderer,
+        with_render_state,
     )
     from .pluginmap import MAP_FORMAT, MAP_PROCESSORS, map_from_dict
     from .vst_plugin import open_plugin
@@ -215,6 +219,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise PluginMapError("--processor writes a plugin map: give -o MAP.json")
     lp = open_plugin(args.plugin, plugin_paths=args.path, timeout_s=args.timeout_s)
     _silence_vst3_teardown(lp.format)
+    search = [*args.path, str(Path(lp.path).parent)]  # where the map's renders find this plugin again
     curves = measure_curves(lp, points, continuous=args.continuous, render=plugin_renderer(lp))
     doc = calibration_dict(lp, curves, points)
     n_pts = sum(len(c.normalised) for c in curves.values() if hasattr(c, "normalised"))
@@ -230,8 +235,13 @@ def _calibrate(args: argparse.Namespace) -> int:
         doc = map_document(doc, args.processor, name=out.stem, sets=args.sets, fixed=args.fixed, ranges=args.ranges,
                            handled_elsewhere=args.handled_elsewhere,
                            notes=f"written by `mixbridge plugins calibrate {args.plugin} --processor {args.processor}`")
-        map_from_dict(doc, out.stem, out)  # refuse to write a map that does not load (reach, schema coverage)
-        summary += f"; plugin map for '{args.processor}' ({len(args.sets)} set, {len(args.fixed)} fixed)"
+        pm = map_from_dict(doc, out.stem, out)  # refuse to write a map that does not load (reach, schema coverage)
+        # does the plugin keep state from one render to the next (and do fresh instances agree)?
+        state = measure_render_state(pm, int(lp.sample_rate), plugin_paths=search)
+        doc = with_render_state(doc, state)
+        map_from_dict(doc, out.stem, out)
+        summary += (f"; plugin map for '{args.processor}' ({len(args.sets)} set, {len(args.fixed)} fixed; "
+                    f"{_state_text(state)})")
     elif out.exists():
         try:
             existing = json.loads(out.read_text(encoding="utf-8"))
@@ -242,12 +252,20 @@ def _calibrate(args: argparse.Namespace) -> int:
             merged, keys = merge_calibration(existing, doc)
             if not keys:
                 raise PluginMapError(f"map {out} uses no plugin named {lp.name}; write the calibration to a new file")
-            map_from_dict(merged, out.stem, out)  # refuse to write a map that no longer validates
-            doc = merged
-            summary += f"; updated plugins {', '.join(keys)} of map {out}"
+            pm = map_from_dict(merged, out.stem, out)  # refuse to write a map that no longer validates
+            state = measure_render_state(pm, int(lp.sample_rate), plugin_paths=search)
+            doc = with_render_state(merged, state)
+            summary += f"; updated plugins {', '.join(keys)} of map {out} ({_state_text(state)})"
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     print(f"{summary} -> {out}")
     return EXIT_OK
+
+
+def _state_text(state) -> str:
+    """The summary's words for a :class:`~.map_calibration.RenderState`."""
+    return (("keeps state from one render to the next, so the host loads a fresh instance per call"
+             if state.carries_state else "clears its state between renders")
+            + ("" if state.deterministic else "; its renders differ between fresh instances"))
 
 
 def _check(args: argparse.Namespace) -> int:

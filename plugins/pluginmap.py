@@ -22,7 +22,9 @@ holds, for one schema processor (``eq``, ``compressor``, ``reverb``, ``limiter``
   between identical renders (the host reports a notice).
 * ``fresh_instance_per_call`` (default false): true when the plugin keeps
   state across renders that re-preparing does not clear (the Dragonfly reverbs
-  keep their tails); the host then loads new instances for every call.
+  keep their tails, LSP's compressor its gain reduction); the host then loads new
+  instances for every call. ``plugins calibrate`` measures this flag and
+  ``deterministic`` (:func:`~.map_calibration.measure_render_state`).
 
 This module holds the map model (:class:`PluginMap` and its parts) and its validation
 (:func:`map_from_dict`, :func:`check_reach`); the files are read by :mod:`.map_loader`

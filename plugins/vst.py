@@ -45,7 +45,9 @@ previous render's tail: measured max |diff| 0.16 between two identical 0.5 s
 noise renders), so their maps set ``fresh_instance_per_call`` and get a new
 instance every call (a Plate load costs about 0.12 s); Dragonfly Room is not
 reproducible even then (its late tail differs between fresh instances) and
-raises a notice. Plugin latency (``get_latency_samples``,
+raises a notice. LSP's compressors keep their gain reduction across a re-prepare
+too (a -60 dBFS tone after a 0 dBFS one starts 12 dB down); ``plugins calibrate``
+measures this for any plugin and writes the flag into the map it makes. Plugin latency (``get_latency_samples``,
 ZaMaximX2: 480 samples at 48 kHz), plus a map's measured unreported onset delay
 (``delay_ms``: the Plate's 55.9 ms), is compensated: the input is padded and the
 first ``latency`` output samples are dropped, so output sample ``i`` lines up
@@ -62,7 +64,7 @@ The output has the input's length; the tail past it is cut.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -292,6 +294,10 @@ class VstBackend(Backend):
             import_dawdreamer()  # fail early with the install hint
         self._rigs: dict[tuple[str, int], _Rig] = {}
         self._paths: dict[str, Path] = {}
+        #: Called with ``(plugin paths, what)`` before plugins are loaded or render audio in this process
+        #: (``what``: ``"track 'kick' (eq, plugin map 'zameq2_x2')"``), so that a process watching this
+        #: one (:func:`mixbridge.app.automix.render_session`) can name the plugin that killed it.
+        self.on_plugin: Callable[[list[Path], str], None] | None = None
 
     def plugin_path(self, spec) -> Path:
         """Where the plugin of a map entry is installed (by its file name, then its name).
@@ -408,6 +414,9 @@ class VstBackend(Backend):
 
         stage_values = self.with_clamp(processor, {k: v for k, v in values.items() if k not in auto}, evaluate,
                                        label=label)
+        if self.on_plugin is not None:
+            self.on_plugin([self.plugin_path(spec) for spec in pmap.plugins.values()],
+                           f"{label or processor} ({processor}, plugin map '{pmap.name}')")
         rig = self._rig(processor, audio.shape[0])
         sidechain = None
         if pmap.stages[0].sidechain is not None:

@@ -242,37 +242,197 @@ WRITE_BLOCK = 1 << 16
 _RIFF_LIMIT = 2**32 - 64
 
 
-def _write_float_wav_blocks(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write float32 ``[channels, samples]`` as the bytes :func:`scipy.io.wavfile.write` writes for
-    ``audio.T`` as ``"<f4"``, block by block (no transposed copy of the whole signal).
+def _float_wav_header(channels: int, frames: int, sample_rate: int) -> bytes | None:
+    """The header :func:`scipy.io.wavfile.write` writes for ``frames`` frames of ``channels`` ``"<f4"``
+    channels (``RIFF``/``WAVE``, ``fmt `` tag 3 with ``cbSize`` 0, ``fact``, ``data``), or None for a
+    scipy whose layout is not this one or a ``data`` chunk past :data:`_RIFF_LIMIT`.
 
-    The header is scipy's own for one frame (``RIFF``/``WAVE``, ``fmt `` tag 3 with ``cbSize`` 0,
-    ``fact``, ``data``) with its three sizes set for ``samples`` frames: the RIFF size, the
-    ``fact`` frame count and the ``data`` byte count (Microsoft's RIFF/WAVE specification, 1991).
+    scipy's own header for one frame with its three sizes set for ``frames`` frames: the RIFF size,
+    the ``fact`` frame count and the ``data`` byte count (Microsoft's RIFF/WAVE specification, 1991).
     """
     import io
     import struct
 
     from scipy.io import wavfile
 
-    channels, frames = audio.shape
+    data_bytes = 4 * channels * frames
+    if data_bytes >= _RIFF_LIMIT:
+        return None
     probe = io.BytesIO()
     wavfile.write(probe, sample_rate, np.zeros((1, channels), "<f4"))
     head = bytearray(probe.getvalue()[: -4 * channels])
-    data_bytes = 4 * channels * frames
-    if head[-8:-4] != b"data" or head[-20:-16] != b"fact":  # a scipy whose layout is not this one
-        wavfile.write(path, sample_rate, np.ascontiguousarray(audio.T).astype("<f4"))
-        return
+    if head[-8:-4] != b"data" or head[-20:-16] != b"fact":
+        return None
     struct.pack_into("<I", head, 4, len(head) - 8 + data_bytes)
     struct.pack_into("<I", head, len(head) - 12, frames)
     struct.pack_into("<I", head, len(head) - 4, data_bytes)
+    return bytes(head)
+
+
+def _write_float_wav_blocks(path: Path, audio, sample_rate: int) -> None:
+    """Write float32 ``[channels, samples]`` as the bytes :func:`scipy.io.wavfile.write` writes for
+    ``audio.T`` as ``"<f4"``, block by block (no transposed copy of the whole signal); ``audio`` is an
+    array or a :class:`WavArray` (read a block at a time)."""
+    channels, frames = audio.shape
+    head = _float_wav_header(channels, frames, sample_rate)
+    if head is None:  # a scipy whose layout is not this one
+        from scipy.io import wavfile
+
+        wavfile.write(path, sample_rate, np.ascontiguousarray(audio[:, :].T).astype("<f4"))
+        return
     with open(path, "wb") as fh:
         fh.write(head)
         for a in range(0, frames, WRITE_BLOCK):
             fh.write(np.ascontiguousarray(audio[:, a:a + WRITE_BLOCK].T).astype("<f4", copy=False).tobytes())
 
 
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> Path:
+class WavArray:
+    """A float32 WAV file on disk used as a float32 ``[channels, frames]`` array, one block at a time.
+
+    Long renders (``automix``, ``render``) write the mix and the master here instead of holding them:
+    ``x[:, a:b] = block`` writes frames ``a .. b`` into the file (``pwrite``), ``x[:, a:b]`` reads them
+    back (``pread``), so the process holds one block and the kernel's page cache the rest. The file is
+    created at its full size (frames never written read as zeros) with the header
+    :func:`write_audio` writes, so once filled it holds the bytes :func:`write_audio` writes for the
+    same samples (a test checks it); :func:`write_audio` to its own path only checks its samples.
+
+    Args:
+        path: the file to create (replaced). channels, frames: its shape. sample_rate: Hz.
+        create: False: open the existing file a :class:`WavArray` of this shape made (its size is checked).
+
+    Raises:
+        ValueError: a ``data`` chunk past the RIFF limit (4 GiB: 3.3 h of stereo at 44.1 kHz) or a
+            scipy whose header layout is unknown (:meth:`fits` says beforehand);
+            IndexError: a key other than ``[:, a:b]`` or ``[a:b]`` with step 1;
+            OSError: a write refused by the OS (a full disk), naming the file.
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, path: str | Path, channels: int, frames: int, sample_rate: int, *, create: bool = True) -> None:
+        import os
+
+        self.path, self.sample_rate = Path(path), int(sample_rate)
+        self.shape = (int(channels), int(frames))
+        head = _float_wav_header(self.shape[0], self.shape[1], self.sample_rate)
+        if head is None:
+            raise ValueError(f"{path}: {frames} frames of {channels} float32 channels do not fit one RIFF WAV "
+                             "(or this scipy writes another header); keep the signal in memory")
+        self._offset = len(head)
+        size = self._offset + 4 * self.shape[0] * self.shape[1]
+        if not create:
+            self._fd = os.open(self.path, os.O_RDWR)
+            if os.fstat(self._fd).st_size != size:
+                os.close(self._fd)
+                raise ValueError(f"{path}: {os.path.getsize(self.path)} bytes, not the {size} of a WavArray of "
+                                 f"{channels} x {frames} frames")
+            return
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.write(self._fd, head)
+            os.ftruncate(self._fd, size)
+        except OSError as e:
+            os.close(self._fd)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    @staticmethod
+    def fits(channels: int, frames: int, sample_rate: int) -> bool:
+        """Whether a :class:`WavArray` of this shape can be made (see Raises)."""
+        return _float_wav_header(int(channels), int(frames), int(sample_rate)) is not None
+
+    @property
+    def size(self) -> int:
+        """Samples in all channels."""
+        return self.shape[0] * self.shape[1]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _range(self, key) -> tuple[int, int]:
+        if isinstance(key, tuple):
+            if len(key) != 2 or key[0] != slice(None):
+                raise IndexError(f"WavArray takes [:, a:b] or [a:b] (all channels, a frame range), not {key!r}")
+            key = key[1]
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise IndexError(f"WavArray takes a frame range a:b with step 1, not {key!r}")
+        a, b, _ = key.indices(self.shape[1])
+        return a, max(a, b)
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Frames ``a .. b`` as float32 ``[channels, b - a]`` (a new array)."""
+        import os
+
+        a, b = self._range(key)
+        want, pos, parts = 4 * self.shape[0] * (b - a), self._offset + 4 * self.shape[0] * a, []
+        while want > 0:
+            chunk = os.pread(self._fd, min(want, 1 << 30), pos)
+            if not chunk:
+                raise OSError(f"{self.path}: short read at byte {pos}")
+            parts.append(chunk)
+            want, pos = want - len(chunk), pos + len(chunk)
+        data = np.frombuffer(b"".join(parts), dtype="<f4").reshape(b - a, self.shape[0])
+        return np.ascontiguousarray(data.T, dtype=np.float32)
+
+    def __setitem__(self, key, value) -> None:
+        """Write frames ``a .. b`` from ``value`` (broadcast to float32 ``[channels, b - a]``)."""
+        import os
+
+        a, b = self._range(key)
+        block = np.broadcast_to(np.asarray(value, dtype=np.float32), (self.shape[0], b - a))
+        view = np.ascontiguousarray(block.T).astype("<f4", copy=False).data.cast("B")
+        pos = self._offset + 4 * self.shape[0] * a
+        try:
+            while len(view):
+                n = os.pwrite(self._fd, view, pos)
+                view, pos = view[n:], pos + n
+        except OSError as e:  # a full disk: name the file (the CLI prints path, reason and fix)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
+
+    def blocks(self, frames: int = WRITE_BLOCK):
+        """Yield consecutive float32 ``[channels, <= frames]`` blocks of the whole file."""
+        for a in range(0, self.shape[1], int(frames)):
+            yield self[:, a:a + int(frames)]
+
+    def flush(self) -> None:
+        """fsync the file."""
+        import os
+
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file (it stays on disk)."""
+        import os
+
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:  # pragma: no cover - a safety net; callers close
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"WavArray({str(self.path)!r}, channels={self.shape[0]}, frames={self.shape[1]})"
+
+
+def check_finite_blocks(path, audio) -> None:
+    """Refuse NaN/inf samples in float ``[channels, samples]`` ``audio`` (an array or a :class:`WavArray`),
+    checked block by block.
+
+    Raises:
+        AudioInputError: naming ``path`` (the file they were to be written to).
+    """
+    if not all(np.isfinite(audio[:, a:a + WRITE_BLOCK]).all() for a in range(0, audio.shape[1], WRITE_BLOCK)):
+        raise AudioInputError(f"{path}: refusing to write NaN/inf samples")
+
+
+def write_audio(path: str | Path, audio, sample_rate: int, subtype: str = "FLOAT") -> Path:
     """Write float ``[channels, samples]`` audio as WAV, atomically (temp file + rename) and reproducibly.
 
     The same samples always give the same bytes. ``FLOAT`` files (32-bit IEEE float,
@@ -285,22 +445,29 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: 
     ``PCM_16``) go through soundfile, which writes no time stamp for them.
     ``sample_rate`` is in Hz.
 
+    ``audio`` may be a :class:`WavArray`: it is copied block by block, and a :class:`WavArray`
+    that already is ``path`` (a render that wrote its output in place) is only checked and
+    fsynced (it holds these bytes already).
+
     Raises:
         AudioInputError: the array is not ``[channels, samples]`` or holds NaN/inf samples.
     """
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim != 2 or audio.shape[0] < 1:
-        raise AudioInputError(f"{path}: audio must be [channels, samples], got shape {audio.shape}")
-    if not all(np.isfinite(audio[:, a:a + WRITE_BLOCK]).all() for a in range(0, audio.shape[1], WRITE_BLOCK)):
-        raise AudioInputError(f"{path}: refusing to write NaN/inf samples")
+    if isinstance(audio, WavArray):
+        check_finite_blocks(path, audio)
+        if Path(path).resolve() == audio.path.resolve():
+            audio.flush()
+            return Path(path)
+        if subtype != "FLOAT":
+            audio = audio[:, :]
+    else:
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 2 or audio.shape[0] < 1:
+            raise AudioInputError(f"{path}: audio must be [channels, samples], got shape {audio.shape}")
+        check_finite_blocks(path, audio)
     with atomic_path(path) as tmp:
-        if subtype == "FLOAT" and audio.shape[1] * audio.shape[0] * 4 < _RIFF_LIMIT:
-            _write_float_wav_blocks(tmp, audio, int(sample_rate))
-        elif subtype == "FLOAT":
-            from scipy.io import wavfile
-
+        if subtype == "FLOAT":
             # "<f4": little-endian samples, so scipy writes RIFF (not RIFX) on every host
-            wavfile.write(tmp, int(sample_rate), np.ascontiguousarray(audio.T).astype("<f4"))
+            _write_float_wav_blocks(tmp, audio, int(sample_rate))
         else:
             import soundfile as sf
 

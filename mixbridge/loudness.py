@@ -31,9 +31,10 @@ def integrated_lufs(audio: np.ndarray, sample_rate: int) -> float:
     measured block by block by :class:`LoudnessMeter`; 1..5 channels in BS.1770 order).
 
     Signals shorter than one 400 ms block, or gated out entirely, return
-    ``SILENT_LUFS`` (-70 LUFS, the absolute gate).
+    ``SILENT_LUFS`` (-70 LUFS, the absolute gate). ``audio`` may also be a
+    :class:`mixbridge.audio.WavArray` (a signal on disk, read block by block).
     """
-    audio = np.asarray(audio)
+    audio = _as_signal(audio)
     return integrated_lufs_blocks(_chunks(audio, MEASURE_BLOCK), sample_rate, audio.shape[0])
 
 
@@ -65,12 +66,14 @@ def true_peak_dbtp(audio: np.ndarray, sample_rate: int | None = None) -> float:
     DC scaling makes it 1.0006 times the samples; a test checks both agree) and the largest
     magnitude of it and of the samples is reported. ``sample_rate`` is accepted for symmetry; the
     factor is fixed at 4 as the recommendation specifies for 48 kHz (a conservative choice at
-    44.1 kHz). Returns -inf for digital silence.
+    44.1 kHz). Returns -inf for digital silence. ``audio`` may also be a
+    :class:`mixbridge.audio.WavArray` (read block by block).
     """
-    audio = np.asarray(audio)
+    audio = _as_signal(audio)
     if audio.size == 0:
         return float("-inf")
-    audio = audio.reshape(-1, audio.shape[-1])
+    if isinstance(audio, np.ndarray):
+        audio = audio.reshape(-1, audio.shape[-1])
     meter = TruePeakMeter(audio.shape[0])
     for b in _chunks(audio, MEASURE_BLOCK):
         meter.update(b)
@@ -116,7 +119,10 @@ class LoudnessMeter:
                         for f in meter._filters.values()]
         self._zi = [np.zeros((self.channels, len(lfilter_zi(b, a)))) for _, b, a in self._stages]
         self.frames = 0
-        self._quarters: list[np.ndarray] = []  # sum of squares per channel of each 100 ms quarter
+        # sum of squares per channel of each 100 ms quarter, [channels, capacity] grown by doubling
+        # (16 bytes per quarter and channel pair: 0.6 MB per hour of stereo, not a list of arrays)
+        self._quarters = np.zeros((self.channels, 64))
+        self._n_quarters = 0
         self._acc = np.zeros(self.channels)
         self._next_bound = self._bound(1)
         self._k = 1  # index of the quarter boundary being filled
@@ -146,7 +152,10 @@ class LoudnessMeter:
                 pos += take
                 self.frames += take
             if self.frames == self._next_bound:
-                self._quarters.append(self._acc)
+                if self._n_quarters == self._quarters.shape[1]:
+                    self._quarters = np.concatenate([self._quarters, np.zeros_like(self._quarters)], axis=1)
+                self._quarters[:, self._n_quarters] = self._acc
+                self._n_quarters += 1
                 self._acc = np.zeros(self.channels)
                 self._k += 1
                 self._next_bound = self._bound(self._k)
@@ -157,8 +166,9 @@ class LoudnessMeter:
         rate = self.sample_rate
         if self.frames < int(0.4 * rate) + 1:
             return SILENT_LUFS
-        quarters = self._quarters + ([self._acc] if self.frames > (self._bound(self._k - 1)) else [])
-        q = np.array(quarters).T  # [channels, quarters]
+        q = self._quarters[:, :self._n_quarters]  # [channels, quarters]
+        if self.frames > self._bound(self._k - 1):
+            q = np.concatenate([q, self._acc[:, None]], axis=1)
         t = self.frames / rate
         blocks = int(np.round((t - _BLOCK_S) / (_BLOCK_S * _STEP))) + 1
         # block j covers quarters j..j+3 (pyloudnorm's u_j = l_{j+4}); quarters past the end are zeros
@@ -247,6 +257,14 @@ def integrated_lufs_blocks(blocks, sample_rate: int, channels: int) -> float:
     for b in blocks:
         meter.update(b)
     return meter.integrated_lufs()
+
+
+def _as_signal(audio):
+    """``audio`` as it is when it is a 2-D signal read by slices (an array, a ``WavArray`` on disk:
+    never read whole here), else ``np.asarray(audio)``."""
+    if isinstance(audio, np.ndarray) or (getattr(audio, "ndim", None) == 2 and hasattr(audio, "__getitem__")):
+        return audio
+    return np.asarray(audio)
 
 
 def _chunks(audio: np.ndarray, frames: int):

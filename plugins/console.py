@@ -26,12 +26,16 @@ law for mono and stereo tracks, theta = (pan + 1) * pi / 4:
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from mixbridge.audio import AudioReader, read_audio, resample
+from mixbridge.audio import AudioReader, WavArray, read_audio, resample
 from mixbridge.errors import AudioInputError
 from mixbridge.loudness import LoudnessMeter, db_to_gain
 from mixbridge.session import Automation, Session, Track
@@ -95,7 +99,7 @@ class ConsoleRender:
     keep it (``keep_return``; by default not when it read the tracks from their files).
     """
 
-    mix: np.ndarray
+    mix: np.ndarray  # or a WavArray on disk (render_console's mix_out), read by slices like the array
     reverb_return: np.ndarray | None
     tracks: list[TrackRender]
     sample_rate: int
@@ -227,15 +231,27 @@ class _Source:
         # resample_poly's output length: ceil(frames * up / down)
         self.frames = frames if rate == self.sample_rate else -(-frames * self.sample_rate // rate)
 
-    def open(self) -> None:
-        """Get ready to read: open the file, or read and resample it whole when its rate differs."""
+    def open(self, spill_dir: Path | None = None) -> None:
+        """Get ready to read: open the file, or read and resample it whole when its rate differs
+        (``spill_dir``: then write the resampled signal to a float32 WAV there and read that block by
+        block, so that one resampled track at a time is in memory, not every one)."""
         if self._audio is not None or self._reader is not None:
             return
         if self._rate == self.sample_rate:
             self._reader = AudioReader(self.path)
-        else:
-            audio, rate = read_audio(self.path)
-            self._audio = resample(audio, rate, self.sample_rate)
+            return
+        audio, rate = read_audio(self.path)
+        audio = resample(audio, rate, self.sample_rate)
+        if spill_dir is None or not WavArray.fits(audio.shape[0], audio.shape[1], self.sample_rate):
+            self._audio = audio
+            return
+        spilled = spill_dir / f"{len(list(spill_dir.iterdir()))}.wav"
+        tmp = WavArray(spilled, audio.shape[0], audio.shape[1], self.sample_rate)
+        for a in range(0, audio.shape[1], RENDER_BLOCK):
+            tmp[:, a:a + RENDER_BLOCK] = audio[:, a:a + RENDER_BLOCK]
+        tmp.close()
+        del audio
+        self._reader = AudioReader(spilled)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start .. stop`` float32 ``[channels, stop - start]``, zeros past the source's end.
@@ -338,6 +354,66 @@ def _render_track_blocks(track: Track, src: _Source, n: int, be: Backend, sr: in
                        meter.integrated_lufs() if meter is not None else float("nan"))
 
 
+class _Strip:
+    """One track's open chains, source and meters while :func:`render_console` renders block by block."""
+
+    def __init__(self, track: Track, src: _Source, be: Backend, sr: int, measure: bool) -> None:
+        p, auto = track.params, track.automation
+        label = f"track '{track.name}'"
+        eq_stage = ("eq", p["eq"], _split_automation(auto, "eq"))
+        comp_stage = ("compressor", p["compressor"], _split_automation(auto, "compressor"))
+        self.track, self.src, self.sr, self.measure = track, src, sr, measure
+        self.chains: list[Chain] = [be.open_chain([eq_stage], label=label),
+                                    be.open_chain([comp_stage], label=label)] \
+            if measure else [be.open_chain([eq_stage, comp_stage], label=label)]
+        self.streaming = all(c.streaming for c in self.chains)
+        self.pre, self.post = _RmsFrames(sr), _RmsFrames(sr)
+        self.meter = LoudnessMeter(sr, 2) if measure else None
+
+    def sends(self) -> bool:
+        """Whether the track may send to the reverb bus anywhere (a superset: an automated send counts
+        when any of its points is above the floor)."""
+        p, auto = self.track.params, self.track.automation
+        if "send.send_db" in auto:
+            return any(float(v) > SEND_OFF_DB for v in auto["send.send_db"].values)
+        return float(p["send"]["send_db"]) > SEND_OFF_DB
+
+    def render(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Samples ``start .. stop`` through the strip: ``(out [2, n], send [2, n] or None)`` float32."""
+        x = _trimmed(self.track, self.src.read(start, stop), self.sr, start)
+        if self.measure:
+            x = self.chains[0].process(x, start)
+            self.pre.update(x)
+            x = self.chains[1].process(x, start)
+            self.post.update(x)
+        else:
+            x = self.chains[0].process(x, start)
+        out, send = _faded(self.track, x, self.sr, start)
+        if self.meter is not None:
+            self.meter.update(out)
+        return out, send
+
+    def result(self) -> TrackRender:
+        if not self.measure:
+            return TrackRender(self.track.name, None, np.zeros(0), np.zeros(0))
+        return TrackRender(self.track.name, None, self.pre.result(), self.post.result() - _makeup_db(self.track),
+                           self.meter.integrated_lufs() if self.meter is not None else float("nan"))
+
+
+def _as_mix(mix: np.ndarray | WavArray) -> np.ndarray:
+    """``mix`` typed as the array it stands for: a :class:`~mixbridge.audio.WavArray` is read like one by
+    every reader of a mix (``mix.shape``, ``mix[:, a:b]``: the master bus, the meters, the writer)."""
+    return cast(np.ndarray, mix)
+
+
+def _mix_buffer(mix_out, n: int, sr: int) -> np.ndarray | WavArray:
+    """The mix's buffer: float32 zeros ``[2, n]`` in memory, or a :class:`~mixbridge.audio.WavArray` at
+    ``mix_out`` (in memory when the mix does not fit one RIFF WAV)."""
+    if mix_out is not None and WavArray.fits(2, n, sr):
+        return WavArray(mix_out, 2, n, sr)
+    return np.zeros((2, n), dtype=np.float32)
+
+
 def render_console(
     session: Session,
     backend: Backend | str = "builtin",
@@ -346,32 +422,40 @@ def render_console(
     measure: bool = False,
     keep_return: bool | None = None,
     block_size: int = RENDER_BLOCK,
+    mix_out: str | os.PathLike | None = None,
 ) -> ConsoleRender:
     """Render all tracks and the reverb bus of ``session`` into the stereo mix, block by block.
 
-    Each track is read from its source file ``block_size`` frames at a time (never all tracks at
-    once), rendered through its strip with every processor's state carried from block to block
-    (:meth:`~mixbridge.plugins.backend.Backend.open_chain`), and added into the mix; its reverb send
-    into the send bus, which the reverb then renders block by block too. Memory: the mix, the send
-    bus (when a send is on) and a few blocks, whatever the number of tracks. A backend that can
-    only render a processor in one call (``vst``: DawDreamer re-prepares its plugins every render)
-    gets each track whole, one track at a time.
+    Block ``k`` of the mix is made whole before block ``k + 1``: every track's next ``block_size``
+    frames are read from its source file, rendered through its strip with every processor's state
+    carried from block to block (:meth:`~mixbridge.plugins.backend.Backend.open_chain`) and summed
+    (in track order, the same float32 sums as one track after the other), the tracks' reverb sends
+    are summed into the bus block, the reverb renders that block and its return joins the mix
+    block, which is written to the mix. Memory: a few blocks per track and the mix, whatever the
+    length when the mix goes to a file (``mix_out``). A backend that can only render a processor in
+    one call (``vst``: DawDreamer re-prepares its plugins every render) gets each track whole, one
+    track at a time, into a mix and a send bus held in memory.
 
     Args:
         session: a validated session.
         backend: a :class:`Backend` or its name (``builtin``, ``vst``).
         audio: optional ``{track name: [channels, samples]}``; read from the
             sources when omitted.
-        progress: optional callback called with each track's name.
+        progress: optional callback called with each track's name (block by block: after the
+            last block).
         measure: measure each track for the report: short-term RMS around the compressor and the
             post-fader integrated loudness (:attr:`TrackRender.lufs`).
         keep_return: also keep the reverb return in :attr:`ConsoleRender.reverb_return` (one more
             mix-sized array); None: keep it when ``audio`` is given (the caller holds every track
             in memory already), not when the tracks are read from their files.
         block_size: frames per block (tests render with odd sizes; the result is the same).
+        mix_out: write the mix into this float32 WAV (created; the bytes
+            :func:`~mixbridge.audio.write_audio` writes) and return it as a
+            :class:`~mixbridge.audio.WavArray` in :attr:`ConsoleRender.mix` (the caller closes it);
+            None: the mix is an array in memory.
 
     Returns:
-        :class:`ConsoleRender` with ``mix`` float32 ``[2, samples]``.
+        :class:`ConsoleRender` with ``mix`` float32 ``[2, samples]`` (an array or a ``WavArray``).
 
     Raises:
         AudioInputError: a missing, unreadable, truncated or non-finite source, naming it.
@@ -382,20 +466,71 @@ def render_console(
         keep_return = audio is not None
     sources = _sources(session, audio)
     n = max(s.frames for s in sources.values())
+    block = int(block_size)
+    strips = [_Strip(t, sources[t.name], be, sr, measure) for t in session.tracks]
+    sending = any(s.sends() for s in strips)
+    reverb = None
+    if sending:
+        rv = session.master.params["reverb"]
+        reverb = be.open_chain([("reverb", rv, _split_automation(session.master.automation, "reverb"))],
+                               label="reverb bus")
+    if not all(s.streaming for s in strips) or (reverb is not None and not reverb.streaming):
+        return _render_whole_tracks(session, be, sources, n, progress, measure, keep_return, block, mix_out)
+    mix = _mix_buffer(mix_out, n, sr)
+    ret = np.zeros((2, n), dtype=np.float32) if keep_return else None
+    with tempfile.TemporaryDirectory(prefix="mixbridge-console-") as spill:
+        try:
+            for s in strips:
+                s.src.open(spill_dir=Path(spill) if mix_out is not None else None)
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                mixed = np.zeros((2, stop - start), dtype=np.float32)
+                bus = np.zeros_like(mixed) if reverb is not None else None
+                for s in strips:
+                    out, send = s.render(start, stop)
+                    mixed += out
+                    if send is not None:
+                        assert bus is not None, "a send the pre-scan missed"
+                        bus += send
+                if reverb is not None and bus is not None:
+                    wet = reverb.process(bus, start)
+                    mixed += wet
+                    if ret is not None:
+                        ret[:, start:stop] = wet
+                mix[:, start:stop] = mixed
+        except BaseException:
+            if isinstance(mix, WavArray):
+                mix.close()
+            raise
+        finally:
+            for s in strips:
+                s.src.close()
+    if progress:
+        for t in session.tracks:
+            progress(t.name)
+    return ConsoleRender(_as_mix(mix), ret, [s.result() for s in strips], sr, list(be.notices))
+
+
+def _render_whole_tracks(session: Session, be: Backend, sources: Mapping[str, _Source], n: int,
+                         progress: Callable[[str], None] | None, measure: bool, keep_return: bool, block: int,
+                         mix_out) -> ConsoleRender:
+    """:func:`render_console` for a backend that renders a processor in one call only: one track after
+    the other, each whole, into a mix and a send bus held in memory (``mix_out``: then copied there)."""
+    sr = session.sample_rate
     mix = np.zeros((2, n), dtype=np.float32)
     bus: list[np.ndarray | None] = [None]
     renders = []
     for t in session.tracks:
         if progress:
             progress(t.name)
-        renders.append(_render_track_blocks(t, sources[t.name], n, be, sr, measure, mix, bus, int(block_size)))
+        renders.append(_render_track_blocks(t, sources[t.name], n, be, sr, measure, mix, bus, block))
     ret = None
     if bus[0] is not None:
         send_bus = bus[0]
         rv = session.master.params["reverb"]
         chain = be.open_chain([("reverb", rv, _split_automation(session.master.automation, "reverb"))],
                               label="reverb bus")
-        step = int(block_size) if chain.streaming else n
+        step = block if chain.streaming else n
         ret = np.empty_like(mix) if keep_return else None
         for start in range(0, n, step):
             stop = min(start + step, n)
@@ -407,4 +542,10 @@ def render_console(
         bus[0] = None
     elif keep_return:
         ret = np.zeros_like(mix)
+    if mix_out is not None and WavArray.fits(2, n, sr):
+        on_disk = WavArray(mix_out, 2, n, sr)
+        for a in range(0, n, block):
+            on_disk[:, a:a + block] = mix[:, a:a + block]
+        del mix
+        return ConsoleRender(_as_mix(on_disk), ret, renders, sr, list(be.notices))
     return ConsoleRender(mix, ret, renders, sr, list(be.notices))

@@ -100,7 +100,7 @@ def _render_measured(mix: np.ndarray, sample_rate: int, chain: Mapping[str, Mapp
 
 
 def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Mapping[str, float]],
-                      start_gain_db: float | None = None) -> tuple[float, float, np.ndarray, int]:
+                      start_gain_db: float | None = None, out=None) -> tuple[float, float, np.ndarray, int]:
     """The gain stage value that brings ``mix`` to ``params["loudness"]["target_lufs"]`` through the master bus.
 
     Args:
@@ -108,6 +108,8 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
         sample_rate: Hz.
         params: ``master_bus`` values (``eq``, ``compressor``, ``limiter``, ``loudness``).
         start_gain_db: first guess; default the target minus the loudness after EQ and compressor.
+        out: the buffer every render writes into (float32 of the mix's shape, or anything that takes
+            ``out[:, a:b] = block``: a :class:`mixbridge.audio.WavArray` on disk); made when None.
 
     Returns:
         ``(gain_db, lufs, audio, iterations)``: the gain, the loudness it reaches, the
@@ -118,9 +120,9 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
     """
     target = float(params["loudness"]["target_lufs"])
     lo, hi = GAIN.param("gain_db").min, GAIN.param("gain_db").max
-    out: np.ndarray | None = None  # every render goes into this one buffer
+    # every render goes into this one buffer
     if start_gain_db is None:
-        out, pre = _render_measured(mix, sample_rate, chain_params(params, 0.0))
+        out, pre = _render_measured(mix, sample_rate, chain_params(params, 0.0), out)
         if pre <= SILENT_LUFS:
             return 0.0, SILENT_LUFS, out, 1
         start_gain_db = target - pre
@@ -150,7 +152,7 @@ def solve_master_gain(mix: np.ndarray, sample_rate: int, params: Mapping[str, Ma
 
 def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_rate: int, *,
            gain_db: float | None = None, automation: Mapping[str, Automation] | None = None,
-           resolve_stale: bool = True, verify: bool = True) -> MasterResult:
+           resolve_stale: bool = True, verify: bool = True, out=None) -> MasterResult:
     """Master a stereo ``mix`` float32 ``[2, samples]`` with the ``master_bus`` ``params``.
 
     Args:
@@ -164,6 +166,7 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
             NaN and nothing is checked (batch renders that trust the stored gain; the benchmark).
         automation: master-bus automation; only ``reverb.*`` (rendered by the console's
             reverb bus) is allowed.
+        out: the buffer the master is rendered into (see :func:`solve_master_gain`); made when None.
 
     Returns:
         :class:`MasterResult`; ``notices`` explain a target that was not met (a silent mix,
@@ -181,7 +184,7 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
     notices: list[str] = []
     if not verify and gain_db is not None:
         gain = GAIN.param("gain_db").validate(gain_db, "master.solved_gain_db")
-        out, _ = _render_measured(mix, sample_rate, chain_params(params, gain))
+        out, _ = _render_measured(mix, sample_rate, chain_params(params, gain), out)
         nan = float("nan")
         return MasterResult(out, float(gain), nan, nan, nan, nan, 1, False, notices)
     target = float(params["loudness"]["target_lufs"])
@@ -189,17 +192,17 @@ def master(mix: np.ndarray, params: Mapping[str, Mapping[str, float]], sample_ra
     pre_lufs = integrated_lufs(mix, sample_rate)
     pre_tp = true_peak_dbtp(mix)
     if gain_db is None:
-        gain, lufs, out, it = solve_master_gain(mix, sample_rate, params)
+        gain, lufs, out, it = solve_master_gain(mix, sample_rate, params, out=out)
         solved = True
     else:
         gain = GAIN.param("gain_db").validate(gain_db, "master.solved_gain_db")
-        out, lufs = _render_measured(mix, sample_rate, chain_params(params, gain))
+        out, lufs = _render_measured(mix, sample_rate, chain_params(params, gain), out)
         it, solved = 1, False
         if resolve_stale and pre_lufs > SILENT_LUFS and abs(lufs - target) > LOUDNESS_TOLERANCE_LU:
             stale = (f"master: the stored master.solved_gain_db {gain:+.2f} dB gave {lufs:.2f} LUFS, "
                      f"{lufs - target:+.2f} LU from the {target:g} LUFS target (the mix or the target changed)")
-            del out  # the stale render: not held while the solver renders again
-            gain, lufs, out, more = solve_master_gain(mix, sample_rate, params, start_gain_db=gain + (target - lufs))
+            gain, lufs, out, more = solve_master_gain(mix, sample_rate, params, start_gain_db=gain + (target - lufs),
+                                                      out=out)  # the stale render's buffer
             it, solved = it + more, True
             notices.append(f"{stale}; re-solved to {gain:+.2f} dB")
     tp = true_peak_dbtp(out)

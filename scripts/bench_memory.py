@@ -16,7 +16,7 @@ Usage::
 * Reported per run: peak RSS in GB, and its ratio to the raw float32 size of the input stems
   (``tracks x channels x samples x 4`` bytes) and to the float32 size of the stereo output mix.
 
-Runs one after another with ``nice -n 10`` and one torch thread (the machine is shared). A
+Runs one after another with ``nice -n 19`` and one torch thread (the machine is shared). A
 printed markdown table and, with ``--json``, every figure. For "before" figures of an older tree,
 run with ``PYTHONPATH`` naming a copy of it laid out as the installed package (``mixbridge/`` with
 ``plugins``, ``models``, ``export``, ``bridge`` inside).
@@ -104,7 +104,7 @@ def run_child(cmd: list[str], cwd: Path) -> tuple[float, float, int, str]:
     """
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["nice", "-n", "10", *cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["nice", "-n", "19", *cmd], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)

@@ -5,10 +5,14 @@ session -> (with ``reference``: the session is refined toward the reference's au
 features, :func:`refine_to_reference`, torch imported then) -> the host renders
 the mix through the chosen backend -> the master bus brings it to the loudness
 target -> ``mix.wav``, ``master.wav``, ``session.json`` and ``report.html`` are
-written. The outputs are written into one staging folder beside the output folder
-(:func:`publish_outputs`), which then becomes the output folder in one rename, so a reader sees
-the old set or the new set, never a mix of both; an interrupted run leaves only its staging
-folder, which the next run into the same folder removes with a notice. Imports no torch.
+written. The console and the master bus render block by block straight into ``mix.wav`` and
+``master.wav`` (:class:`~mixbridge.audio.WavArray`), so memory does not grow with the length of
+the session (README "Long sessions"); the ``vst`` backend renders in a child process, so a plugin
+that crashes on audio is one error line naming it and the signal. The outputs are written into
+one staging folder beside the output folder (:func:`publish_outputs`), which then becomes the
+output folder in one rename, so a reader sees the old set or the new set, never a mix of both; an
+interrupted run leaves only its staging folder, which the next run into the same folder removes
+with a notice. Imports no torch.
 
 This is the application layer (README "Layout and design"): it joins the core (stems,
 session), the host (``mixbridge.plugins``: backends, console, master bus, report) and the
@@ -29,8 +33,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mixbridge.audio import StemSet, load_stems, read_audio, write_audio
+from mixbridge.atomic import atomic_path
+from mixbridge.audio import StemSet, WavArray, check_finite_blocks, load_stems, read_audio, write_audio
 from mixbridge.errors import AudioInputError, MixbridgeError, UnknownNameError
 from mixbridge.models.mixers import DEFAULT_MIXER, MIXERS, Mixer, get_mixer, mixer_from_checkpoint, mixer_names
 from mixbridge.roles import assign_roles, roles_from_manifest
@@ -82,9 +88,19 @@ def _progress(enabled: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="track", disable=not enabled, leave=False)
 
 
+#: Render backends that run foreign machine code (plugins): :func:`render_session` renders them in a child
+#: process, so a plugin that loads fine but crashes on audio is one error naming it and the signal.
+SANDBOXED_BACKENDS = ("vst",)
+
+
+class RenderCrashError(RuntimeError, MixbridgeError):
+    """The render's child process died of a signal while no plugin was rendering (or from outside)."""
+
+
 def render_session(session: Session, backend: str = "builtin", progress: bool = False,
                    on_track: Callable[[str], None] | None = None, measure: bool = False,
-                   resolve_gain: bool = False, clamp: bool = False):
+                   resolve_gain: bool = False, clamp: bool = False, mix_out: str | Path | None = None,
+                   master_out: str | Path | None = None):
     """Render a session's console and master bus through the render backend named ``backend``.
 
     The master applies the session's stored ``master.solved_gain_db`` (the one master
@@ -96,20 +112,44 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
     and range. ``progress`` shows a bar per track; ``on_track(name)`` is called after each track;
     ``measure`` keeps per-track measurements for the report.
 
+    ``mix_out`` / ``master_out``: float32 WAV files the mix and the master are rendered into block by
+    block (README "Long sessions"); then ``console.mix`` / ``master_result.audio`` are
+    :class:`~mixbridge.audio.WavArray` s on those files, which the caller closes
+    (:func:`close_renders`). None: arrays in memory.
+
     Returns:
         ``(console_render, master_result, backend_instance)``: the
         :class:`~mixbridge.plugins.console.ConsoleRender` (``mix`` is float32 ``[2, samples]``),
         the :class:`~mixbridge.plugins.mastering.MasterResult` and the backend that rendered them.
 
+    A backend in :data:`SANDBOXED_BACKENDS` (``vst``) renders in a child process forked from this one
+    (:func:`_render_in_child`): the mix and the master come back through their files, the rest through
+    a pipe, and the returned backend is a fresh instance holding the child's notices.
+
     Raises:
         UnknownNameError: unknown backend. BackendUnavailableError: its library or plugins are missing.
         ParamRangeError: a value the backend cannot render (unless ``clamp``).
+        PluginLoadError: (sandboxed backends) a plugin killed the render process: names the plugin file,
+            the track and processor it was rendering, and the signal. RenderCrashError: the render
+            process died of a signal while no plugin was rendering.
     """
+    if backend in SANDBOXED_BACKENDS:
+        return _render_in_child(session, backend, progress, on_track, measure, resolve_gain, clamp, mix_out,
+                                master_out)
+    return _render_here(session, backend, progress, on_track, measure, resolve_gain, clamp, mix_out, master_out)
+
+
+def _render_here(session: Session, backend: str, progress: bool, on_track: Callable[[str], None] | None,
+                 measure: bool, resolve_gain: bool, clamp: bool, mix_out: str | Path | None,
+                 master_out: str | Path | None, on_plugin: Callable | None = None):
+    """:func:`render_session` in this process (``on_plugin``: set as the backend's ``on_plugin`` hook)."""
     from mixbridge.plugins.backend import get_backend
     from mixbridge.plugins.console import render_console
     from mixbridge.plugins.mastering import master
 
     be = get_backend(backend, session.sample_rate, clamp=clamp)
+    if on_plugin is not None and hasattr(be, "on_plugin"):
+        be.on_plugin = on_plugin
     bar = _progress(progress, len(session.tracks) + 1, f"render ({backend})")
 
     def tick(name: str) -> None:
@@ -118,16 +158,160 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
         if on_track:
             on_track(name)
 
-    console = render_console(session, be, progress=tick, measure=measure)
+    console = render_console(session, be, progress=tick, measure=measure, mix_out=mix_out)
     bar.set_postfix_str("master bus")
     stored = None if resolve_gain else session.master.solved_gain_db
-    mres = master(console.mix, session.master.params, session.sample_rate, gain_db=stored,
-                  automation=session.master.automation)
+    channels, frames = console.mix.shape
+    kw: dict[str, Any] = {}
+    if master_out is not None and WavArray.fits(channels, frames, session.sample_rate):
+        kw["out"] = WavArray(master_out, channels, frames, session.sample_rate)
+    try:
+        mres = master(console.mix, session.master.params, session.sample_rate, gain_db=stored,
+                      automation=session.master.automation, **kw)
+    except BaseException:
+        close_renders(console, kw.get("out"))
+        raise
     if mres.solved:
         session.master.solved_gain_db = float(mres.gain_db)
     bar.update(1)
     bar.close()
     return console, mres, be
+
+
+def _detach(audio):
+    """A render's audio for the pipe: a :class:`WavArray` as ``("wav", path, shape, sample_rate)`` (closed
+    here, reopened by :func:`_attach`), an array as it is."""
+    if isinstance(audio, WavArray):
+        audio.flush()
+        audio.close()
+        return ("wav", str(audio.path), audio.shape, audio.sample_rate)
+    return audio
+
+
+def _attach(audio, keep_file: bool):
+    """The inverse of :func:`_detach`: the :class:`WavArray` reopened, or (``keep_file`` False: a temporary
+    file) read into an array."""
+    if not (isinstance(audio, tuple) and audio and audio[0] == "wav"):
+        return audio
+    _, path, shape, rate = audio
+    wa = WavArray(path, shape[0], shape[1], rate, create=False)
+    if keep_file:
+        return wa
+    try:
+        return wa[:, :]
+    finally:
+        wa.close()
+
+
+def _render_child(conn, session: Session, backend: str, progress: bool, measure: bool, resolve_gain: bool,
+                  clamp: bool, mix_file: Path, master_file: Path) -> None:
+    """The render child (forked by :func:`_render_in_child`): renders, then sends ``("done", ...)`` or
+    ``("error", ...)``; before each plugin call it sends ``("plugin", paths, what)``, after each track
+    ``("track", name)``."""
+    import faulthandler
+    import traceback
+
+    faulthandler.disable()  # a plugin's crash is the parent's one error line, not a stack dump here
+    try:
+        console, mres, be = _render_here(
+            session, backend, progress, lambda name: conn.send(("track", name)), measure, resolve_gain, clamp,
+            mix_file, master_file, on_plugin=lambda paths, what: conn.send(("plugin", [str(p) for p in paths], what)))
+        console.mix = _detach(console.mix)
+        mres.audio = _detach(mres.audio)
+        conn.send(("done", console, mres, list(be.notices), session.master.solved_gain_db))
+    except BaseException as e:  # every error goes back to the parent, which raises it
+        conn.send(("error", type(e), e.args, dict(getattr(e, "__dict__", {})), traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _rebuild_error(cls, args, attrs: dict, child_traceback: str) -> BaseException:
+    """The child's exception, rebuilt without calling its ``__init__`` (keyword-only constructors)."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(attrs)
+    exc.add_note("raised in the render process:\n" + child_traceback.rstrip())
+    return exc
+
+
+def _render_in_child(session: Session, backend: str, progress: bool, on_track: Callable[[str], None] | None,
+                     measure: bool, resolve_gain: bool, clamp: bool, mix_out: str | Path | None,
+                     master_out: str | Path | None):
+    """:func:`render_session` in a forked child process; a child killed by a signal becomes one error.
+
+    The child writes the mix and the master into ``mix_out`` / ``master_out`` (or temporary files, read
+    back into arrays here) and sends the rest through a pipe, announcing every plugin call first, so the
+    last announcement names the plugin that was running when the child died.
+    """
+    import multiprocessing
+
+    from mixbridge.plugins.backend import get_backend
+    from mixbridge.plugins.probe import PluginLoadError, describe_signal
+
+    be = get_backend(backend, session.sample_rate, clamp=clamp)  # fails fast here on an unknown backend
+    ctx = multiprocessing.get_context("fork")
+    with tempfile.TemporaryDirectory(prefix="mixbridge-render-") as tmp:
+        mix_file = Path(mix_out) if mix_out is not None else Path(tmp) / "mix.wav"
+        master_file = Path(master_out) if master_out is not None else Path(tmp) / "master.wav"
+        recv, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_render_child, args=(send, session, backend, progress, measure, resolve_gain,
+                                                         clamp, mix_file, master_file), daemon=True)
+        child.start()
+        send.close()
+        plugin: tuple[list[str], str] | None = None
+        answer = None
+        try:
+            while answer is None:
+                try:
+                    msg = recv.recv()
+                except EOFError:
+                    break
+                if msg[0] == "plugin":
+                    plugin = (msg[1], msg[2])
+                elif msg[0] == "track":
+                    if on_track:
+                        on_track(msg[1])
+                else:
+                    answer = msg
+            child.join()
+        finally:
+            if child.is_alive():
+                child.kill()
+                child.join()
+            recv.close()
+        code = child.exitcode
+        if answer is None or (code is not None and code < 0):
+            name, text = describe_signal(-code) if code is not None and code < 0 else ("", f"exit status {code}")
+            if plugin is not None and name not in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP"):
+                paths, what = plugin
+                where = paths[0] if len(paths) == 1 else " or ".join(paths)
+                raise PluginLoadError(
+                    f"plugin {where} {text} while rendering {what}: it loads but crashes on audio; reinstall "
+                    "it, move it off the search path (VST_PATH, VST3_PATH), or render with --backend builtin",
+                    path=paths[0], reason=f"{text} while rendering", signal=name or None)
+            cause = (f" while {plugin[1]} was rendering" if plugin is not None else "")
+            raise RenderCrashError(
+                f"the {backend} render process was {text}{cause} (a signal from outside, e.g. the OOM killer, "
+                f"when it is SIGKILL); run again, with more memory free, or with --backend builtin")
+        if answer[0] == "error":
+            _, cls, args, attrs, tb = answer
+            raise _rebuild_error(cls, args, attrs, tb)
+        _, console, mres, notices, solved_gain_db = answer
+        console.mix = _attach(console.mix, keep_file=mix_out is not None)
+        mres.audio = _attach(mres.audio, keep_file=master_out is not None)
+    if mres.solved:
+        session.master.solved_gain_db = solved_gain_db
+    be.notices[:] = notices
+    return console, mres, be
+
+
+def close_renders(*renders) -> None:
+    """Close the :class:`~mixbridge.audio.WavArray` s of :func:`render_session`'s results (a
+    ``ConsoleRender``'s mix, a ``MasterResult``'s audio, or a ``WavArray``); arrays are left alone."""
+    for r in renders:
+        for a in (r, getattr(r, "mix", None), getattr(r, "audio", None)):
+            if isinstance(a, WavArray):
+                a.close()
 
 
 #: Default steps of the reference refinement (``automix --refine-steps``; mirrors
@@ -506,25 +690,38 @@ def automix(
 
             session = ride_automation(session, stems, max_ride_db=max_ride_db)
         session.provenance["backend"] = backend
-        console, mres, _ = render_session(session, backend, progress=progress, measure=report, clamp=clamp)
-        notices = cleaned + list(stems.notices) + list(console.notices) + list(mres.notices)
-        notices += session.provenance.get("mixer_notes", []) + ref_notices
-        session.provenance["master"] = {
-            "lufs": round(mres.lufs, 3),
-            "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
-            "backend": backend,
-        }
-        session.provenance["render_notices"] = list(console.notices) + list(mres.notices)
-        write_audio(staging / "mix.wav", console.mix, session.sample_rate)
-        write_audio(staging / "master.wav", mres.audio, session.sample_rate)
-        save(session, staging / "session.json")
-        if report:
-            from mixbridge.plugins.report import write_report
-
-            write_report(staging / "report.html", session, console, mres)
+        # the mix and the master are rendered into their files in the staging folder, block by block
+        console, mres, _ = render_session(session, backend, progress=progress, measure=report, clamp=clamp,
+                                          mix_out=staging / "mix.wav", master_out=staging / "master.wav")
+        try:
+            notices = _write_outputs(staging, session, console, mres, backend, cleaned, stems.notices,
+                                     ref_notices, report)
+        finally:
+            close_renders(console, mres)
     session.base_dir = out_dir.resolve()
     return AutomixResult(out_dir, session, mres.pre_lufs, mres.lufs, mres.true_peak_dbtp,
                          time.perf_counter() - t0, notices, report)
+
+
+def _write_outputs(staging: Path, session: Session, console, mres, backend: str, cleaned: list[str],
+                   stem_notices: list[str], ref_notices: list[str], report: bool) -> list[str]:
+    """Write automix's outputs into ``staging``; returns the run's notices."""
+    notices = cleaned + list(stem_notices) + list(console.notices) + list(mres.notices)
+    notices += session.provenance.get("mixer_notes", []) + ref_notices
+    session.provenance["master"] = {
+        "lufs": round(mres.lufs, 3),
+        "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
+        "backend": backend,
+    }
+    session.provenance["render_notices"] = list(console.notices) + list(mres.notices)
+    write_audio(staging / "mix.wav", console.mix, session.sample_rate)
+    write_audio(staging / "master.wav", mres.audio, session.sample_rate)
+    save(session, staging / "session.json")
+    if report:
+        from mixbridge.plugins.report import write_report
+
+        write_report(staging / "report.html", session, console, mres)
+    return notices
 
 
 def render(session_path: str | Path, out_path: str | Path, backend: str = "builtin",
@@ -545,19 +742,38 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
         clamp: move values the backend cannot render into its range (listed in the notices).
 
     Returns:
-        The :class:`~mixbridge.plugins.mastering.MasterResult`.
+        The :class:`~mixbridge.plugins.mastering.MasterResult`; its ``audio`` is the array, or (where the
+        master bus renders into a file: README "Long sessions") a closed
+        :class:`~mixbridge.audio.WavArray` naming ``out_path``: read the file.
 
     Raises:
         SessionError and friends: an invalid session. AudioInputError: missing sources.
     """
     session = load(session_path)
-    console, mres, _ = render_session(session, backend, progress=progress, resolve_gain=resolve_gain, clamp=clamp)
-    write_audio(out_path, mres.audio, session.sample_rate)
-    if mix_out:
-        write_audio(mix_out, console.mix, session.sample_rate)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    mix_ctx = atomic_path(mix_out) if mix_out else contextlib.nullcontext(None)
+    # rendered into temporary files beside the outputs, block by block, renamed into place at the end;
+    # without --mix-output the mix goes to a temporary file there too, removed at the end
+    with atomic_path(out_path) as tmp_master, mix_ctx as tmp_mix, \
+            tempfile.TemporaryDirectory(prefix=".mixbridge-render-", dir=out_path.parent) as scratch:
+        console, mres, _ = render_session(session, backend, progress=progress, resolve_gain=resolve_gain,
+                                          clamp=clamp, mix_out=tmp_mix if tmp_mix is not None else
+                                          Path(scratch) / "mix.wav", master_out=tmp_master)
+        try:
+            check_finite_blocks(out_path, mres.audio)
+            write_audio(tmp_master, mres.audio, session.sample_rate)
+            if tmp_mix is not None:
+                check_finite_blocks(mix_out, console.mix)
+                write_audio(tmp_mix, console.mix, session.sample_rate)
+        finally:
+            close_renders(console, mres)
+    if isinstance(mres.audio, WavArray):  # closed: it names the file it became
+        mres.audio.path = Path(out_path)
     mres.notices = list(console.notices) + list(mres.notices)
     return mres
 
 
 __all__ = ["automix", "render", "render_session", "build_mixer", "refine_to_reference", "AutomixResult",
-           "OutputFolderError", "check_output_folder", "remove_stale_staging", "staging_folder", "publish_outputs"]
+           "OutputFolderError", "check_output_folder", "close_renders", "remove_stale_staging", "staging_folder",
+           "publish_outputs"]

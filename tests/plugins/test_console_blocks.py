@@ -313,3 +313,162 @@ def test_a_source_at_another_rate_is_resampled_whole_and_rendered_the_same(multi
     be = get_backend("builtin", s.sample_rate)
     whole = _whole_mix(s, load_session_audio(s), be)
     np.testing.assert_array_equal(render_console(s, be).mix, whole)
+    # into a file: the resampled source goes through a temporary WAV, read block by block
+    on_disk = render_console(s, be, mix_out=multitrack_copy.parent / "mix.wav").mix
+    np.testing.assert_array_equal(on_disk[:, :], whole)
+    on_disk.close()
+
+
+# ------------------------------------------------------------------- memory against the length
+#: Allowed growth of a file-backed render's peak allocations from a 6 s to a 24 s session, as a
+#: fraction of the 24 s mix's float32 size. What may grow with the length is the meters' frames
+#: (per track: 10 loudness quarters and 2 x 20 RMS frames per second, 480 B/s; the master's 160 B/s):
+#: 0.6 % of the mix's 353 kB/s for 4 tracks; a mix, a send bus or a master held in memory is 75 %.
+LENGTH_GROWTH = 0.05
+
+
+def _noise_stems(folder: Path, seconds: float, tracks: int = 4, sr: int = 44100) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    n = int(seconds * sr)
+    for i in range(tracks):
+        x = (rng.standard_normal((n, 2)) * 0.05 * (i + 1)).astype(np.float32)
+        sf.write(folder / f"t{i:02d}.wav", x, sr, subtype="FLOAT")
+    return folder
+
+
+def _file_render_peak(tmp_path: Path, seconds: float, master: bool) -> tuple[int, int]:
+    """``(tracemalloc peak, mix bytes)`` of the console (and ``master``: the master bus) rendered
+    into files, 4 noise tracks of ``seconds`` with reverb sends (knowledge mixer), blocks of 4096."""
+    from mixbridge.app.automix import close_renders, render_session
+
+    folder = _noise_stems(tmp_path / f"stems{seconds:g}", seconds)
+    s = get_mixer("knowledge")(load_stems(folder, lazy=True), source_base=folder)
+    s.base_dir = folder
+    assert any(t.params["send"]["send_db"] > -80 for t in s.tracks)  # the send bus is used
+    tracemalloc.start()
+    try:
+        if master:
+            console, mres, _ = render_session(s, "builtin", measure=True, mix_out=tmp_path / f"mix{seconds:g}.wav",
+                                              master_out=tmp_path / f"master{seconds:g}.wav")
+            close_renders(console, mres)
+        else:
+            render_console(s, "builtin", measure=True, block_size=4096,
+                           mix_out=tmp_path / f"mix{seconds:g}.wav").mix.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, 2 * int(seconds * 44100) * 4
+
+
+def test_console_rendered_into_a_file_holds_no_full_length_buffer(tmp_path):
+    """Block-major: the tracks, the send bus and the mix are never held whole (a 4x longer session
+    allocates no more); the mix file holds exactly what the in-memory render gives."""
+    short, _ = _file_render_peak(tmp_path, 6.0, master=False)
+    long_, mix_bytes = _file_render_peak(tmp_path, 24.0, master=False)
+    assert long_ - short <= LENGTH_GROWTH * mix_bytes, \
+        f"peak {short / 1e6:.1f} MB at 6 s, {long_ / 1e6:.1f} MB at 24 s ({mix_bytes / 1e6:.1f} MB mix)"
+    s = get_mixer("knowledge")(load_stems(tmp_path / "stems24", lazy=True), source_base=tmp_path / "stems24")
+    s.base_dir = tmp_path / "stems24"
+    write_audio(tmp_path / "memory.wav", render_console(s, "builtin", measure=True, block_size=4096).mix, 44100)
+    assert (tmp_path / "memory.wav").read_bytes() == (tmp_path / "mix24.wav").read_bytes()
+
+
+def test_render_session_into_files_does_not_grow_with_the_length(tmp_path):
+    """Console and master bus into files: peak allocations independent of the session's length."""
+    short, _ = _file_render_peak(tmp_path, 6.0, master=True)
+    long_, mix_bytes = _file_render_peak(tmp_path, 24.0, master=True)
+    assert long_ - short <= LENGTH_GROWTH * mix_bytes, \
+        f"peak {short / 1e6:.1f} MB at 6 s, {long_ / 1e6:.1f} MB at 24 s ({mix_bytes / 1e6:.1f} MB mix)"
+
+
+def test_automix_reads_every_stem_block_by_block(multitrack, tmp_path, monkeypatch):
+    """Every read of a stem file in automix (mixer, console, master; report on) is one block, never a
+    whole track (the multitrack's tracks are 6 s: 4 blocks)."""
+    from mixbridge import audio
+    from mixbridge.app.automix import automix
+
+    reads: list[tuple[str, int]] = []
+    original = audio.AudioReader.read
+
+    def spy(self, start=0, frames=None):
+        got = original(self, start, frames)
+        reads.append((self.path.name, got.shape[1]))
+        return got
+
+    monkeypatch.setattr(audio.AudioReader, "read", spy)
+    automix(multitrack, tmp_path / "out", mixer="knowledge", progress=False)
+    track_frames = sf.info(str(sorted(multitrack.glob("*.wav"))[0])).frames
+    stem_reads = [f for name, f in reads if (multitrack / name).exists()]
+    assert stem_reads and track_frames > 2 * RENDER_BLOCK
+    assert max(stem_reads) <= max(RENDER_BLOCK, audio.STEM_BLOCK) < track_frames
+
+
+def test_wav_array_holds_write_audios_bytes_and_reads_blocks(tmp_path):
+    from mixbridge.audio import WavArray, read_audio
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 70001)).astype(np.float32)
+    wa = WavArray(tmp_path / "a.wav", 2, x.shape[1], 48000)
+    for a in range(0, x.shape[1], 4097):  # written out of order: each block lands at its frames
+        b = x.shape[1] - a - 4097
+        wa[:, max(b, 0):b + 4097] = x[:, max(b, 0):b + 4097]
+    np.testing.assert_array_equal(wa[:, 100:5000], x[:, 100:5000])
+    np.testing.assert_array_equal(wa[3:7], x[:, 3:7])
+    with pytest.raises(IndexError):
+        wa[0, 3:7]
+    write_audio(tmp_path / "a.wav", wa, 48000)  # its own file: checked and flushed, not rewritten
+    wa.close()
+    write_audio(tmp_path / "b.wav", x, 48000)
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    assert np.array_equal(read_audio(tmp_path / "a.wav")[0], x)
+    again = WavArray(tmp_path / "a.wav", 2, x.shape[1], 48000, create=False)
+    np.testing.assert_array_equal(again[:, :], x)
+    write_audio(tmp_path / "c.wav", again, 48000)  # another path: copied block by block
+    assert (tmp_path / "c.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    again[:, 5:6] = np.nan
+    from mixbridge.errors import AudioInputError
+
+    with pytest.raises(AudioInputError, match="NaN"):
+        write_audio(tmp_path / "d.wav", again, 48000)
+    again.close()
+    with pytest.raises(ValueError, match="bytes"):
+        WavArray(tmp_path / "a.wav", 2, x.shape[1] + 1, 48000, create=False)
+
+
+def test_a_wav_array_on_a_full_disk_names_its_file(tmp_path):
+    """/dev/full refuses every write with ENOSPC, as a full disk does: the error names the file."""
+    import errno
+    import os
+
+    from mixbridge.audio import WavArray
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full (Linux)")
+    link = tmp_path / "full.wav"
+    link.symlink_to("/dev/full")
+    with pytest.raises(OSError) as e:
+        wa = WavArray(link, 2, 1000, 44100)
+        wa[:, 0:1000] = np.ones((2, 1000), np.float32)
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(link)
+
+
+def test_render_command_does_not_grow_with_the_length(tmp_path):
+    """``mixbridge render`` (no --mix-output): the mix goes to a temporary file beside the output too."""
+    from mixbridge.app.automix import render
+    from mixbridge.session import save
+
+    peaks = []
+    for seconds in (6.0, 24.0):
+        folder = _noise_stems(tmp_path / f"stems{seconds:g}", seconds)
+        s = get_mixer("knowledge")(load_stems(folder, lazy=True), source_base=folder)
+        save(s, folder / "session.json")
+        tracemalloc.start()
+        try:
+            render(folder / "session.json", tmp_path / f"out{seconds:g}" / "master.wav", progress=False)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert sorted(p.name for p in (tmp_path / f"out{seconds:g}").iterdir()) == ["master.wav"]  # no scratch left
+    mix_bytes = 2 * int(24.0 * 44100) * 4
+    assert peaks[1] - peaks[0] <= LENGTH_GROWTH * mix_bytes, f"{peaks[0] / 1e6:.1f} MB -> {peaks[1] / 1e6:.1f} MB"

@@ -23,7 +23,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .errors import ArdourError
-from .osc import OscMessage
 from .transport import LOCALHOST, OscUdpClient, free_udp_port
 
 ARDOUR_LUA = "ardour7-lua"
@@ -75,6 +74,45 @@ while true do ARDOUR.LuaAPI.usleep(100000) end
 DEFAULT_PLUGINS = ("urn:ardour:a-eq", "urn:ardour:a-comp")
 
 
+def headless_env(workdir: str | Path, *, osc_port: int | None = None) -> dict[str, str]:
+    """The environment of a headless Ardour run kept under ``workdir``: its own config, data, cache and home
+    (the user's Ardour settings are never read or written), the Dummy backend shown
+    (``hide-dummy-backend=0``) and, where given, the OSC surface's port."""
+    workdir = Path(workdir).resolve()
+    env = dict(os.environ)
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"),
+                     ("HOME", "home")):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(workdir / sub)
+    cfg = workdir / "config" / "ardour7"
+    cfg.mkdir(parents=True, exist_ok=True)
+    port = f'    <Option name="osc-port" value="{osc_port}"/>\n' if osc_port is not None else ""
+    (cfg / "config").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Ardour>\n  <Config>\n'
+        '    <Option name="hide-dummy-backend" value="0"/>\n'
+        f"{port}"
+        "  </Config>\n</Ardour>\n"
+    )
+    return env
+
+
+def run_ardour_lua(script: str | Path, workdir: str | Path, *, timeout_s: float, nice: int = 0,
+                   osc_port: int | None = None) -> subprocess.CompletedProcess:
+    """Run a Lua file with ``ardour7-lua`` in :func:`headless_env` (its own process group, ``nice`` niceness).
+
+    Raises:
+        ArdourError: ``ardour7-lua`` is not installed, or did not finish within ``timeout_s``.
+    """
+    cmd = ([*("nice", "-n", str(nice))] if nice else []) + [ARDOUR_LUA, str(script)]
+    try:
+        return subprocess.run(cmd, env=headless_env(workdir, osc_port=osc_port), cwd=workdir, capture_output=True,
+                              text=True, timeout=timeout_s, start_new_session=True)
+    except FileNotFoundError:
+        raise ArdourError(f"{ARDOUR_LUA} not found; install Debian's 'ardour' package") from None
+    except subprocess.TimeoutExpired:
+        raise ArdourError(f"{ARDOUR_LUA} {Path(script).name} did not finish within {timeout_s:g} s") from None
+
+
 def ardour_available() -> bool:
     """True if Ardour's headless Lua session runner (``ardour7-lua``) is on PATH."""
     return shutil.which(ARDOUR_LUA) is not None
@@ -84,12 +122,13 @@ class HeadlessArdour:
     """One headless Ardour session under ``workdir`` with its OSC surface on ``osc_port``.
 
     ``send_bus``: also create a bus of that name after the tracks, fed by a post-fader aux
-    send from every track (sends start silent, as Ardour makes them).
+    send from every track (sends start silent, as Ardour makes them). ``nice``: run Ardour at that
+    niceness (tests on a shared machine).
     """
 
     def __init__(self, workdir: str | Path, *, n_tracks: int = 8, name: str = "mixbridge",
                  track_prefix: str = "T", osc_port: int | None = None, sample_rate: int = 48000,
-                 plugins: tuple[str, ...] = DEFAULT_PLUGINS, send_bus: str | None = None):
+                 plugins: tuple[str, ...] = DEFAULT_PLUGINS, send_bus: str | None = None, nice: int = 0):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not re.fullmatch(r"[A-Za-z0-9_ -]*", track_prefix):
             raise ArdourError(f"session name {name!r} / track prefix {track_prefix!r}: use letters, digits, _ and -")
         if send_bus is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", send_bus):
@@ -100,6 +139,7 @@ class HeadlessArdour:
         self.sample_rate = sample_rate
         self.plugins = plugins
         self.send_bus = send_bus
+        self.nice = nice
         self.folder = self.workdir / "session"
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / "ardour.log"
@@ -110,31 +150,12 @@ class HeadlessArdour:
         return self.folder / f"{self.name}.ardour"
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"),
-                         ("HOME", "home")):
-            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-            env[var] = str(self.workdir / sub)
-        cfg = self.workdir / "config" / "ardour7"
-        cfg.mkdir(parents=True, exist_ok=True)
-        (cfg / "config").write_text(
-            '<?xml version="1.0" encoding="UTF-8"?>\n<Ardour>\n  <Config>\n'
-            '    <Option name="hide-dummy-backend" value="0"/>\n'
-            f'    <Option name="osc-port" value="{self.osc_port}"/>\n'
-            "  </Config>\n</Ardour>\n"
-        )
-        return env
+        return headless_env(self.workdir, osc_port=self.osc_port)
 
     def _lua(self, script: str, timeout_s: float, tag: str) -> subprocess.CompletedProcess:
         path = self.workdir / f"{tag}.lua"
         path.write_text(script)
-        try:
-            return subprocess.run([ARDOUR_LUA, str(path)], env=self._env(), cwd=self.workdir, capture_output=True,
-                                  text=True, timeout=timeout_s, start_new_session=True)
-        except FileNotFoundError:
-            raise ArdourError(f"{ARDOUR_LUA} not found; install Debian's 'ardour' package") from None
-        except subprocess.TimeoutExpired:
-            raise ArdourError(f"{ARDOUR_LUA} {tag} did not finish within {timeout_s:g} s") from None
+        return run_ardour_lua(path, self.workdir, timeout_s=timeout_s, nice=self.nice, osc_port=self.osc_port)
 
     def create(self) -> Path:
         """Create the session (tracks ``T1..Tn`` with the plugins, the send bus), enable OSC in its XML."""
@@ -160,7 +181,8 @@ class HeadlessArdour:
         script.write_text(_RUN_LUA.format(folder=self.folder, name=self.name, ready=READY_MARK))
         log = open(self.log_path, "w")
         try:
-            self.proc = subprocess.Popen([ARDOUR_LUA, str(script)], env=self._env(), cwd=self.workdir, stdout=log,
+            cmd = ([*("nice", "-n", str(self.nice))] if self.nice else []) + [ARDOUR_LUA, str(script)]
+            self.proc = subprocess.Popen(cmd, env=self._env(), cwd=self.workdir, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         except FileNotFoundError:
             raise ArdourError(f"{ARDOUR_LUA} not found; install Debian's 'ardour' package") from None
@@ -187,25 +209,16 @@ class HeadlessArdour:
             return False
 
     def save_state(self, timeout_s: float = 10.0, settle_s: float = SETTLE_S) -> ET.Element:
-        """Ask Ardour to ``/save_state`` and return the re-read session XML root.
+        """Ask Ardour to ``/save_state`` and return the re-read session XML root
+        (:func:`~mixbridge.bridge.ardour_session.save_ardour_state`, which waits ``settle_s`` first).
 
-        Waits ``settle_s`` first: real-time controls such as mute take effect in a later
-        process cycle, while ``/save_state`` runs at once, so an immediate save can miss them.
+        Raises:
+            ArdourError: the file was not rewritten within ``timeout_s``.
         """
-        time.sleep(settle_s)
-        before = self.session_file.stat().st_mtime_ns
-        with OscUdpClient(LOCALHOST, self.osc_port) as c:
-            c.send(OscMessage("/save_state"))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.session_file.stat().st_mtime_ns != before:
-                time.sleep(0.2)  # let the rename settle
-                try:
-                    return ET.parse(self.session_file).getroot()
-                except ET.ParseError:
-                    pass
-            time.sleep(0.05)
-        raise ArdourError(f"/save_state did not rewrite {self.session_file} within {timeout_s:g} s")
+        from .ardour_session import save_ardour_state
+
+        save_ardour_state(self.session_file, port=self.osc_port, timeout_s=timeout_s, settle_s=settle_s)
+        return ET.parse(self.session_file).getroot()
 
     def log_tail(self, n: int = 20) -> str:
         """The last ``n`` lines of Ardour's log (lilv noise left out), for error messages."""

@@ -112,6 +112,57 @@ def thin(times: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarr
     return out
 
 
+def lane_points(curve: Automation, param: Param, rate_hz: float,
+                resolution: float = DEFAULT_RESOLUTION) -> list[tuple[float, float]]:
+    """The points of a DAW automation lane for ``curve``: ``[(time_s, schema value)]`` that, joined by straight
+    lines in the parameter's normalised scale, stay within ``resolution`` of the curve sampled every
+    ``1 / rate_hz`` s **and at each of its own breakpoints**.
+
+    A lane is interpolated by the DAW between its points, unlike the step-held values ``automate`` sends in
+    real time (:func:`thin`, which keeps a sample once it moved by ``resolution``): thinning a lane that way
+    cuts a curve's corners (a fader dip whose bottom moved less than a step from the sample before was
+    dropped, and the line to the next sample missed it by 10 steps). So each segment is extended as far as
+    every sample between its ends stays within ``resolution`` of the line (found by galloping, then
+    bisection: O(n log n) samples checked). Booleans are step lanes
+    and keep every change (:func:`thin`).
+
+    Raises:
+        BridgeConfigError: a rate outside (0, :data:`MAX_RATE_HZ`] Hz.
+    """
+    t, v = sample_curve(curve, rate_hz)
+    if param.kind == "bool":
+        return thin(t, v, param, resolution)
+    knots = np.asarray(curve.times_s, dtype=np.float64)
+    t = np.union1d(t, knots[(knots >= t[0]) & (knots <= t[-1])])
+    t = t[np.concatenate(([True], np.diff(t) > 1e-9))]  # a knot within 1 ns of a grid time is that time
+    v = np.interp(t, curve.times_s, curve.values)
+    u = np.array([param.to_normalised(float(min(max(x, param.min), param.max))) for x in v])
+    tol = resolution + 1e-12
+
+    def fits(a: int, b: int) -> bool:  # every sample a..b within tol of the line from a to b
+        seg = slice(a, b + 1)
+        line = u[a] + (u[b] - u[a]) * (t[seg] - t[a]) / (t[b] - t[a])
+        return bool(np.max(np.abs(u[seg] - line)) <= tol)
+
+    keep = [0]
+    a, n = 0, len(t)
+    while a < n - 1:  # the farthest end that fits: gallop, then bisect (each kept segment is checked to fit)
+        good, step = a + 1, 1
+        while good + step < n and fits(a, good + step):
+            good += step
+            step *= 2
+        bad = min(good + step, n)
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if fits(a, mid):
+                good = mid
+            else:
+                bad = mid
+        keep.append(good)
+        a = good
+    return [(float(t[i]), float(v[i])) for i in keep]
+
+
 def require_automation(session: Session, what: str = "play") -> None:
     """Refuse a session with no track automation curve (``midi-export`` and ``automate`` alike).
 

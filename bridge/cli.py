@@ -64,6 +64,14 @@ def register(subparsers) -> None:
     p.add_argument("--no-verify", action="store_true",
                    help="skip the verification pass that reads the DAW's state back after the push and prints the "
                         "largest error per parameter")
+    p.add_argument("--create", action="store_true",
+                   help="Ardour: build the session in the saved --ardour-session (closed in Ardour) with Ardour's "
+                        "headless Lua: missing tracks, the mapped plugins, a reverb bus with a send from every "
+                        "track, every value and every automation curve as a lane; then verify the saved file. "
+                        "Ableton: create and name the missing tracks over AbletonOSC, then push (AbletonOSC "
+                        "cannot insert devices or make a return: the push lists what that leaves unsent)")
+    p.add_argument("--ardour-session", metavar="SESSION.ardour", default=None,
+                   help="the saved Ardour session --create builds in")
     p.set_defaults(func=_push)
 
     p = subparsers.add_parser("pull", help="read a DAW's mixer state back into a session file")
@@ -72,6 +80,9 @@ def register(subparsers) -> None:
     p.add_argument("--sample-rate", type=int, default=None, metavar="HZ",
                    help="the session's sample rate where the DAW reports none (REAPER, Ableton; default 48000); "
                         "Ardour's own rate is always used")
+    p.add_argument("--ardour-session", metavar="SESSION.ardour", default=None,
+                   help="Ardour: also read the automation lanes, the master fader and the reverb bus from this saved "
+                        "session file (a running Ardour is asked to save it first)")
     p.set_defaults(func=_pull)
 
     p = subparsers.add_parser("automate", help="play a session's automation curves into a DAW in real time")
@@ -90,6 +101,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("midi-export", help="export a session's automation as a Standard MIDI File (CC lanes)")
     p.add_argument("session")
     add_output(p, help=".mid file to write (CCs at their exact ticks; 16 channels per MIDI port)")
+    p.add_argument("--cc14", action="store_true",
+                   help="fader and pan as 14-bit MSB/LSB pairs (CC7/CC39, CC10/CC42, MSB first; fader on the GM "
+                        "volume law over 0..16383); default 7-bit CC7 and CC10")
     add_quiet(p, help="no lane table or summary")
     p.set_defaults(func=_midi_export)
 
@@ -160,10 +174,13 @@ def _print_plan_notes(plan, out: TextIO, *, quiet: bool = False) -> None:
 
 
 def _master_summary(plan) -> str:
-    """The summary's word on the master bus: what its fader got, or that nothing was sent to it."""
+    """The summary's word on the master bus: what its fader got, or that nothing was sent to it; and the
+    reverb bus fader, where the DAW said which bus the sends feed."""
+    bus = (f"; reverb return master.reverb.return_db on the fader of bus '{plan.reverb_bus[1]}'"
+           if plan.reverb_bus is not None else "")
     if plan.master_sent:
-        return f"master: {plan.master_sent}; its other parameters listed as not sent"
-    return f"master: nothing sent ({plan.master_unsent_why}; its parameters are listed as not sent)"
+        return f"master: {plan.master_sent}; its other parameters listed as not sent{bus}"
+    return f"master: nothing sent ({plan.master_unsent_why}; its parameters are listed as not sent){bus}"
 
 
 def _push(args) -> int:
@@ -172,6 +189,14 @@ def _push(args) -> int:
     from .push import plan_push, push, push_blind
 
     session = load(args.session)
+    if args.create and args.daw == "ableton":  # over AbletonOSC, inside the push below
+        if args.ardour_session or args.dry_run or args.no_query or args.match != "name":
+            from .errors import BridgeConfigError
+
+            raise BridgeConfigError("push --create --daw ableton asks Live for its tracks and creates the missing "
+                                    "ones by name; drop --ardour-session/--dry-run/--no-query/--match order")
+    elif args.create or args.ardour_session:
+        return _push_create(args, session)
     if args.no_query and not args.dry_run:
         rep = push_blind(session, args.daw, host=args.host, port=args.port, clamp=args.clamp)
         _print_plan_notes(rep.plan, sys.stdout, quiet=args.quiet)
@@ -188,14 +213,44 @@ def _push(args) -> int:
         print(f"# {len(plan.messages)} messages for {len(plan.strips)} tracks; {_master_summary(plan)}")
         return EXIT_OK
     rep = push(session, args.daw, host=args.host, port=args.port, match=args.match, clamp=args.clamp,
-               timeout_s=args.timeout_s, reply_port=args.reply_port, verify=not args.no_verify)
+               timeout_s=args.timeout_s, reply_port=args.reply_port, verify=not args.no_verify, create=args.create)
     _print_plan_notes(rep.plan, sys.stdout, quiet=args.quiet)
     if not args.quiet:
         print(f"pushed {len(rep.plan.strips)} tracks to {args.daw}: {rep.sent} messages in "
               f"{rep.elapsed_s * 1000:.1f} ms ({rep.messages_per_s:.0f} msg/s); {_master_summary(rep.plan)}; "
               f"feedback: {rep.feedback.summary()}")
-    for line in rep.summary_lines():  # "delivery: ...", "missing: ...", "verify: ...", "off: ..."
-        if not args.quiet or line.startswith(("missing:", "off:")):
+    for line in rep.summary_lines():  # "create: ...", "delivery: ...", "missing: ...", "verify: ...", "off: ..."
+        if not args.quiet or line.startswith(("create:", "not created:", "missing:", "off:")):
+            print(line)
+    return EXIT_OK
+
+
+def _push_create(args, session) -> int:
+    from .ardour_create import create_in_ardour
+    from .errors import BridgeConfigError
+
+    if args.daw != "ardour":
+        fix = {"reaper": "REAPER's OSC cannot insert FX: run `mixbridge daw-script --daw reaper -o FILE.lua` and "
+                         "load it in REAPER (Actions > Load ReaScript)",
+               "ableton": "--ardour-session is for --daw ardour; `push --create --daw ableton` creates the tracks "
+                          "over AbletonOSC, without a session file"}
+        raise BridgeConfigError(f"--create --ardour-session is for --daw ardour; "
+                                f"{fix.get(args.daw, 'create the tracks in the DAW')}")
+    if not (args.create and args.ardour_session):
+        raise BridgeConfigError("--create and --ardour-session go together: give the saved session to build in, "
+                                "e.g. --create --ardour-session ~/Sessions/mix/mix.ardour")
+    if args.dry_run or args.no_query:
+        raise BridgeConfigError("--create runs Ardour's headless Lua on the saved session; drop --dry-run/--no-query "
+                                "(`mixbridge daw-script --daw ardour` writes the script without running it)")
+    rep = create_in_ardour(session, args.ardour_session, host=args.host, port=args.port, clamp=args.clamp,
+                           verify=not args.no_verify)
+    for u in rep.script.not_sent:
+        if not (args.quiet and u.startswith("master.")):
+            print(f"not sent: {u}")
+    for c in rep.script.clamped:
+        print(f"clamped: {c}")
+    for line in rep.lines:
+        if not args.quiet or line.startswith("off:"):
             print(line)
     return EXIT_OK
 
@@ -206,10 +261,16 @@ def _pull(args) -> int:
     from .push import pull
 
     rep = pull(args.daw, host=args.host, port=args.port, clamp=args.clamp, timeout_s=args.timeout_s,
-               reply_port=args.reply_port, sample_rate=args.sample_rate)
+               reply_port=args.reply_port, sample_rate=args.sample_rate, ardour_session=args.ardour_session)
     save(rep.session, args.output)
+    master_unread = [n for n in rep.not_read if n.startswith("master.")]
     for n in rep.not_read:
-        print(f"not read: {n}")
+        if not (master_unread and n.startswith("master.")):
+            print(f"not read: {n}")
+    if master_unread:  # one reason for all of them (read_ardour_session)
+        why = master_unread[0].split(" (", 1)[1].rstrip(")") if " (" in master_unread[0] else ""
+        print(f"not read: {len(master_unread)} master-bus parameters ({why}): "
+              + ", ".join(n.split(" ", 1)[0] for n in master_unread))
     for c in rep.clamped:
         print(f"clamped: {c}")
     for n in rep.silenced:
@@ -219,8 +280,16 @@ def _pull(args) -> int:
     if not args.quiet:
         rate_from = {"default": "the default; pass --sample-rate", "--sample-rate": "--sample-rate"}.get(
             rep.sample_rate_from, f"reported by {rep.sample_rate_from}")
-        print(f"pulled {len(rep.session.tracks)} tracks from {args.daw} into {args.output} at "
-              f"{rep.session.sample_rate} Hz ({rate_from}); feedback: {rep.feedback.summary()}")
+        curves = sum(len(t.automation) for t in rep.session.tracks)
+        if args.ardour_session:
+            gain = rep.session.master.solved_gain_db
+            print(f"pulled {len(rep.session.tracks)} tracks with {curves} automation curves from {args.ardour_session} "
+                  f"into {args.output} at {rep.session.sample_rate} Hz; master: solved gain "
+                  f"{'none' if gain is None else f'{gain:+.3f} dB'}, reverb return "
+                  f"{rep.session.master.params['reverb']['return_db']:+.3f} dB")
+        else:
+            print(f"pulled {len(rep.session.tracks)} tracks from {args.daw} into {args.output} at "
+                  f"{rep.session.sample_rate} Hz ({rate_from}); feedback: {rep.feedback.summary()}")
     return EXIT_OK
 
 
@@ -253,12 +322,13 @@ def _midi_export(args) -> int:
 
     session = load(args.session)
     notices: list[str] = []
-    table = export_smf(session, args.output, notices=notices)
+    table = export_smf(session, args.output, cc14=args.cc14, notices=notices)
     for n in notices:
         print(f"notice: {n}", file=sys.stderr)
     if not args.quiet:
         for row in table:
-            print(f"track {row.track:<16} port {row.port} channel {row.channel + 1:>2}  CC{row.cc:<3} {row.path}  "
+            cc = f"CC{row.cc}/{row.cc + 32}" if row.bits == 14 else f"CC{row.cc}"
+            print(f"track {row.track:<16} port {row.port} channel {row.channel + 1:>2}  {cc:<7} {row.path}  "
                   f"[{row.min:g}, {row.max:g}] {row.unit} {row.scale}")
         print(f"wrote {args.output}: {len(table)} CC lanes")
     return EXIT_OK

@@ -11,9 +11,10 @@ every mapped value and writes each automation curve as points in the DAW's own a
 Compressor's laws from the Ardour map, the host map's normalised values for REAPER's ZamEQ2/ZamComp),
 and every automation point from the profile's :meth:`~mixbridge.bridge.profiles.DawProfile.param_messages`
 at that point, so a script and a push set the same numbers; this module only says where each number
-goes in the DAW's scripting API. Curves are the thinned schedule of :mod:`mixbridge.bridge.automation`
-(:func:`~mixbridge.bridge.automation.sample_curve` at ``rate_hz``, then
-:func:`~mixbridge.bridge.automation.thin` at ``resolution`` of the parameter's normalised range).
+goes in the DAW's scripting API. Curves are lane points of :mod:`mixbridge.bridge.automation`
+(:func:`~mixbridge.bridge.automation.lane_points`: sampled at ``rate_hz`` and at the curve's own
+breakpoints, then joined by the longest straight segments that stay within ``resolution`` of the
+parameter's normalised range, since a DAW interpolates between lane points).
 
 **Ardour** (Lua of Ardour's own scripting, ``Window > Scripting``, or ``ardour7-lua`` on a saved
 session with ``headless=`` set; API as in Ardour 7.3's bundled scripts ``s_fader_automation.lua``,
@@ -58,7 +59,7 @@ from mixbridge.atomic import atomic_write_text
 from mixbridge.schema import CHANNEL_STRIP
 from mixbridge.session import Automation, Session
 
-from .automation import DEFAULT_RESOLUTION, sample_curve, thin
+from .automation import DEFAULT_RESOLUTION, lane_points
 from .errors import BridgeConfigError
 from .osc import OscMessage
 from .profiles import FADER_PATH, SEND_PATH, DawProfile, get_profile
@@ -174,9 +175,8 @@ def lua_number(x: float) -> str:
 
 
 def _thinned(curve: Automation, path: str, rate_hz: float, resolution: float) -> list[tuple[float, float]]:
-    """The curve's thinned schedule ``[(time_s, schema value)]`` (:mod:`mixbridge.bridge.automation`)."""
-    t, v = sample_curve(curve, rate_hz)
-    return thin(t, v, CHANNEL_STRIP.param(path), resolution)
+    """The curve's lane points ``[(time_s, schema value)]`` (:func:`~mixbridge.bridge.automation.lane_points`)."""
+    return lane_points(curve, CHANNEL_STRIP.param(path), rate_hz, resolution)
 
 
 def _plugin_lanes(profile: DawProfile, track, rate_hz: float, resolution: float, sample_rate: int,

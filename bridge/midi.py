@@ -19,17 +19,25 @@ control changes through mido (JACK MIDI here).
   Q, ratio and times). 7-bit steps: CC7 0.14 dB near 0 dB, 0.5 dB at -20 dB, 2 dB at -48 dB
   (``40 log10((v + 1) / v)``); the other dB lanes 1/127 of their range (0.19 dB on +-12 dB EQ gains,
   0.38 dB on the +-24 dB trim);
+* **14-bit option** (``cc14=True``, ``mixbridge midi-export --cc14``): the fader and pan lanes become
+  MSB/LSB pairs as MIDI 1.0 defines them for controllers 0-31, CC7 + CC39 (volume) and CC10 + CC42
+  (pan): ``v = 128 * MSB + LSB`` on 0..16383, the MSB written first and the LSB right after it at the
+  same tick, both sent at every change (a receiver resets the LSB when a new MSB arrives). The fader
+  is on the same GM law with full scale 16383 (``gain_db = 40 log10(v / 16383)``, :mod:`mixbridge.gm`),
+  pan ``round(16383 * u)``. 14-bit steps: 0.001 dB near 0 dB, 0.003 dB at -20 dB, 0.017 dB at -48 dB;
+  the other lanes stay 7-bit (DAWs take 14-bit pairs only on 0-31, and the schema's other controllers
+  are not paired);
 * on/off parameters (mute, polarity) are **steps**: only 0 or 127 is ever written. The rule,
   the same as ``automate`` and the console renderer: the switch is on where the curve's
   piecewise-linear value is >= 0.5, so between a 0 point and a 1 point it flips half way.
 
 **Timing** in the file: 960 ticks per quarter note at 120 BPM (500000 us per beat), so 1920
-ticks per second (0.26 ms). Each CC is written at the exact time its 7-bit value changes on the
+ticks per second (0.26 ms). Each CC is written at the exact time its 7-bit (or 14-bit) value changes on the
 piecewise-linear curve (where the curve crosses the half-way point between two values, solved per
 segment through the inverse law), rounded to the nearest tick; nothing is sampled on a grid.
 
 Live output opens a mido port on the ``mido.backends.rtmidi/UNIX_JACK`` backend
-(python-rtmidi built with JACK) and sends on the perf_counter clock.
+(python-rtmidi built with JACK) and sends 7-bit CCs on the perf_counter clock.
 """
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mixbridge.atomic import atomic_path
-from mixbridge.gm import CC_MAX_7BIT, cc7_gain_db, gain_db_to_cc7
+from mixbridge.gm import CC_MAX_7BIT, CC_MAX_14BIT, cc7_gain_db, gain_db_to_cc7
 from mixbridge.schema import CHANNEL_STRIP
 from mixbridge.session import Automation, Session
 
@@ -56,6 +64,10 @@ CHANNELS_PER_PORT = 16
 #: The MIDI port meta event carries one byte: ports 0..255.
 MAX_MIDI_PORTS = 256
 FADER_PATH = "fader.fader_db"
+
+#: The lanes ``cc14=True`` writes as MSB/LSB pairs: the MSB is ``CC_NUMBERS[path]``, the LSB that + 32.
+CC14_PATHS = frozenset({FADER_PATH, "pan.pan"})
+CC14_LSB_OFFSET = 32
 
 #: Controller number per channel-strip parameter (see the module docstring for the rules).
 CC_NUMBERS: dict[str, int] = {
@@ -85,11 +97,20 @@ class CcLane:
     unit: str
     scale: str
     port: int = 0
+    #: 7, or 14 for an MSB/LSB pair (the LSB on ``cc + 32``).
+    bits: int = 7
+
+    @property
+    def full_scale(self) -> int:
+        """The largest value of the lane: 127, or 16383 for a 14-bit pair."""
+        return CC_MAX_14BIT if self.bits == 14 else CC_MAX_7BIT
 
     def describe(self) -> str:
         """The lane in words (the text event written into the MIDI file)."""
-        law = "GM volume law 40 log10(v/127) dB, 127 = 0 dB" if self.path == FADER_PATH else self.scale
-        return (f"CC{self.cc} = {self.path} [{self.min:g}, {self.max:g}] {self.unit} ({law}) "
+        fs = self.full_scale
+        law = f"GM volume law 40 log10(v/{fs}) dB, {fs} = 0 dB" if self.path == FADER_PATH else self.scale
+        cc = f"CC{self.cc}/CC{self.cc + CC14_LSB_OFFSET} (14-bit MSB/LSB)" if self.bits == 14 else f"CC{self.cc}"
+        return (f"{cc} = {self.path} [{self.min:g}, {self.max:g}] {self.unit} ({law}) "
                 f"on port {self.port} channel {self.channel + 1}")
 
 
@@ -111,21 +132,22 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _cc_position(path: str, value: float) -> float:
-    """The unrounded controller value (0..127) of a schema value (fader on the GM law, clipped at 0 dB)."""
+def _cc_position(path: str, value: float, full_scale: int = CC_MAX_7BIT) -> float:
+    """The unrounded controller value (0..``full_scale``) of a schema value (fader on the GM law, clipped
+    at 0 dB)."""
     p = CHANNEL_STRIP.param(path)
     if p.kind == "bool":
-        return float(CC_MAX_7BIT) if value >= 0.5 else 0.0
+        return float(full_scale) if value >= 0.5 else 0.0
     if path == FADER_PATH:
-        return gain_db_to_cc7(min(float(value), 0.0))
-    return CC_MAX_7BIT * p.to_normalised(float(value))
+        return gain_db_to_cc7(min(float(value), 0.0), full_scale)
+    return full_scale * p.to_normalised(float(value))
 
 
-def _value_at_position(path: str, position: float) -> float:
+def _value_at_position(path: str, position: float, full_scale: int = CC_MAX_7BIT) -> float:
     """The schema value whose controller position is ``position`` (inverse of :func:`_cc_position`)."""
     if path == FADER_PATH:
-        return cc7_gain_db(position)
-    return CHANNEL_STRIP.param(path).from_normalised(position / CC_MAX_7BIT)
+        return cc7_gain_db(position, full_scale)
+    return CHANNEL_STRIP.param(path).from_normalised(position / full_scale)
 
 
 def cc_value(path: str, value: float) -> int:
@@ -139,39 +161,43 @@ def cc_value(path: str, value: float) -> int:
     return _round(_cc_position(path, p.validate(value)))
 
 
-def value_from_cc(path: str, cc: int) -> float:
-    """7-bit controller value -> schema value (the inverse of :func:`cc_value` up to half a step; a CC7 below
-    the fader's range reads as its minimum)."""
+def value_from_cc(path: str, cc: int, full_scale: int = CC_MAX_7BIT) -> float:
+    """Controller value (0..``full_scale``: 127, or 16383 for a 14-bit pair ``128 * MSB + LSB``) -> schema
+    value (the inverse of :func:`cc_value` up to half a step; a CC7 below the fader's range reads as its
+    minimum)."""
     p = CHANNEL_STRIP.param(path)
     if path == FADER_PATH:
-        return max(p.min, cc7_gain_db(cc))
-    return p.from_normalised(cc / 127.0)
+        return max(p.min, cc7_gain_db(cc, full_scale))
+    return p.from_normalised(cc / full_scale)
 
 
-def cc_points(curve: Automation, path: str) -> list[tuple[float, int]]:
-    """The ``(time_s, value)`` changes of one CC lane: the first point's value at its time, then a point at
-    the exact time each 7-bit value is reached on the piecewise-linear curve (the crossing of the half-way
-    point between two controller values; on/off lanes flip where the line crosses 0.5)."""
+def cc_points(curve: Automation, path: str, full_scale: int = CC_MAX_7BIT) -> list[tuple[float, int]]:
+    """The ``(time_s, value)`` changes of one CC lane (values 0..``full_scale``: 127, or 16383 for a 14-bit
+    pair): the first point's value at its time, then a point at the exact time each value is reached on the
+    piecewise-linear curve (the crossing of the half-way point between two controller values; on/off lanes
+    flip where the line crosses 0.5)."""
     times = [float(t) for t in curve.times_s]
     values = [float(v) for v in curve.values]
-    out = [(times[0], _round(_cc_position(path, values[0])))]
+    out = [(times[0], _round(_cc_position(path, values[0], full_scale)))]
     for ta, tb, va, vb in zip(times, times[1:], values, values[1:]):
-        ka, kb = _round(_cc_position(path, va)), _round(_cc_position(path, vb))
+        ka, kb = _round(_cc_position(path, va, full_scale)), _round(_cc_position(path, vb, full_scale))
         if ka == kb or vb == va:
             continue
         step = 1 if kb > ka else -1
         if CHANNEL_STRIP.param(path).kind == "bool":
             crossings = [(0.5, kb)]
         else:  # the value k + step is reached where the position crosses k + step / 2
-            crossings = [(_value_at_position(path, k + step * 0.5), k + step) for k in range(ka, kb, step)]
+            crossings = [(_value_at_position(path, k + step * 0.5, full_scale), k + step)
+                         for k in range(ka, kb, step)]
         for x, k in crossings:
             t = ta + (x - va) / (vb - va) * (tb - ta)
             out.append((min(max(t, ta), tb), k))
     return out
 
 
-def cc_table(session: Session) -> list[CcLane]:
-    """The lanes a session's automation uses, in track then schema order.
+def cc_table(session: Session, *, cc14: bool = False) -> list[CcLane]:
+    """The lanes a session's automation uses, in track then schema order; with ``cc14`` the fader and pan
+    lanes are 14-bit MSB/LSB pairs (:data:`CC14_PATHS`).
 
     Raises:
         BridgeConfigError: more than 4096 tracks (:func:`track_port_channel`).
@@ -181,17 +207,21 @@ def cc_table(session: Session) -> list[CcLane]:
         for path, p in CHANNEL_STRIP.flat_params():
             if path in t.automation:
                 port, channel = track_port_channel(i)
-                lanes.append(CcLane(t.name, channel, CC_NUMBERS[path], path, p.min, p.max, p.unit, p.scale, port))
+                bits = 14 if cc14 and path in CC14_PATHS else 7
+                lanes.append(CcLane(t.name, channel, CC_NUMBERS[path], path, p.min, p.max, p.unit, p.scale, port,
+                                    bits))
     return lanes
 
 
-def export_smf(session: Session, path: str | Path, *, notices: list[str] | None = None) -> list[CcLane]:
+def export_smf(session: Session, path: str | Path, *, cc14: bool = False,
+               notices: list[str] | None = None) -> list[CcLane]:
     """Write the session's automation as a type-1 Standard MIDI File; returns the lane table.
 
     Track 0 holds the tempo and the port/channel rule; each session track with automation gets a
     MIDI track named after it with a MIDI port meta event, a text event per lane describing the
-    mapping, and its CCs at their exact ticks (:func:`cc_points`). ``notices`` (when given) receives
-    one line per fader lane that goes above 0 dB (written as CC7 127).
+    mapping, and its CCs at their exact ticks (:func:`cc_points`). ``cc14`` writes the fader and pan as
+    14-bit pairs (CC7/CC39, CC10/CC42: MSB then LSB at the same tick). ``notices`` (when given) receives
+    one line per fader lane that goes above 0 dB (written as CC7 127, or 16383 as a 14-bit pair).
 
     Raises:
         NoAutomationError: a session with no automation (:func:`~mixbridge.bridge.automation.require_automation`).
@@ -200,36 +230,45 @@ def export_smf(session: Session, path: str | Path, *, notices: list[str] | None 
     import mido
 
     require_automation(session, "export")
-    lanes = cc_table(session)
+    lanes = cc_table(session, cc14=cc14)
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     conductor = mido.MidiTrack([
         mido.MetaMessage("set_tempo", tempo=TEMPO_US_PER_BEAT, time=0),
         mido.MetaMessage("track_name", name="mixbridge automation", time=0),
         mido.MetaMessage("text", text="session track i (0-based) -> MIDI port i // 16, channel i % 16 + 1; "
-                                      "CC7 on the GM volume law 40 log10(v/127) dB", time=0)])
+                                      + ("CC7/CC39 14-bit pair (MSB first) on the GM volume law "
+                                         "40 log10(v/16383) dB; CC10/CC42 14-bit pan" if cc14 else
+                                         "CC7 on the GM volume law 40 log10(v/127) dB"), time=0)])
     mid.tracks.append(conductor)
     for t in session.tracks:
         my = [lane for lane in lanes if lane.track == t.name]
         if not my:
             continue
-        events: dict[tuple[int, int], int] = {}  # (tick, cc) -> value; the last change within a tick wins
+        events: dict[tuple[int, int], tuple[int, int]] = {}  # (tick, cc) -> (value, bits); last in a tick wins
         for lane in my:
             curve = t.automation[lane.path]
             if lane.path == FADER_PATH and max(curve.values) > 0.0 and notices is not None:
+                top = "CC7/CC39 16383" if lane.bits == 14 else "CC7 127"
                 notices.append(f"track '{t.name}': fader.fader_db reaches {max(curve.values):+g} dB, above CC7's "
-                               "0 dB on the GM volume law; written as CC7 127 (0 dB) there")
+                               f"0 dB on the GM volume law; written as {top} (0 dB) there")
             last = None
-            for time_s, v in cc_points(curve, lane.path):
+            for time_s, v in cc_points(curve, lane.path, lane.full_scale):
                 if v != last:
-                    events[(_round(time_s * TICKS_PER_S), lane.cc)] = v
+                    events[(_round(time_s * TICKS_PER_S), lane.cc)] = (v, lane.bits)
                     last = v
         port, channel = my[0].port, my[0].channel
         track = mido.MidiTrack([mido.MetaMessage("track_name", name=t.name, time=0),
                                 mido.MetaMessage("midi_port", port=port, time=0)])
         track.extend(mido.MetaMessage("text", text=lane.describe(), time=0) for lane in my)
         now = 0
-        for (tick, cc), v in sorted(events.items()):
-            track.append(mido.Message("control_change", channel=channel, control=cc, value=v, time=tick - now))
+        for (tick, cc), (v, bits) in sorted(events.items()):
+            if bits == 14:  # MSB first, then the LSB at the same tick (MIDI 1.0, controllers 0-31 + 32-63)
+                msb, lsb = divmod(v, 128)
+                track.append(mido.Message("control_change", channel=channel, control=cc, value=msb, time=tick - now))
+                track.append(mido.Message("control_change", channel=channel, control=cc + CC14_LSB_OFFSET,
+                                          value=lsb, time=0))
+            else:
+                track.append(mido.Message("control_change", channel=channel, control=cc, value=v, time=tick - now))
             now = tick
         track.append(mido.MetaMessage("end_of_track", time=0))
         mid.tracks.append(track)
@@ -238,11 +277,18 @@ def export_smf(session: Session, path: str | Path, *, notices: list[str] | None 
     return lanes
 
 
-def read_smf_curves(path: str | Path) -> dict[tuple[str, int], list[tuple[float, int]]]:
-    """Read back ``{(track name, cc): [(time_s, value), ...]}`` from a file written by :func:`export_smf`."""
+def read_smf_curves(path: str | Path, *, cc14: bool = False) -> dict[tuple[str, int], list[tuple[float, int]]]:
+    """Read back ``{(track name, cc): [(time_s, value), ...]}`` from a file written by :func:`export_smf`.
+
+    With ``cc14`` the pairs of a ``cc14=True`` file are joined: an MSB on CC7 or CC10 followed by its LSB
+    (CC39, CC42) reads as one point ``128 * MSB + LSB`` (0..16383) under the MSB's number; an MSB without
+    an LSB reads as ``128 * MSB`` (the receiver's reset LSB).
+    """
     import mido
 
     mid = mido.MidiFile(str(path))
+    msbs = {CC_NUMBERS[p] for p in CC14_PATHS} if cc14 else set()
+    lsbs = {cc + CC14_LSB_OFFSET: cc for cc in msbs}
     out: dict[tuple[str, int], list[tuple[float, int]]] = {}
     for track in mid.tracks[1:]:
         name, tick = "", 0
@@ -250,8 +296,13 @@ def read_smf_curves(path: str | Path) -> dict[tuple[str, int], list[tuple[float,
             tick += msg.time
             if msg.type == "track_name":
                 name = msg.name
+            elif msg.type == "control_change" and msg.control in lsbs and out.get((name, lsbs[msg.control])):
+                lane = out[(name, lsbs[msg.control])]
+                time_s, value = lane[-1]
+                lane[-1] = (time_s, (value // 128) * 128 + msg.value)
             elif msg.type == "control_change":
-                out.setdefault((name, msg.control), []).append((tick / TICKS_PER_S, msg.value))
+                scale = 128 if msg.control in msbs else 1
+                out.setdefault((name, msg.control), []).append((tick / TICKS_PER_S, msg.value * scale))
     return out
 
 

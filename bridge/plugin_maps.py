@@ -208,7 +208,9 @@ class DawPlugin:
         got: dict[str, float] = {}
         missing: list[str] = []
         curves = self.host.plugins[self.stage.plugin].curves if self.stage is not None and self.host else {}
-        ordered = sorted(self.driven, key=lambda b: bool(b.convert))
+        # plain copies first, then laws without ``with``, then laws that need other values (ACE EQ's shelf
+        # frequency needs the shelf gain, whichever order the map lists them in)
+        ordered = sorted(self.driven, key=lambda b: (bool(b.with_), bool(b.convert)))
         for b in ordered:
             if b.param not in wire or any(w not in got for w in b.with_):
                 missing.append(b.source)

@@ -29,6 +29,16 @@ paced messages are used: they work with every version.
 bands mean what the schema means: band 2 a low shelf, 3-5 bells, 7 a high shelf, bands 1, 6 and 8 off
 (``plugins/maps/daw/ableton.json``; the type values are the chooser's order in the Live Reference Manual).
 
+**Creating tracks** (``push --create --daw ableton``, :meth:`AbletonProfile.create_tracks`): AbletonOSC's
+``song.py`` exposes Live's ``Song.create_audio_track(index)`` as ``/live/song/create_audio_track i`` (``-1``:
+after the last track, Live's Object Model) and ``track.py`` the track's name as ``/live/track/set/name t s``;
+so each missing session track is created at the end and named, and the names are read back
+(``/live/song/get/track_names``), creating and naming again what did not land. What AbletonOSC cannot
+create (:data:`ABLETON_CANNOT_CREATE`): a device (``track.py`` has ``delete_device`` but no insert, ``device.py``
+only reads and sets parameters), and a usable return track (``/live/song/create_return_track`` exists, but
+every ``/live/track/*`` address indexes ``song.tracks``, which holds no returns, so it can be neither named
+nor found).
+
 **Sends** are not mapped: AbletonOSC has ``/live/track/set/send t s v`` with ``v`` Live's send knob value
 (0..1, 1.0 = 0 dB), but neither Live's manual nor AbletonOSC documents the knob's dB law between -inf and 0
 dB, and AbletonOSC reports no display string for a send to calibrate against, so a send level in dB
@@ -51,6 +61,7 @@ from .profiles import (
     Delivery,
     PulledTracks,
     StripLayout,
+    TrackCreation,
     fits,
     read_plugin,
     store_fader,
@@ -79,6 +90,17 @@ _TRACK_GETTERS = {"/live/track/set/volume": "/live/track/get/volume",
                   "/live/track/set/panning": "/live/track/get/panning",
                   "/live/track/set/mute": "/live/track/get/mute"}
 _PARAMS_VALUE = "/live/device/get/parameters/value"
+
+#: AbletonOSC's creation and naming addresses (song.py: Song.create_audio_track(index), -1 = at the end;
+#: track.py: the read/write property ``name``).
+ABLETON_CREATE_TRACK = "/live/song/create_audio_track"
+ABLETON_SET_NAME = "/live/track/set/name"
+#: What ``push --create`` cannot build in Live through AbletonOSC (checked in its song.py, track.py, device.py).
+ABLETON_CANNOT_CREATE = (
+    "AbletonOSC cannot insert devices or plugins (its track API has delete_device but no insert; device.py only "
+    "reads and sets parameters) nor make a usable reverb return (/live/song/create_return_track exists, but "
+    "/live/track/* reaches only song.tracks, which holds no returns): put EQ Eight and Compressor on the created "
+    "tracks and make the return in Live, then push again")
 
 #: Ableton Live's mixer volume maximum: +6 dB at 1.0.
 ABLETON_MAX_DB = 6.0
@@ -256,6 +278,44 @@ class AbletonProfile(DawProfile):
     def plugin_message(self, position, slot, index, wire_value):
         """``/live/device/set/parameter/value track device parameter value`` (native units)."""
         return OscMessage("/live/device/set/parameter/value", (position, slot, index, float(wire_value)))
+
+    create_unsupported = None
+
+    def create_tracks(self, client: OscUdpClient, names: Sequence[str], n_tracks: int) -> TrackCreation:
+        """Create an audio track per name after Live's ``n_tracks`` tracks (``/live/song/create_audio_track -1``)
+        and name it (``/live/track/set/name``), paced; then read the names back and create or name again
+        what did not land, up to :data:`ABLETON_RETRIES` times. Devices and returns cannot be created
+        (:attr:`TrackCreation.cannot`).
+
+        Raises:
+            DawUnreachableError: Live did not answer, or after the last resend the new tracks still do not
+                carry the names.
+        """
+        want = list(names)
+        target = n_tracks + len(want)
+        out = TrackCreation(cannot=ABLETON_CANNOT_CREATE)
+
+        def send(msgs: list[OscMessage], attempt: int) -> None:
+            client.send_paced(msgs, burst=_burst(attempt), gap_s=ABLETON_BURST_GAP_S)
+            out.sent += len(msgs)
+
+        have = ableton_track_names(client)
+        for attempt in range(ABLETON_RETRIES + 1):
+            if len(have) < target:  # creates first, read back, so a name never goes to a track not yet there
+                send([OscMessage(ABLETON_CREATE_TRACK, (-1,))] * (target - len(have)), attempt)
+                have = ableton_track_names(client)
+            wrong = [OscMessage(ABLETON_SET_NAME, (n_tracks + i, name)) for i, name in enumerate(want)
+                     if n_tracks + i < len(have) and have[n_tracks + i] != name]
+            if wrong:
+                send(wrong, attempt)
+                have = ableton_track_names(client)
+            out.rounds = attempt + 1
+            if have[n_tracks:target] == want:
+                out.created = want
+                return out
+        raise DawUnreachableError(
+            f"AbletonOSC has {len(have)} tracks named {have[n_tracks:target]} where push --create wanted {want} "
+            f"after {ABLETON_RETRIES} resends; check that Live is not busy (a modal dialog) and push again")
 
     def query_tracks(self, client, *, max_tracks=64):
         """``/live/song/get/track_names``, 0-based positions."""

@@ -33,6 +33,7 @@ from .errors import DawUnreachableError
 from .osc import OscMessage
 from .profiles import (
     FADER_PATH,
+    READBACK_EDGE_REL,
     SEND_PATH,
     DawProfile,
     DawTrack,
@@ -89,6 +90,7 @@ class ArdourProfile(DawProfile):
     honours_timetags = True
     accepts_bundles = True
     maps_send = True
+    lanes_override_static = True
     unreachable_hint = "Ardour: Edit > Preferences > Control Surfaces > Open Sound Control enabled"
     ports_hint = "its OSC port must be {port} (the port this command sent to; --port)"
     strip_paths = ("trim.gain_db", "polarity.invert", "fader.fader_db", "fader.mute", "pan.pan")
@@ -157,10 +159,11 @@ class ArdourProfile(DawProfile):
         layouts = {}
         for d in tracks:
             first_send = sends[d.position + 1][0][2] if sends[d.position + 1] else None
+            target = sends[d.position + 1][0][0] - 1 if sends[d.position + 1] else None
             present = {name: (piid, active) for piid, name, active in reversed(listed[d.position + 1])}
             slots = {slot: present[name][0] if name in present else None for slot, name in self.plugin_map.slots}
             bypassed = {slot for slot, name in self.plugin_map.slots if name in present and not present[name][1]}
-            layouts[d.position] = StripLayout(slots, send_id=first_send, bypassed=bypassed)
+            layouts[d.position] = StripLayout(slots, send_id=first_send, bypassed=bypassed, send_target=target)
         return layouts
 
     def pull_tracks(self, client, feedback, *, max_tracks=64, clamp=False, sample_rate=48000):
@@ -181,8 +184,18 @@ class ArdourProfile(DawProfile):
             "pan.pan": ("/strip/pan_stereo_position", pan_from_ardour_position),
         }
         pulled = PulledTracks(sample_rate=reported_rate)
+        bus = reverb_bus_ssid(strips, sends)
         for ssid, name, _type in strips:
             where = f"track '{name}' "
+            if ssid == bus:  # the reverb bus: its fader is the master's reverb return, not a session track
+                row = feedback.last("/strip/gain", (ssid,))
+                if row is None or len(row) < 2:
+                    pulled.not_read.append(f"master.reverb.return_db (no /strip/gain for bus '{name}')")
+                else:
+                    pulled.master_params["reverb.return_db"] = store_return(float(row[1]), name, clamp, pulled)
+                pulled.ignored.append(f"bus '{name}' (strip {ssid}): the reverb bus every track's first aux send "
+                                      "feeds; its fader is read as master.reverb.return_db")
+                continue
             t = self.new_track(name)
             for path, (address, conv) in reads.items():
                 row = feedback.last(address, (ssid,))
@@ -216,6 +229,47 @@ class ArdourProfile(DawProfile):
                 read_plugin(t, plug, wire, name, where, pulled, clamp, sample_rate)
             pulled.add(t)
         return pulled
+
+
+def reverb_bus_ssid(strips: Sequence[tuple[int, str, str]], sends: dict[int, list]) -> int | None:
+    """The ssid of the reverb bus: the one audio bus (strip type ``B``) that the first aux send of every strip
+    with sends feeds (None: no send, or sends to several strips)."""
+    types = {ssid: kind for ssid, _, kind in strips}
+    targets = {rows[0][0] for ssid, rows in sends.items() if rows and types.get(ssid) != "B"}
+    if len(targets) == 1:
+        (target,) = targets
+        return target if types.get(target) == "B" else None
+    return None
+
+
+def store_return(value_db: float, bus: str, clamp: bool, pulled: PulledTracks) -> float:
+    """The reverb bus fader (dB; at or below :data:`ARDOUR_FADER_OFF_DB` it is silent) as
+    ``master.reverb.return_db``: silence is the schema's minimum (listed in ``pulled.silenced``).
+
+    Raises:
+        DawRangeError: an audible level outside the schema range and not ``clamp``.
+    """
+    from mixbridge.schema import MASTER_BUS
+
+    from .errors import DawRangeError
+
+    param = MASTER_BUS.param("reverb.return_db")
+    if value_db <= ARDOUR_FADER_OFF_DB:
+        pulled.silenced.append(f"bus '{bus}' fader reads {value_db:g} dB (-inf): master.reverb.return_db stored as "
+                               f"{param.min:g} dB, the schema's minimum")
+        return param.min
+    v = value_db
+    for limit in (param.min, param.max):  # float32 read-back at a limit
+        if abs(v - limit) <= READBACK_EDGE_REL * max(1.0, abs(limit)):
+            v = limit
+    if not param.min <= v <= param.max:
+        if not clamp:
+            raise DawRangeError(f"bus '{bus}' fader reads {v:g} dB, outside master.reverb.return_db's "
+                                f"{param.range_text()}; change it in Ardour or pass --clamp")
+        nv = min(max(v, param.min), param.max)
+        pulled.clamped.append(f"master.reverb.return_db (bus '{bus}'): {v:g} -> {nv:g}")
+        v = nv
+    return v
 
 
 # ------------------------------------------------------------------------------ queries

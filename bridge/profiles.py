@@ -79,6 +79,8 @@ class StripLayout:
     send_id: int | None = 1
     #: Map slots whose plugin the DAW reports as bypassed (inactive), where it reports that (Ardour).
     bypassed: set[int] = field(default_factory=set)
+    #: The 0-based DAW position of the strip the first aux send feeds, where the DAW reports it (Ardour).
+    send_target: int | None = None
 
 
 @dataclass
@@ -117,10 +119,30 @@ class Delivery:
 
 
 @dataclass
+class TrackCreation:
+    """What ``push --create`` built over OSC before the push: the tracks created (by name, in Live's order),
+    the create and name messages sent (resends included), the rounds of read-back it took, and one line on
+    what the DAW's OSC cannot create (the user does that by hand)."""
+
+    created: list[str] = field(default_factory=list)
+    sent: int = 0
+    rounds: int = 0
+    cannot: str = ""
+
+    def summary(self) -> str:
+        """One line: the tracks created and how (or that none were missing)."""
+        if not self.created:
+            return "create: every session track is already in the DAW; nothing created"
+        return (f"create: {len(self.created)} tracks created and named ({', '.join(self.created)}); "
+                f"{self.sent} messages, read back in {self.rounds} rounds")
+
+
+@dataclass
 class PulledTracks:
     """What a profile read from a DAW: session tracks, values it could not read, values it clamped,
     faders it found at -inf (stored as the schema's minimum with mute on), DAW slots it ignored
-    (REAPER's empty bank slots), and the sample rate the DAW reported (None: it reports none)."""
+    (REAPER's empty bank slots; Ardour's reverb bus, read as ``master_params``), and the sample rate the DAW
+    reported (None: it reports none)."""
 
     tracks: list[Track] = field(default_factory=list)
     not_read: list[str] = field(default_factory=list)
@@ -128,6 +150,9 @@ class PulledTracks:
     silenced: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     sample_rate: int | None = None
+    #: Master-bus values read from the DAW, by ``master_bus`` path (Ardour: ``reverb.return_db``, the fader of
+    #: the bus every track's first aux send feeds).
+    master_params: dict[str, float] = field(default_factory=dict)
     _silent: set[int] = field(default_factory=set, repr=False)
 
     def add(self, track: Track) -> None:
@@ -271,6 +296,10 @@ class DawProfile:
     strip_paths: tuple[str, ...] = ()
     #: True if the profile maps ``send.send_db`` onto an aux send of the strip (see :meth:`send_message`).
     maps_send = False
+    #: True if the DAW plays its own automation lanes over a control's value (Ardour: a control under a lane in
+    #: Play reads the lane's value at the playhead, whatever OSC set): the verification pass then does not
+    #: compare the static value of an automated parameter (``pull --ardour-session`` compares the curve).
+    lanes_override_static = False
     #: The fader level (dB) at or below which the DAW's fader is at -inf (gain 0); see :func:`store_fader`.
     fader_off_db = -math.inf
     #: Why a channel-strip path outside :meth:`mapped_paths` is not sent, where there is more to say than
@@ -407,6 +436,20 @@ class DawProfile:
                 client.send(m)
                 n += 1
         return Delivery(sent=n)
+
+    #: Why ``push --create`` over this DAW's OSC is not possible, and what to do instead (a profile that
+    #: implements :meth:`create_tracks` sets None).
+    create_unsupported: str | None = "this DAW's OSC cannot create tracks; create them in the DAW, then push"
+
+    def create_tracks(self, client: OscUdpClient, names: Sequence[str], n_tracks: int) -> TrackCreation:
+        """Create one track per name after the DAW's ``n_tracks`` tracks, name it, and read the names back.
+
+        Raises:
+            BridgeConfigError: this DAW's OSC cannot create tracks (:attr:`create_unsupported`).
+        """
+        from .errors import BridgeConfigError
+
+        raise BridgeConfigError(f"push --create --daw {self.name}: {self.create_unsupported}")
 
     def query_tracks(self, client: OscUdpClient, *, max_tracks: int = 64) -> list[DawTrack]:
         """Ask the DAW for its tracks, in the DAW's order.

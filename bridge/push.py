@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
 from mixbridge.session import Master, Session, Track
@@ -27,6 +28,7 @@ from .errors import BridgeConfigError, DawRangeError, DawUnreachableError, Track
 from .osc import OscMessage
 from .profiles import (
     DEFAULT_PUSH_RATE,
+    FADER_PATH,
     SEND_PATH,
     DawProfile,
     DawTrack,
@@ -34,6 +36,7 @@ from .profiles import (
     FeedbackState,
     StripLayout,
     StripMessages,
+    TrackCreation,
     get_profile,
 )
 from .routing import RouterStats
@@ -127,6 +130,9 @@ class PushPlan:
     master_sent: str = ""
     #: Why the DAW's master got nothing, in words for the summary ("" : it got the solved gain).
     master_unsent_why: str = ""
+    #: The reverb bus that takes ``master.reverb.return_db`` on its fader: (0-based DAW position, name), where the
+    #: DAW reports which strip every track's first aux send feeds (Ardour); None: the return is listed as not sent.
+    reverb_bus: tuple[int, str] | None = None
 
     @property
     def messages(self) -> list[OscMessage]:
@@ -166,6 +172,8 @@ class Verification:
     not_read: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     skipped: str = ""
+    #: Automated values not compared: the DAW plays their lanes (:attr:`DawProfile.lanes_override_static`).
+    automated: int = 0
 
     def summary(self) -> str:
         """One line: how many values were compared, how many are off, and the largest error per parameter."""
@@ -173,7 +181,9 @@ class Verification:
             return f"verify: skipped ({self.skipped})"
         worst = ", ".join(f"{path} {err:.3g}{_unit(path)} ({name})" for path, (err, name) in self.largest.items())
         state = f"{len(self.off)} off" if self.off else "all within tolerance"
-        return (f"verify: read back {self.compared} values in {self.elapsed_s * 1000:.0f} ms, {state}; largest "
+        auto = (f"; {self.automated} automated values not compared (the DAW plays their lanes; pull "
+                "--ardour-session compares the curves)") if self.automated else ""
+        return (f"verify: read back {self.compared} values in {self.elapsed_s * 1000:.0f} ms, {state}{auto}; largest "
                 f"error per parameter: {worst or 'none compared'}")
 
 
@@ -188,6 +198,8 @@ class PushReport:
     feedback: RouterStats
     delivery: Delivery | None = None
     verification: Verification | None = None
+    #: What ``push(create=True)`` created first (None: no ``create``).
+    creation: TrackCreation | None = None
 
     @property
     def messages_per_s(self) -> float:
@@ -195,8 +207,13 @@ class PushReport:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
     def summary_lines(self) -> list[str]:
-        """The delivery line, each message still missing, the verification line and each value off."""
+        """The create line and what cannot be created (with ``create``), the delivery line, each message still
+        missing, the verification line and each value off."""
         out = []
+        if self.creation is not None:
+            out.append(self.creation.summary())
+            if self.creation.cannot:
+                out.append(f"not created: {self.creation.cannot}")
         if self.delivery is not None:
             out.append(self.delivery.summary())
             out += [f"missing: {m}" for m in self.delivery.missing]
@@ -214,9 +231,11 @@ def _strip_messages(profile: DawProfile, position: int, track: Track, layout: St
     carried = set(dm.paths)
     for path in (p for p, _ in CHANNEL_STRIP.flat_params() if p in track.automation):
         proc, name = path.split(".")
+        lanes = ("; Ardour's own lanes take it with `mixbridge push --create --ardour-session FILE.ardour` (the "
+                 "session closed in Ardour)") if profile.name == "ardour" else ""
         out.notices.append(f"{track.name}: {path} is automated ({len(track.automation[path].times_s)} points); push "
                            f"sends its static value {track.params[proc][name]:g}; play the curve with "
-                           "`mixbridge automate` or write it with `mixbridge midi-export`")
+                           f"`mixbridge automate` or write it with `mixbridge midi-export`{lanes}")
     for path, param in CHANNEL_STRIP.flat_params():
         proc, name = path.split(".")
         value = track.params[proc][name]
@@ -284,11 +303,14 @@ _MASTER_WHY = {
 }
 
 
-def master_messages(profile: DawProfile, master: Master, *,
-                    clamp: bool = False) -> tuple[StripMessages, str, str]:
+def master_messages(profile: DawProfile, master: Master, *, clamp: bool = False,
+                    reverb_bus: tuple[int, str] | None = None) -> tuple[StripMessages, str, str]:
     """The master bus for one DAW: the solved gain's messages where the profile carries it, and one
     ``not sent`` line per master-bus parameter, every one of them whatever its value (the DAW's master bus
     is the user's own, so even a default, such as the limiter's -1 dBTP ceiling, is not reproduced there).
+
+    ``reverb_bus`` (DAW position, name): the bus whose fader takes ``master.reverb.return_db``
+    (:func:`reverb_bus`); its message comes first and the return is not listed as not sent.
 
     Returns ``(messages, what the master got in words or "", why it got nothing or "")``. A solved gain
     outside :attr:`~mixbridge.bridge.profiles.DawProfile.master_gain_range_db` is listed as not sent (never
@@ -296,7 +318,18 @@ def master_messages(profile: DawProfile, master: Master, *,
     without a solved gain sends nothing to the master and the summary says why.
     """
     out = StripMessages()
+    if reverb_bus is not None:
+        pos, bus_name = reverb_bus
+        out.messages.extend(profile.strip_messages(pos, FADER_PATH, float(master.params["reverb"]["return_db"]),
+                                                   where=f"master.reverb.return_db (bus '{bus_name}'): ",
+                                                   clamp=clamp, clamped=out.clamped))
+        if "reverb.return_db" in master.automation:
+            n = len(master.automation["reverb.return_db"].times_s)
+            out.notices.append(f"master.reverb.return_db is automated ({n} points); push sends its static value to "
+                               f"bus '{bus_name}' (no master-bus lane is written)")
     for path, param in MASTER_BUS.flat_params():
+        if reverb_bus is not None and path == "reverb.return_db":
+            continue
         proc, name = path.split(".")
         value = master.params[proc][name]
         auto = f", automated ({len(master.automation[path].times_s)} points)" if path in master.automation else ""
@@ -323,6 +356,21 @@ def master_messages(profile: DawProfile, master: Master, *,
     return out, f"{profile.master_gain_carrier} = {gain:+.2f} dB (the solved master gain)", ""
 
 
+def reverb_bus(daw_tracks: Sequence[DawTrack] | None, result: MatchResult,
+               layouts: dict[int, StripLayout] | None) -> tuple[int, str] | None:
+    """The DAW strip every matched track's first aux send feeds, when it is one strip that no session track
+    matched: ``(0-based position, name)``; None where the DAW reports no send targets."""
+    if not daw_tracks or not layouts:
+        return None
+    targets = {layouts[d.position].send_target for _, d in result.pairs if d.position in layouts}
+    matched = {d.position for _, d in result.pairs}
+    if len(targets) != 1 or None in targets:
+        return None
+    (pos,) = targets
+    name = next((d.name for d in daw_tracks if d.position == pos), None)
+    return (pos, name) if pos is not None and name is not None and pos not in matched else None
+
+
 def _drives(plug, pname: str, source: str) -> bool:
     return any(b.param == pname and (b.source == source or source in b.with_) for b in plug.driven)
 
@@ -346,14 +394,16 @@ def plan_push(session: Session, daw: str | DawProfile, *, daw_tracks: Sequence[D
         layout = (layouts or {}).get(d.position)
         strips.append((track.name, d.position, _strip_messages(profile, d.position, track, layout, clamp,
                                                                   session.sample_rate)))
-    master, master_sent, master_unsent_why = master_messages(profile, session.master, clamp=clamp)
+    bus = reverb_bus(daw_tracks, result, layouts)
+    master, master_sent, master_unsent_why = master_messages(profile, session.master, clamp=clamp, reverb_bus=bus)
     return PushPlan(profile.name, setup, strips, result, profile.unmapped_paths(), master, master_sent,
-                    master_unsent_why)
+                    master_unsent_why, bus)
 
 
 def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None = None, match: str = "name",
          clamp: bool = False, timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, reply_port: int | None = None,
-         max_tracks: int = 64, max_msgs_per_s: float = DEFAULT_PUSH_RATE, verify: bool = True) -> PushReport:
+         max_tracks: int = 64, max_msgs_per_s: float = DEFAULT_PUSH_RATE, verify: bool = True,
+         create: bool = False) -> PushReport:
     """Push a session's channel strips, and its solved master gain where the DAW carries it, into a running DAW,
     then (``verify``) read the DAW's state back and report the largest error per parameter (:func:`verify_push`).
 
@@ -365,16 +415,32 @@ def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None 
     A DAW that stops answering during the verification pass leaves :attr:`Verification.skipped` saying so
     (what was sent stays sent).
 
+    ``create`` (Ableton, ``match="name"``): the session tracks the DAW lacks are first created and named
+    over OSC (:meth:`~mixbridge.bridge.profiles.DawProfile.create_tracks`; :attr:`PushReport.creation`
+    says what was created and what the DAW's OSC cannot create). Ardour builds through its Lua instead
+    (:func:`~mixbridge.bridge.ardour_create.create_in_ardour`).
+
     Raises:
         DawUnreachableError: the DAW did not answer within ``timeout_s``.
         TrackMatchError, DawRangeError: see :func:`plan_push`.
+        BridgeConfigError: ``create`` for a DAW whose OSC cannot create tracks, or with ``match="order"``.
     """
     profile = get_profile(daw)
+    if create and (profile.create_unsupported is not None or match != "name"):
+        raise BridgeConfigError(f"push --create --daw {daw}: " + (profile.create_unsupported or
+                                "tracks are created by name; drop --match order"))
     with profile.open_client(host, port, timeout_s, reply_port) as client:
         feedback = FeedbackState()
         client.router.add("/**", feedback)  # feedback is expected: kept (the verification pass reads it)
         t0 = time.perf_counter()
         daw_tracks = profile.query_tracks(client, max_tracks=max(max_tracks, len(session.tracks)))
+        creation = None
+        if create:
+            missing = _missing_tracks(session, daw_tracks)
+            creation = (profile.create_tracks(client, missing, len(daw_tracks)) if missing else
+                        TrackCreation(cannot=profile.create_unsupported or ""))
+            if missing:
+                daw_tracks = profile.query_tracks(client, max_tracks=max(max_tracks, len(session.tracks)))
         result = match_tracks(session.tracks, daw_tracks, match)
         layouts = profile.strip_layouts(client, [d for _, d in result.pairs])
         plan = plan_push(session, profile, daw_tracks=daw_tracks, match=match, clamp=clamp, layouts=layouts)
@@ -387,7 +453,18 @@ def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None 
                 verification = verify_push(client, profile, session, plan, feedback, n_tracks=len(daw_tracks))
             except DawUnreachableError as e:  # everything was sent; say that it could not be read back
                 verification = Verification(skipped=f"the DAW stopped answering while it was read back: {e}")
-        return PushReport(plan, delivery.sent, elapsed, client.router.stats, delivery, verification)
+        return PushReport(plan, delivery.sent, elapsed, client.router.stats, delivery, verification, creation)
+
+
+def _missing_tracks(session: Session, daw_tracks: Sequence[DawTrack]) -> list[str]:
+    """The session tracks :func:`match_tracks` would leave without a DAW track (by name), in session order."""
+    try:
+        return list(match_tracks(session.tracks, daw_tracks, "name").unmatched_session)
+    except TrackMatchError:
+        daw_names = {d.name.casefold() for d in daw_tracks}
+        if any(t.name.casefold() in daw_names for t in session.tracks):
+            raise  # an ambiguous name: another track of that name would not resolve it
+        return [t.name for t in session.tracks]  # no track of the session's is in the DAW yet
 
 
 #: The verification pass calls a value "off" when it reads back further than this from the session's, relative
@@ -398,7 +475,7 @@ VERIFY_REL = 1e-4
 
 
 def _unit(path: str) -> str:
-    unit = CHANNEL_STRIP.param(path).unit
+    unit = (MASTER_BUS.param(path[len("master."):]) if path.startswith("master.") else CHANNEL_STRIP.param(path)).unit
     return f" {unit}" if unit else ""
 
 
@@ -408,13 +485,22 @@ def _not_sent_paths(strip: StripMessages, name: str) -> set[str]:
     return {u[len(prefix):].split(" = ", 1)[0] for u in strip.unmapped if u.startswith(prefix)}
 
 
+def _named_paths(lines: Sequence[str], name: str) -> set[str]:
+    """The schema paths that ``"<track>: <path> (<why>)"`` lines (a pull's ``not_read``) name for ``name``."""
+    prefix = f"{name}: "
+    return {u[len(prefix):].split(" ", 1)[0] for u in lines if u.startswith(prefix)}
+
+
 def verify_push(client: OscUdpClient, profile: DawProfile, session: Session, plan: PushPlan,
                 feedback: FeedbackState, *, n_tracks: int = 64) -> Verification:
     """Read the DAW's state back after a push (the profile's own pull: Ardour's strip feedback and plugin
     descriptors, REAPER's refresh, Ableton's pipelined getters) and compare every value the push sent with
     the session: the largest error per schema path, in the parameter's unit, and each value off by more than
-    :data:`VERIFY_REL` of its magnitude. Values listed as not sent are not compared; out-of-range read-backs
-    are clamped into the schema range for the comparison (the error then shows how far off they were).
+    :data:`VERIFY_REL` of its magnitude. Values listed as not sent, or as not read back (a plugin missing
+    on a created track), are not compared, nor automated ones where
+    the DAW plays its lanes over them (:attr:`~mixbridge.bridge.profiles.DawProfile.lanes_override_static`);
+    out-of-range read-backs are clamped into the schema range for the comparison (the error then shows how
+    far off they were).
 
     Raises:
         DawUnreachableError: the DAW stopped answering.
@@ -437,9 +523,12 @@ def verify_push(client: OscUdpClient, profile: DawProfile, session: Session, pla
             out.not_read.append(f"{track.name}: the DAW reported no track '{d.name}' on reading back")
             continue
         back = got.pop(0)
-        skip = _not_sent_paths(by_name[track.name], track.name)
+        skip = _not_sent_paths(by_name[track.name], track.name) | _named_paths(pulled.not_read, d.name)
         for path, _param in CHANNEL_STRIP.flat_params():
             if path not in mapped or path in skip:
+                continue
+            if profile.lanes_override_static and path in track.automation:
+                out.automated += 1
                 continue
             proc, name = path.split(".")
             want, have = float(track.params[proc][name]), float(back.params[proc][name])
@@ -449,6 +538,17 @@ def verify_push(client: OscUdpClient, profile: DawProfile, session: Session, pla
                 out.largest[path] = (err, track.name)
             if err > VERIFY_REL * max(1.0, abs(want)):
                 out.off.append(f"{track.name}: {path} reads back {have:g}{_unit(path)}, pushed {want:g}")
+    if plan.reverb_bus is not None:  # the reverb return on the bus fader
+        key = "master.reverb.return_db"
+        want = float(session.master.params["reverb"]["return_db"])
+        if "reverb.return_db" not in pulled.master_params:
+            out.not_read.append(f"{key}: the DAW reported no fader for bus '{plan.reverb_bus[1]}'")
+        else:
+            have = pulled.master_params["reverb.return_db"]
+            out.compared += 1
+            out.largest[key] = (abs(have - want), plan.reverb_bus[1])
+            if abs(have - want) > VERIFY_REL * max(1.0, abs(want)):
+                out.off.append(f"bus '{plan.reverb_bus[1]}': {key} reads back {have:g} dB, pushed {want:g}")
     out.elapsed_s = time.perf_counter() - t0
     return out
 
@@ -504,7 +604,8 @@ def _new_session(daw: str, host: str, port: int, tracks: list[Track], sample_rat
 
 def pull(daw: str, *, host: str = LOCALHOST, port: int | None = None, clamp: bool = False,
          timeout_s: float = DEFAULT_QUERY_TIMEOUT_S, reply_port: int | None = None,
-         max_tracks: int = 64, sample_rate: int | None = None) -> PullReport:
+         max_tracks: int = 64, sample_rate: int | None = None,
+         ardour_session: str | Path | None = None) -> PullReport:
     """Read a DAW's faders, pans, mutes, polarity (where reported), sends and mapped plugin parameters
     into a new session.
 
@@ -513,13 +614,27 @@ def pull(daw: str, *, host: str = LOCALHOST, port: int | None = None, clamp: boo
     becomes -48 dB with mute on (listed in ``silenced``; see :func:`~mixbridge.bridge.profiles.store_fader`);
     a value within float32 of a schema limit is that limit. The session's sample rate (Hz) is the
     DAW's where it reports one (Ardour), else ``sample_rate``, else :data:`DEFAULT_PULL_SAMPLE_RATE`.
+    Ardour's reverb bus (the bus every track's first aux send feeds) is no track: its fader is read as
+    ``master.reverb.return_db`` (listed in ``ignored``).
+
+    ``ardour_session`` (Ardour only): the saved ``.ardour`` file of the session; the pull then also reads
+    the automation lanes, the master fader (the solved master gain) and the reverb bus's fader
+    (``master.reverb.return_db``) from the file, after asking a running Ardour to save it
+    (:func:`~mixbridge.bridge.ardour_create.pull_ardour_session`).
 
     Raises:
         DawUnreachableError: no answer within ``timeout_s``.
         DawRangeError: a DAW value outside the schema range (unless ``clamp``).
         BridgeConfigError: ``sample_rate`` is not a positive integer, or differs from the rate the DAW
-            reports.
+            reports; ``ardour_session`` for another DAW than Ardour.
     """
+    if ardour_session is not None:
+        if daw != "ardour":
+            raise BridgeConfigError(f"--ardour-session is for --daw ardour, not {daw}; drop it")
+        from .ardour_create import pull_ardour_session
+
+        return pull_ardour_session(ardour_session, host=host, port=port, clamp=clamp, timeout_s=timeout_s,
+                                   sample_rate=sample_rate)
     if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int)
                                     or sample_rate <= 0):
         raise BridgeConfigError(f"--sample-rate {sample_rate!r} must be a positive integer in Hz, e.g. 48000")
@@ -541,6 +656,9 @@ def pull(daw: str, *, host: str = LOCALHOST, port: int | None = None, clamp: boo
         else:
             rate, source = DEFAULT_PULL_SAMPLE_RATE, "default"
         s = _new_session(daw, host, port, pulled.tracks, rate)
+        for mpath, mv in pulled.master_params.items():
+            proc, name = mpath.split(".")
+            s.master.params[proc][name] = mv
         s.validate()
         return PullReport(s, pulled.not_read, pulled.clamped, client.router.stats, pulled.silenced,
                           pulled.ignored, source)

@@ -12,6 +12,10 @@ What it copies from AbletonOSC (github.com/ideoforms/AbletonOSC; facts, not code
 * ``abletonosc/track.py`` and ``device.py``: getters reply with the indices first (``/live/track/get/volume
   t`` -> ``t, volume``; ``/live/device/get/parameters/value t d`` -> ``t, d, v0, v1, ...``; ``/live/track/get/send
   t s`` -> ``t, s, value`` per the README); ``mute`` is a bool (python-osc sends ``T``/``F``).
+* ``abletonosc/song.py`` and ``track.py`` (creation): ``/live/song/create_audio_track i`` calls Live's
+  ``Song.create_audio_track(i)`` (``-1``: at the end; the new track has no devices), ``/live/track/set/name t s``
+  sets a track's name, ``/live/song/get/num_tracks`` answers ``len(song.tracks)``; a name sent to a track that
+  does not exist raises in the handler (an ``IndexError``), which ends that tick's drain.
 
 The buffer defaults to what Linux gives a socket that never sets one (``net.core.rmem_default``, 212992
 bytes; the kernel charges each small datagram ~800 bytes, so about 256 fit). Requesting half of it via
@@ -67,6 +71,9 @@ class AbletonStandin:
         self.state = {i: {"volume": 0.85, "panning": 0.0, "mute": False} for i in range(len(self.names))}
         self.sends = {i: [0.0] for i in range(len(self.names))}
         self.devices = {"EQ Eight": EQ_EIGHT, "Compressor": COMPRESSOR}
+        #: The devices on each track, by name (a created track has none).
+        self.track_devices = {i: list(self.devices) for i in range(len(self.names))}
+        self.created = 0
         dm = get_daw_map("ableton")
         self.ranges: dict[str, dict[str, tuple[float, float]]] = {}
         for d, dname in enumerate(self.devices):
@@ -148,7 +155,23 @@ class AbletonStandin:
         if m.address == "/live/song/get/track_names":
             return OscMessage(m.address, tuple(self.names))
         if m.address == "/live/track/get/devices/name":
-            return OscMessage(m.address, (a[0], *self.devices))
+            return OscMessage(m.address, (a[0], *self.track_devices[a[0]]))
+        if m.address == "/live/song/get/num_tracks":
+            return OscMessage(m.address, (len(self.names),))
+        if m.address == "/live/song/create_audio_track":
+            index = len(self.names) if a[0] == -1 else int(a[0])
+            if index != len(self.names):
+                raise IndexError("the stand-in creates tracks at the end only")
+            self.names.append(f"{index + 1}-Audio")  # Live's default name for a new audio track
+            self.state[index] = {"volume": 0.85, "panning": 0.0, "mute": False}
+            self.sends[index] = [0.0]
+            self.track_devices[index] = []
+            self.created += 1
+            return None
+        if m.address == "/live/track/set/name":
+            self.sets.append(m)
+            self.names[a[0]] = str(a[1])  # IndexError for a track that does not exist, as in Live
+            return None
         if m.address == "/live/device/get/parameters/name":
             return OscMessage(m.address, (a[0], a[1], *self.devices[self.device_name(a[1])]))
         if m.address in ("/live/device/get/parameters/min", "/live/device/get/parameters/max"):

@@ -5,9 +5,9 @@ Ardour: an 8-track session with inverted tracks, sends, a solved master gain and
 pan, mute, trim, send and two ACE EQ bands (one drives a dependent shelf frequency) is applied by
 ``ardour7-lua`` to a fresh session that holds 3 of the tracks; the saved XML is read back: every track
 exists once by name with its plugins once, values are within float32 of the push laws, and every
-automation lane holds the thinned schedule: events at the schedule's times (one sample; plugin lanes are
-kept in Ardour's musical time, one tick of 1/3840 s at the default 120 BPM) with the schedule's values,
-and the curve between events within one thinning step of the lane.
+automation lane holds the lane points (:func:`~mixbridge.bridge.automation.lane_points`): events at
+their times (one sample; plugin lanes are kept in Ardour's musical time, one tick of 1/3840 s at the
+default 120 BPM) with their values, and the curve between events within one thinning step of the lane.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 
 from mixbridge.bridge.ace_laws import aeq_bw_from_q
 from mixbridge.bridge.ardour import ARDOUR_LUA, HeadlessArdour, ardour_available, read_routes
-from mixbridge.bridge.automation import DEFAULT_RESOLUTION, sample_curve, thin
+from mixbridge.bridge.automation import DEFAULT_RESOLUTION, lane_points
 from mixbridge.bridge.daw_scripts import daw_script, lua_string
 from mixbridge.bridge.push import plan_push
 from mixbridge.schema import CHANNEL_STRIP
@@ -74,8 +74,8 @@ def scripted_session() -> Session:
 
 
 def schedule(curve: Automation, path: str) -> list[tuple[float, float]]:
-    t, v = sample_curve(curve, 100.0)
-    return thin(t, v, CHANNEL_STRIP.param(path), DEFAULT_RESOLUTION)
+    """The lane points a script writes for ``curve`` (100 Hz and the curve's breakpoints, joined by lines)."""
+    return lane_points(curve, CHANNEL_STRIP.param(path), 100.0, DEFAULT_RESOLUTION)
 
 
 def read_lanes(root: ET.Element) -> dict[str, dict[str, tuple[str, list[tuple[float, float]]]]]:
@@ -409,6 +409,7 @@ def test_a_script_builds_64_tracks_in_an_empty_ardour_session_that_pulls_back_eq
         p["compressor"]["knee_db"] = float(rng.uniform(0, 6))
         t.automation["trim.gain_db"] = Automation([0.0, 0.5], [p["trim"]["gain_db"], 0.0])  # starts at the static
     s.master.solved_gain_db = 2.5
+    s.master.params["reverb"]["return_db"] = -7.5
     a = HeadlessArdour(tmp_path / "ardour", n_tracks=0, name="scratch", plugins=())
     a.create()
     lua = tmp_path / "apply.lua"
@@ -424,7 +425,9 @@ def test_a_script_builds_64_tracks_in_an_empty_ardour_session_that_pulls_back_eq
     with a:
         pulled = pull("ardour", port=a.osc_port, max_tracks=N_SCRATCH + 2, timeout_s=5.0)
     got = {t.name: t for t in pulled.session.tracks}
-    assert set(got) == {t.name for t in s.tracks} | {"Reverb"}
+    assert set(got) == {t.name for t in s.tracks}  # the Reverb bus is the master's return, not a track
+    assert any(i.startswith("bus 'Reverb'") for i in pulled.ignored)
+    assert pulled.session.master.params["reverb"]["return_db"] == pytest.approx(-7.5, abs=GAIN_TOLERANCE_DB)
     # trim carries a lane in Play, so its control follows the curve at Ardour's playhead: not compared here
     strip = ["fader.fader_db", "fader.mute", "pan.pan", "polarity.invert", "send.send_db"]
     for want in s.tracks:

@@ -131,3 +131,60 @@ def test_on_off_curves_export_as_steps_at_their_exact_time(tmp_path, path):
     assert [v for _, v in points] == [0, 127, 0]
     want_s = [0.0, 1.0 + 0.5 / 150, 2.75]
     assert all(math.isclose(tick / TICKS_PER_S, w, abs_tol=HALF_TICK_S) for (tick, _), w in zip(points, want_s))
+
+
+def _pairs(cc: list[tuple[int, int, int, int]], msb: int) -> list[tuple[int, int]]:
+    """``(tick, 128 * MSB + LSB)`` of the 14-bit pairs on controller ``msb`` (LSB on ``msb + 32``), decoded
+    from raw control changes; each LSB must follow its MSB directly, at the same tick (MIDI 1.0: MSB first)."""
+    out = []
+    for (tick, ch, c, v), nxt in zip(cc, cc[1:] + [(None, None, None, None)]):
+        if c == msb:
+            assert nxt[2] == msb + 32 and nxt[0] == tick and nxt[1] == ch, (tick, c, nxt)
+            out.append((tick, 128 * v + nxt[3]))
+        elif c == msb + 32:
+            assert out and out[-1][0] == tick, ("LSB without its MSB", tick)
+    return out
+
+
+#: The 14-bit scale's top (MSB 127, LSB 127).
+FULL_14BIT = 16383
+
+
+def test_cc14_writes_fader_and_pan_as_msb_lsb_pairs_within_one_14bit_step(tmp_path):
+    """``--cc14``: a held fader at g dB is the pair CC7/CC39 with v = 128 MSB + LSB on the GM law over 0..16383
+    (g = 40 log10(v / 16383)); the decoded level is within the 14-bit step 40 log10((v + 1) / v) of g (0.001 dB
+    at 0 dB, 0.017 dB at -48 dB; a 7-bit step is 0.14-2 dB). Pan is CC10/CC42, v = round(16383 (pan + 1) / 2),
+    within 2 / 16383. Read with the raw reader above and with mido (read_smf_curves)."""
+    gains = [0.0, -0.05, -4.15, -11.9, -24.0, -47.3]
+    pans = [-1.0, -0.3, 0.0, 0.25, 0.77, 1.0]
+    tracks = [Track(f"t{i}", f"t{i}.wav", automation={"fader.fader_db": Automation([0.0, 1.0], [g, g]),
+                                                      "pan.pan": Automation([0.0, 1.0], [p, p])})
+              for i, (g, p) in enumerate(zip(gains, pans))]
+    out = _export(tmp_path, Session(48000, tracks), "--cc14")
+    by_mido = read_smf_curves(out, cc14=True)
+    for t, g, pan in zip(read_smf_raw(out)[1:], gains, pans):
+        (_, v), = _pairs(t["cc"], 7)
+        step_db = 40 * math.log10((v + 1) / v)
+        assert abs(40 * math.log10(v / FULL_14BIT) - g) <= step_db, (t["name"], v, g)
+        (_, p14), = _pairs(t["cc"], 10)
+        assert abs(2 * p14 / FULL_14BIT - 1 - pan) <= 1 / FULL_14BIT, (t["name"], p14, pan)
+        assert [v for _, v in by_mido[(t["name"], 7)]] == [v]
+        assert [v for _, v in by_mido[(t["name"], 10)]] == [p14]
+
+
+def test_cc14_ramp_lands_each_14bit_value_at_its_exact_tick(tmp_path):
+    """A fader ramp -30 -> -20 dB over 10 s (8.5 ticks per 14-bit value), as 14-bit pairs: the decoded
+    values rise by one at a time from the start value to the end value (no 7-bit jumps), each within half
+    a tick of where the line crosses the half-way point between two values on the GM law; the 7-bit export
+    of the same curve has fewer than 128 values and no CC39."""
+    duration, g0, g1 = 10.0, -30.0, -20.0
+    s = Session(48000, [Track("vox", "v.wav", automation={"fader.fader_db": Automation([0.0, duration], [g0, g1])})])
+    pairs = _pairs(read_smf_raw(_export(tmp_path, s, "--cc14"))[1]["cc"], 7)
+    values = [v for _, v in pairs]
+    v0, v1 = round(FULL_14BIT * 10 ** (g0 / 40)), round(FULL_14BIT * 10 ** (g1 / 40))
+    assert values == list(range(v0, v1 + 1))
+    for tick, v in pairs[1:]:
+        crossing_db = 40 * math.log10((v - 0.5) / FULL_14BIT)
+        assert tick / TICKS_PER_S == pytest.approx((crossing_db - g0) / (g1 - g0) * duration, abs=HALF_TICK_S), v
+    seven = [v for _, _, c, v in read_smf_raw(_export(tmp_path, s))[1]["cc"] if c == 7]
+    assert len(seven) < 128 and not any(c == 39 for _, _, c, _ in read_smf_raw(tmp_path / "auto.mid")[1]["cc"])

@@ -85,3 +85,22 @@ def test_dry_run_prints_the_master_lines(tmp_path, capsys):
         assert any(line.startswith(f"not sent: {p} = ") for line in out), p
     assert out[-1].endswith("master: REAPER's master track volume (/track/0/volume/db) = +3.36 dB (the solved "
                             "master gain); its other parameters listed as not sent")
+
+
+def test_the_reverb_return_goes_to_the_bus_every_first_send_feeds():
+    """Ardour reports each strip's send target (``/strip/sends``): when every matched track's first send feeds
+    one strip that no session track matched, ``master.reverb.return_db`` goes to that strip's fader (the
+    fader law of the profile) and is no longer listed as not sent; else it stays listed."""
+    from mixbridge.bridge.profiles import DawTrack, StripLayout
+
+    s = session()
+    s.master.params["reverb"]["return_db"] = -4.5
+    daw = [DawTrack(0, "kick"), DawTrack(1, "bass"), DawTrack(2, "Verb")]
+    layouts = {0: StripLayout(send_target=2), 1: StripLayout(send_target=2)}
+    plan = plan_push(s, "ardour", daw_tracks=daw, layouts=layouts)
+    assert plan.reverb_bus == (2, "Verb")
+    assert plan.master.messages[0].address == "/strip/gain" and plan.master.messages[0].args == (3, -4.5)
+    assert not _named(plan.unmapped, "master.reverb.return_db")
+    split = {0: StripLayout(send_target=2), 1: StripLayout(send_target=None)}  # not every track feeds it
+    plan = plan_push(s, "ardour", daw_tracks=daw, layouts=split)
+    assert plan.reverb_bus is None and len(_named(plan.unmapped, "master.reverb.return_db")) == 1

@@ -21,14 +21,12 @@
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mixbridge.atomic import atomic_write_bytes, atomic_write_text
 from mixbridge.checksum import sha256_bytes
 from mixbridge.npz import npz_bytes
 from mixbridge.plugins.learned_master_io import INPUT_NAMES, OUTPUT_NAMES, OUTPUT_PARAMS, inference_settings
@@ -44,6 +42,7 @@ from .master_runtime import (
     OnnxMasterPredictor,
     onnx_paths,
 )
+from .onnx_session import write_onnx_export
 
 __all__ = ["GOLDEN_TOL", "MASTER_ONNX_FORMAT", "MASTER_ONNX_VERSION", "MasterExportError", "OnnxMasterPredictor",
            "SHIPPED_ONNX", "export_master_onnx"]
@@ -137,10 +136,7 @@ def export_master_onnx(checkpoint: Any, out_path: str | Path, *, seed: int = 0) 
                    "seed": GOLDEN_SEED, "tolerance": GOLDEN_TOL},
         "source": source,
     }
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(onnx_path, onnx_bytes)
-    atomic_write_bytes(golden_path, golden_bytes)
-    atomic_write_text(sidecar_path, json.dumps(sidecar, indent=1) + "\n")
+    write_onnx_export(onnx_path, onnx_bytes, golden_bytes, sidecar)
     err = OnnxMasterPredictor(onnx_path).verify()
     if err > GOLDEN_TOL:
         raise MasterExportError(f"{onnx_path}: the ONNX network differs from torch by {err:.3g} on the golden pair "

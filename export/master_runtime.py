@@ -2,7 +2,8 @@
 
 :class:`OnnxMasterPredictor` reads an export of :func:`mixbridge.export.master_onnx.export_master_onnx`
 (``OUT.onnx`` + its sidecar ``OUT.onnx.json`` + the golden pair ``OUT.onnx.golden.npz``), checks the
-sidecar's format and version and the ONNX file's sha256, computes the features of a window of audio
+sidecar's format and version and the ONNX file's sha256 (:mod:`.onnx_session`, the exports' one loader),
+computes the features of a window of audio
 (:func:`mixbridge.master_features.master_features`), runs the network and returns the ``master_bus``
 parameters in real units (:func:`mixbridge.plugins.learned_master_io.params_from_normalised`): what the live
 bus's worker runs over its sliding window (:attr:`OnnxMasterPredictor.window_s`). Default file: the
@@ -10,12 +11,10 @@ shipped :data:`SHIPPED_ONNX` (``models/masterers/learned.onnx``). Never imports 
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from mixbridge.checksum import sha256_bytes, sha256_file
 from mixbridge.errors import RecordFormatError
 from mixbridge.master_features import FEATURE_NAMES, master_features
 from mixbridge.plugins.learned_master_io import (
@@ -26,7 +25,8 @@ from mixbridge.plugins.learned_master_io import (
     params_from_normalised,
     scale_plan,
 )
-from mixbridge.records import read_record
+
+from .onnx_session import golden_arrays, inference_session, onnx_paths, read_onnx_export
 
 __all__ = ["GOLDEN_TOL", "MASTER_ONNX_FORMAT", "MASTER_ONNX_VERSION", "MasterExportError", "OnnxMasterPredictor",
            "SHIPPED_ONNX", "onnx_paths"]
@@ -45,18 +45,6 @@ GOLDEN_TOL = 1e-5
 
 class MasterExportError(RecordFormatError):
     """A master ONNX export that cannot be made, or one whose files are missing, changed or of another version."""
-
-
-def onnx_paths(out_path: str | Path) -> tuple[Path, Path, Path]:
-    """``(OUT.onnx, OUT.onnx.json, OUT.onnx.golden.npz)`` of ``OUT.onnx``, ``OUT.onnx.json`` or ``OUT``."""
-    p = Path(out_path)
-    name = p.name
-    for suffix in (".onnx.json", ".onnx"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    onnx_path = p.parent / (name + ".onnx")
-    return onnx_path, p.parent / (onnx_path.name + ".json"), p.parent / (onnx_path.name + ".golden.npz")
 
 
 class OnnxMasterPredictor:
@@ -78,34 +66,17 @@ class OnnxMasterPredictor:
     """
 
     def __init__(self, path: str | Path | None = None, *, provider: str | None = None, num_threads: int = 1) -> None:
-        onnx_path, sidecar_path, golden_path = onnx_paths(path if path is not None else SHIPPED_ONNX)
+        onnx_path = onnx_paths(path if path is not None else SHIPPED_ONNX)[0]
         fix = f"re-export it (python -m mixbridge.export.master_onnx CHECKPOINT {onnx_path})"
-        self.sidecar = read_record(sidecar_path, format=MASTER_ONNX_FORMAT, versions=(MASTER_ONNX_VERSION,),
-                                   what="mixbridge master ONNX sidecar", fix=fix, error=MasterExportError,
-                                   missing=f"{sidecar_path}: no sidecar next to {onnx_path.name}; {fix}")
-        if not onnx_path.is_file():
-            raise MasterExportError(f"{onnx_path}: no ONNX file; {fix}")
-        digest = sha256_file(onnx_path, prefixed=False)
-        if digest != self.sidecar["onnx"]["sha256"]:
-            raise MasterExportError(f"{onnx_path}: sha256 {digest[:12]}... differs from the sidecar's "
-                                    f"{str(self.sidecar['onnx']['sha256'])[:12]}...; the file changed; {fix}")
+        self.sidecar, onnx_path, sidecar_path, golden_path = read_onnx_export(
+            onnx_path, format=MASTER_ONNX_FORMAT, version=MASTER_ONNX_VERSION, what="mixbridge master ONNX sidecar",
+            fix=fix, error=MasterExportError)
         if (list(self.sidecar.get("output_names", [])) != list(OUTPUT_NAMES)
                 or list(self.sidecar.get("input_names", [])) != list(INPUT_NAMES)):
             raise MasterExportError(f"{sidecar_path}: inputs/outputs differ from this mixbridge's "
                                     f"({len(INPUT_NAMES)} features, {len(OUTPUT_NAMES)} parameters); {fix}")
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            from mixbridge.errors import BackendUnavailableError
-
-            raise BackendUnavailableError("onnxruntime is not installed; pip install onnxruntime "
-                                          "(the ONNX mastering model runs on it)") from e
-        from .runtime import select_provider
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(num_threads)
-        opts.inter_op_num_threads = 1
-        self._ort = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=[select_provider(provider)])
+        self._ort = inference_session(onnx_path, provider=provider, num_threads=num_threads,
+                                      runs="the ONNX mastering model")
         self.onnx_path, self.golden_path = onnx_path, golden_path
         self.window_s = float(self.sidecar["window_s"])
         #: The EQ and compressor intensities the export carries (``learned_master_io.scale_plan``).
@@ -142,9 +113,6 @@ class OnnxMasterPredictor:
         Raises:
             MasterExportError: the golden file is missing or changed.
         """
-        data = self.golden_path.read_bytes() if self.golden_path.is_file() else None
-        if data is None or sha256_bytes(data, prefixed=False) != self.sidecar["golden"]["sha256"]:
-            raise MasterExportError(f"{self.golden_path}: missing or changed; re-export the model")
-        with np.load(io.BytesIO(data), allow_pickle=False) as g:
-            u, d = self.run(g["inputs"])
-            return float(max(np.max(np.abs(u - g["params"])), np.max(np.abs(d - g["band_delta_db"]))))
+        g = golden_arrays(self.golden_path, self.sidecar, error=MasterExportError, fix="re-export the model")
+        u, d = self.run(g["inputs"])
+        return float(max(np.max(np.abs(u - g["params"])), np.max(np.abs(d - g["band_delta_db"]))))

@@ -15,7 +15,8 @@
   ``DMCMixer.__call__``); the normalised outputs are read in real units with the schema's own
   :meth:`mixbridge.parameters.Param.from_normalised` instead of the torch ``denormalise``. Its
   decision equals the torch mixer's within :data:`MATCH_TOL_DB` dB and :data:`MATCH_TOL_PAN`
-  (float32 network outputs; the session rounds gains to 1 mdB and pans to 1e-4).
+  (float32 network outputs; the session rounds gains to 1 mdB and pans to 1e-4). Its three files are
+  read and checked by :mod:`.onnx_session`, the network exports' one loader.
 
 ``mixbridge export mixer CHECKPOINT -o OUT.onnx`` runs :func:`export_mixer_onnx` and checks the
 golden pair with the runner.
@@ -30,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from mixbridge.atomic import atomic_write_bytes, atomic_write_text
-from mixbridge.checksum import sha256_bytes, sha256_file
+from mixbridge.checksum import sha256_bytes
 from mixbridge.errors import RecordFormatError
 from mixbridge.models.dmc import OUTPUT_NAMES, OUTPUT_PARAMS
 from mixbridge.models.dmc_mixer import SHIPPED_CHECKPOINT, DMCMixer, DMCMixerError
 from mixbridge.npz import npz_bytes
-from mixbridge.records import read_record
+
+from .onnx_session import golden_arrays, inference_session, onnx_paths, read_onnx_export, write_onnx_export
 
 #: The sidecar's format and version (a :func:`mixbridge.records.read_record` record).
 MIXER_ONNX_FORMAT = "mixbridge-mixer-onnx"
@@ -58,20 +59,6 @@ MATCH_TOL_PAN = 1e-5
 
 class MixerExportError(RecordFormatError):
     """A mixer ONNX export that cannot be made, or one whose files are missing, changed or of another version."""
-
-
-def _paths(out_path: str | Path) -> tuple[Path, Path, Path]:
-    """``(OUT.onnx, OUT.onnx.json, OUT.onnx.golden.npz)`` of ``out_path`` (``OUT.onnx``, ``OUT.onnx.json``
-    or ``OUT``). The sidecar is not ``OUT.json``, so that ``models/mixers/dmc.onnx`` sits beside the
-    checkpoint ``dmc.json`` + ``dmc.safetensors`` it was exported from without replacing its record."""
-    p = Path(out_path)
-    name = p.name
-    for suffix in (".onnx.json", ".onnx"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    onnx_path = p.parent / (name + ".onnx")
-    return onnx_path, p.parent / (onnx_path.name + ".json"), p.parent / (onnx_path.name + ".golden.npz")
 
 
 def _load_dmc(checkpoint: Any, seed: int):
@@ -120,7 +107,7 @@ def export_mixer_onnx(checkpoint: Any, out_path: str | Path, *, seed: int = 0) -
         raise MixerExportError(f"{checkpoint}: architecture {getattr(model, 'architecture', None)!r}; "
                                "`mixbridge export mixer` exports 'dmc' networks "
                                "(proxies: `mixbridge export CHECKPOINT`)")
-    onnx_path, sidecar_path, golden_path = _paths(out_path)
+    onnx_path, _, golden_path = onnx_paths(out_path)
     shape = (GOLDEN_SHAPE[0], GOLDEN_SHAPE[1], model.n_mels, GOLDEN_SHAPE[3])
     gen = torch.Generator().manual_seed(GOLDEN_SEED)
     feats = -60.0 + 20.0 * torch.randn(*shape, generator=gen)
@@ -153,9 +140,7 @@ def export_mixer_onnx(checkpoint: Any, out_path: str | Path, *, seed: int = 0) -
                    "seed": GOLDEN_SEED, "tolerance": GOLDEN_TOL},
         "source": source,
     }
-    atomic_write_bytes(onnx_path, onnx_bytes)
-    atomic_write_bytes(golden_path, golden_bytes)
-    atomic_write_text(sidecar_path, json.dumps(sidecar, indent=1) + "\n")
+    write_onnx_export(onnx_path, onnx_bytes, golden_bytes, sidecar)
     err = OnnxDMCMixer(onnx_path).verify()
     if err > GOLDEN_TOL:
         raise MixerExportError(f"{onnx_path}: the ONNX network differs from torch by {err:.3g} on the golden pair "
@@ -181,33 +166,16 @@ class OnnxDMCMixer(DMCMixer):
 
     def __init__(self, model_path: str | Path = SHIPPED_ONNX, *, provider: str | None = None,
                  num_threads: int = 1) -> None:
-        onnx_path, sidecar_path, golden_path = _paths(model_path)
+        onnx_path = onnx_paths(model_path)[0]
         fix = f"re-export it (mixbridge export mixer CHECKPOINT -o {onnx_path})"
-        self.sidecar = read_record(sidecar_path, format=MIXER_ONNX_FORMAT, versions=(MIXER_ONNX_VERSION,),
-                                   what="mixbridge mixer ONNX sidecar", fix=fix, error=MixerExportError,
-                                   missing=f"{sidecar_path}: no sidecar next to {onnx_path.name}; {fix}")
-        if not onnx_path.is_file():
-            raise MixerExportError(f"{onnx_path}: no ONNX file; {fix}")
-        digest = sha256_file(onnx_path, prefixed=False)
-        if digest != self.sidecar["onnx"]["sha256"]:
-            raise MixerExportError(f"{onnx_path}: sha256 {digest[:12]}... differs from the sidecar's "
-                                   f"{str(self.sidecar['onnx']['sha256'])[:12]}...; the file changed; {fix}")
+        self.sidecar, onnx_path, sidecar_path, golden_path = read_onnx_export(
+            onnx_path, format=MIXER_ONNX_FORMAT, version=MIXER_ONNX_VERSION, what="mixbridge mixer ONNX sidecar",
+            fix=fix, error=MixerExportError)
         if list(self.sidecar.get("output_names", [])) != list(OUTPUT_NAMES):
             raise MixerExportError(f"{sidecar_path}: outputs {self.sidecar.get('output_names')} are not "
                                    f"{list(OUTPUT_NAMES)}; {fix}")
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            from mixbridge.errors import BackendUnavailableError
-
-            raise BackendUnavailableError("onnxruntime is not installed; pip install onnxruntime "
-                                          "(the ONNX dmc mixer runs on it)") from e
-        from .runtime import select_provider
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(num_threads)
-        opts.inter_op_num_threads = 1
-        self._ort = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=[select_provider(provider)])
+        self._ort = inference_session(onnx_path, provider=provider, num_threads=num_threads,
+                                      runs="the ONNX dmc mixer")
         self.onnx_path, self.golden_path = onnx_path, golden_path
         c = self.sidecar["config"]
         self.sample_rate, self.window_s = int(c["sample_rate"]), float(c["window_s"])
@@ -248,11 +216,8 @@ class OnnxDMCMixer(DMCMixer):
         Raises:
             MixerExportError: the golden file is missing or changed.
         """
-        data = self.golden_path.read_bytes() if self.golden_path.is_file() else None
-        if data is None or sha256_bytes(data, prefixed=False) != self.sidecar["golden"]["sha256"]:
-            raise MixerExportError(f"{self.golden_path}: missing or changed; re-export the mixer")
-        with np.load(io.BytesIO(data), allow_pickle=False) as g:
-            return float(np.max(np.abs(self.run(g["features"], g["mask"]) - g["params"])))
+        g = golden_arrays(self.golden_path, self.sidecar, error=MixerExportError, fix="re-export the mixer")
+        return float(np.max(np.abs(self.run(g["features"], g["mask"]) - g["params"])))
 
     def geometry(self) -> tuple[int, float, int, dict[str, int]]:
         """``(sample_rate, window_s, max_windows, feature settings)`` from the export's sidecar."""

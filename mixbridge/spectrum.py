@@ -21,6 +21,10 @@ measurement                             definition and source
                                         minus integrated loudness (LUFS), dB (EBU Tech 3342 / R128's PLR)
 :func:`short_term_lufs`                 short-term loudness (EBU Tech 3341: 3 s window, K-weighting of
                                         BS.1770-4 by pyloudnorm's filters) every ``hop_s``
+:func:`band_level_error_db`             mean ``|a_k - b_k|`` of two signals' band levels over the bands
+                                        both have, optionally leaving out bands far below the loudest
+                                        in both (the pre-master round trip's octave error and the
+                                        mastering table's tonal error)
 ======================================  ===========================================================
 
 ``octave_band_levels_db`` and ``octave_band_edges_hz`` moved here from
@@ -38,7 +42,7 @@ from .loudness import SILENT_LUFS, integrated_lufs, true_peak_dbtp
 
 __all__ = ["OCTAVE_CENTRES_HZ", "OCTAVE_NOMINAL_HZ", "THIRD_OCTAVE_CENTRES_HZ", "BAND_POWER_FLOOR", "LTAS_NFFT",
            "band_edges_hz", "octave_band_edges_hz", "octave_band_levels_db", "ltas_db", "band_centres_hz",
-           "crest_factor_db", "plr_db", "short_term_lufs"]
+           "crest_factor_db", "plr_db", "short_term_lufs", "band_level_error_db"]
 
 #: Exact octave-band centres ``1000 * 2^k`` Hz, k = -5..4 (nominal 31.5, 63, 125, ..., 16000 Hz).
 OCTAVE_CENTRES_HZ = tuple(1000.0 * 2.0 ** k for k in range(-5, 5))
@@ -130,6 +134,43 @@ def octave_band_levels_db(audio: np.ndarray, sample_rate: int) -> list[float | N
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
     sums = _band_sums(power, freqs, octave_band_edges_hz(sample_rate), sample_rate / 2.0)
     return [None if s is None else float(10.0 * np.log10(max(s, BAND_POWER_FLOOR))) for s in sums]
+
+
+def band_level_error_db(levels_a, levels_b, *, skip_below_db: float | None = None
+                        ) -> tuple[float, list[float | None], list[bool]]:
+    """The mean absolute difference of two signals' band levels, dB, with the per-band differences.
+
+    Args:
+        levels_a, levels_b: band levels in dB, one per band, in the same bands (e.g.
+            :func:`octave_band_levels_db` of each signal, or those minus each signal's loudness); ``None``
+            (or NaN) where a signal has no such band (above Nyquist).
+        skip_below_db: where given (a negative dB figure), a band more than ``-skip_below_db`` dB below the
+            loudest band of its signal in *both* signals (``a_k - max a <= skip_below_db`` and likewise for
+            ``b``) is left out: nothing to match there. ``None``: every band both signals have counts.
+
+    Returns:
+        ``(error_db, difference_db, used)``: the mean of ``|a_k - b_k|`` over the used bands (NaN when none
+        is), ``a_k - b_k`` per band (``None`` where either level is missing), and which bands were used.
+
+    Raises:
+        AudioInputError: ``levels_a`` and ``levels_b`` of different lengths (not the same bands).
+    """
+    def level(x) -> float | None:
+        return None if x is None or not math.isfinite(x) else float(x)
+
+    a, b = [level(x) for x in levels_a], [level(x) for x in levels_b]
+    if len(a) != len(b):
+        raise AudioInputError(f"{len(a)} and {len(b)} band levels; give both signals' levels in the same bands")
+    top_a = max((x for x in a if x is not None), default=0.0)
+    top_b = max((y for y in b if y is not None), default=0.0)
+    diff: list[float | None] = []
+    used: list[bool] = []
+    for x, y in zip(a, b):
+        diff.append(None if x is None or y is None else x - y)
+        used.append(x is not None and y is not None
+                    and (skip_below_db is None or x - top_a > skip_below_db or y - top_b > skip_below_db))
+    kept = [abs(d) for d, u in zip(diff, used) if u and d is not None]
+    return (float(np.mean(kept)) if kept else math.nan), diff, used
 
 
 def _welch_psd(a: np.ndarray, sample_rate: int, nfft: int) -> tuple[np.ndarray, np.ndarray]:

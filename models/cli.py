@@ -13,6 +13,10 @@ trains data-parallel and rank 0 prints the result.
 (:func:`mixbridge.models.training.mixing.train_mixer`), with the same run folder. ``train prior``
 comes from :mod:`.prior_mixer` when it defines ``add_prior_command``. Only the standard library is
 imported at module level (STYLE.md point 12).
+
+Every ``train`` command that runs the trainer (proxy, mixer, master, master-unet) spells its common options,
+reads them back and prints its result line through the one set of helpers here: :func:`add_training_options`,
+:func:`training_kwargs` and :func:`training_result`.
 """
 from __future__ import annotations
 
@@ -30,20 +34,11 @@ def register(sub) -> None:
                      "models/configs/. Checkpoints (last, best) and log.csv go to RUN_DIR. Under torchrun "
                      "(torchrun --nproc_per_node N $(which mixbridge) train proxy ...) the run is data-parallel: "
                      "batch_size examples per process and step."))
-    p.add_argument("--data", required=True, metavar="DATASET", help="an effect dataset (mixbridge datagen effect)")
-    p.add_argument("--config", metavar="CONFIG", help="YAML/TOML training config (default: built-in defaults, "
-                   "or the run's own config with --resume)")
-    add_output(p, metavar="RUN_DIR", help="the run folder (checkpoints, log.csv, train_config.json)")
-    p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: the config's, else cpu")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this call")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in all")
+    add_training_options(p, data_help="an effect dataset (mixbridge datagen effect)",
+                         threads_help="torch intra-op CPU threads of each process (default: the config's, 1)")
     p.add_argument("--max-epochs", type=int, default=None, help="override the config's max_epochs")
     p.add_argument("--init", metavar="CHECKPOINT", default=None,
                    help="start from this checkpoint's weights (e.g. a shipped proxy), fresh optimizer")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op CPU threads of each process (default: the config's, 1)")
-    add_quiet(p, help="no progress bars or per-epoch lines (the result line stays)")
     p.set_defaults(func=_train_proxy, command="train proxy")
     _add_mixer_command(tsub)
     try:  # numpy-only; defined by the prior mixer's module when it ships its training command
@@ -65,6 +60,66 @@ def register(sub) -> None:
     t.set_defaults(func=lambda args: (t.print_help(), 2)[1])
 
 
+#: ``--threads`` help of the train commands that run one process.
+THREADS_HELP = "torch CPU threads (default: the config's, 1)"
+#: ``-q`` help of every train command that runs the trainer.
+QUIET_HELP = "no progress bars or per-epoch lines (the result line stays)"
+
+
+def add_training_options(parser, *, data_help: str, data_metavar: str = "DATASET",
+                         threads_help: str = THREADS_HELP) -> None:
+    """Add the options every trainer-run ``mixbridge train`` command spells alike to ``parser``.
+
+    ``--data DATASET`` (required; ``data_metavar``, ``data_help``), ``--config CONFIG``, ``-o/--output RUN_DIR``
+    (:func:`mixbridge.cli_options.add_output`), ``--resume``, ``--device cpu|cuda``, ``--max-minutes M``,
+    ``--max-steps N``, ``--threads T`` (``threads_help``) and ``-q/--quiet``
+    (:func:`mixbridge.cli_options.add_quiet`); every default is ``None`` (the config's or the function's
+    applies) but ``--resume``/``-q`` (False). :func:`training_kwargs` reads them back.
+    """
+    parser.add_argument("--data", required=True, metavar=data_metavar, help=data_help)
+    parser.add_argument("--config", metavar="CONFIG", help="YAML/TOML training config (default: built-in defaults, "
+                        "or the run's own config with --resume)")
+    add_output(parser, metavar="RUN_DIR", help="the run folder (checkpoints, log.csv, train_config.json)")
+    parser.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: the config's, else cpu")
+    parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this call")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in all")
+    parser.add_argument("--threads", type=int, default=None, help=threads_help)
+    add_quiet(parser, help=QUIET_HELP)
+
+
+def training_kwargs(args, load_config, **more) -> dict:
+    """The keyword arguments of a ``train_*`` call from :func:`add_training_options`'s parsed ``args``.
+
+    The config file's (``load_config(args.config)``), or with ``--resume`` and no ``--config`` the run's own
+    recipe (:func:`mixbridge.models.training.trainer.saved_recipe`), then ``device``, ``max_minutes``,
+    ``max_steps``, ``num_threads`` and the command's own ``more`` where given (not ``None``), then
+    ``progress`` (not ``-q``) and ``resume``.
+
+    Raises:
+        TrainConfigError: an unreadable or invalid config (from ``load_config``).
+    """
+    from .training.trainer import saved_recipe
+
+    kwargs = load_config(args.config) if args.config else {}
+    if args.resume and not args.config:
+        kwargs = saved_recipe(args.output)
+    given = {"device": args.device, "max_minutes": args.max_minutes, "max_steps": args.max_steps,
+             "num_threads": args.threads} | more
+    kwargs.update({key: value for key, value in given.items() if value is not None})
+    kwargs["progress"] = not args.quiet
+    kwargs["resume"] = args.resume
+    return kwargs
+
+
+def training_result(s: dict, *, loss: str = "") -> str:
+    """The one line a train command prints from the trainer's summary ``s``; ``loss`` follows the best
+    validation loss (its unit, or more figures)."""
+    return (f"stopped ({s['stopped']}) after epoch {s['epoch']}, step {s['step']}, {s['examples']} examples, "
+            f"{s['train_seconds']:.0f} s of training ({s['examples_per_s']:.2f} examples/s); best validation "
+            f"loss {s['best_val_loss']:.4f}{loss}; best checkpoint {s['best']}")
+
+
 def _add_mixer_command(tsub) -> None:
     m = tsub.add_parser(
         "mixer", help="train the DMC mixer (gain and pan) on a composer dataset",
@@ -72,36 +127,15 @@ def _add_mixer_command(tsub) -> None:
                      "its train split for training, its val split for validation (by song). CONFIG (YAML or TOML) "
                      "holds train_mixer keyword arguments; see models/configs/dmc.yaml. Checkpoints (last, best) "
                      "and log.csv go to RUN_DIR; ship best.json/.safetensors as models/mixers/dmc.*."))
-    m.add_argument("--data", required=True, metavar="DATASET", help="a composer dataset (mixbridge datagen composer)")
-    m.add_argument("--config", metavar="CONFIG", help="YAML/TOML training config (default: built-in defaults, "
-                   "or the run's own config with --resume)")
-    add_output(m, metavar="RUN_DIR", help="the run folder (checkpoints, log.csv, train_config.json)")
-    m.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
-    m.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: the config's, else cpu")
-    m.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this call")
-    m.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in all")
-    m.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's, 1)")
-    add_quiet(m, help="no progress bars or per-epoch lines (the result line stays)")
+    add_training_options(m, data_help="a composer dataset (mixbridge datagen composer)")
     m.set_defaults(func=_train_mixer, command="train mixer")
 
 
 def _train_mixer(args) -> int:
-    from .training import saved_recipe
     from .training.mixing import load_mixer_config, train_mixer
 
-    kwargs = load_mixer_config(args.config) if args.config else {}
-    if args.resume and not args.config:
-        kwargs = saved_recipe(args.output)
-    for key, value in (("device", args.device), ("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
-                       ("num_threads", args.threads)):
-        if value is not None:
-            kwargs[key] = value
-    kwargs["progress"] = not args.quiet
-    kwargs["resume"] = args.resume
-    s = train_mixer(args.data, args.output, **kwargs)
-    print(f"stopped ({s['stopped']}) after epoch {s['epoch']}, step {s['step']}, {s['examples']} examples, "
-          f"{s['train_seconds']:.0f} s of training ({s['examples_per_s']:.2f} examples/s); best validation "
-          f"loss {s['best_val_loss']:.4f}; best checkpoint {s['best']}")
+    s = train_mixer(args.data, args.output, **training_kwargs(args, load_mixer_config))
+    print(training_result(s))
     return 0
 
 
@@ -109,23 +143,11 @@ def _train_proxy(args) -> int:
     import os
 
     from .train import load_train_config, train_proxy
-    from .training import saved_recipe
 
-    kwargs = load_train_config(args.config) if args.config else {}
-    if args.resume and not args.config:
-        kwargs = saved_recipe(args.output)
-    for key, value in (("device", args.device), ("max_minutes", args.max_minutes), ("max_steps", args.max_steps),
-                       ("max_epochs", args.max_epochs), ("num_threads", args.threads),
-                        ("init_from", args.init)):
-        if value is not None:
-            kwargs[key] = value
-    kwargs["progress"] = not args.quiet
-    kwargs["resume"] = args.resume
-    s = train_proxy(args.data, args.output, **kwargs)
+    s = train_proxy(args.data, args.output, **training_kwargs(args, load_train_config, max_epochs=args.max_epochs,
+                                                              init_from=args.init))
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     esr = "n/a" if s["best_val_esr"] is None else f"{s['best_val_esr']:.4f}"
-    print(f"stopped ({s['stopped']}) after epoch {s['epoch']}, step {s['step']}, {s['examples']} examples, "
-          f"{s['train_seconds']:.0f} s of training ({s['examples_per_s']:.2f} examples/s); best validation "
-          f"loss {s['best_val_loss']:.4f}, ESR {esr}; best checkpoint {s['best']}")
+    print(training_result(s, loss=f", ESR {esr}"))
     return 0

@@ -25,6 +25,7 @@ column                      definition and source
                             signal's own integrated loudness, so only the balance of the bands counts.
                             Bands above Nyquist, and bands more than :data:`BAND_SKIP_DB` below the
                             loudest band in *both* signals (nothing to match there), are left out
+                            (:func:`mixbridge.spectrum.band_level_error_db`)
 ``plr_error_db``            ``|PLR(out) - PLR(tgt)|``, the peak-to-loudness ratio ``PLR = true peak (dBTP)
                             - integrated loudness (LUFS)`` (AES TD1004.1.15-10, "Recommendations for
                             loudness of audio streaming and network file playback"; EBU R128 s1), from
@@ -48,7 +49,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mixbridge.loudness import SILENT_LUFS, db_to_gain, integrated_lufs, true_peak_dbtp
-from mixbridge.spectrum import OCTAVE_CENTRES_HZ, crest_factor_db, octave_band_levels_db
+from mixbridge.spectrum import OCTAVE_CENTRES_HZ, band_level_error_db, crest_factor_db, octave_band_levels_db
 
 __all__ = ["BAND_SKIP_DB", "COLUMNS", "aggregate_scores", "band_levels_rel_db", "score_master"]
 
@@ -130,14 +131,7 @@ def score_master(output: np.ndarray, target_master: np.ndarray, sample_rate: int
     mrstft = metrics.mrstft(out_n.astype(np.float32), tgt_n.astype(np.float32))
 
     b_out, b_tgt = band_levels_rel_db(out, sample_rate, l_out), band_levels_rel_db(tgt, sample_rate, l_tgt)
-    top_out = max(b for b in b_out if b is not None)
-    top_tgt = max(b for b in b_tgt if b is not None)
-    used, diff = [], []
-    for bo, bt in zip(b_out, b_tgt):
-        ok = bo is not None and bt is not None and (bo - top_out > BAND_SKIP_DB or bt - top_tgt > BAND_SKIP_DB)
-        used.append(bool(ok))
-        diff.append(None if bo is None or bt is None else bo - bt)
-    tonal = float(np.mean([abs(d) for d, u in zip(diff, used) if u and d is not None]))
+    tonal, diff, used = band_level_error_db(b_out, b_tgt, skip_below_db=BAND_SKIP_DB)
 
     plr_out, plr_tgt = tp_out - l_out, tp_tgt - l_tgt
     c_out, c_tgt = crest_factor_db(out), crest_factor_db(tgt)

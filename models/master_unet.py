@@ -457,22 +457,12 @@ def train_unet(data: str | Path, out_dir: str | Path, *,
     Raises:
         TrainConfigError: a bad value, a run-folder conflict, a dataset without train/val pairs.
     """
-    from .training import distributed
-    from .training.mixing import SplitTrainer
+    settings = dict(locals())
+    from .training.mixing import run_split_training
 
-    recipe = {k: v for k, v in locals().items() if k in default_config()}
-    recipe["model_args"] = dict(model_args or {})
-    if int(num_threads) != num_threads or num_threads < 1:
-        raise TrainConfigError(f"num_threads = {num_threads!r} must be a positive integer")
-    world = distributed.setup(device)
-    torch.set_num_threads(int(num_threads))
-    task = UNetTask(data, model_args=model_args, crop_s=crop_s, ltas_weight=ltas_weight, seed=seed,
-                    device=world.device)
-    trainer = SplitTrainer(task, out_dir, recipe=recipe, batch_size=batch_size, seed=seed,
-                           epoch_examples=epoch_examples, learning_rate=learning_rate, lr_factor=lr_factor,
-                           lr_patience=lr_patience, early_stop_patience=early_stop_patience, max_epochs=max_epochs,
-                           max_steps=max_steps, max_minutes=max_minutes, resume=resume, progress=progress, world=world)
-    return trainer.run()
+    return run_split_training(lambda task_device: UNetTask(
+        data, model_args=model_args, crop_s=crop_s, ltas_weight=ltas_weight, seed=seed, device=task_device),
+        out_dir, settings, default_config())
 
 
 def default_config() -> dict[str, Any]:

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .data import TrainConfigError, load_recipe, recipe_defaults
-from .mixing import MIX_REF_LUFS, SplitTrainer
+from .mixing import MIX_REF_LUFS, run_split_training
 
 #: The FFT size of the exact EQ loss's response grid.
 EQ_LOSS_NFFT = 4096
@@ -424,24 +424,12 @@ def train_master(data: str | Path, out_dir: str | Path, *,
         TrainConfigError: a bad value, a run folder conflict, a dataset without train/val pairs, or CUDA
             asked for but absent. CheckpointError: a corrupted ``last``.
     """
-    from . import distributed
-
-    recipe = {k: v for k, v in locals().items() if k in default_config()}
-    recipe["model_args"] = dict(model_args or {})
-    if int(num_threads) != num_threads or num_threads < 1:
-        raise TrainConfigError(f"num_threads = {num_threads!r} must be a positive integer")
-    world = distributed.setup(device)
-    torch.set_num_threads(int(num_threads))
-    task = MasteringTask(data, pairs=pairs, identity=identity, model_args=model_args, views=views,
-                         min_window_s=min_window_s, max_window_s=max_window_s, chain_s=chain_s,
-                         param_weight=param_weight, eq_weight=eq_weight, band_weight=band_weight,
-                         chain_weight=chain_weight, seed=seed, device=world.device,
-                         cache=Path(out_dir) / "cache", progress=progress)
-    trainer = SplitTrainer(task, out_dir, recipe=recipe, batch_size=batch_size, seed=seed,
-                           epoch_examples=epoch_examples, learning_rate=learning_rate, lr_factor=lr_factor,
-                           lr_patience=lr_patience, early_stop_patience=early_stop_patience, max_epochs=max_epochs,
-                           max_steps=max_steps, max_minutes=max_minutes, resume=resume, progress=progress, world=world)
-    return trainer.run()
+    settings = dict(locals())
+    return run_split_training(lambda task_device: MasteringTask(
+        data, pairs=pairs, identity=identity, model_args=model_args, views=views, min_window_s=min_window_s,
+        max_window_s=max_window_s, chain_s=chain_s, param_weight=param_weight, eq_weight=eq_weight,
+        band_weight=band_weight, chain_weight=chain_weight, seed=seed, device=task_device,
+        cache=Path(out_dir) / "cache", progress=progress), out_dir, settings, default_config())
 
 
 def default_config() -> dict[str, Any]:
@@ -478,23 +466,13 @@ def ship_master(run_dir: str | Path, dest: str | Path, *, eq_intensity: float = 
         TrainConfigError: no best checkpoint or log in ``run_dir``; an intensity outside 0..1.
     """
     from .. import learned_master  # noqa: F401 - registers the master-mlp architecture the loader rebuilds
-    from ..checkpoint import load_checkpoint, save_checkpoint
     from .mixing import ship_mixer
 
     for key, value in (("eq_intensity", eq_intensity), ("compressor_intensity", compressor_intensity)):
         if not 0.0 <= value <= 1.0:
             raise TrainConfigError(f"{key} = {value} must lie in 0..1")
-    path = ship_mixer(run_dir, dest, description="learned mastering model (master-mlp); see its card")
-    model, record = load_checkpoint(path)
-    extra = dict(record["extra"]) | {"inference": {
-        "eq_intensity": float(eq_intensity), "compressor_intensity": float(compressor_intensity),
-        "refine_without_reference": bool(refine_without_reference), "chosen_on": chosen_on}}
-    return save_checkpoint(model, dest, model_name=record.get("model_name"), progress=record["progress"], extra=extra)
-
-
-def add_master_command(tsub) -> None:
-    """Add ``train master`` to the ``train`` subparsers (:func:`mixbridge.models.learned_master_cli.add_master_command`;
-    kept here for the hook in ``models/cli.py`` until it imports the torch-free module directly)."""
-    from ..learned_master_cli import add_master_command as add
-
-    add(tsub)
+    return ship_mixer(run_dir, dest, description="learned mastering model (master-mlp); see its card",
+                      extra={"inference": {"eq_intensity": float(eq_intensity),
+                                           "compressor_intensity": float(compressor_intensity),
+                                           "refine_without_reference": bool(refine_without_reference),
+                                           "chosen_on": chosen_on}})

@@ -28,11 +28,15 @@ The loss (:meth:`MixingTask.losses`), weights from the config:
 Validation reports the loss and its parts, ``level_rmse_db`` (RMS of ``Δg`` over every valid track of
 the split) and ``pan_mae``. :func:`train_mixer` is the library entry point behind
 ``mixbridge train mixer``; its keyword arguments are the whole training config.
+
+Shared with the other models trained on a dataset's own splits (:mod:`.mastering`,
+:mod:`mixbridge.models.master_unet`): :func:`run_split_training`, the one body of their ``train_*`` (threads,
+process group, task, :class:`SplitTrainer`, run or resume), and :func:`ship_mixer`, their one shipping step.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -319,6 +323,47 @@ class SplitTrainer(Trainer):
         self.per_epoch = int(epoch_examples or len(self.train_idx))
 
 
+#: The :class:`SplitTrainer` keyword arguments a ``train_*`` entry point passes through unchanged.
+TRAINER_KEYS = ("batch_size", "seed", "epoch_examples", "learning_rate", "lr_factor", "lr_patience",
+                "early_stop_patience", "max_epochs", "max_steps", "max_minutes", "resume", "progress")
+
+
+def run_split_training(make_task: Callable[[str], Any], out_dir: str | Path, settings: Mapping[str, Any],
+                       recipe_keys: Iterable[str]) -> dict:
+    """Train (or, with ``settings["resume"]``, resume) a task on its own train/val splits: the one body of
+    :func:`train_mixer`, :func:`~.mastering.train_master` and :func:`mixbridge.models.master_unet.train_unet`.
+
+    Args:
+        make_task: ``device -> task`` (the process group's device: ``cpu`` or this rank's ``cuda:N``), with
+            ``train_data`` and ``val_data`` (:class:`SplitTrainer`).
+        out_dir: the run folder (created; with ``resume`` it must hold ``last``).
+        settings: the entry point's keyword arguments (its ``locals()`` on entry): ``num_threads``,
+            ``device``, ``model_args`` and :data:`TRAINER_KEYS`.
+        recipe_keys: the keys of ``settings`` that make the run's recipe (its ``default_config()``), compared
+            on resume; ``model_args`` is recorded as a dict (``{}`` for ``None``).
+
+    Returns:
+        :meth:`~.trainer.Trainer.run`'s summary.
+
+    Raises:
+        TrainConfigError: ``num_threads`` not a positive integer, CUDA asked for but absent, a run folder
+            conflict or a resumed run whose recipe differs; and what ``make_task`` raises.
+    """
+    from . import distributed
+
+    keys = set(recipe_keys)
+    recipe = {k: v for k, v in settings.items() if k in keys}
+    recipe["model_args"] = dict(settings.get("model_args") or {})
+    num_threads = settings["num_threads"]
+    if int(num_threads) != num_threads or num_threads < 1:
+        raise TrainConfigError(f"num_threads = {num_threads!r} must be a positive integer")
+    world = distributed.setup(settings["device"])
+    torch.set_num_threads(int(num_threads))
+    task = make_task(world.device)
+    trainer = SplitTrainer(task, out_dir, recipe=recipe, world=world, **{k: settings[k] for k in TRAINER_KEYS})
+    return trainer.run()
+
+
 # --------------------------------------------------------------------------- entry point
 def train_mixer(data: str | Path, out_dir: str | Path, *,
                 model_args: dict | None = None,
@@ -369,23 +414,11 @@ def train_mixer(data: str | Path, out_dir: str | Path, *,
             or CUDA asked for but absent.
         ComposerDatasetError: an incomplete dataset. CheckpointError: a corrupted ``last``.
     """
-    from . import distributed
-
-    recipe = {k: v for k, v in locals().items() if k in default_config()}
-    recipe["model_args"] = dict(model_args or {})
-    if int(num_threads) != num_threads or num_threads < 1:
-        raise TrainConfigError(f"num_threads = {num_threads!r} must be a positive integer")
-    world = distributed.setup(device)
-    torch.set_num_threads(int(num_threads))
-    task = MixingTask(data, model_args=model_args, crop_s=crop_s, stft_s=stft_s, gain_weight=gain_weight,
-                      gain_scale_db=gain_scale_db, pan_weight=pan_weight, stft_weight=stft_weight,
-                      track_dropout=track_dropout, seed=seed,
-                      device=world.device)
-    trainer = SplitTrainer(task, out_dir, recipe=recipe, batch_size=batch_size, seed=seed,
-                           epoch_examples=epoch_examples, learning_rate=learning_rate, lr_factor=lr_factor,
-                           lr_patience=lr_patience, early_stop_patience=early_stop_patience, max_epochs=max_epochs,
-                           max_steps=max_steps, max_minutes=max_minutes, resume=resume, progress=progress, world=world)
-    return trainer.run()
+    settings = dict(locals())
+    return run_split_training(lambda task_device: MixingTask(
+        data, model_args=model_args, crop_s=crop_s, stft_s=stft_s, gain_weight=gain_weight,
+        gain_scale_db=gain_scale_db, pan_weight=pan_weight, stft_weight=stft_weight, track_dropout=track_dropout,
+        seed=seed, device=task_device), out_dir, settings, default_config())
 
 
 def default_config() -> dict[str, Any]:
@@ -402,12 +435,15 @@ def load_mixer_config(path: str | Path) -> dict[str, Any]:
     return load_recipe(path, train_mixer)
 
 
-def ship_mixer(run_dir: str | Path, dest: str | Path, *, description: str = "") -> Path:
+def ship_mixer(run_dir: str | Path, dest: str | Path, *, description: str = "",
+               extra: Mapping[str, Any] | None = None) -> Path:
     """Copy a run's best checkpoint to ``dest`` (``NAME.json`` + ``NAME.safetensors``, e.g. ``models/mixers/dmc``).
 
     The copy has no optimizer state; its record's ``extra`` holds the recipe, the dataset identity
     (its root reduced to the folder name) and a summary of ``log.csv`` (epochs, steps, examples,
-    training seconds, the best epoch's validation figures).
+    training seconds, the best epoch's validation figures), then the keys of ``extra`` (a model's own
+    settings, e.g. :func:`~.mastering.ship_master`'s ``inference``). Every trained-on-splits model ships
+    through here (``ship_master``, :func:`mixbridge.models.master_unet.ship_unet`).
 
     Raises:
         TrainConfigError: no best checkpoint or log in ``run_dir``.
@@ -434,6 +470,7 @@ def ship_mixer(run_dir: str | Path, dest: str | Path, *, description: str = "") 
     summary = {"epochs_logged": len(rows), "steps": int(rows[-1]["step"]), "examples": int(rows[-1]["examples"]),
                "train_seconds": float(rows[-1]["train_seconds"]), "best_epoch": int(top["epoch"]),
                "best_row": {k: float(v) for k, v in top.items() if k.startswith("val_")}}
-    extra = {"train_config": saved["recipe"], "dataset": dataset, "training": summary,
-             "model_name": saved.get("model_name"), "description": description}
-    return save_checkpoint(model, dest, model_name=record.get("model_name"), progress=record["progress"], extra=extra)
+    shipped = {"train_config": saved["recipe"], "dataset": dataset, "training": summary,
+               "model_name": saved.get("model_name"), "description": description} | dict(extra or {})
+    return save_checkpoint(model, dest, model_name=record.get("model_name"), progress=record["progress"],
+                           extra=shipped)

@@ -484,26 +484,19 @@ class RoundTrip:
     notices: tuple[str, ...] = ()
 
 
-def octave_band_error_db(a: np.ndarray, b: np.ndarray, sample_rate: int) -> float:
-    """Mean absolute difference of the octave-band levels of ``a`` and ``b`` (dB; bands below Nyquist)."""
-    from mixbridge.spectrum import octave_band_levels_db
-
-    la = np.asarray(octave_band_levels_db(a, sample_rate), dtype=np.float64)
-    lb = np.asarray(octave_band_levels_db(b, sample_rate), dtype=np.float64)
-    ok = np.isfinite(la) & np.isfinite(lb)
-    return float(np.mean(np.abs(la[ok] - lb[ok])))
-
-
 def round_trip_error(pre: np.ndarray, master_audio: np.ndarray, plan: Mapping[str, Mapping[str, float]],
                      sample_rate: int) -> RoundTrip:
     """Master ``pre`` with ``plan`` through :func:`mixbridge.plugins.mastering.master` and compare with
     ``master_audio`` (both float ``[2, samples]``); ``audio`` is the mastered result."""
     from mixbridge.plugins.mastering import master
+    from mixbridge.spectrum import band_level_error_db, octave_band_levels_db
 
     res = master(np.asarray(pre, np.float32), plan, sample_rate)
     out = res.audio
     ref = np.asarray(master_audio, np.float32)
-    return RoundTrip(float(res.lufs - integrated_lufs(ref, sample_rate)), octave_band_error_db(out, ref, sample_rate),
+    octave_error_db = band_level_error_db(octave_band_levels_db(out, sample_rate),
+                                          octave_band_levels_db(ref, sample_rate))[0]
+    return RoundTrip(float(res.lufs - integrated_lufs(ref, sample_rate)), octave_error_db,
                      float(np.max(np.abs(out - ref))), res.gain_db, out, tuple(res.notices))
 
 

@@ -14,6 +14,7 @@ from mixbridge.spectrum import (
     OCTAVE_CENTRES_HZ,
     THIRD_OCTAVE_CENTRES_HZ,
     band_edges_hz,
+    band_level_error_db,
     crest_factor_db,
     ltas_db,
     octave_band_levels_db,
@@ -90,3 +91,21 @@ def test_bad_input_is_refused():
         ltas_db(_noise(1.0), SR, bands="tenth")
     with pytest.raises(AudioInputError, match="silent"):
         plr_db(np.zeros((2, SR)), SR)
+
+
+def test_band_level_error_is_the_mean_absolute_difference_over_the_bands_both_have():
+    a = [0.0, -10.0, -70.0, None, 3.0]
+    b = [1.0, -12.0, -75.0, -3.0, float("nan")]
+    error, diff, used = band_level_error_db(a, b)
+    assert diff == [-1.0, 2.0, 5.0, None, None] and used == [True, True, True, False, False]
+    assert error == pytest.approx((1.0 + 2.0 + 5.0) / 3.0, abs=1e-12)
+    # -60 dB: the third band is 73 dB below a's loudest (3 dB) and 76 dB below b's (1 dB): left out
+    error, _, used = band_level_error_db(a, b, skip_below_db=-60.0)
+    assert used == [True, True, False, False, False] and error == pytest.approx(1.5, abs=1e-12)
+    # halving the amplitude lowers every band by 6.02 dB: the error is exactly that
+    x = _noise(2.0)
+    assert band_level_error_db(octave_band_levels_db(x, SR), octave_band_levels_db(x * 0.5, SR))[0] == pytest.approx(
+        20.0 * math.log10(2.0), abs=LEVEL_FREE_TOL_DB)
+    assert math.isnan(band_level_error_db([None], [1.0])[0])
+    with pytest.raises(AudioInputError, match="same bands"):
+        band_level_error_db([1.0, 2.0], [1.0])

@@ -295,11 +295,13 @@ LOUDNESS_TOL_LU = 1.0
 CHUNK_S = 1.0
 CALLBACK_FLOOR_MS = 0.25
 #: How late the callbacks start in their period (JACK's frames_since_cycle_start): the model run's 99th
-#: percentile may exceed the idle run's by the idle value itself, and at least by this floor, ms (a load
-#: spike of the shared machine during the longer model run reaches 1-2 ms). A
+#: percentile may exceed the idle run's by the idle value itself, and at least by this floor, ms. A
 #: predictor in a thread of the bus's process holds the interpreter lock the callback needs: measured
-#: 8-13.5 ms against 0.35-0.65 ms idle; in the worker process 0.33-0.54 ms (load 7-12 on 2 cores).
-LATE_FLOOR_MS = 3.0
+#: 8-13.5 ms against 0.35-0.65 ms idle (allowance 5.35-5.65 ms: it fails); in the worker process
+#: 0.33-0.54 ms (load 7-12 on 2 cores). A load spike of the shared machine during the longer model run
+#: reached 7.85 ms against 3.28 ms idle in a fresh-clone CI run (the worker process, rules model), so
+#: the floor is 5 ms, still under what the thread costs.
+LATE_FLOOR_MS = 5.0
 
 
 def _chunk_means(times_ms: np.ndarray, chunk_blocks: int) -> np.ndarray:

@@ -103,6 +103,8 @@ _RING_HEADER_BYTES = 64
 #: glide, and the one that waits for the worker) keep the normal priority: they take the interpreter
 #: lock the callback needs, and a thread preempted while it holds the lock makes the callback wait.
 WORKER_NICE = 10
+#: Environment variables that limit the worker's libraries to one compute thread.
+WORKER_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 #: Names ``--master-model`` takes, and where the predictor may run (``--master-worker``).
 MASTER_MODELS = ("learned", "rules")
 WORKERS = ("process", "thread")
@@ -502,8 +504,11 @@ class _RemoteWorker:
         config = {"model": model[0], "onnx_path": model[1], "ring": ring.path, "channels": ring.channels,
                   "capacity": ring.capacity, "max_block": ring.max_block, "sample_rate": int(sample_rate),
                   "window_frames": int(window_frames)}
+        # one compute thread (numpy's BLAS, onnxruntime): a background worker must not fill every core the
+        # audio thread needs, however low its priority
+        env = {**os.environ, **{k: "1" for k in WORKER_THREAD_VARS}}
         self.process = subprocess.Popen([sys.executable, "-m", "mixbridge.bridge.live_master", json.dumps(config)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True, env=env)
         self._buffer = b""
         self._spawned_at = time.monotonic()
         #: Seconds from the spawn to the model loaded and warmed up in the process (None before).

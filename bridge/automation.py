@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mixbridge.schema import CHANNEL_STRIP, Param
-from mixbridge.session import Automation, Session
+from mixbridge.session import Automation, Session, refuse_direct
 
 from .errors import BridgeConfigError, NoAutomationError
 from .osc import OscMessage, encode_bundle, encode_message, ntp_timetag
@@ -167,13 +167,15 @@ def require_automation(session: Session, what: str = "play") -> None:
     """Refuse a session with no track automation curve (``midi-export`` and ``automate`` alike).
 
     Raises:
+        DirectSessionError: a direct mixer's session (it has no parameters, so no curves).
         NoAutomationError: no track has a curve; the message names the fix.
     """
+    refuse_direct(session, what)
     if not any(t.automation for t in session.tracks):
         raise NoAutomationError(
             f"the session has no automation curves to {what}: add \"automation\": {{\"fader.fader_db\": "
-            "{\"times_s\": [0, 5], \"values\": [-6, 0]}} to a track (README \"The session file\"); "
-            "automix writes none yet")
+            "{\"times_s\": [0, 5], \"values\": [-6, 0]}} to a track (README \"The session file\"), "
+            "or automix with --mixer deepmixing, which writes fader curves")
 
 
 def schedule_session(session: Session, *, rate_hz: float = 100.0,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
-from mixbridge.session import Master, Session, Track
+from mixbridge.session import Master, Session, Track, refuse_direct
 
 from .errors import BridgeConfigError, DawRangeError, DawUnreachableError, TrackMatchError
 from .osc import OscMessage
@@ -424,7 +424,9 @@ def push(session: Session, daw: str, *, host: str = LOCALHOST, port: int | None 
         DawUnreachableError: the DAW did not answer within ``timeout_s``.
         TrackMatchError, DawRangeError: see :func:`plan_push`.
         BridgeConfigError: ``create`` for a DAW whose OSC cannot create tracks, or with ``match="order"``.
+        DirectSessionError: a direct mixer's session (no parameters to push).
     """
+    refuse_direct(session, "push")
     profile = get_profile(daw)
     if create and (profile.create_unsupported is not None or match != "name"):
         raise BridgeConfigError(f"push --create --daw {daw}: " + (profile.create_unsupported or
@@ -565,7 +567,11 @@ def push_blind(session: Session, daw: str, *, host: str = LOCALHOST, port: int |
     """Send a push plan without querying the DAW (session order, default plugin slots).
 
     For DAWs whose feedback is not configured; nothing is received.
+
+    Raises:
+        DirectSessionError: a direct mixer's session (no parameters to push).
     """
+    refuse_direct(session, "push")
     profile = get_profile(daw)
     plan = plan_push(session, profile, daw_tracks=None, match="order", clamp=clamp)
     with OscUdpClient(host, profile.default_port if port is None else port) as client:

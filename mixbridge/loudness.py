@@ -91,6 +91,9 @@ def db_to_gain(gain_db: float | np.ndarray) -> np.ndarray:
 #: Agreement of :class:`LoudnessMeter` with pyloudnorm's ``Meter.integrated_loudness``, LU: only the
 #: summation order of each block's mean square differs (float64 relative error ~1e-15 per sum).
 LOUDNESS_STREAM_TOLERANCE_LU = 1e-9
+#: Added to every sample before K-weighting (-400 dBFS): a no-op on the loudness (~1e-15 LU), and it stops
+#: the filters' decaying tails becoming subnormal floats in silent gaps, which are 35x slower to compute.
+DENORMAL_GUARD = 1e-20
 #: pyloudnorm's gating block (s), overlap and channel weights (BS.1770-4 table 3).
 _BLOCK_S, _STEP = 0.4, 0.25
 _CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)
@@ -109,15 +112,19 @@ class LoudnessMeter:
 
     def __init__(self, sample_rate: int, channels: int) -> None:
         import pyloudnorm as pyln
-        from scipy.signal import lfilter_zi
+        from scipy.signal import tf2sos
 
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         meter = pyln.Meter(self.sample_rate)
-        # pyloudnorm's stages in its order: (passband gain, b, a), each with its state per channel
-        self._stages = [(float(f.passband_gain), np.asarray(f.b, np.float64), np.asarray(f.a, np.float64))
-                        for f in meter._filters.values()]
-        self._zi = [np.zeros((self.channels, len(lfilter_zi(b, a)))) for _, b, a in self._stages]
+        # pyloudnorm's K-weighting stages in its order, as one second-order-section cascade (one sosfilt
+        # call instead of one lfilter per stage: 4x less CPU); each stage's passband gain (1.0 for
+        # K-weighting) scales its output, so their product scales the cascade's (the filters are linear)
+        stages = list(meter._filters.values())
+        self._sos = np.concatenate([tf2sos(np.asarray(f.b, np.float64), np.asarray(f.a, np.float64))
+                                    for f in stages])
+        self._gain = float(np.prod([float(f.passband_gain) for f in stages]))
+        self._zi = np.zeros((self._sos.shape[0], self.channels, 2))
         self.frames = 0
         # sum of squares per channel of each 100 ms quarter, [channels, capacity] grown by doubling
         # (16 bytes per quarter and channel pair: 0.6 MB per hour of stereo, not a list of arrays)
@@ -133,16 +140,16 @@ class LoudnessMeter:
 
     def update(self, block: np.ndarray) -> None:
         """Feed the next ``[channels, n]`` samples (float32 or float64)."""
-        from scipy.signal import lfilter
+        from scipy.signal import sosfilt
 
         x = np.asarray(block, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] != self.channels:
             raise ValueError(f"block must be [{self.channels}, samples], got shape {x.shape}")
-        for s, (gain, b, a) in enumerate(self._stages):
-            y, self._zi[s] = lfilter(b, a, x, axis=1, zi=self._zi[s])
-            # pyloudnorm scales each stage's output by its passband gain (1.0 for K-weighting); the
-            # state belongs to the unscaled filter, so scale after filtering as it does
-            x = y * gain if gain != 1.0 else y
+        # DENORMAL_GUARD keeps the IIR tails out of subnormal floats after digital silence (a drum stem's
+        # gaps made them 35x slower); its energy is ~1e-40 per sample, far below every gate
+        x, self._zi = sosfilt(self._sos, x + DENORMAL_GUARD, axis=1, zi=self._zi)
+        if self._gain != 1.0:
+            x = x * self._gain
         n, pos = x.shape[1], 0
         while pos < n:
             take = min(n - pos, self._next_bound - self.frames)

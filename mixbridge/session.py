@@ -41,6 +41,9 @@ from .errors import MixbridgeError, ParamRangeError, SessionError, SessionVersio
 from .records import read_record
 from .schema import CHANNEL_STRIP, MASTER_BUS, Chain
 
+#: The provenance key that marks a direct mixer's session (:attr:`Session.is_direct`).
+DIRECT_KEY = "direct"
+
 FORMAT_NAME = "mixbridge-session"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -138,6 +141,12 @@ class Session:
             "provenance": self.provenance,
         }
 
+    @property
+    def is_direct(self) -> bool:
+        """Whether a *direct* mixer wrote this session (provenance ``direct: true``): a network that wrote the
+        mix audio itself, so the strips are defaults that describe nothing (see :func:`refuse_direct`)."""
+        return bool(self.provenance.get(DIRECT_KEY))
+
     def validate(self) -> Session:
         """Check every value against the schema (in place: fills defaults).
 
@@ -149,6 +158,28 @@ class Session:
         checked = from_dict(data, base_dir=self.base_dir)
         self.tracks, self.master = checked.tracks, checked.master
         return self
+
+
+class DirectSessionError(ValueError, MixbridgeError):
+    """A direct mixer's session given to something that needs channel-strip parameters (render, push, automate)."""
+
+
+def refuse_direct(session: Session, action: str = "render") -> None:
+    """Raise :class:`DirectSessionError` when ``session`` is a direct mixer's (:attr:`Session.is_direct`).
+
+    A direct mixer (``dae``, ``mixwaveunet``) outputs audio, not parameters: its session keeps every channel
+    strip at its defaults, so rendering or pushing it would silently give the unity sum. Every consumer of a
+    session's parameters (``render``, ``push``, ``automate``, ``midi-export``) runs this check.
+
+    Args:
+        action: what was asked (``render``, ``push`` ...), named in the message.
+    """
+    if session.is_direct:
+        mixer = session.provenance.get("mixer", "?")
+        raise DirectSessionError(
+            f"cannot {action} this session: it was written by the direct mixer '{mixer}', which outputs audio and no "
+            "parameters (every channel strip is at its defaults, so this would give the unity sum); its mix.wav is "
+            f"the output. To get a session you can {action}, automix with a parameter mixer (--mixer dmc)")
 
 
 def _not_a_bool(value: Any, label: str, fix: str) -> None:

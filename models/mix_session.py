@@ -23,7 +23,7 @@ import numpy as np
 
 from mixbridge import __version__
 from mixbridge.audio import StemSet
-from mixbridge.checksum import sha256_file
+from mixbridge.checksum import sha256_file_memo
 from mixbridge.errors import ParamRangeError
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS, Chain
 from mixbridge.session import Master, Session, Track
@@ -59,7 +59,7 @@ def build_session(stems: StemSet, mixer: str, params: Sequence[dict], master: di
         "mixer": mixer,
         "mixbridge_version": __version__,
         "seed": seed,
-        "inputs": {s.path.name: sha256_file(s.path) for s in stems.stems},
+        "inputs": {s.path.name: sha256_file_memo(s.path) for s in stems.stems},
         "notices": list(stems.notices),
     }
     if extra:

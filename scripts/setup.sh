@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything mixbridge needs on a fresh Debian/Ubuntu machine:
 #   1. apt packages (as root, with a dpkg lock timeout): real plugins, soundfonts,
-#      freedoom MIDI, fluidsynth, JACK, liblo-tools, headless Ardour, music for masters;
+#      freedoom MIDI, fluidsynth, JACK, liblo-tools, headless Ardour, music for masters,
+#      Chromium and its driver (the listening page's browser test, driven by selenium);
 #   2. a venv (.venv) with pinned pip packages (requirements.lock, which also pins the
 #      static checkers ruff and mypy that `make test` runs); torch is installed first as
 #      the CPU wheel torch==2.13.0 so pip never resolves a CUDA build.
@@ -15,6 +16,7 @@ APT_PACKAGES=(
   fluidsynth fluid-soundfont-gm avldrums.lv2-soundfont freedoom
   jackd2 liblo-tools ardour lilv-utils lua5.4
   wesnoth-1.16-music warzone2100-music
+  chromium chromium-driver
 )
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}

@@ -61,6 +61,7 @@ COMMAND_MODULES = (
     "mixbridge.app.evaluate",          # evaluate
     "mixbridge.app.reverse",           # reverse
     "mixbridge.app.master",            # master
+    "mixbridge.app.listen",            # listen build|serve|results
 )
 
 

@@ -88,3 +88,19 @@ def test_the_loaders_share_the_reader() -> None:
 def test_a_missing_file_gets_the_loader_message(tmp_path: Path) -> None:
     with pytest.raises(RecordFormatError, match=r"^DIR: not a thing folder \(no t.json\)$"):
         read_record(tmp_path / "t.json", missing="DIR: not a thing folder (no t.json)", **KW)
+
+
+def test_the_provenance_hash_is_remembered_until_the_file_changes(tmp_path) -> None:
+    import hashlib
+    import os
+
+    from mixbridge.checksum import sha256_file_memo
+
+    p = tmp_path / "stem.wav"
+    p.write_bytes(b"one")
+    first = sha256_file_memo(p)
+    assert first == "sha256:" + hashlib.sha256(b"one").hexdigest()
+    assert sha256_file_memo(p, prefixed=False) == hashlib.sha256(b"one").hexdigest()
+    p.write_bytes(b"two")  # rewritten in place: a new modification time, hashed again
+    os.utime(p, ns=(os.stat(p).st_atime_ns, os.stat(p).st_mtime_ns + 1_000_000))
+    assert sha256_file_memo(p) == "sha256:" + hashlib.sha256(b"two").hexdigest()

@@ -137,3 +137,22 @@ def test_on_off_parameters_still_take_json_booleans(tmp_path):
     """The schema's on/off parameters (``kind="bool"``: mute, invert) read true/false as 1/0."""
     s = from_dict(_doc(tmp_path, mute=True))
     assert s.tracks[0].params["fader"]["mute"] == 1.0 and s.tracks[0].params["fader"]["fader_db"] == 0.0
+
+
+def test_a_direct_mixers_session_is_refused_by_every_parameter_consumer(tmp_path):
+    # A direct mixer (dae, mixwaveunet) writes audio and keeps every strip at its defaults: pushing,
+    # automating or rendering its session would silently give the unity sum, so each consumer refuses it.
+    from mixbridge.bridge.automation import require_automation
+    from mixbridge.bridge.push import push_blind
+    from mixbridge.session import DirectSessionError, refuse_direct
+
+    s = Session(48000, [Track("kick", "kick.wav")], provenance={"mixer": "dae", "direct": True})
+    assert s.is_direct and not _session(tmp_path).is_direct
+    back = load(save(s, tmp_path / "session.json"))
+    assert back.is_direct  # the mark survives the file
+    for call, action in ((lambda: refuse_direct(back, "render"), "render"),
+                         (lambda: push_blind(back, "reaper", port=9), "push"),
+                         (lambda: require_automation(back, "automate"), "automate")):
+        with pytest.raises(DirectSessionError, match=f"cannot {action} this session: .*'dae'.*mix.wav is the output"):
+            call()
+    refuse_direct(_session(tmp_path), "render")  # a parameter mixer's session passes

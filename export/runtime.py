@@ -507,7 +507,8 @@ class StreamingSession(SessionBase):
         channels: audio channels of the blocks (default: the model's ``n_inputs``).
         smoothing_ms: parameter smoothing time constant in ms (0 = a linear ramp over one block).
         dsp: a grey-box artifact's CPU path (:mod:`~mixbridge.export.greybox_dsp`: its control graph plus
-            the numpy reference DSP, about 10x cheaper than the block graph): None (default) uses it on
+            the numpy reference DSP in place on preallocated buffers: 5x (compressor) to 20x (EQ -> compressor)
+            cheaper than the block graph): None (default) uses it on
             the CPU provider, True always, False never (the block graph runs).
 
     Raises:
@@ -559,7 +560,10 @@ class StreamingSession(SessionBase):
         if "dsp" in side and (dsp or (dsp is None and self.provider == "CPUExecutionProvider")):
             from .greybox_dsp import GreyBoxDSP
 
-            self.dsp = GreyBoxDSP(self.artifact.path, side, self.batch, self.n_inputs, self.sample_rate)
+            self.dsp = GreyBoxDSP(self.artifact.path, side, self.batch, self.n_inputs, self.sample_rate,
+                                  max_block=self.max_block)
+        # the DSP path's output buffer, for the largest block; views per block size (see prepare)
+        self._dsp_buffer = np.zeros(self.batch * self.n_outputs * self.max_block if self.dsp else 0, np.float32)
         self._dsp_out: dict[int, np.ndarray] = {}
         self.warm()
 
@@ -569,7 +573,18 @@ class StreamingSession(SessionBase):
         for n in block_sizes:
             self._main.buffers_for(int(n))
             self._silence.buffers_for(int(n))
+            if self.dsp is not None:
+                self.dsp.prepare([int(n)])  # raises AudioInputError beyond max_block
+                self._dsp_out_for(int(n))
         self.warm()
+
+    def _dsp_out_for(self, n: int) -> np.ndarray:
+        """The DSP path's ``[batch, n_outputs, n]`` output view for blocks of ``n`` (made once per size)."""
+        out = self._dsp_out.get(n)
+        if out is None:
+            out = self._dsp_out[n] = self._dsp_buffer[:self.batch * self.n_outputs * n].reshape(
+                self.batch, self.n_outputs, n)
+        return out
 
     def _warm_run(self, params: np.ndarray, samples: int) -> tuple[np.ndarray, ...]:
         if self._silent_at_rest:  # silence leaves such a model at rest: its warm state is the zero state
@@ -586,9 +601,7 @@ class StreamingSession(SessionBase):
 
     def _step(self, block: np.ndarray, n: int) -> np.ndarray:
         if self.dsp is not None:
-            out = self._dsp_out.get(n)
-            if out is None:
-                out = self._dsp_out[n] = np.zeros((self.batch, self.n_outputs, n), np.float32)
+            out = self._dsp_out_for(n)
             self.dsp.process(block.reshape(self.batch, self.n_inputs, n), self._p_end[0], out)
             return out.reshape(self.out_channels, n)
         buf = self._main.buffers_for(n)

@@ -49,3 +49,8 @@ def sha256_file_memo(path: str | Path, prefixed: bool = True) -> str:
     resolved = os.path.realpath(path)
     st = os.stat(resolved)
     return _memo(resolved, st.st_size, st.st_mtime_ns, prefixed)
+
+
+def clear_memo() -> None:
+    """Forget every hash :func:`sha256_file_memo` remembered (a benchmark that times the hashing calls it)."""
+    _memo.cache_clear()

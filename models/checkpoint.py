@@ -20,6 +20,9 @@ weights go through safetensors, and the loader refuses unknown format versions,
 a weights file whose checksum does not match, a schema that no longer matches
 :mod:`mixbridge.schema`, and (when asked) a different parameter schema or
 sample rate than the caller expects.
+
+:func:`load_mixer_network` is the one "shipped-or-given weights, checked architecture" step of the
+learned mixers (``models/mixers/NAME.json``, :data:`SHIPPED_MIXERS_DIR`).
 """
 from __future__ import annotations
 
@@ -262,3 +265,42 @@ def load_checkpoint(path: str | Path, *, expect_param_names: Sequence[str] | Non
         raise CheckpointError(f"{weights}: weights do not fit the recorded config ({e})") from None
     model.to(map_location).eval()
     return model, record
+
+
+#: Where the shipped mixers' weights live (``NAME.json`` + ``NAME.safetensors`` + the card ``NAME.md``).
+SHIPPED_MIXERS_DIR = Path(__file__).resolve().parent / "mixers"
+
+
+def load_mixer_network(checkpoint: str | Path | None, default_name: str, architecture: str, train_hint: str, *,
+                       error: type[Exception] = CheckpointMismatchError, model: Any = None):
+    """The network a learned mixer runs, in eval mode: ``model`` if given, else ``checkpoint`` (e.g. a run's
+    ``best.json``), else the shipped ``models/mixers/<default_name>.json``; checked to be ``architecture``.
+
+    The one loader of every learned mixer (``dmc``, ``deepmixing``, the direct mixers, ``dmc-full``).
+
+    Args:
+        checkpoint: a checkpoint path (``NAME.json``), or None for the shipped weights.
+        default_name: the mixer's name, also the shipped weights' file name.
+        architecture: the registered architecture the mixer runs (``net.architecture``).
+        train_hint: the command that trains the weights, quoted when they are missing.
+        error: the mixer's own error class (a ``ValueError, MixbridgeError`` subclass taking one message),
+            raised for missing shipped weights and for another architecture.
+        model: a network object instead of a file (tests, untrained networks); checked the same way.
+
+    Raises:
+        error: no shipped weights (the message gives ``train_hint``), or a network of another architecture.
+        CheckpointError: a missing, corrupted or unknown-version checkpoint file.
+    """
+    if model is not None:
+        net, where = model, f"the given {type(model).__name__}"
+    else:
+        path = Path(checkpoint) if checkpoint is not None else SHIPPED_MIXERS_DIR / f"{default_name}.json"
+        if checkpoint is None and not path.exists():
+            raise error(f"{path}: no shipped {default_name} weights; train them ({train_hint}) and pass "
+                        "checkpoint=RUN_DIR/best.json (--checkpoint), or ship them (--ship)")
+        net, _ = load_checkpoint(path)
+        where = str(path)
+    if getattr(net, "architecture", None) != architecture:
+        raise error(f"{where}: the {default_name} mixer runs a '{architecture}' network, got "
+                    f"{getattr(net, 'architecture', None)!r}; pass a {architecture} checkpoint")
+    return net.eval()

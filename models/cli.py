@@ -51,12 +51,18 @@ def register(sub) -> None:
     # (each parser module is torch-free; the handlers import torch when they run)
     from mixbridge.plugins.master_rules_cli import add_rules_command
 
+    from .deepmixing_cli import add_deepmixing_command
+    from .direct_cli import add_direct_commands
+    from .dmc_full_cli import add_dmc_full_command
     from .learned_master_cli import add_master_command
     from .master_unet_cli import add_unet_command
 
     add_master_command(tsub)
     add_rules_command(tsub)
     add_unet_command(tsub)
+    add_deepmixing_command(tsub)
+    add_direct_commands(tsub)
+    add_dmc_full_command(tsub)
     t.set_defaults(func=lambda args: (t.print_help(), 2)[1])
 
 

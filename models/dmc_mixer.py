@@ -10,10 +10,17 @@ common level and the labels are relative gains. So the mixer
 1. resamples every stem to the network's rate (features only) and takes the part the network reads
    (:func:`~mixbridge.models.dmc.select_windows`: the whole stem up to ``max_windows * window_s``
    seconds, else ``max_windows`` evenly spaced windows of ``window_s`` s, concatenated);
-2. measures the whole stem's integrated loudness ``L_i`` (BS.1770-4; not the part's: a stem that
-   is nearly silent in the windows, such as a tom fill, must not be trimmed by 40 dB) and trims it
-   to :data:`COMMON_LUFS`: ``trim_i = COMMON_LUFS - L_i`` (silent stems, at -70 LUFS, get no trim,
-   no network prediction and a note);
+2. measures the integrated loudness ``L_i`` (BS.1770-4, :mod:`mixbridge.loudness`) of that part,
+   the audio the network reads, and trims the stem to :data:`COMMON_LUFS` (:func:`trim_db`):
+   ``trim_i = COMMON_LUFS - L_i`` (stems silent there, at -70 LUFS, get no trim, no network
+   prediction and a note). Up to ``max_windows * window_s`` seconds (16 s for the shipped weights:
+   every composer excerpt) the part is the whole stem. A longer stem is trimmed by its windows'
+   loudness when they represent it -- their mean square (unweighted, ungated: one pass over the
+   stem, about 1/50 of the K-weighted meter's cost) is within :data:`WINDOWS_MATCH_DB` of the whole
+   stem's -- and else by the whole stem's loudness, measured as before (a fill that plays between
+   the windows, a solo inside them: never trimmed by the tens of dB the windows alone would ask).
+   Measuring 16 s instead of 3 min of each stem is what keeps a 16-track, 3-minute prediction
+   under 1 s of CPU (``scripts/bench_mixers.py``);
 3. predicts each track's gain and pan from the trimmed audio's log-mel
    (:func:`~mixbridge.models.dmc.dmc_features`) and removes the gains' mean over the tracks;
 4. builds the session (:func:`mixbridge.models.mix_session.build_session`): track gain
@@ -26,6 +33,8 @@ At most :data:`MAX_TRACKS` tracks. Importing this module imports no torch.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +42,7 @@ import numpy as np
 
 from mixbridge.audio import StemSet, resample
 from mixbridge.errors import AudioInputError, MixbridgeError
-from mixbridge.loudness import SILENT_LUFS, integrated_lufs, integrated_lufs_blocks
+from mixbridge.loudness import SILENT_LUFS, db_to_gain, integrated_lufs, integrated_lufs_blocks
 from mixbridge.session import Session
 
 from .dmc import dmc_features, select_windows, window_starts
@@ -42,10 +51,27 @@ from .mix_session import build_session, master_defaults, split_gain
 #: The common loudness every stem is trimmed to before the network reads it (the middle of the
 #: composer dataset's -30..-18 LUFS range of input levels).
 COMMON_LUFS = -24.0
+
+
+def trim_db(level_lufs: float) -> float:
+    """The loudness trim, dB, that brings a stem measured at ``level_lufs`` (BS.1770-4 integrated
+    loudness, LUFS) to :data:`COMMON_LUFS`: ``COMMON_LUFS - level_lufs``, or 0 dB for a silent stem
+    (``level_lufs <= SILENT_LUFS``, -70 LUFS, or NaN). The linear gain is
+    :func:`mixbridge.loudness.db_to_gain` of it.
+
+    The one definition of the per-stem trim the learned mixers (dmc, dmc-full, direct, deepmixing,
+    style transfer) and their training tasks apply before a network reads the stems. Never raises.
+    """
+    level = float(level_lufs)
+    return COMMON_LUFS - level if level > SILENT_LUFS else 0.0
+
+
 #: The most tracks one call takes (the features and the network grow linearly with the count).
 MAX_TRACKS = 256
 #: The shipped weights (``dmc.json`` + ``dmc.safetensors`` + the card ``dmc.md``).
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "mixers" / "dmc.json"
+#: The command that trains the weights (quoted when the shipped ones are missing).
+TRAIN_HINT = "mixbridge train mixer --data COMPOSER_DATASET --config models/configs/dmc.yaml -o RUN_DIR"
 
 
 def stem_windows(stem, sample_rate: int, window_s: float, max_windows: int) -> np.ndarray:
@@ -58,6 +84,43 @@ def stem_windows(stem, sample_rate: int, window_s: float, max_windows: int) -> n
     if starts == [0]:
         return np.asarray(stem.read(0, stem.n_samples), dtype=np.float32)
     return np.concatenate([np.asarray(stem.read(s, win), dtype=np.float32) for s in starts], axis=-1)
+
+
+#: A long stem's windows represent it when their mean square is within this of the whole stem's (dB);
+#: else the whole stem's loudness sets the trim.
+WINDOWS_MATCH_DB = 1.0
+
+
+def _mean_square_db(blocks) -> float:
+    """10 log10 of the mean square over every sample and channel of ``[channels, n]`` blocks
+    (-inf for silence)."""
+    total, count = 0.0, 0
+    for b in blocks:
+        for row in np.asarray(b, dtype=np.float32):  # a channel of a block is contiguous: no copy
+            total += float(np.dot(row, row))
+            count += row.size
+    return 10.0 * np.log10(total / count) if total > 0.0 and count else -np.inf
+
+
+def trim_lufs(part: np.ndarray, sample_rate: int, n_samples: int, whole_blocks: Callable[[], Iterable],
+              channels: int) -> float:
+    """The loudness (LUFS) that sets a stem's trim (``SILENT_LUFS`` for silence).
+
+    Args:
+        part: float32 ``[channels, samples]``, the audio the network reads, at ``sample_rate`` (Hz).
+        n_samples: the whole stem's length at ``sample_rate``.
+        whole_blocks: called to iterate the whole stem as ``[channels, n]`` blocks at ``sample_rate``.
+
+    Returns:
+        The integrated loudness of ``part`` when it is the whole stem or represents it (mean square
+        within :data:`WINDOWS_MATCH_DB` of the whole stem's); else the whole stem's.
+    """
+    if part.shape[-1] == n_samples:
+        return integrated_lufs(part, sample_rate)
+    gap = abs(_mean_square_db([part]) - _mean_square_db(whole_blocks()))
+    if gap <= WINDOWS_MATCH_DB:  # both silent gives nan: not taken
+        return integrated_lufs(part, sample_rate)
+    return integrated_lufs_blocks(whole_blocks(), sample_rate, channels)
 
 
 class DMCMixerError(ValueError, MixbridgeError):
@@ -89,21 +152,11 @@ class DMCMixer:
         Raises:
             DMCMixerError, CheckpointError: see the class docstring.
         """
-        if self._net is None:
-            from .checkpoint import load_checkpoint
+        from .checkpoint import load_mixer_network
 
-            path = self.checkpoint
-            if path is None:
-                if not SHIPPED_CHECKPOINT.exists():
-                    raise DMCMixerError(f"{SHIPPED_CHECKPOINT}: no shipped dmc weights; train them "
-                                        "(mixbridge train mixer --data COMPOSER_DATASET --config "
-                                        "models/configs/dmc.yaml -o RUN_DIR) and pass checkpoint=RUN_DIR/best.json "
-                                        "(--checkpoint), or copy best.json/.safetensors to models/mixers/dmc.*")
-                path = str(SHIPPED_CHECKPOINT)
-            self._net, _ = load_checkpoint(path)
-        if getattr(self._net, "architecture", None) != "dmc":
-            raise DMCMixerError(f"the dmc mixer runs a 'dmc' network, got {getattr(self._net, 'architecture', None)!r}")
-        return self._net.eval()
+        self._net = load_mixer_network(self.checkpoint, "dmc", "dmc", TRAIN_HINT, error=DMCMixerError,
+                                       model=self._net)
+        return self._net
 
     def geometry(self) -> tuple[int, float, int, dict[str, int]]:
         """``(sample_rate, window_s, max_windows, feature settings)`` of the network the mixer runs."""
@@ -121,7 +174,9 @@ class DMCMixer:
 
     def predict(self, stems: StemSet) -> dict[str, np.ndarray]:
         """The mixer's decision for ``stems`` in real units: ``{"trim_db", "gain_db", "pan", "lufs"}``
-        (``[tracks]`` float64 each; ``gain_db`` relative, mean 0; ``lufs`` of each whole stem).
+        (``[tracks]`` float64 each; ``gain_db`` relative, mean 0; ``lufs`` the loudness each trim levels,
+        :func:`trim_lufs`: of the whole stem up to ``max_windows * window_s`` seconds, else of its windows
+        or, when they do not represent it, of the whole stem).
 
         Raises:
             DMCMixerError: more than :data:`MAX_TRACKS` tracks. AudioInputError: no stems or bad audio.
@@ -135,26 +190,23 @@ class DMCMixer:
             raise DMCMixerError(f"{n_tracks} tracks; the dmc mixer takes at most {MAX_TRACKS}; "
                                 "submix some stems first")
         rate, window_s, max_windows, settings = self.geometry()
-        mids, lufs = [], []
+        mids, lufs, trims = [], [], []
         for s in stems.stems:
             if stems.sample_rate == rate:
-                # block by block: the loudness of the whole stem and only the windows the network reads,
-                # so a long stem is never held whole (the same values as on the whole array)
-                part = stem_windows(s, rate, window_s, max_windows)
-                level = integrated_lufs_blocks(s.blocks(), rate, s.channels)
+                part = stem_windows(s, rate, window_s, max_windows)  # only the windows are read
+                level = trim_lufs(part, rate, s.n_samples, s.blocks, s.channels)
             else:
-                audio = resample(s.audio, stems.sample_rate, rate)
+                audio = np.asarray(resample(s.audio, stems.sample_rate, rate), dtype=np.float32)
                 s.release()
-                part = select_windows(np.asarray(audio, dtype=np.float32), rate, window_s=window_s,
-                                      max_windows=max_windows)
-                level = integrated_lufs(audio, rate)
+                part = select_windows(audio, rate, window_s=window_s, max_windows=max_windows)
+                level = trim_lufs(part, rate, audio.shape[-1], partial(iter, (audio,)), audio.shape[0])
                 del audio
-            trim_db = COMMON_LUFS - level if level > SILENT_LUFS else 0.0
+            trims.append(trim_db(level))
             lufs.append(level)
-            mids.append(part.mean(axis=0) * np.float32(10.0 ** (trim_db / 20.0)))
+            mids.append(part.mean(axis=0) * np.float32(db_to_gain(trims[-1])))
         lufs_a = np.asarray(lufs, dtype=np.float64)
         audible = lufs_a > SILENT_LUFS
-        trim = np.where(audible, COMMON_LUFS - lufs_a, 0.0)
+        trim = np.asarray(trims, dtype=np.float64)
         gain, pan = np.zeros(n_tracks), np.zeros(n_tracks)
         if audible.any():
             # Silent stems take no part: the network (and its context) sees the audible ones only, and
@@ -182,7 +234,7 @@ class DMCMixer:
         params = []
         for i, s in enumerate(stems.stems):
             if d["lufs"][i] <= SILENT_LUFS:
-                notes.append(f"{s.name}: silent; no loudness trim")
+                notes.append(f"{s.name}: silent (in the part the network reads); no loudness trim")
             p = split_gain(float(d["trim_db"][i] + d["gain_db"][i]), notes, s.name)
             p["pan"] = {"pan": round(float(np.clip(d["pan"][i], -1.0, 1.0)), 4)}
             params.append(p)

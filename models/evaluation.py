@@ -29,6 +29,13 @@ track levels and pans        with the stems: :func:`track_levels_pans` on both n
                              after removing its mean (overall level is free), ``pan_mae`` the
                              mean absolute pan difference (-1..1); a track more than 60 dB
                              below the loudest track in both mixes is left out of both
+time-resolved level error    with the stems: :func:`time_level_errors`, each track's level in
+                             every :data:`TIME_WINDOW_S` window (least squares of the stems over
+                             that window); ``time_level_rmse_db`` the RMSE over all (window,
+                             track) pairs of the level difference after removing each window's
+                             mean (a balance error, so a mix that is only louder or quieter in a
+                             window scores 0 there), pairs where the track is more than 60 dB
+                             under the window's loudest in both mixes left out
 ===========================  ===============================================================
 
 Input that differs is conformed with a notice (``result["notices"]``): a reference of another
@@ -81,6 +88,8 @@ LEVEL_FLOOR_DB = -200.0
 MIN_DURATION_S = 0.5
 #: Longest FFT of the Bark spectrum (the Diff-MST setting); shorter for signals under twice its length.
 BARK_N_FFT = 32768
+#: The window of the time-resolved level error, seconds (one BS.1770 block; DeepMixing's chunk).
+TIME_WINDOW_S = 0.4
 #: Stereo-only features (``None`` for a mono comparison).
 STEREO_ONLY_FEATURES = ("stereo_width", "stereo_imbalance")
 
@@ -195,6 +204,73 @@ def track_levels_pans(mix: np.ndarray, stems) -> tuple[np.ndarray, np.ndarray]:
     return level_db, pan
 
 
+def time_level_errors(mix: np.ndarray, reference: np.ndarray, stems, sample_rate: int, *,
+                      window_s: float = TIME_WINDOW_S) -> dict:
+    """The time-resolved level error of ``mix`` against ``reference`` (both ``[channels, samples]``, one rate).
+
+    The signals are cut into windows of ``round(window_s * sample_rate)`` samples (a last partial window is
+    scored when it is at least half a window). In each window, each track's level in each mix is its
+    least-squares gain there (:func:`track_levels_pans` on stereo mixes, one channel without pan law when
+    either is mono) plus the stem's RMS level in that window (dB): the track's level **in the mix**. The
+    difference mix - reference (which equals the gain difference) has the window's mean over its kept
+    tracks removed; a (window, track) pair is kept unless the track is more than :data:`TRACK_SKIP_DB` under
+    the window's loudest track in both mixes (a silent stem in a window reads :data:`LEVEL_FLOOR_DB`).
+
+    Args:
+        mix, reference: ``[1|2, samples]`` of one length (evaluate_mix conforms them first).
+        stems: ``[tracks, channels, samples]`` (or a list of ``[channels, samples]``), the same length.
+        sample_rate: Hz. window_s: the window, seconds.
+
+    Returns:
+        ``{"time_level_rmse_db": float or None (no pair kept), "window_s", "windows": int,
+        "per_track_rmse_db": [tracks] (None where no pair kept), "pairs": kept pairs}``.
+
+    Raises:
+        EvaluationInputError: shapes or lengths that differ, a window under one sample.
+    """
+    m, r = _as_audio(mix, "mix"), _as_audio(reference, "reference")
+    sl = _stem_list(stems)
+    n = m.shape[1]
+    if r.shape[1] != n or any(s.shape[1] != n for s in sl):
+        raise EvaluationInputError(f"time_level_errors needs mix, reference and stems of one length, got {n}, "
+                                   f"{r.shape[1]} and {sorted({s.shape[1] for s in sl})}; trim them first")
+    win = int(round(window_s * sample_rate))
+    if win < 1:
+        raise EvaluationInputError(f"window_s = {window_s} s is under one sample at {sample_rate} Hz; give a "
+                                   "longer window")
+    stereo = m.shape[0] == 2 and r.shape[0] == 2
+    if not stereo:
+        m = m.mean(axis=0, keepdims=True)
+        r = r.mean(axis=0, keepdims=True)
+        sl = [s.mean(axis=0, keepdims=True) for s in sl]
+    starts = [s for s in range(0, n, win) if n - s >= max(1, win // 2)]
+    sq = np.zeros(len(sl))
+    count = np.zeros(len(sl))
+    for s0 in starts:
+        seg = slice(s0, min(s0 + win, n))
+        parts = [s[:, seg] for s in sl]
+        rms = np.array([math.sqrt(float(np.mean(p * p))) for p in parts])
+        if stereo:
+            gm, _ = track_levels_pans(m[:, seg], parts)
+            gr, _ = track_levels_pans(r[:, seg], parts)
+        else:
+            gm, gr = _mono_levels(m[:, seg], parts), _mono_levels(r[:, seg], parts)
+        with np.errstate(divide="ignore"):
+            rms_db = np.where(rms > 0, 20.0 * np.log10(np.maximum(rms, 1e-300)), LEVEL_FLOOR_DB)
+        lm = np.where((gm > LEVEL_FLOOR_DB) & (rms > 0), gm + rms_db, LEVEL_FLOOR_DB)
+        lr = np.where((gr > LEVEL_FLOOR_DB) & (rms > 0), gr + rms_db, LEVEL_FLOOR_DB)
+        keep = ~((lm - lm.max() < TRACK_SKIP_DB) & (lr - lr.max() < TRACK_SKIP_DB))
+        if not keep.any():
+            continue
+        d = lm[keep] - lr[keep]
+        sq[keep] += (d - d.mean()) ** 2
+        count[keep] += 1
+    total = int(count.sum())
+    return {"time_level_rmse_db": float(math.sqrt(sq.sum() / total)) if total else None, "window_s": float(window_s),
+            "windows": len(starts), "pairs": total,
+            "per_track_rmse_db": [float(math.sqrt(a / c)) if c else None for a, c in zip(sq, count)]}
+
+
 def _features(x, sample_rate: int, stereo: bool, n_fft: int) -> dict:
     """Diff-MST features of ``x`` (torch ``[1, C, n]``) as plain lists; stereo-only ones None when mono."""
     import torch
@@ -262,13 +338,15 @@ def evaluate_mix(mix: np.ndarray, reference: np.ndarray, sample_rate: int, stems
         reference: the reference mix, ``[2, samples]`` or mono ``[1, samples]``.
         sample_rate: the mix's sample rate, Hz.
         stems: optional ``[tracks, channels, samples]`` (or list of ``[channels, samples]``) at ``sample_rate``:
-            then each track's level and pan in both mixes and ``level_rmse_db``/``pan_mae`` are reported.
+            then each track's level and pan in both mixes, ``level_rmse_db``/``pan_mae`` and the
+            time-resolved ``time_level_rmse_db`` (:func:`time_level_errors`) are reported.
         reference_sample_rate: the reference's rate when it differs (resampled, with a notice).
         track_names: names of the stems for the report (default ``track0``, ``track1`` ...).
 
     Returns:
         A JSON-ready dict: ``scores`` (``sum_difference_mrstft``, ``feature_distance``, ``level_rmse_db``,
-        ``pan_mae``: the four the batch table shows), ``mrstft``, ``features``, ``feature_distances``,
+        ``pan_mae``, ``time_level_rmse_db``: what the batch table shows), ``time_levels``
+        (:func:`time_level_errors`, or None without stems), ``mrstft``, ``features``, ``feature_distances``,
         ``octave_bands``, ``compliance`` (mix and reference as given), ``tracks`` (or None), ``notices``,
         ``normalised_lufs``, ``sample_rate``, ``n_samples``, ``mono``. Undefined values are ``None``.
 
@@ -326,13 +404,17 @@ def evaluate_mix(mix: np.ndarray, reference: np.ndarray, sample_rate: int, stems
               "difference_db": [None if a is None or b is None else a - b for a, b in zip(bands_m, bands_r)],
               "method": "numpy rfft power summed per band, fc/sqrt2 <= f < fc*sqrt2"}
 
-    tracks = None
+    tracks = time_levels = None
     if stems is not None:
-        tracks = _track_scores(cm, cr, _conform_stems(stems, n, notices), stereo, track_names, notices)
+        conformed = _conform_stems(stems, n, notices)
+        tracks = _track_scores(cm, cr, conformed, stereo, track_names, notices)
+        time_levels = time_level_errors(cm, cr, conformed, sample_rate)
     return {
         "scores": {"sum_difference_mrstft": mrstft["sum_difference"], "feature_distance": dists["total"],
                    "level_rmse_db": None if tracks is None else tracks["level_rmse_db"],
-                   "pan_mae": None if tracks is None else tracks["pan_mae"]},
+                   "pan_mae": None if tracks is None else tracks["pan_mae"],
+                   "time_level_rmse_db": None if time_levels is None else time_levels["time_level_rmse_db"]},
+        "time_levels": time_levels,
         "mrstft": mrstft, "features": {"mix": fm, "reference": fr}, "feature_distances": dists,
         "octave_bands": octave, "compliance": compliance, "tracks": tracks, "notices": notices,
         "normalised_lufs": NORMALISED_LUFS, "input_lufs": {"mix": lufs_m, "reference": lufs_r},
@@ -382,5 +464,6 @@ def _mono_levels(mix: np.ndarray, stems: list[np.ndarray]) -> np.ndarray:
         return np.maximum(20.0 * np.log10(np.abs(a)), LEVEL_FLOOR_DB)
 
 
-__all__ = ["evaluate_mix", "track_levels_pans", "least_squares_gains", "octave_band_levels_db",
+__all__ = ["evaluate_mix", "track_levels_pans", "time_level_errors", "TIME_WINDOW_S", "least_squares_gains",
+           "octave_band_levels_db",
            "octave_band_edges_hz", "EvaluationInputError", "NORMALISED_LUFS"]

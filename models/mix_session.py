@@ -8,7 +8,8 @@
   :meth:`mixbridge.schema.Param.from_normalised`; a torch console's parameters go in as
   ``tensor.detach().cpu().numpy()``, or through :func:`mixbridge.models.console.normalise`
   when they are in real units;
-* :func:`master_defaults`, :func:`split_gain` -- helpers the rule-based mixers share.
+* :func:`master_defaults`, :func:`split_gain` -- helpers every mixer shares (``split_gain`` fills the
+  fader first, or the trim first for mixers that automate the fader).
 
 The provenance records the mixer, mixbridge's version, the seed, the sha256 of every input
 stem and the loader's notices. This module imports no torch.
@@ -124,12 +125,35 @@ def master_defaults(target_lufs: float, **over: dict) -> dict:
     return m
 
 
-def split_gain(total_db: float, notes: list[str], name: str) -> dict:
-    """Spread a gain over fader (-48..+12 dB) then trim (-24..+24 dB); report what cannot fit in ``notes``."""
+#: The orders :func:`split_gain` fills the two gain stages in.
+GAIN_ORDERS = ("fader", "trim")
+
+
+def split_gain(total_db: float, notes: list[str], name: str, *, first: str = "fader") -> dict:
+    """Spread a static gain ``total_db`` (dB) over the fader (-48..+12 dB) and the trim (-24..+24 dB).
+
+    ``first="fader"`` (the rule-based and dmc mixers): the fader takes what it can, the trim the rest.
+    ``first="trim"`` (mixers that automate the fader, e.g. ``deepmixing``): the trim takes what it can, so the
+    fader stays near 0 dB, inside every DAW's fader range (Ardour's tops out at +6.02 dB). A gain beyond both
+    ranges together is limited and said so in ``notes`` (``"NAME: wanted ..."``), never dropped silently.
+
+    Returns:
+        ``{"fader": {"fader_db"}, "trim": {"gain_db"}}``, each rounded to 1 mdB.
+
+    Raises:
+        ValueError: ``first`` is not one of :data:`GAIN_ORDERS` (a programming error).
+    """
     fp, tp = CHANNEL_STRIP.param("fader.fader_db"), CHANNEL_STRIP.param("trim.gain_db")
-    fader = min(max(total_db, fp.min), fp.max)
-    trim = min(max(total_db - fader, tp.min), tp.max)
+    if first == "fader":
+        fader = min(max(total_db, fp.min), fp.max)
+        trim = min(max(total_db - fader, tp.min), tp.max)
+    elif first == "trim":
+        trim = min(max(total_db, tp.min), tp.max)
+        fader = min(max(total_db - trim, fp.min), fp.max)
+    else:
+        raise ValueError(f"split_gain(first={first!r}): use one of {', '.join(GAIN_ORDERS)}")
     if abs(fader + trim - total_db) > 1e-9:
+        stages = "fader and trim" if first == "fader" else "trim and fader"
         notes.append(f"{name}: wanted {total_db:+.1f} dB of gain, limited to {fader + trim:+.1f} dB "
-                     "by the fader and trim ranges")
+                     f"by the {stages} ranges")
     return {"fader": {"fader_db": round(fader, 3)}, "trim": {"gain_db": round(trim, 3)}}

@@ -17,7 +17,14 @@ name                what                                              module
 ``equal_loudness``  every track at the same loudness                  :mod:`.baseline_mixers`
 ``learned``         a network predicts each channel strip (torch)     :mod:`.learned_mixer`
 ``prior``           mean level and pan per GM family (or role)        :mod:`.prior_mixer`
+``deepmixing``      fader automation per 400 ms chunk (learned)       :mod:`.deepmixing_mixer`
+``dae``             direct: a deep autoencoder writes each track      :mod:`.dae`
+``mixwaveunet``     direct: a Wave-U-Net writes the mix from 8 slots  :mod:`.mixwaveunet`
 ==================  ================================================  ========================
+
+The two **direct** mixers (:mod:`.direct_mixers`) write the mix audio themselves: their
+``mix(stems, ...)`` gives the audio and a session that records only the tracks (every strip at its
+defaults, provenance ``direct: true``); such a session cannot be rendered or pushed to a DAW.
 
 Importing this module imports no torch: the learned mixer loads its network on first use.
 Sessions are built by :func:`mixbridge.models.mix_session.build_session` (real units) or
@@ -114,6 +121,12 @@ def _prior(table: Any = None, common_lufs: float | None = None) -> Mixer:
     return PriorMixer(table=table, common_lufs=common_lufs)
 
 
+def _deepmixing(checkpoint: str | None = None, model: Any = None) -> Mixer:
+    from .deepmixing_mixer import DeepMixingMixer
+
+    return DeepMixingMixer(checkpoint=checkpoint, model=model)
+
+
 def _dmc(checkpoint: str | None = None, model: Any = None) -> Mixer:
     from .dmc_mixer import DMCMixer
 
@@ -132,3 +145,23 @@ register_mixer("prior", _prior,
                "The mean level and pan of each GM family (or role) in the composer dataset's training songs.")
 register_mixer("dmc", _dmc,
                "Differentiable mixing console: a network reads every track's audio and sets its gain and pan.")
+register_mixer("deepmixing", _deepmixing,
+               "Learned gain automation (DeepMixing): fader curves per 400 ms from a Dirichlet over the tracks.")
+
+
+def _dae(checkpoint: str | None = None, model: Any = None) -> Mixer:
+    from .dae import DAEMixer
+
+    return DAEMixer(checkpoint=checkpoint, model=model)
+
+
+def _mixwaveunet(checkpoint: str | None = None, model: Any = None) -> Mixer:
+    from .mixwaveunet import MixWaveUNetMixer
+
+    return MixWaveUNetMixer(checkpoint=checkpoint, model=model)
+
+
+register_mixer("dae", _dae,
+               "Deep autoencoder per track group (direct: writes audio, no parameters, cannot be pushed to a DAW)")
+register_mixer("mixwaveunet", _mixwaveunet,
+               "Wave-U-Net from 8 track slots (direct: writes audio, no parameters, cannot be pushed to a DAW)")

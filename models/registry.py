@@ -166,6 +166,34 @@ def _master_net(**config: Any):
     return MasterNet(**config)
 
 
+def _dae(**config: Any):
+    from .dae import DAE
+
+    return DAE(**config)
+
+
+def _mixwaveunet(**config: Any):
+    from .mixwaveunet import MixWaveUNet
+
+    return MixWaveUNet(**config)
+
+
+register_architecture("dae", _dae,
+                      summary="deep autoencoder direct mixer: magnitude frames per group (mixbridge.models.dae)")
+register_architecture("mixwaveunet", _mixwaveunet,
+                      summary="multichannel Wave-U-Net direct mixer (mixbridge.models.mixwaveunet)")
+
+
+def _deepmixing(**config: Any):
+    from .deepmixing import DeepMixing
+
+    return DeepMixing(**config)
+
+
+register_architecture("deepmixing", _deepmixing,
+                      summary="DeepMixing: Dirichlet gain automation per 400 ms chunk (mixbridge.models.deepmixing)")
+
+
 def _greybox(**config: Any):
     from .proxy_greybox import GreyBoxProxy
 
@@ -180,6 +208,14 @@ def _streaming_greybox(model):
 
 register_architecture("greybox", _greybox, _streaming_greybox,
                       "grey-box proxy: the schema's EQ/compressor, a learned knob law (mixbridge.models.proxy_greybox)")
+def _dmc_full(**config: Any):
+    from .dmc_full import DMCFull
+
+    return DMCFull(**config)
+
+
+register_architecture("dmc-full", _dmc_full,
+                      summary="stems + reference to every strip and the master bus (mixbridge.models.dmc_full)")
 register_architecture("master-mlp", _master_net,
                       summary="mix features to master-chain parameters (mixbridge.models.learned_master)")
 register_architecture("master-unet", _master_unet,

@@ -9,6 +9,11 @@ imbalance, Bark spectrum; Steinmetz et al., "Diff-MST", ISMIR 2024) of the maste
 reference's. This is Diff-MST's loss used as an inference-time optimisation (its
 "optimisation" baseline), not a trained predictor.
 
+:func:`predict_from_reference` is the trained predictor: ``dmc-full``
+(:class:`mixbridge.models.dmc_full.DMCFull`, Diff-MST's method 1) reads the stems and the reference
+and sets every track's strip and the master bus in one forward pass; ``automix --reference`` uses its
+session as the start of the optional refinement.
+
 Levels: the console's master, up to its limiter (EQ, bus compressor, the open-loop gain to the
 session's ``loudness.target_lufs``, BS.1770-4 in torch; the limiter is left out as Diff-MST's console
 has none, so that an unlimited reference's crest factor can be matched), is compared with the
@@ -25,13 +30,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from mixbridge.audio import StemSet, resample
 from mixbridge.errors import AudioInputError, MixbridgeError
-from mixbridge.loudness import integrated_lufs
+from mixbridge.loudness import SILENT_LUFS, db_to_gain, integrated_lufs
 from mixbridge.schema import CHANNEL_STRIP, MASTER_BUS
 from mixbridge.session import Session
 
@@ -56,6 +62,7 @@ MASTER_COMP_MARGIN = 0.05
 STEREO_FEATURES = ("stereo_width", "stereo_imbalance")
 
 _MASTER_PARAM = dict(MASTER_PARAMS)
+_TRIM = CHANNEL_STRIP.param("trim.gain_db")
 
 
 class StyleTransferError(ValueError, MixbridgeError):
@@ -152,7 +159,7 @@ def match_reference(stems, reference: np.ndarray, sample_rate: int, init_session
     r0 = loudest_window(ref, sample_rate, length)
     refw = ref[:, r0:r0 + length].astype(np.float64)
     ref_lufs = integrated_lufs(refw, sample_rate)
-    if not np.isfinite(ref_lufs) or ref_lufs <= -69.0:
+    if not np.isfinite(ref_lufs) or ref_lufs <= SILENT_LUFS:
         raise StyleTransferError("the reference is silent (below -70 LUFS); give a mix to match")
     refw = refw * 10 ** ((target_lufs - ref_lufs) / 20)
     ref_t = torch.from_numpy(refw)[None]
@@ -251,4 +258,149 @@ def _rounded(d: Mapping[str, float]) -> dict[str, float]:
     return {k: round(v, 6) if math.isfinite(v) else v for k, v in d.items()}
 
 
-__all__ = ["match_reference", "FeatureDistance", "StyleTransferError", "DEFAULT_REFINE_STEPS", "MASTER_FIT"]
+#: The shipped dmc-full checkpoint (``models/mixers/dmc_full.json`` + ``.safetensors``).
+DMC_FULL_CHECKPOINT = Path(__file__).resolve().parent / "mixers" / "dmc_full.json"
+#: The command that trains dmc-full (quoted when its weights are missing).
+TRAIN_HINT = ("mixbridge train dmc-full --data COMPOSER_DATASET --config models/configs/full_dmc.yaml -o RUN_DIR")
+#: Longest window of the stems and of the reference dmc-full reads (their loudest), s.
+PREDICT_WINDOW_S = 6.0
+
+
+def load_dmc_full(checkpoint: str | Path | None = None):
+    """The dmc-full network of ``checkpoint`` (default :data:`DMC_FULL_CHECKPOINT`), in eval mode
+    (:func:`mixbridge.models.checkpoint.load_mixer_network`).
+
+    Raises:
+        StyleTransferError: no weights at the default path, or a checkpoint of another architecture.
+        CheckpointError: a corrupted checkpoint.
+    """
+    from .checkpoint import load_mixer_network
+
+    return load_mixer_network(checkpoint, "dmc_full", "dmc-full", TRAIN_HINT, error=StyleTransferError)
+
+
+def console_session(init_session: Session, trims_db, strip_u: np.ndarray, master_u: np.ndarray) -> Session:
+    """A copy of ``init_session`` with dmc-full's parameters: per track the loudness trim ``trims_db`` (dB,
+    within the trim's range) and the normalised strip values ``strip_u [tracks, S]``; the master's ``master_u [M]``
+    (:data:`mixbridge.models.dmc_full.STRIP_OUTPUT_PARAMS` / ``MASTER_OUTPUT_PARAMS`` order). Polarity, mute,
+    the limiter and the loudness target stay ``init_session``'s; its other strip values are replaced."""
+    from .dmc_full import MASTER_OUTPUT_PARAMS, STRIP_OUTPUT_PARAMS
+
+    session = copy.deepcopy(init_session)
+    for i, t in enumerate(session.tracks):
+        p = {proc: dict(v) for proc, v in t.params.items()}
+        for j, (path, param) in enumerate(STRIP_OUTPUT_PARAMS):
+            proc, name = path.split(".")
+            p[proc][name] = round(float(param.from_normalised(float(strip_u[i, j]))), 4)
+        p["trim"]["gain_db"] = round(float(trims_db[i]), 4)
+        t.params = CHANNEL_STRIP.validate(p, f"track '{t.name}'")
+    mp = {proc: dict(v) for proc, v in session.master.params.items()}
+    for j, (path, param) in enumerate(MASTER_OUTPUT_PARAMS):
+        proc, name = path.split(".")
+        mp[proc][name] = round(float(param.from_normalised(float(master_u[j]))), 4)
+    session.master.params = MASTER_BUS.validate(mp, "master")
+    session.master.solved_gain_db = None
+    return session
+
+
+def predict_from_reference(stems, reference: np.ndarray, sample_rate: int, init_session: Session, *,
+                           reference_rate: int | None = None, model=None,
+                           checkpoint: str | Path | None = None, window_s: float = PREDICT_WINDOW_S) -> Session:
+    """The session ``dmc-full`` predicts for ``stems`` so that their mix matches ``reference`` (no optimisation).
+
+    Each stem is trimmed to :data:`mixbridge.models.dmc_mixer.COMMON_LUFS` (its loudness over the window
+    read, :func:`mixbridge.models.dmc_mixer.trim_db`; a silent stem keeps 0 dB; a trim beyond its range is
+    limited to it, with a notice) and the reference gain-matched to ``REFERENCE_LUFS``; the network reads
+    the loudest ``window_s`` seconds of the stems' sum and of the reference (the windows need not align;
+    it was trained on 1.5 s crops, its encoders mean-pool over time). It sets every track's strip but
+    polarity and mute (from ``init_session``) and the master's EQ, bus compressor and reverb; the
+    limiter and the loudness target stay ``init_session``'s.
+
+    Args:
+        stems: a :class:`~mixbridge.audio.StemSet` or float ``[tracks, C, samples]`` in the session's track order.
+        reference: float ``[C, samples]`` (C = 1 or 2; a mono one has a silent side).
+        sample_rate: Hz of the stems (and of the reference unless ``reference_rate``); both are resampled
+            to the network's rate when it differs.
+        init_session: the session whose tracks and delivery settings are kept (not modified).
+        model / checkpoint: the network, else its checkpoint (default the shipped one).
+
+    Returns:
+        A new session with ``provenance["dmc_full"]`` (checkpoint, windows, notices).
+
+    Raises:
+        StyleTransferError: tracks that do not match the session, a reference that is not ``[1|2, samples]``,
+            silent or shorter than 0.5 s, no shipped weights.
+        AudioInputError: stems of several lengths or shapes, or a reference with NaN/inf samples.
+    """
+    from .dmc_full import REFERENCE_LUFS, reference_features, track_features
+    from .dmc_mixer import trim_db
+
+    net = model if model is not None else load_dmc_full(checkpoint)
+    rate = int(net.sample_rate)
+    notices: list[str] = []
+    arrs = [s.audio for s in stems.stems] if isinstance(stems, StemSet) else list(stems)
+    if len(arrs) != len(init_session.tracks):
+        raise StyleTransferError(f"{len(arrs)} stems for a session of {len(init_session.tracks)} tracks; "
+                                 "pass the session of these stems")
+    # only the loudest window of the stems is stacked (and resampled): no copy of whole long stems
+    lengths = {np.shape(a)[-1] for a in arrs}
+    if len(lengths) != 1:
+        raise AudioInputError(f"stems must have one length, got {sorted(lengths)}; load them with "
+                              "mixbridge.audio.load_stems")
+    total = np.zeros(lengths.pop(), np.float32)
+    for a in arrs:
+        total += np.asarray(a, dtype=np.float32).reshape(-1, total.shape[0]).mean(axis=0)
+    src_win = max(int(window_s * sample_rate), int(net.n_fft * sample_rate / rate) + 1)
+    a0 = loudest_window(total[None], sample_rate, min(src_win, total.shape[0]))
+    x = _stack_stems([np.asarray(a)[..., a0:a0 + src_win] for a in arrs])[0].numpy()
+    if sample_rate != rate:
+        notices.append(f"stems resampled from {sample_rate} Hz to {rate} Hz for dmc-full")
+        x = np.asarray(resample(x, sample_rate, rate), dtype=np.float32)
+    ref = np.asarray(reference, dtype=np.float32)
+    ref = ref[None] if ref.ndim == 1 else ref
+    if ref.ndim != 2 or ref.shape[0] not in (1, 2):
+        raise StyleTransferError(f"reference must be [1|2, samples], got {ref.shape}; give a mono or stereo file")
+    ref_rate = reference_rate or sample_rate
+    if ref_rate != rate:
+        notices.append(f"reference resampled from {ref_rate} Hz to {rate} Hz for dmc-full")
+        ref = np.asarray(resample(ref, ref_rate, rate), dtype=np.float32)
+    if not np.isfinite(ref).all():
+        raise AudioInputError("the reference holds NaN or inf samples; give a valid audio file")
+    if ref.shape[1] < rate // 2:
+        raise StyleTransferError(f"reference of {ref.shape[1]} samples; give at least 0.5 s ({rate // 2} samples)")
+    win = max(int(window_s * rate), net.n_fft)
+    xw = np.array(x[..., :win])
+    r0 = loudest_window(ref, rate, min(win, ref.shape[1]))
+    refw = ref[:, r0:r0 + win].astype(np.float64)
+    ref_lufs = integrated_lufs(refw, rate)
+    if not np.isfinite(ref_lufs) or ref_lufs <= SILENT_LUFS:
+        raise StyleTransferError("the reference is silent (below -70 LUFS); give a mix to match")
+    refw = (refw * 10 ** ((REFERENCE_LUFS - ref_lufs) / 20)).astype(np.float32)
+    trims = []
+    for k in range(xw.shape[0]):
+        want = trim_db(integrated_lufs(xw[k].astype(np.float64), rate))
+        # a stem nearly silent in the window read would need more than the trim's range: it is limited, and
+        # said so (boosting it further would only raise its noise; dmc-full was trained on stems at one level)
+        trim = min(max(want, _TRIM.min), _TRIM.max)
+        if trim != want:
+            notices.append(f"stem {k + 1}: a loudness trim of {want:+.1f} dB is outside {_TRIM.range_text()}; "
+                           f"limited to {trim:+.1f} dB (the stem is nearly silent in the window read)")
+        trims.append(trim)
+        xw[k] = xw[k] * np.float32(db_to_gain(trim))
+    feats = track_features(xw, rate, n_mels=net.n_mels, n_fft=net.n_fft, hop_length=net.hop_length)
+    rfeat = reference_features(refw, rate, n_mels=net.n_mels, n_fft=net.n_fft, hop_length=net.hop_length)
+    with torch.no_grad():
+        su, mu = net(torch.from_numpy(feats)[None], torch.from_numpy(rfeat)[None])
+    su, mu = su[0].double().clamp(0, 1).numpy(), mu[0].double().clamp(0, 1).numpy()
+    session = console_session(init_session, trims, su, mu)
+    session.provenance["dmc_full"] = {
+        "method": "dmc-full: stems + reference -> strips and master bus (Diff-MST method 1)",
+        "checkpoint": str(checkpoint or (DMC_FULL_CHECKPOINT if model is None else type(model).__name__)),
+        "stems_window_s": round(xw.shape[-1] / rate, 3), "reference_window_s": round(refw.shape[-1] / rate, 3),
+        "notices": notices,
+    }
+    return session
+
+
+__all__ = ["match_reference", "predict_from_reference", "load_dmc_full", "FeatureDistance", "StyleTransferError",
+           "DEFAULT_REFINE_STEPS", "MASTER_FIT", "DMC_FULL_CHECKPOINT"]

@@ -7,6 +7,13 @@ true-peak look-ahead limiter, all in float64, in place on preallocated scratch v
 (:class:`BlockViews`). The interpolator is the meter's own (:func:`interpolation_filter`, ITU-R
 BS.1770-4 Annex 2, :mod:`mixbridge.loudness`); :func:`compiled_filters` gives scipy's compiled
 filter kernels. numpy and scipy only.
+
+The compressor's in-place pieces are module functions, shared with the grey-box proxies' CPU
+streaming path (:mod:`mixbridge.export.greybox_dsp`): :func:`peak_level_db_` (the linked peak
+detector), :func:`static_reduction_db_` (the soft-knee gain computer) and :func:`release_` (the
+max-plus peak release, which the limiter uses too). Each is the in-place, allocation-free form of
+its reference in :mod:`mixbridge.plugins.dynamics` (``static_reduction_db``, ``peak_release``), with
+the same operations in the same order.
 """
 from __future__ import annotations
 
@@ -76,6 +83,85 @@ def compiled_filters():
         def _linear_filter(b, a, x, axis, zi):
             return lfilter(b, a, x, axis=axis, zi=zi)
     return _sosfilt, _linear_filter
+
+
+def peak_level_db_(x: np.ndarray, absx: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """In place: the linked peak level ``level[..., n] = 20 log10 max(max_c |x[..., c, n]|, LEVEL_FLOOR)``, dBFS.
+
+    Args:
+        x: float64 audio ``[..., channels, samples]`` (``[channels, samples]`` for one signal,
+            ``[batch, channels, samples]`` for several); read only.
+        absx: scratch of ``x``'s shape, float64 (overwritten with ``|x|``).
+        level: output ``[..., samples]`` (``x``'s shape without the channel axis), float64.
+
+    Returns:
+        ``level``. The detector of :func:`mixbridge.plugins.dynamics.gain_reduction_db`.
+    """
+    np.abs(x, out=absx)
+    np.maximum.reduce(absx, axis=-2, out=level)
+    np.maximum(level, LEVEL_FLOOR, out=level)
+    np.log10(level, out=level)
+    level *= 20.0
+    return level
+
+
+def static_reduction_db_(level: np.ndarray, threshold_db: float, knee_db: float, slope: float,
+                         out: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """In place: :func:`mixbridge.plugins.dynamics.static_reduction_db` (Giannoulis, Massberg and Reiss,
+    JAES 2012, eq. 4) of ``level`` into ``out``: gain reduction in dB, >= 0.
+
+    Args:
+        level: detector level in dBFS, any shape (read only; may not be ``out`` or ``tmp``).
+        threshold_db: knee centre, dBFS. knee_db: full knee width, dB (0: hard knee).
+        slope: ``1 - 1/ratio`` (0..1).
+        out: output of ``level``'s shape, float64; tmp: scratch of that shape.
+
+    Returns:
+        ``out``: ``slope (clip(L - T + W/2, 0, W)^2 / (2W) + max(L - T - W/2, 0))``, or
+        ``slope max(L - T, 0)`` for ``W = 0``, in the reference's order of operations.
+    """
+    mx = np.maximum
+    if knee_db > 0.0:
+        np.subtract(level, threshold_db - knee_db / 2.0, out=out)
+        np.clip(out, 0.0, knee_db, out=out)
+        np.multiply(out, out, out=out)
+        out /= 2.0 * knee_db
+        np.subtract(level, threshold_db + knee_db / 2.0, out=tmp)
+        mx(tmp, 0.0, out=tmp)
+        out += tmp
+    else:
+        np.subtract(level, threshold_db, out=out)
+        mx(out, 0.0, out=out)
+    out *= slope
+    return out
+
+
+def release_(values: np.ndarray, ramp: np.ndarray, index: np.ndarray, step: float, state: float) -> float:
+    """In place on ``values [samples]``: ``v[n] = max(v[n], exp(-step) v[n-1])``, the instant-attack peak
+    hold with exponential release of :func:`mixbridge.plugins.dynamics.peak_release`.
+
+    The max-plus form ``log v[n] = max_k(log v[k] + step k) - step n`` runs as one
+    ``np.maximum.accumulate``.
+
+    Args:
+        values: float64 ``[samples]`` (dB of reduction or attenuation, >= 0), overwritten.
+        ramp: float64 scratch ``[samples]``. index: float64 ``[samples]`` holding ``0, 1, ..., samples - 1``.
+        step: ``1 / (release_ms / 1000 sample_rate)``, per sample.
+        state: natural log of the value before the first sample (``-inf``: none).
+
+    Returns:
+        The new state (the log of the last value).
+    """
+    np.maximum(values, TINY, out=values)   # log(0) would warn; exp(log TINY) is exact enough: 1 - 1e-300 == 1
+    np.log(values, out=values)
+    np.multiply(index, step, out=ramp)
+    values += ramp
+    np.maximum.accumulate(values, out=values)
+    np.maximum(values, state - step, out=values)
+    values -= ramp
+    new_state = float(values[-1])
+    np.exp(values, out=values)
+    return new_state
 
 
 class BlockViews:
@@ -166,6 +252,7 @@ class MasterKernels:
         if v is None:
             v = self._views[n] = BlockViews(self, n)
         c = self._consts[1]
+        buf = self._buffers
         mx = np.maximum
         x = v.x
         np.copyto(x, block, casting="unsafe")
@@ -175,30 +262,12 @@ class MasterKernels:
         # ---- EQ: RBJ biquads in place, state carried
         self._sosfilt(self._sos, x, self._eq_zi)
 
-        # ---- compressor: linked peak level in dB
+        # ---- compressor: linked peak level in dB, gain reduction in dB (>= 0), release
         absx, level, gr, tmp = v.absx, v.level, v.gr, v.tmp
-        np.abs(x, out=absx)
-        mx.reduce(absx, axis=0, out=level)
-        mx(level, LEVEL_FLOOR, out=level)
-        np.log10(level, out=level)
-        level *= 20.0
-        # gain computer: gain reduction in dB (>= 0)
-        slope, knee, thr = c["slope"], c["knee_db"], c["threshold_db"]
-        if knee > 0.0:
-            np.subtract(level, thr - knee / 2.0, out=gr)
-            np.clip(gr, 0.0, knee, out=gr)
-            np.square(gr, out=gr)
-            gr *= slope / (2.0 * knee)
-            np.subtract(level, thr + knee / 2.0, out=tmp)
-            mx(tmp, 0.0, out=tmp)
-            tmp *= slope
-            gr += tmp
-        else:
-            np.subtract(level, thr, out=gr)
-            mx(gr, 0.0, out=gr)
-            gr *= slope
-        # release: y1[n] = max(gr[n], aR y1[n-1]) as a max-plus recursion on log gr
-        self._comp_release_log = self._release(gr, n, c["release_log_step"], self._comp_release_log)
+        peak_level_db_(x, absx, level)
+        static_reduction_db_(level, c["threshold_db"], c["knee_db"], c["slope"], gr, tmp)
+        self._comp_release_log = release_(gr, buf["rel"][:n], buf["index"][:n], c["release_log_step"],
+                                          self._comp_release_log)
         # attack: one-pole low-pass, state carried
         smooth, self._comp_attack_zi = self._linear_filter(c["attack_b"], c["attack_a"], gr, -1,
                                                            self._comp_attack_zi)
@@ -244,7 +313,8 @@ class MasterKernels:
             mx.reduce(v.hold_windows, axis=-1, out=held)
         else:
             held[...] = peak
-        self._lim_release_log = self._release(held, n, c["limiter_release_log_step"], self._lim_release_log)
+        self._lim_release_log = release_(held, buf["rel"][:n], buf["index"][:n], c["limiter_release_log_step"],
+                                         self._lim_release_log)
         if self.lookahead_samples > 1:
             att, self._box_zi = self._linear_filter(self._box_b, _ONE, held, -1, self._box_zi)
         else:
@@ -262,21 +332,3 @@ class MasterKernels:
             np.clip(out, -ceiling, ceiling, out=out)
         np.copyto(v.out, out, casting="same_kind")
         return v.out
-
-    def _release(self, values: np.ndarray, n: int, step: float, state: float) -> float:
-        """In place: ``v[n] = max(v[n], exp(-step) v[n-1])`` from ``state`` = log of the previous value.
-
-        The max-plus form ``log v[n] = max_k(log v[k] + step k) - step n`` runs as one
-        ``np.maximum.accumulate``. Returns the new state.
-        """
-        ramp = self._buffers["rel"][:n]
-        np.maximum(values, TINY, out=values)   # log(0) would warn; exp(log TINY) is exact enough: 1 - 1e-300 == 1
-        np.log(values, out=values)
-        np.multiply(self._buffers["index"][:n], step, out=ramp)
-        values += ramp
-        np.maximum.accumulate(values, out=values)
-        np.maximum(values, state - step, out=values)
-        values -= ramp
-        new_state = float(values[-1])
-        np.exp(values, out=values)
-        return new_state

@@ -27,6 +27,12 @@ proxy streamed by onnxruntime (``--live-proxy``, default ``tcn-rt``), which is w
     nice .venv/bin/python scripts/bench_streaming.py --models tcn-rt --block-sizes 64,128 --seconds 2
     nice .venv/bin/python scripts/bench_streaming.py --parts master
     nice .venv/bin/python scripts/bench_streaming.py --models models/proxies/zamcomp.json --block-sizes 64
+    nice .venv/bin/python scripts/bench_streaming.py --parts proxy --block-sizes 64 --repeat 3 \
+        --backends onnxruntime --models models/proxies/eqcomp_builtin.json,models/proxies/comp_builtin.json,tcn-rt
+
+``--repeat N`` times each proxy cell N times (backends interleaved) and adds a table of the median
+``core``, its spread (min..max) and its ratio to the ``onnxruntime`` column of the same runs: on a
+shared CPU the ratio to that raw-engine reference moves less than the cost itself.
 """
 from __future__ import annotations
 
@@ -75,7 +81,10 @@ def _time_blocks_paced(step, block: np.ndarray, n_blocks: int, period_s: float, 
 
 
 def bench_model(source: str, block_sizes: list[int], seconds: float, sample_rate_override: int | None,
-                backends: list[str]) -> list[dict]:
+                backends: list[str], repeat: int = 1) -> list[dict]:
+    """Rows of timings per block size and backend; with ``repeat`` > 1 each cell is timed that many
+    times, the backends interleaved (so a busy spell of the shared CPU hits all of them), and the
+    row keeps the median run (by thread CPU time) plus every run's ``core`` in ``core_runs``."""
     import torch
 
     from mixbridge.export.exporter import export_model, resolve_model
@@ -115,20 +124,43 @@ def bench_model(source: str, block_sizes: list[int], seconds: float, sample_rate
             block = (0.1 * np.random.default_rng(0).standard_normal((1, n))).astype(np.float32)
             n_blocks = max(100, int(seconds * sample_rate / n))
             block_ms = 1e3 * n / sample_rate
+            runs: dict[str, list[dict]] = {b: [] for b in backends}
+            for _ in range(max(1, repeat)):
+                for backend in backends:
+                    if backend == "eager":
+                        step = eager_step
+                    else:
+                        session = sessions[backend]
+                        session.reset()
+                        step = session.process
+                    wall, cpu = _time_blocks(step, block, n_blocks)
+                    wall, cpu = 1e3 * wall, 1e3 * cpu
+                    mean, p99, cpu_mean = float(wall.mean()), float(np.percentile(wall, 99)), float(cpu.mean())
+                    runs[backend].append({"model": source, "backend": backend, "block": n, "mean_ms": mean,
+                                          "p99_ms": p99, "rtf": mean / block_ms, "cpu_ms": cpu_mean,
+                                          "core": cpu_mean / block_ms, "p99_ok": p99 < block_ms / 2,
+                                          "block_ms": block_ms})
             for backend in backends:
-                if backend == "eager":
-                    step = eager_step
-                else:
-                    session = sessions[backend]
-                    session.reset()
-                    step = session.process
-                wall, cpu = _time_blocks(step, block, n_blocks)
-                wall, cpu = 1e3 * wall, 1e3 * cpu
-                mean, p99, cpu_mean = float(wall.mean()), float(np.percentile(wall, 99)), float(cpu.mean())
-                rows.append({"model": source, "backend": backend, "block": n, "mean_ms": mean, "p99_ms": p99,
-                             "rtf": mean / block_ms, "cpu_ms": cpu_mean, "core": cpu_mean / block_ms,
-                             "p99_ok": p99 < block_ms / 2, "block_ms": block_ms})
+                done = sorted(runs[backend], key=lambda r: r["core"])
+                rows.append({**done[len(done) // 2], "core_runs": [r["core"] for r in runs[backend]]})
     return rows, model
+
+
+def print_repeat_summary(rows: list[dict], reference: str = "onnxruntime") -> None:
+    """Median and spread (min..max) of ``core`` over the repeated runs, and each backend's ratio to the
+    ``reference`` backend timed in the same runs (the ratio holds across machines better than the cost)."""
+    print(f"\n## repeated runs: core = thread CPU time / block duration, median (min..max); ratio to "
+          f"{reference} of the same model, median of the per-run ratios")
+    print("| model | block | backend | runs | core median | spread | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        ref = next((q for q in rows if q["model"] == r["model"] and q["block"] == r["block"]
+                    and q["backend"] == reference), None)
+        c = np.array(r["core_runs"])
+        ratio = (f"{float(np.median(c / np.array(ref['core_runs']))):.3f}" if ref is not None
+                 and len(ref["core_runs"]) == c.size else "")
+        print(f"| {r['model']} | {r['block']} | {r['backend']} | {c.size} | {float(np.median(c)):.4f} | "
+              f"{float(c.min()):.4f}..{float(c.max()):.4f} | {ratio} |")
 
 
 #: Master-bus settings for the master benchmark: every stage engaged (the cost hardly depends on them).
@@ -226,6 +258,9 @@ def main(argv=None) -> int:
                                                             "chain), or both")
     ap.add_argument("--paced-seconds", type=float, default=1.0,
                     help="audio seconds timed per cell in the master part's paced (real-time) timing")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time each proxy cell this many times (backends interleaved) and print the median, "
+                         "the spread and the ratio to onnxruntime")
     ap.add_argument("--live-proxy", default="tcn-rt",
                     help="proxy streamed before the master chain in the master part ('' for none)")
     args = ap.parse_args(argv)
@@ -241,8 +276,10 @@ def main(argv=None) -> int:
 
         print(f"# torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, 1 thread each; "
               f"RTF = mean time per block / block duration (= fraction of one core)")
+    all_rows: list[dict] = []
     for source in (args.models.split(",") if "proxy" in parts else []):
-        rows, model = bench_model(source, block_sizes, args.seconds, args.sample_rate, backends)
+        rows, model = bench_model(source, block_sizes, args.seconds, args.sample_rate, backends, args.repeat)
+        all_rows += rows
         used = list(dict.fromkeys(r["backend"] for r in rows))  # a grey-box proxy adds dsp, drops torchscript
         shape = (f"{model.n_blocks} blocks, kernel {model.kernel_size}, {model.channels} channels"
                  if hasattr(model, "n_blocks") else f"{model.architecture} {list(model.schema)}")
@@ -263,6 +300,8 @@ def main(argv=None) -> int:
             print(f"| {n} | {block_ms:6.3f} |" + "".join(cells))
         print("(ms: block duration; RTF: wall mean / block duration; core: thread CPU time / block duration, "
               "the cost without waiting for a busy CPU; ! = p99 above half a block)")
+    if args.repeat > 1 and all_rows:
+        print_repeat_summary(all_rows)
     if "master" in parts:
         sample_rate = args.sample_rate or 48000
         print(f"\n# master chain: numpy {np.__version__}, scipy {scipy.__version__}, onnxruntime "

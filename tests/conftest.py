@@ -2,6 +2,9 @@
 
 * ``multitrack``: the five-stem synthetic multitrack of ``support.write_multitrack``, written once
   per session; ``multitrack_copy`` is a per-test copy that a test may modify.
+* ``composer_e1m9_x0_root`` / ``composer_e1m9_x0``: a one-excerpt composer dataset of the demo song D_E1M9
+  (its first excerpt ``e1m9_x0``, a test-split song, identical to the full dataset's), built once per
+  session for the model-card re-checks; skipped where ``support.HAVE_DEMO_SOURCES`` is false.
 * Every test that ``support.needs_vst`` skips also carries the ``vst`` marker (``-m "not vst"``
   deselects them).
 
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import VST_SKIP_REASON, torch_threads, write_multitrack
+from tests.support import HAVE_DEMO_SOURCES, VST_SKIP_REASON, torch_threads, write_multitrack
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,29 @@ def multitrack_copy(multitrack, tmp_path) -> Path:
     dst = tmp_path / "song"
     shutil.copytree(multitrack, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def composer_e1m9_x0_root(tmp_path_factory) -> Path:
+    """The folder of a composer dataset holding only ``e1m9_x0`` (read-only; built once per session)."""
+    if not HAVE_DEMO_SOURCES:
+        pytest.skip("needs fluidsynth, freedoom, fluid-soundfont-gm and avldrums.lv2-soundfont (apt packages)")
+    from mixbridge.plugins.datagen.composer.build import build_composer, resolve_settings
+
+    root = tmp_path_factory.mktemp("composer_e1m9") / "ds"
+    build_composer(root, resolve_settings(pick=["D_E1M9"], excerpts_per_song=1), jobs=1, progress=False,
+                   log=lambda _: None)
+    return root
+
+
+@pytest.fixture(scope="session")
+def composer_e1m9_x0(composer_e1m9_x0_root):
+    """The excerpt ``e1m9_x0`` of ``composer_e1m9_x0_root`` (a test-split song), checked to be that one."""
+    from mixbridge.plugins.datagen.composer import read_composer_dataset
+
+    (excerpt,) = read_composer_dataset(composer_e1m9_x0_root).excerpts
+    assert excerpt.id == "e1m9_x0" and excerpt.split == "test", (excerpt.id, excerpt.split)
+    return excerpt
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,10 @@ session -> (with ``reference``: the session is refined toward the reference's au
 features, :func:`refine_to_reference`, torch imported then) -> the host renders
 the mix through the chosen backend -> the master bus brings it to the loudness
 target -> ``mix.wav``, ``master.wav``, ``session.json`` and ``report.html`` are
-written. The console and the master bus render block by block straight into ``mix.wav`` and
+written. A **direct** mixer (``dae``, ``mixwaveunet``: :mod:`mixbridge.models.direct_mixers`) writes the
+mix audio itself: it becomes ``mix.wav`` without a render, goes through the same master bus to
+``master.wav``, and its session (tracks only, ``provenance["direct"]``) is refused by :func:`render`;
+no ``report.html`` then. The console and the master bus render block by block straight into ``mix.wav`` and
 ``master.wav`` (:class:`~mixbridge.audio.WavArray`), so memory does not grow with the length of
 the session (README "Long sessions"); the ``vst`` backend renders in a child process, so a plugin
 that crashes on audio is one error line naming it and the signal. The outputs are written into
@@ -38,10 +41,11 @@ from typing import Any
 from mixbridge.atomic import atomic_path
 from mixbridge.audio import StemSet, WavArray, check_finite_blocks, load_stems, read_audio, write_audio
 from mixbridge.errors import AudioInputError, MixbridgeError, UnknownNameError
+from mixbridge.models.direct_mixers import is_direct
 from mixbridge.models.mixers import DEFAULT_MIXER, MIXERS, Mixer, get_mixer, mixer_from_checkpoint, mixer_names
 from mixbridge.roles import assign_roles, roles_from_manifest
 from mixbridge.schema import MASTER_BUS
-from mixbridge.session import Session, load, save
+from mixbridge.session import DirectSessionError, Session, load, refuse_direct, save
 
 
 @dataclass
@@ -70,11 +74,12 @@ class AutomixResult:
 
     def summary(self) -> str:
         """The few lines the ``automix`` command prints: outputs, mixer, loudness, notices."""
+        prov = self.session.provenance
+        how = ("direct: its audio is mix.wav, no render" if prov.get("direct") else f"backend {prov.get('backend')}")
         lines = [
             f"wrote {self.out_dir}/: mix.wav, master.wav, session.json{', report.html' if self.report else ''} "
             f"({self.seconds:.1f} s)",
-            f"  mixer {self.session.provenance.get('mixer')}, backend {self.session.provenance.get('backend')}, "
-            f"{len(self.session.tracks)} tracks at {self.session.sample_rate} Hz",
+            f"  mixer {prov.get('mixer')}, {how}, {len(self.session.tracks)} tracks at {self.session.sample_rate} Hz",
             f"  mix {self.mix_lufs:.2f} LUFS -> master {self.master_lufs:.2f} LUFS, "
             f"true peak {self.master_true_peak_dbtp:.2f} dBTP",
         ]
@@ -129,10 +134,13 @@ def render_session(session: Session, backend: str = "builtin", progress: bool = 
     Raises:
         UnknownNameError: unknown backend. BackendUnavailableError: its library or plugins are missing.
         ParamRangeError: a value the backend cannot render (unless ``clamp``).
+        DirectSessionError: a direct mixer's session (:func:`mixbridge.session.refuse_direct`: it holds no
+            parameters; its ``mix.wav`` is the output).
         PluginLoadError: (sandboxed backends) a plugin killed the render process: names the plugin file,
             the track and processor it was rendering, and the signal. RenderCrashError: the render
             process died of a signal while no plugin was rendering.
     """
+    refuse_direct(session, "render")
     if backend in SANDBOXED_BACKENDS:
         return _render_in_child(session, backend, progress, on_track, measure, resolve_gain, clamp, mix_out,
                                 master_out)
@@ -320,29 +328,39 @@ DEFAULT_REFINE_STEPS = 25
 
 
 def refine_to_reference(session: Session, stems: StemSet, reference: str | Path, steps: int = DEFAULT_REFINE_STEPS,
-                        progress: bool = False) -> tuple[Session, list[str]]:
+                        progress: bool = False, predict: bool = True) -> tuple[Session, list[str]]:
     """Mixing style transfer: ``session`` refined so that its master's audio features match ``reference``'s.
 
+    First, with ``predict``, the session is the one ``dmc-full`` predicts from the stems and the reference
+    (:func:`mixbridge.models.style_transfer.predict_from_reference`: every track's strip and the master's EQ,
+    bus compressor and reverb; of the mixer's session only the track list, polarity, mute and the delivery
+    settings, limiter and loudness target, survive). Then
     :func:`mixbridge.models.style_transfer.match_reference` (torch, imported here): the track gains, pans and
     EQ band gains and the master EQ and bus compressor are optimised through the torch console for ``steps``
-    Adam steps (0: the mixer's session unchanged, the distance only measured). A reference at another sample
-    rate is resampled and a mono one skips the stereo features, each with a notice. The reference's path and
-    sha256 and the feature distance before and after go into ``provenance["reference"]``.
+    Adam steps (0: the distance only measured). A reference at another sample rate is resampled and a mono
+    one skips the stereo features, each with a notice. The reference's path and sha256 and the feature
+    distance before and after go into ``provenance["reference"]``.
 
     Returns:
         ``(refined session, notices)``.
 
     Raises:
         AudioInputError: a missing, unreadable or more-than-stereo reference.
-        StyleTransferError: a silent or too short reference, ``steps < 0``.
+        StyleTransferError: a silent or too short reference, ``steps < 0``; with ``predict``, no shipped dmc-full
+            weights (the message names the train command).
     """
     from mixbridge.checksum import sha256_file
-    from mixbridge.models.style_transfer import match_reference
+    from mixbridge.models.style_transfer import match_reference, predict_from_reference
 
     reference = Path(reference)
     audio, rate = read_audio(reference)
     if audio.shape[0] > 2:
         raise AudioInputError(f"{reference}: {audio.shape[0]} channels; give a mono or stereo reference")
+    pre_notices: list[str] = []
+    if predict:
+        session = predict_from_reference(stems, audio, stems.sample_rate, session, reference_rate=rate)
+        pre_notices = [f"reference {reference.name}: dmc-full predicted the strips and the master bus"]
+        pre_notices += [f"reference {reference.name}: " + n for n in session.provenance["dmc_full"]["notices"]]
     refined = match_reference(stems, audio, stems.sample_rate, session, steps, reference_rate=rate,
                               progress=progress)
     st = refined.provenance["style_transfer"]
@@ -351,7 +369,7 @@ def refine_to_reference(session: Session, stems: StemSet, reference: str | Path,
         "feature_distance_before": st["feature_distance_before"],
         "feature_distance_after": st["feature_distance_after"],
     }
-    notices = [f"reference {reference.name}: " + n for n in st["notices"]]
+    notices = pre_notices + [f"reference {reference.name}: " + n for n in st["notices"]]
     notices.append(f"reference {reference.name}: feature distance {st['feature_distance_before']:.4f} -> "
                    f"{st['feature_distance_after']:.4f} after {steps} refinement steps")
     return refined, notices
@@ -622,6 +640,7 @@ def automix(
     checkpoint: str | Path | None = None,
     reference: str | Path | None = None,
     refine_steps: int = DEFAULT_REFINE_STEPS,
+    reference_start: str = "dmc-full",
     ride: bool = False,
     max_ride_db: float = 6.0,
 ) -> AutomixResult:
@@ -633,7 +652,8 @@ def automix(
             empty or holding a previous automix's outputs (:func:`check_output_folder`). The outputs are
             staged beside it and the staging folder becomes ``out_dir`` in one rename
             (:func:`staging_folder`); staging folders of interrupted runs are removed, with a notice.
-        mixer: a registered mixer name (``mixbridge.models.mixers.mixer_names()``).
+        mixer: a registered mixer name (``mixbridge.models.mixers.mixer_names()``); a direct mixer's audio is
+            ``mix.wav`` itself (:func:`_automix_direct`).
         backend: a registered render backend (``mixbridge.plugins.backend.backend_names()``: builtin, vst).
         target_lufs: integrated loudness target; default the schema's -14 LUFS.
         seed: seed of the random mixers.
@@ -646,7 +666,10 @@ def automix(
             :func:`build_mixer`.
         reference: a reference mix whose audio features the mix should match: the mixer's session is
             refined by :func:`refine_to_reference` (needs torch).
-        refine_steps: the refinement's Adam steps (0: the mixer's session, the distance only measured).
+        refine_steps: the refinement's Adam steps (0: the start session, the distance only measured).
+        reference_start: with ``reference``, the session the refinement starts from: ``"dmc-full"`` (the
+            session dmc-full predicts from the stems and the reference; an error when its weights are missing)
+            or ``"mixer"`` (the mixer's session).
         ride: give every track a loudness-riding fader curve by rule
             (:func:`mixbridge.plugins.ride.ride_automation`), within +-``max_ride_db`` dB, before the render,
             so the mix and the solved master gain include it.
@@ -659,6 +682,7 @@ def automix(
         UnknownNameError: unknown mixer/backend, or a checkpoint for a
         mixer that takes none. CheckpointError: (on the mixer's call) a bad checkpoint.
         ParamRangeError: ``target_lufs`` outside the schema range. StyleTransferError: an unusable reference.
+        DirectSessionError: ``reference`` or ``ride`` with a direct mixer (it sets no parameters to refine).
     """
     t0 = time.perf_counter()
     stems_dir, out_dir = Path(stems_dir), Path(out_dir)
@@ -670,21 +694,31 @@ def automix(
         raise AudioInputError(f"{reference}: no such file; give the reference mix (--reference REF.wav)")
     if refine_steps < 0:
         raise AudioInputError(f"refine_steps = {refine_steps}; give 0 or more (--refine-steps N)")
+    if reference_start not in ("dmc-full", "mixer"):
+        raise AudioInputError(f"reference_start = {reference_start!r}; use 'dmc-full' or 'mixer'")
     tp = MASTER_BUS.param("loudness.target_lufs")
     target = tp.default if target_lufs is None else tp.validate(target_lufs, "--target-lufs")
+    direct = is_direct(mx)
+    if direct and (reference is not None or ride):
+        raise DirectSessionError(f"mixer '{mixer}' is a direct mixer: it writes audio and sets no parameters, so "
+                                 f"{'--reference' if reference is not None else '--ride'} has nothing to refine; "
+                                 "use a parameter mixer (--mixer dmc)")
     check_output_folder(out_dir)  # fail fast, before the mixing
     # lazy: the stems are checked now and read block by block by the mixer and the console, so
     # memory does not grow with the number of tracks or their length (README "Long sessions")
     stems = load_stems(stems_dir, roles=roles_from_manifest(stems_dir), lazy=True)
     stems.notices.extend(assign_roles(stems.stems))
     cleaned = remove_stale_staging(out_dir)
+    if direct:
+        return _automix_direct(mx, stems, out_dir, seed, target, backend, cleaned, report, t0)
     with staging_folder(out_dir) as staging:
         session = mx(stems, seed=seed, target_lufs=target, source_base=out_dir)
         # sources are relative to out_dir, which may not exist yet; the staging folder sits at its depth
         session.base_dir = staging
         ref_notices: list[str] = []
         if reference is not None:
-            session, ref_notices = refine_to_reference(session, stems, reference, refine_steps, progress=progress)
+            session, ref_notices = refine_to_reference(session, stems, reference, refine_steps, progress=progress,
+                                                       predict=reference_start == "dmc-full")
         if ride:
             from mixbridge.plugins.ride import ride_automation
 
@@ -701,6 +735,42 @@ def automix(
     session.base_dir = out_dir.resolve()
     return AutomixResult(out_dir, session, mres.pre_lufs, mres.lufs, mres.true_peak_dbtp,
                          time.perf_counter() - t0, notices, report)
+
+
+def _automix_direct(mx, stems: StemSet, out_dir: Path, seed: int, target: float, backend: str, cleaned: list[str],
+                    report: bool, t0: float) -> AutomixResult:
+    """:func:`automix` with a direct mixer (:mod:`mixbridge.models.direct_mixers`): its audio is ``mix.wav``.
+
+    No console render: the mixer's audio goes through the one master bus (:func:`mixbridge.plugins.mastering.master`,
+    the master's defaults: flat EQ, compressor at ratio 1, the gain solved for ``target``, the true-peak
+    limiter at its ceiling) to ``master.wav``; the session records the tracks, the solved master gain and
+    ``provenance["direct"] = True`` (it cannot be rendered or pushed). ``report.html`` is not written
+    (there are no channel strips to report); the render backend is not used (both said in the notices).
+    """
+    from mixbridge.plugins.mastering import master
+
+    notices = cleaned + list(stems.notices)
+    if backend != "builtin":
+        notices.append(f"backend {backend} not used: the direct mixer {mx.name} writes the mix audio itself")
+    if report:
+        notices.append(f"report.html not written: the direct mixer {mx.name} sets no channel strips to report")
+    with staging_folder(out_dir) as staging:
+        dm = mx.mix(stems, seed=seed, target_lufs=target, source_base=out_dir)
+        session = dm.session
+        mres = master(dm.audio, session.master.params, dm.sample_rate)
+        session.master.solved_gain_db = float(mres.gain_db)
+        notices += session.provenance.get("mixer_notes", []) + list(mres.notices)
+        session.provenance["backend"] = None
+        session.provenance["master"] = {"lufs": round(mres.lufs, 3), "true_peak_dbtp": round(mres.true_peak_dbtp, 3),
+                                        "backend": None}
+        session.provenance["render_notices"] = list(mres.notices)
+        write_audio(staging / "mix.wav", dm.audio, dm.sample_rate)
+        write_audio(staging / "master.wav", mres.audio, dm.sample_rate)
+        session.base_dir = staging
+        save(session, staging / "session.json")
+    session.base_dir = out_dir.resolve()
+    return AutomixResult(out_dir, session, mres.pre_lufs, mres.lufs, mres.true_peak_dbtp, time.perf_counter() - t0,
+                         notices, False)
 
 
 def _write_outputs(staging: Path, session: Session, console, mres, backend: str, cleaned: list[str],
@@ -748,8 +818,10 @@ def render(session_path: str | Path, out_path: str | Path, backend: str = "built
 
     Raises:
         SessionError and friends: an invalid session. AudioInputError: missing sources.
+        DirectSessionError: a direct mixer's session (no parameters; its ``mix.wav`` is the output).
     """
     session = load(session_path)
+    refuse_direct(session, "render")  # before any file is made: a direct mixer's mix.wav is its output
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     mix_ctx = atomic_path(mix_out) if mix_out else contextlib.nullcontext(None)

@@ -25,10 +25,20 @@ def _automix(args: argparse.Namespace) -> int:
     """``mixbridge automix``: :func:`~mixbridge.app.automix.automix`, then optionally push into a DAW."""
     from .automix import automix
 
+    if args.push:  # fail fast: a direct mixer's session has no parameters to push
+        from mixbridge.models.direct_mixers import is_direct
+        from mixbridge.models.mixers import get_mixer
+        from mixbridge.session import DirectSessionError
+
+        if is_direct(get_mixer(args.mixer)):
+            raise DirectSessionError(f"--push with --mixer {args.mixer}: a direct mixer writes the mix audio and sets "
+                                     "no parameters, so there is nothing to push to a DAW; its mix.wav is the "
+                                     "output (push a parameter mixer's session: --mixer dmc)")
     res = automix(args.stems_dir, args.output, mixer=args.mixer, backend=args.backend,
                   target_lufs=args.target_lufs, seed=args.seed, progress=not args.quiet, clamp=args.clamp,
                   report=not args.no_report,
                   checkpoint=args.checkpoint, reference=args.reference, refine_steps=args.refine_steps,
+                  reference_start=args.reference_start,
                   ride=args.ride, max_ride_db=args.max_ride_db)
     if not args.quiet:
         print(res.summary())
@@ -132,6 +142,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="mixing style transfer: refine the mixer's session so that the master's audio features "
                         "(Diff-MST: RMS, crest factor, stereo width and imbalance, Bark spectrum) match this mix's "
                         "(needs torch)")
+    p.add_argument("--reference-start", choices=("dmc-full", "mixer"), default="dmc-full",
+                   help="with --reference: start from dmc-full's predicted console (default) or the mixer's session")
     p.add_argument("--refine-steps", type=int, default=DEFAULT_REFINE_STEPS, metavar="N",
                    help=f"with --reference: optimisation steps through the torch console (default: "
                         f"{DEFAULT_REFINE_STEPS}; 0: the mixer's session only, the distance measured)")

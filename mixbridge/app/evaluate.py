@@ -11,7 +11,8 @@ Two forms, one library each (STYLE.md point 12):
   0, 1, 2) mixes the excerpt's input stems, its session's console is rendered by the chosen backend
   (:func:`mixbridge.plugins.console.render_console`, the function :func:`mixbridge.app.automix.render_session`
   uses, without the master bus: the target ``target/mix.wav`` is a pre-master console mix) and the mix is
-  scored against the target with the stems. Rows go to ``OUT_DIR/results.jsonl`` as they are made (one
+  scored against the target with the stems (a direct mixer, ``dae`` or ``mixwaveunet``, is scored on the audio it
+writes, which is pre-master too, with no render). Rows go to ``OUT_DIR/results.jsonl`` as they are made (one
   per mixer run x excerpt; a rerun skips the rows it has, so an interrupted batch resumes), the means per
   run and per song to ``OUT_DIR/summary.json``, and the markdown table of :func:`markdown_table` is printed.
 
@@ -32,8 +33,9 @@ from mixbridge.errors import MixbridgeError
 
 #: The seeds the ``random`` mixer is run with.
 RANDOM_SEEDS = (0, 1, 2)
-#: The four scores of the batch table, in column order: (key, header, format).
+#: The five scores of the batch table, in column order: (key, header, format).
 TABLE_COLUMNS = (("sum_difference_mrstft", "sum/diff MR-STFT", "{:.3f}"), ("level_rmse_db", "level RMSE dB", "{:.2f}"),
+                 ("time_level_rmse_db", "time level RMSE dB", "{:.2f}"),
                  ("pan_mae", "pan MAE", "{:.3f}"), ("feature_distance", "feature distance", "{:.3f}"))
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -192,9 +194,23 @@ def _aggregate(rows: list[dict]) -> dict:
     return {"n_excerpts": len(rows), **{k: _mean(r[k] for r in rows) for k, _, _ in TABLE_COLUMNS}}
 
 
+def _is_direct_mixer(name: str) -> bool:
+    """Whether registered mixer ``name`` is a direct mixer (False for unknown names or ones that cannot be built)."""
+    from mixbridge.models.direct_mixers import is_direct
+    from mixbridge.models.mixers import get_mixer, mixer_names
+
+    if name not in mixer_names():
+        return False
+    try:
+        return is_direct(get_mixer(name))
+    except (MixbridgeError, ImportError):
+        return False
+
+
 def markdown_table(summary: dict) -> str:
     """The README's markdown table of a :func:`evaluate_dataset` summary: one row per mixer (``random``: the
-    range of its seeds' means), columns :data:`TABLE_COLUMNS`, each the mean over the split's excerpts."""
+    range of its seeds' means), columns :data:`TABLE_COLUMNS`, each the mean over the split's excerpts. A row
+    is labelled ``mixer, backend``, or ``mixer, direct`` for a direct mixer (scored on its own audio)."""
     runs = summary["runs"]
     head = "| mixer | " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 1)]
@@ -205,7 +221,9 @@ def markdown_table(summary: dict) -> str:
             continue
         done.add(mixer)
         group = [runs[n] for n in runs if runs[n]["mixer"] == mixer]
-        label = f"{mixer}, {summary['backend']}" + (f" ({len(group)} seeds)" if mixer == "random" else "")
+        direct = _is_direct_mixer(mixer)   # scored on its own audio: no backend rendered it
+        label = (f"{mixer}, direct" if direct else f"{mixer}, {summary['backend']}") + (
+            f" ({len(group)} seeds)" if mixer == "random" else "")
         cells = []
         for key, _, spec in TABLE_COLUMNS:
             vals = [g[key] for g in group if g[key] is not None]
@@ -229,19 +247,27 @@ def _load_dataset(root):
 
 
 def _score_run(mixer, seed: int, ex, stems, target, backend: str) -> dict:
-    """Mix, render (console, no master) and score one excerpt with one mixer run; the row's measurements."""
+    """Mix, render (console, no master) and score one excerpt with one mixer run; the row's measurements.
+
+    A direct mixer (:func:`mixbridge.models.direct_mixers.is_direct`) is scored on its own audio (its
+    ``mix``, pre-master like the target), with no render; the backend does not apply to it."""
     import numpy as np
 
+    from mixbridge.models.direct_mixers import is_direct
     from mixbridge.models.evaluation import evaluate_mix
     from mixbridge.plugins.backend import get_backend
     from mixbridge.plugins.console import render_console
 
     t0 = time.perf_counter()
-    session = mixer(stems, seed=seed, source_base=Path(ex.stems_dir))
-    be = get_backend(backend, stems.sample_rate)
-    console = render_console(session, be, audio={s.name: s.audio for s in stems.stems})
+    if is_direct(mixer):  # a direct mixer's audio is its mix: nothing to render
+        mix, render_notices = mixer.mix(stems, seed=seed, source_base=Path(ex.stems_dir)).audio, []
+    else:
+        session = mixer(stems, seed=seed, source_base=Path(ex.stems_dir))
+        be = get_backend(backend, stems.sample_rate)
+        console = render_console(session, be, audio={s.name: s.audio for s in stems.stems})
+        mix, render_notices = console.mix, list(console.notices)
     t_mix = time.perf_counter() - t0
-    res = evaluate_mix(console.mix, target, stems.sample_rate, [s.audio for s in stems.stems],
+    res = evaluate_mix(mix, target, stems.sample_rate, [s.audio for s in stems.stems],
                        track_names=[s.name for s in stems.stems])
     tr = res["tracks"]
     return {**res["scores"], "mrstft_sum": res["mrstft"]["sum"], "mrstft_difference": res["mrstft"]["difference"],
@@ -249,9 +275,9 @@ def _score_run(mixer, seed: int, ex, stems, target, backend: str) -> dict:
             "octave_difference_db": res["octave_bands"]["difference_db"],
             "mix_level_db": tr["mix_level_db"], "reference_level_db": tr["reference_level_db"],
             "mix_pan": tr["mix_pan"], "reference_pan": tr["reference_pan"], "track_names": tr["names"],
-            "render_notices": list(console.notices), "notices": res["notices"],
+            "render_notices": render_notices, "notices": res["notices"],
             "mix_lufs": res["compliance"]["mix"]["lufs"], "n_tracks": len(stems.stems),
-            "peak": float(np.max(np.abs(console.mix))), "mix_render_s": round(t_mix, 3),
+            "peak": float(np.max(np.abs(mix))), "mix_render_s": round(t_mix, 3),
             "seconds": round(time.perf_counter() - t0, 3)}
 
 

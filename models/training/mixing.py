@@ -30,15 +30,20 @@ the split) and ``pan_mae``. :func:`train_mixer` is the library entry point behin
 ``mixbridge train mixer``; its keyword arguments are the whole training config.
 
 Shared with the other models trained on a dataset's own splits (:mod:`.mastering`,
-:mod:`mixbridge.models.master_unet`): :func:`run_split_training`, the one body of their ``train_*`` (threads,
-process group, task, :class:`SplitTrainer`, run or resume), and :func:`ship_mixer`, their one shipping step.
+:mod:`mixbridge.models.master_unet`, :mod:`.direct`, :mod:`.deepmixing`, :mod:`.dmc_full`):
+:func:`run_split_training`, the one body of their ``train_*`` (threads, process group, task,
+:class:`SplitTrainer`, run or resume), and :func:`ship_mixer`, their one shipping step. Shared by every task
+on the composer dataset: :func:`composer_splits` (train/val by song, the val hold-out of a dataset without val
+songs, the one sample rate), :func:`composer_model_args` (``sample_rate`` from the data),
+:func:`composer_identity` (the run's dataset identity) and :func:`read_crop` / :func:`read_excerpt_crop`
+(a crop of stem files: zero past the ends, mono duplicated).
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -50,6 +55,91 @@ from .trainer import Trainer
 
 #: The loudness both mixes are normalised to before the MR-STFT, LUFS.
 MIX_REF_LUFS = -23.0
+
+
+class ComposerSplits(NamedTuple):
+    """A composer dataset's training splits (:func:`composer_splits`); unpacks as ``ds, train, val, note, rate``."""
+
+    ds: Any          #: the :class:`~mixbridge.plugins.datagen.composer.ComposerDataset`
+    train: list      #: training excerpts
+    val: list        #: validation excerpts
+    note: str        #: where val comes from (the run's identity records it)
+    rate: int        #: the one sample rate of all excerpts, Hz
+
+
+def composer_splits(data: str | Path) -> ComposerSplits:
+    """The train and val excerpts of composer dataset ``data``, split by song as the dataset fixes it.
+
+    A dataset without val songs (a small development set) holds its last training song (by name) out for
+    validation and says so in ``note``.
+
+    Raises:
+        TrainConfigError: fewer than 2 training or 1 validation excerpt, or excerpts at several sample rates.
+        ComposerDatasetError: an incomplete or malformed dataset.
+    """
+    from mixbridge.plugins.datagen.composer import read_composer_dataset
+
+    ds = read_composer_dataset(data)
+    train, val = ds.split("train"), ds.split("val")
+    note = "the dataset's val split"
+    if not val and len({ex.lump for ex in train}) >= 2:
+        held = sorted({ex.lump for ex in train})[-1]
+        val, train = [ex for ex in train if ex.lump == held], [ex for ex in train if ex.lump != held]
+        note = f"no val split: song {held} held out of the train split for validation"
+    if len(train) < 2 or not val:
+        raise TrainConfigError(f"{data}: the train split has {len(train)} excerpt(s) and val {len(val)}; "
+                               "training needs at least 2 and 1 (build the dataset with more songs)")
+    rates = sorted({int(ex.sample_rate) for ex in train + val})
+    if len(rates) != 1:
+        raise TrainConfigError(f"{data}: excerpts at several sample rates {rates} Hz; rebuild the dataset")
+    return ComposerSplits(ds, train, val, note, rates[0])
+
+
+def composer_model_args(model_args: Mapping[str, Any] | None, rate: int) -> dict[str, Any]:
+    """A copy of ``model_args`` with ``sample_rate`` set to the dataset's ``rate`` (Hz).
+
+    Raises:
+        TrainConfigError: ``model_args`` names another ``sample_rate``.
+    """
+    args = dict(model_args or {})
+    if args.get("sample_rate", rate) != rate:
+        raise TrainConfigError(f"model_args.sample_rate = {args['sample_rate']} but the dataset is at {rate} Hz; "
+                               "remove sample_rate from model_args")
+    args["sample_rate"] = int(rate)
+    return args
+
+
+def composer_identity(data: str | Path, ds, train: list, val: list, note: str) -> dict[str, Any]:
+    """The dataset identity a run records (and compares on resume) for composer dataset ``data``.
+
+    ``{"root", "format", "version", "sample_rate", "train", "val", "val_source", "excerpts_sha256"}``: the
+    counts of the splits actually used, ``note`` (:func:`composer_splits`) and the sha256 of the sorted
+    ``id:split`` list of all excerpts. (Not :func:`.proxy.dataset_identity`, which identifies an effect dataset.)
+    """
+    listing = " ".join(sorted(f"{ex.id}:{ex.split}" for ex in ds.excerpts))
+    return {"root": str(Path(data).resolve()), "format": ds.config.get("format"), "version": ds.config.get("version"),
+            "sample_rate": int(train[0].sample_rate), "train": len(train), "val": len(val), "val_source": note,
+            "excerpts_sha256": hashlib.sha256(listing.encode()).hexdigest()}
+
+
+def read_crop(path: str | Path, start: int, n: int) -> np.ndarray:
+    """Samples ``start .. start + n`` of a stem file as float32 ``[2, n]``: zero before sample 0 and past the end
+    (``start`` may be negative), a mono file duplicated, channels past 2 dropped."""
+    import soundfile as sf
+
+    out = np.zeros((2, n), np.float32)
+    lo, stop = max(int(start), 0), int(start) + int(n)
+    if stop <= lo:
+        return out
+    data, _ = sf.read(path, start=lo, stop=stop, dtype="float32", always_2d=True)
+    data = data.T if data.shape[1] >= 2 else np.repeat(data.T, 2, axis=0)
+    out[:, lo - start:lo - start + data.shape[1]] = data[:2]
+    return out
+
+
+def read_excerpt_crop(excerpt, start: int, n: int) -> np.ndarray:
+    """:func:`read_crop` of every stem of a composer excerpt: float32 ``[tracks, 2, n]`` (the stored stems)."""
+    return np.stack([read_crop(excerpt.stems_dir / f, start, n) for f in excerpt.track_files])
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -130,16 +220,6 @@ class ExcerptCrops:
                                                     n_mels=self.model.n_mels)
         return self._features[i]
 
-    def _audio(self, i: int, start: int) -> np.ndarray:
-        import soundfile as sf
-
-        ex, n = self.excerpts[i], self.audio_samples
-        out = np.zeros((len(ex.track_files), 2, n), np.float32)
-        for k, f in enumerate(ex.track_files):
-            data, _ = sf.read(ex.stems_dir / f, start=start, stop=start + n, dtype="float32", always_2d=True)
-            out[k, :, :data.shape[0]] = data.T[:2] if data.shape[1] >= 2 else data.T.repeat(2, axis=0)
-        return out
-
     def __getitem__(self, i: int) -> dict:
         ex = self.excerpts[i]
         feats = self._excerpt_features(i)
@@ -152,7 +232,8 @@ class ExcerptCrops:
                   if self.random_crop else (total - want) // 2)
             crop = feats[..., f0:f0 + want]
         start = f0 * self.model.hop_length + (self.crop - self.audio_samples) // 2
-        audio = self._audio(i, start) if self.audio_samples else np.zeros((feats.shape[0], 2, 0), np.float32)
+        audio = (read_excerpt_crop(ex, start, self.audio_samples) if self.audio_samples
+                 else np.zeros((feats.shape[0], 2, 0), np.float32))
         keep = np.arange(feats.shape[0])
         if self.track_dropout and keep.size > 2:
             drop = np.random.default_rng([self.seed, self.epoch, i, 1]).random(keep.size) < self.track_dropout
@@ -206,45 +287,23 @@ class MixingTask:
     def __init__(self, data: str | Path, *, model_args: dict | None = None, crop_s: float = 4.0,
                  stft_s: float = 1.0, gain_weight: float = 1.0, gain_scale_db: float = 6.0, pan_weight: float = 1.0,
                  stft_weight: float = 0.1, track_dropout: float = 0.0, seed: int = 0, device: str = "cpu") -> None:
-        from mixbridge.plugins.datagen.composer import read_composer_dataset
-
         from ..losses import sum_and_difference_mrstft_loss
         from ..registry import build_architecture
 
-        ds = read_composer_dataset(data)
-        train, val = ds.split("train"), ds.split("val")
-        self.val_note = "the dataset's val split"
-        if not val and len({ex.lump for ex in train}) >= 2:
-            held = sorted({ex.lump for ex in train})[-1]
-            val, train = [ex for ex in train if ex.lump == held], [ex for ex in train if ex.lump != held]
-            self.val_note = f"no val split: song {held} held out of the train split for validation"
-        if len(train) < 2 or not val:
-            raise TrainConfigError(f"{data}: the train split has {len(train)} excerpt(s) and val {len(val)}; "
-                                   "training needs at least 2 and 1 (build the dataset with more songs)")
-        rates = sorted({int(ex.sample_rate) for ex in train + val})
-        if len(rates) != 1:
-            raise TrainConfigError(f"{data}: excerpts at several sample rates {rates}; rebuild the dataset")
-        args = dict(model_args or {})
-        if args.get("sample_rate", rates[0]) != rates[0]:
-            raise TrainConfigError(f"model_args.sample_rate = {args['sample_rate']} but the dataset is at "
-                                   f"{rates[0]} Hz; remove sample_rate from model_args")
-        args["sample_rate"] = rates[0]
+        ds, train, val, self.val_note, rate = composer_splits(data)
+        args = composer_model_args(model_args, rate)
         if not crop_s > 0 or stft_s < 0 or gain_scale_db <= 0:
             raise TrainConfigError(f"crop_s = {crop_s}, stft_s = {stft_s} and gain_scale_db = {gain_scale_db} "
                                    "must be positive (stft_s may be 0)")
         torch.manual_seed(seed)
         self.model = build_architecture("dmc", args)
         self.forward_model: Any = self.model
-        self.sample_rate, self.device = rates[0], device
+        self.sample_rate, self.device = rate, device
         audio_s = (stft_s or crop_s) if stft_weight else 0.0
         self.train_data = ExcerptCrops(train, self.model, crop_s=crop_s, random_crop=True, seed=seed, audio_s=audio_s,
                                        track_dropout=track_dropout)
         self.val_data = ExcerptCrops(val, self.model, crop_s=crop_s, random_crop=False, seed=seed, audio_s=audio_s)
-        self.identity = {"root": str(Path(data).resolve()), "format": ds.config.get("format"),
-                         "version": ds.config.get("version"), "sample_rate": rates[0],
-                         "train": len(train), "val": len(val), "val_source": self.val_note,
-                         "excerpts_sha256": hashlib.sha256(" ".join(sorted(
-                             f"{ex.id}:{ex.split}" for ex in ds.excerpts)).encode()).hexdigest()}
+        self.identity = composer_identity(data, ds, train, val, self.val_note)
         self.weights = {"gain": float(gain_weight), "pan": float(pan_weight), "stft": float(stft_weight)}
         self.gain_scale_db = float(gain_scale_db)
         self.stft = sum_and_difference_mrstft_loss().to(device)

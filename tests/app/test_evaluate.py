@@ -104,7 +104,7 @@ def test_the_batch_scores_the_mono_sum_with_its_closed_forms(tiny_dataset, tmp_p
     assert mono["level_rmse_db"] == pytest.approx(np.mean([np.std(e[4]) for e in EXCERPTS[:2]]), abs=LEVEL_TOL_DB)
     assert set(summary["per_song"]["mono_sum"]) == {"aaaa"}
     table = summary["table"].splitlines()
-    assert table[0] == "| mixer | sum/diff MR-STFT | level RMSE dB | pan MAE | feature distance |"
+    assert table[0] == "| mixer | sum/diff MR-STFT | level RMSE dB | time level RMSE dB | pan MAE | feature distance |"
     assert table[2].startswith("| mono_sum, builtin | ") and table[3].startswith("| random, builtin (3 seeds) | ")
     assert "-" in table[3].split("|")[2]  # random shows the range of its seeds' means
     assert json.loads((out / SUMMARY_FILE).read_text())["table"] == summary["table"]

@@ -95,7 +95,7 @@ def test_automix_reference_records_the_match(song, tmp_path):
 def test_automix_reference_zero_steps_keeps_the_mixer(song, tmp_path):
     out0, plain = tmp_path / "r0", tmp_path / "plain"
     assert main(["automix", str(song / "stems"), "-o", str(out0), "--mixer", "mono_sum", "--reference",
-                 str(song / "mix48k.wav"), "--refine-steps", "0", "-q"]) == 0
+                 str(song / "mix48k.wav"), "--refine-steps", "0", "--reference-start", "mixer", "-q"]) == 0
     assert main(["automix", str(song / "stems"), "-o", str(plain), "--mixer", "mono_sum", "-q"]) == 0
     a, b = load(out0 / "session.json"), load(plain / "session.json")
     assert [t.params for t in a.tracks] == [t.params for t in b.tracks]

@@ -3,9 +3,10 @@
 ``models/mixers/dmc.md`` states, besides its test-split table, the figures of the demo song
 ``D_E1M9``'s first excerpt (``e1m9_x0``, a test-split song): the level RMSE (dB, gains relative to
 their mean) and the pan MAE of the ``dmc`` and ``prior`` mixers' decisions against the composer's
-labels. The test rebuilds that excerpt with the composer builder (the same excerpt, labels and
-input loudness as in the full dataset: the excerpt ranking and the loudness draw depend only on
-the song, the excerpt index and the seed), runs both shipped mixers on its stems and compares.
+labels. The excerpt is rebuilt once per session with the composer builder (the ``composer_e1m9_x0``
+fixture of ``tests/conftest.py``: the same excerpt, labels and input loudness as in the full dataset;
+the excerpt ranking and the loudness draw depend only on the song, the excerpt index and the seed);
+the test runs both shipped mixers on its stems and compares.
 
 Tolerances: the card prints 2 decimals (half a unit: 0.005) and the figures depend on float32
 round-off in the features and the network between CPUs and library builds (``FLOAT_SLACK``).
@@ -52,17 +53,12 @@ def label_errors(mixer, excerpt) -> tuple[float, float]:
 
 
 @needs_demo_sources
-def test_dmc_and_prior_card_figures_on_e1m9_x0(tmp_path):
+def test_dmc_and_prior_card_figures_on_e1m9_x0(composer_e1m9_x0):
     from mixbridge.models.mixers import get_mixer
-    from mixbridge.plugins.datagen.composer import read_composer_dataset
-    from mixbridge.plugins.datagen.composer.build import build_composer, resolve_settings
 
     figures = card_figures()
     assert set(figures) == {"dmc", "prior"}, figures
-    build_composer(tmp_path / "ds", resolve_settings(pick=["D_E1M9"], excerpts_per_song=1), jobs=1, progress=False,
-                   log=lambda _: None)
-    (excerpt,) = read_composer_dataset(tmp_path / "ds").excerpts
-    assert excerpt.id == "e1m9_x0" and excerpt.split == "test"
+    excerpt = composer_e1m9_x0
     for name, (level_card, pan_card) in figures.items():
         with torch_threads(1):
             level, pan = label_errors(get_mixer(name), excerpt)

@@ -46,7 +46,7 @@ class TestLearnedMixer(MixerContract):
 def test_every_registered_mixer_has_a_contract_test():
     # The contract classes of the mixers with their own test modules, imported so that this test
     # also holds when run alone.
-    from tests.models import test_dmc, test_prior_mixer  # noqa: F401
+    from tests.models import test_dae, test_deepmixing, test_dmc, test_mixwaveunet, test_prior_mixer  # noqa: F401
 
     tested = {c.mixer_name for c in MixerContract.__subclasses__()}
     assert set(mixer_names()) == tested

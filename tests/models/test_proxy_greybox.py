@@ -23,6 +23,10 @@ AUDIO_TOL = 2e-6
 MAP_TOL = 1e-6
 #: float32 block states of IIR sections with poles near z = 1 (low shelf at 20 Hz) over 5000 samples.
 STREAM_EQ_TOL = 1e-5
+#: The compressor streamed in blocks against one pass: its float32 detector state is handed over at every
+#: block boundary (3000 of them at block 1), and the map's float32 matmul may take another kernel per batch
+#: shape or thread count; 2.3e-6 was seen at amplitude ~1 with the suite's thread settings (1e-5 = ~40 ulps).
+STREAM_COMP_TOL = 1e-5
 
 
 def loop_release(g: np.ndarray, release_ms: float, beta: float) -> np.ndarray:
@@ -93,7 +97,10 @@ def test_untrained_eq_is_the_rbj_cascade():
 
 
 def _perturbed(schema) -> GreyBoxProxy:
-    m = GreyBoxProxy(schema=schema, sample_rate=SR).eval()
+    # one fixed model whatever ran before: the constructor draws from the global torch RNG
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        m = GreyBoxProxy(schema=schema, sample_rate=SR).eval()
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for prm in m.map.parameters():
@@ -107,7 +114,7 @@ def test_compressor_streams_equal_to_offline(block):
     x = 0.5 * torch.randn(2, 1, 3000, generator=torch.Generator().manual_seed(5))
     p = torch.rand(2, m.n_params, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
-        np.testing.assert_allclose(stream(m, x, p, block).numpy(), m(x, p).numpy(), atol=AUDIO_TOL, rtol=0)
+        np.testing.assert_allclose(stream(m, x, p, block).numpy(), m(x, p).numpy(), atol=STREAM_COMP_TOL, rtol=0)
 
 
 @pytest.mark.parametrize("block", [64, 257, 1000])

@@ -44,6 +44,7 @@ from .mixing import (
     read_excerpt_crop,
     run_split_training,
 )
+from .trainer import example_weighted_means
 
 #: Pitch-shift augmentation of the DAE: -4..+4 semitones in 50-cent steps (17 values, 0 included).
 PITCH_STEPS_SEMITONES = tuple(np.arange(-8, 9) * 0.5)
@@ -334,16 +335,8 @@ class WaveUNetTask:
 
     def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
         """Example-weighted means of the loss terms over the val split."""
-        sums = dict.fromkeys(self.val_keys, 0.0)
-        n = 0
-        for batch in batches:
-            with torch.no_grad():
-                out = self._losses(self.model, batch)
-            b = batch["x"].shape[0]
-            for k in sums:
-                sums[k] += float(out[k]) * b
-            n += b
-        return {k: v / max(n, 1) for k, v in sums.items()}
+        return example_weighted_means(batches, lambda b: self._losses(self.model, b), self.val_keys,
+                                      lambda b: b["x"].shape[0])
 
 
 def train_mixwaveunet(data: str | Path, out_dir: str | Path, *,

@@ -32,6 +32,7 @@ import torch
 
 from .data import TrainConfigError, load_recipe, recipe_defaults
 from .mixing import composer_identity, composer_model_args, composer_splits, run_split_training
+from .trainer import example_weighted_means
 
 #: Both masters are gain-matched to this loudness before the audio losses, LUFS.
 LOSS_LUFS = -23.0
@@ -228,16 +229,8 @@ class DMCFullTask:
 
     def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
         """Example-weighted means of the losses over the validation split."""
-        sums = dict.fromkeys(self.val_keys, 0.0)
-        n = 0
-        for batch in batches:
-            with torch.no_grad():
-                out = self.losses(batch, self.model)
-            b = batch["mask"].shape[0]
-            for k in sums:
-                sums[k] += float(out[k]) * b
-            n += b
-        return {k: v / max(n, 1) for k, v in sums.items()}
+        return example_weighted_means(batches, lambda b: self.losses(b, self.model), self.val_keys,
+                                      lambda b: b["mask"].shape[0])
 
 
 def train_dmc_full(data: str | Path, out_dir: str | Path, *,

@@ -315,6 +315,23 @@ class Trainer:
                        f"lr {row['lr']:.2e} {row['examples_per_s']:.2f} ex/s{' *' if improved else ''}")
 
 
+def example_weighted_means(batches: Iterable, losses, keys: Sequence[str], batch_size) -> dict[str, float]:
+    """Means of ``losses(batch)[k]`` for each ``k`` in ``keys`` over ``batches``, each batch weighted by its
+    example count ``batch_size(batch)`` (so a short last batch counts for what it holds), computed under
+    ``torch.no_grad()``: the body of a task's ``validate`` when its figures are its loss terms.
+    Empty ``batches`` give zeros."""
+    sums = dict.fromkeys(keys, 0.0)
+    n = 0
+    for batch in batches:
+        with torch.no_grad():
+            out = losses(batch)
+        b = int(batch_size(batch))
+        for k in sums:
+            sums[k] += float(out[k]) * b
+        n += b
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
 def saved_recipe(run_dir: str | Path) -> dict:
     """The recipe a run folder was started with (train_config.json), without ``resume``; {} if there is none."""
     path = Path(run_dir) / "train_config.json"

@@ -187,17 +187,15 @@ def test_the_single_cli_refuses_half_an_input(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/work/data/composer_small/manifest.json").exists(),
-                    reason="the small composer dataset is not built here (/work/data/composer_small)")
-def test_the_batch_on_the_small_composer_dataset_recovers_its_labels(tmp_path):
+def test_the_batch_on_a_composer_excerpt_recovers_its_labels(composer_e1m9_x0_root, tmp_path):
     """The target mix is the console's render of the labels: least squares on it gives back every label."""
     from mixbridge.plugins.datagen.composer import read_composer_dataset
 
-    ds = read_composer_dataset("/work/data/composer_small")
+    ds = read_composer_dataset(composer_e1m9_x0_root)
     ex = ds.split("test")[0]
     summary = evaluate_dataset(ds, "mono_sum", limit=1, out_dir=tmp_path, progress=False)
     run = summary["runs"]["mono_sum"]
-    assert run["n_excerpts"] == 1 and run["level_rmse_db"] is not None and 0 <= run["pan_mae"] <= 2
+    assert run["n_excerpts"] == 1 and run["level_rmse_db"] > 0.5  # the unity sum is not the composer's balance
     row = json.loads((tmp_path / RESULTS_FILE).read_text().splitlines()[0])
     order = [row["track_names"].index(n) for n in ex.track_names]
     level = np.array(row["reference_level_db"])[order] - ex.target_gain_db

@@ -74,8 +74,14 @@ def checkpoint_record(model: Any, model_name: str | None = None) -> dict:
 
 def save_checkpoint(model: torch.nn.Module, path: str | Path, *, model_name: str | None = None,
                     progress: dict | None = None, extra: dict | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None) -> Path:
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                    weights_dtype: str | None = None) -> Path:
     """Write ``PATH.safetensors`` and ``PATH.json``; returns the JSON path.
+
+    ``weights_dtype="float16"`` stores the floating-point weights as IEEE half floats (half the file; a
+    relative rounding of at most 2^-11 per weight), recorded as ``weights_dtype``; :func:`load_checkpoint`
+    copies them into the model's own float32 parameters. Only for shipping a large model: training
+    checkpoints keep float32 (``None``).
 
     ``path`` may end in ``.safetensors``, ``.json`` or have no suffix.
     ``progress`` (epoch, step, losses...) and ``extra`` must be JSON-able. With
@@ -84,13 +90,19 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, *, model_name: str
     ``PATH.optim.safetensors`` (checksummed), hyper-parameters and the scheduler's
     state in the JSON record. Nothing is pickled.
     """
+    if weights_dtype not in (None, "float16"):
+        raise CheckpointError(f"weights_dtype = {weights_dtype!r}; give None (float32) or 'float16'")
     base = _base(Path(path))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if weights_dtype == "float16":
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     data = st_save(state)
     weights = _with(base, ".safetensors")
     record = checkpoint_record(model, model_name)
     record.update(weights_file=weights.name, weights_sha256=sha256_bytes(data, prefixed=False),
                   progress=progress or {}, extra=extra or {}, training_state=None)
+    if weights_dtype is not None:
+        record["weights_dtype"] = weights_dtype
     if optimizer is not None:
         tensors, plain = _flatten_optimizer(optimizer)
         optim_data = st_save(tensors)

@@ -39,6 +39,10 @@ def add_direct_commands(tsub) -> None:
         m.set_defaults(func=_train_direct, command=f"train {name}", direct_model=name)
 
 
+#: Shipped weight precision per model: the dae (5.3 M weights, the paper's layer sizes) ships as float16.
+SHIPPED_DTYPE = {"dae": "float16"}
+
+
 def _train_direct(args: argparse.Namespace) -> int:
     from .training import direct
     from .training.mixing import ship_mixer
@@ -49,5 +53,7 @@ def _train_direct(args: argparse.Namespace) -> int:
     s = train(args.data, args.output, **training_kwargs(args, load))
     print(training_result(s))
     if args.ship:
-        print(f"shipped {ship_mixer(args.output, args.ship, description=f'the {name} direct mixer')}")
+        dest = ship_mixer(args.output, args.ship, description=f"the {name} direct mixer",
+                          weights_dtype=SHIPPED_DTYPE.get(name))
+        print(f"shipped {dest}")
     return 0

@@ -495,14 +495,15 @@ def load_mixer_config(path: str | Path) -> dict[str, Any]:
 
 
 def ship_mixer(run_dir: str | Path, dest: str | Path, *, description: str = "",
-               extra: Mapping[str, Any] | None = None) -> Path:
+               extra: Mapping[str, Any] | None = None, weights_dtype: str | None = None) -> Path:
     """Copy a run's best checkpoint to ``dest`` (``NAME.json`` + ``NAME.safetensors``, e.g. ``models/mixers/dmc``).
 
     The copy has no optimizer state; its record's ``extra`` holds the recipe, the dataset identity
     (its root reduced to the folder name) and a summary of ``log.csv`` (epochs, steps, examples,
     training seconds, the best epoch's validation figures), then the keys of ``extra`` (a model's own
     settings, e.g. :func:`~.mastering.ship_master`'s ``inference``). Every trained-on-splits model ships
-    through here (``ship_master``, :func:`mixbridge.models.master_unet.ship_unet`).
+    through here (``ship_master``, :func:`mixbridge.models.master_unet.ship_unet`). ``weights_dtype``:
+    see :func:`~mixbridge.models.checkpoint.save_checkpoint` (``"float16"`` for the large ``dae``).
 
     Raises:
         TrainConfigError: no best checkpoint or log in ``run_dir``.
@@ -532,4 +533,4 @@ def ship_mixer(run_dir: str | Path, dest: str | Path, *, description: str = "",
     shipped = {"train_config": saved["recipe"], "dataset": dataset, "training": summary,
                "model_name": saved.get("model_name"), "description": description} | dict(extra or {})
     return save_checkpoint(model, dest, model_name=record.get("model_name"), progress=record["progress"],
-                           extra=shipped)
+                           extra=shipped, weights_dtype=weights_dtype)

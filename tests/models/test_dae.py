@@ -150,6 +150,17 @@ def test_shapes_groups_and_config_round_trip(tmp_path):
     again, record = load_checkpoint(tmp_path / "dae.json")
     assert record["architecture"] == "dae" and again.config() == net.config()
     assert torch.equal(again.eval()(mag, torch.zeros(7, dtype=torch.long)), a)
+    # shipped as float16 (the dae's size): half the file, every weight within half-float rounding (2^-11
+    # relative, 2^-24 absolute in the subnormal range), loaded back into float32 parameters
+    full = tmp_path / "dae.safetensors"
+    save_checkpoint(net, tmp_path / "dae16", weights_dtype="float16")
+    half, record16 = load_checkpoint(tmp_path / "dae16.json")
+    assert record16["weights_dtype"] == "float16" and "weights_dtype" not in record
+    assert (tmp_path / "dae16.safetensors").stat().st_size < 0.6 * full.stat().st_size
+    for (k, w16), w in zip(half.state_dict().items(), net.state_dict().values()):
+        assert w16.dtype == w.dtype, k
+        if w.is_floating_point():
+            assert torch.all(torch.abs(w16 - w) <= torch.abs(w) * 2.0 ** -11 + 2.0 ** -24), k
     with pytest.raises(ModelConfigError, match="dropout"):
         DAE(dropout=1.0)
     with pytest.raises(ModelConfigError, match=r"magnitude \[frames, 129\]"):

@@ -43,7 +43,7 @@ The normalised mapping for model heads, :func:`denormalise` and :func:`normalise
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -189,12 +189,20 @@ def _group(p: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor
     return {k[n:]: v for k, v in p.items() if k.startswith(prefix + ".")}
 
 
+#: A strip compressor stage: ``(audio [batch, C, samples], sample_rate, {"threshold_db": Tensor[batch], ...})``
+#: (the schema's compressor parameters in real units) -> ``[batch, C, samples]``.
+CompressorStage = Callable[[torch.Tensor, int, Mapping[str, torch.Tensor]], torch.Tensor]
+
+
 def render_strips(x: torch.Tensor, sample_rate: int, p: Mapping[str, torch.Tensor],
-                  mono: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  mono: torch.Tensor | None = None, compressor: CompressorStage | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Channel strips of ``x`` ``[batch, 1|2, samples]`` with ``channel_strip`` params ``[batch]``.
 
     Returns ``(out, send)``, each ``[batch, 2, samples]``: post-fader post-pan output and its send.
     ``mono`` ``[batch]`` bool renders a 2-channel item from its channel 0 with the mono law.
+    ``compressor`` replaces the schema's compressor stage (:func:`mixbridge.models.dsp_dynamics.compress`),
+    e.g. by a plugin's proxy (:func:`mixbridge.models.proxy_greybox.proxy_compressor_stage`).
     """
     batch, ch, _ = x.shape
     if mono is not None and ch == 2 and bool(mono.any()):
@@ -202,10 +210,39 @@ def render_strips(x: torch.Tensor, sample_rate: int, p: Mapping[str, torch.Tenso
     x = dsp.trim(x, p["trim.gain_db"])
     x = dsp.polarity(x, p["polarity.invert"])
     x = dsp_eq.eq(x, sample_rate, **_group(p, "eq"))
-    x = dsp_dynamics.compress(x, sample_rate, **_group(p, "compressor"))
+    if compressor is None:
+        x = dsp_dynamics.compress(x, sample_rate, **_group(p, "compressor"))
+    else:
+        x = compressor(x, sample_rate, _group(p, "compressor"))
     out = dsp.fader_pan(x, p["fader.fader_db"], p["fader.mute"], p["pan.pan"], mono)
     send = out * dsp.send_gain(p["send.send_db"], batch, x.device).to(out.dtype)[:, None, None]
     return out, send
+
+
+def backend_compressor_stage(backend) -> CompressorStage:
+    """A :data:`CompressorStage` that renders each item through ``backend``'s compressor (e.g. the ``vst``
+    backend with a plugin's map): the real plugin inside the torch console, for measuring; no gradient.
+
+    Args:
+        backend: a :class:`mixbridge.plugins.backend.Backend` at the console's sample rate.
+
+    Raises:
+        ParamRangeError: (when called) another sample rate than the backend's.
+    """
+    import numpy as np
+
+    def stage(x: torch.Tensor, sample_rate: int, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if int(sample_rate) != int(backend.sample_rate):
+            raise ParamRangeError(f"compressor stage: the console runs at {sample_rate} Hz, the backend at "
+                                  f"{backend.sample_rate} Hz; build both at one rate")
+        audio = x.detach().cpu().numpy().astype(np.float32)
+        vals = {k: torch.broadcast_to(torch.as_tensor(v), (x.shape[0],)).detach().cpu().numpy()
+                for k, v in params.items()}
+        out = np.stack([backend.process("compressor", audio[i], {k: float(v[i]) for k, v in vals.items()},
+                                        label=f"torch console item {i}") for i in range(x.shape[0])])
+        return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
+
+    return stage
 
 
 class TorchConsole(nn.Module):
@@ -215,17 +252,21 @@ class TorchConsole(nn.Module):
         sample_rate: Hz.
         lookahead_ms: the master limiter's look-ahead (the master bus's default).
         check_ranges: refuse parameter values outside the schema's ranges.
+        compressor: the strips' compressor stage (:data:`CompressorStage`); None: the schema's
+            (:func:`mixbridge.models.dsp_dynamics.compress`). A plugin's proxy here is the thesis's "proxy in
+            the loop": the console then renders what that plugin would (the master bus keeps the schema's).
 
     Raises:
         ParamRangeError: a bad sample rate.
     """
 
     def __init__(self, sample_rate: int, *, lookahead_ms: float = DEFAULT_LOOKAHEAD_MS,
-                 check_ranges: bool = True) -> None:
+                 check_ranges: bool = True, compressor: CompressorStage | None = None) -> None:
         super().__init__()
         self.sample_rate = dsp.check_rate(sample_rate)
         self.lookahead_ms = float(lookahead_ms)
         self.check_ranges = check_ranges
+        self.compressor = compressor
 
     def forward(self, stems: torch.Tensor, strip=None, master=None, mono: torch.Tensor | None = None) -> ConsoleOutput:
         """Render ``stems`` ``[tracks, C, samples]`` or ``[songs, tracks, C, samples]`` (C = 1 or 2).
@@ -256,7 +297,8 @@ class TorchConsole(nn.Module):
         sp = {k: v.reshape(-1) for k, v in sp.items()}
         if mono is not None:
             mono = torch.broadcast_to(torch.as_tensor(mono, dtype=torch.bool, device=dev), (songs, tracks)).reshape(-1)
-        out, send = render_strips(stems.reshape(songs * tracks, ch, n), self.sample_rate, sp, mono)
+        out, send = render_strips(stems.reshape(songs * tracks, ch, n), self.sample_rate, sp, mono,
+                                  self.compressor)
         dry = out.reshape(songs, tracks, 2, n).sum(dim=1)
         bus = send.reshape(songs, tracks, 2, n).sum(dim=1)
         sends_on = bool((sp["send.send_db"] > dsp.SEND_OFF_DB).any())

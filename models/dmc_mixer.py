@@ -23,6 +23,12 @@ common level and the labels are relative gains. So the mixer
    under 1 s of CPU (``scripts/bench_mixers.py``);
 3. predicts each track's gain and pan from the trimmed audio's log-mel
    (:func:`~mixbridge.models.dmc.dmc_features`) and removes the gains' mean over the tracks;
+   with a prior weight ``w`` (the checkpoint record's ``extra.prior_blend.weight``, chosen on the
+   validation split by ``scripts/fit_dmc_prior_weight.py``; 0 without one), each track whose GM family
+   is in the ``prior`` mixer's table (:class:`~mixbridge.models.prior_mixer.PriorMixer`: the family's mean
+   level over the training songs) has its relative gain moved ``w`` of the way to that family level --
+   shrinkage of the network's reading towards what the role alone predicts; tracks without a family
+   (no ``manifest.json`` with GM programs) keep the network's gain. Pans are the network's;
 4. builds the session (:func:`mixbridge.models.mix_session.build_session`): track gain
    ``trim_i + g_i - mean(g)`` spread over fader and trim by
    :func:`~mixbridge.models.mix_session.split_gain`, pan, everything else default; the master's
@@ -123,6 +129,22 @@ def trim_lufs(part: np.ndarray, sample_rate: int, n_samples: int, whole_blocks: 
     return integrated_lufs_blocks(whole_blocks(), sample_rate, channels)
 
 
+def record_prior_weight(checkpoint_json: str | Path) -> float:
+    """``extra.prior_blend.weight`` of a dmc checkpoint record (``NAME.json``; a ``.safetensors`` path or a
+    folder's ``best.json`` is read the same way), 0 when the record has none or cannot be read (the load of
+    the weights reports a bad record)."""
+    import json
+
+    path = Path(checkpoint_json)
+    path = path / "best.json" if path.is_dir() else path.with_suffix(".json")
+    try:
+        blend = (json.loads(path.read_text()).get("extra") or {}).get("prior_blend") or {}
+        w = float(blend.get("weight", 0.0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0.0
+    return w if 0.0 <= w <= 1.0 else 0.0
+
+
 class DMCMixerError(ValueError, MixbridgeError):
     """A ``dmc`` mixer without weights, with a network that is not a DMC, or with too many tracks."""
 
@@ -141,10 +163,45 @@ class DMCMixer:
 
     name = "dmc"
 
-    def __init__(self, checkpoint: str | Path | None = None, model: Any = None) -> None:
+    def __init__(self, checkpoint: str | Path | None = None, model: Any = None,
+                 prior_weight: float | None = None) -> None:
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self._net = model
         self._source = self.checkpoint or (type(model).__name__ if model is not None else str(SHIPPED_CHECKPOINT))
+        if prior_weight is not None and not 0.0 <= float(prior_weight) <= 1.0:
+            raise DMCMixerError(f"prior_weight = {prior_weight}; give a weight in 0..1 (0: the network alone)")
+        self._prior_weight = None if prior_weight is None else float(prior_weight)
+        if self._prior_weight is None and model is not None and checkpoint is None:
+            self._prior_weight = 0.0   # a network object has no record to read a weight from
+        self._prior = None
+
+    def prior_weight(self) -> float:
+        """The weight of the family prior in the gains (module docstring, step 3): the one given, else the
+        checkpoint record's ``extra.prior_blend.weight`` (the shipped record's by default), else 0 (a
+        network object, or a record without one). Reads the JSON only."""
+        if self._prior_weight is None:
+            self._prior_weight = record_prior_weight(self.checkpoint or SHIPPED_CHECKPOINT)
+        return self._prior_weight
+
+    def blend_prior(self, stems: StemSet, audible: np.ndarray, rel_db: np.ndarray, weight: float) -> np.ndarray:
+        """``rel_db [audible tracks]`` (mean 0) moved ``weight`` of the way to the prior table's family levels
+        on the tracks that have a family entry, mean removed again (module docstring, step 3)."""
+        from .prior_mixer import PriorMixer
+
+        if weight <= 0.0:
+            return rel_db
+        if self._prior is None:
+            self._prior = PriorMixer()
+        keys = [k for k, a in zip(self._prior.stem_keys(stems), audible) if a]
+        names = [s.name for s, a in zip(stems.stems, audible) if a]
+        table = [self._prior.lookup(key, role, name) for (key, role), name in zip(keys, names)]
+        known = np.array([src == "family" for _, _, src, _ in table])
+        if not known.any():
+            return rel_db
+        tab = np.array([g for g, _, _, _ in table])
+        prior = tab - tab[known].mean() + rel_db[known].mean()   # the prior on the network's level, known tracks
+        out = np.where(known, (1.0 - weight) * rel_db + weight * prior, rel_db)
+        return out - out.mean()
 
     def network(self):
         """The network, opened on first use (torch is imported here).
@@ -218,7 +275,7 @@ class DMCMixer:
             vals = {name: np.array([param.from_normalised(float(v)) for v in u[:, i]])
                     for i, (name, param) in enumerate(OUTPUT_PARAMS)}
             g = vals["fader.fader_db"]
-            gain[audible] = g - g.mean()
+            gain[audible] = self.blend_prior(stems, audible, g - g.mean(), self.prior_weight())
             pan[audible] = vals["pan.pan"]
         return {"trim_db": trim, "gain_db": gain, "pan": pan, "lufs": lufs_a}
 
@@ -239,5 +296,6 @@ class DMCMixer:
             p["pan"] = {"pan": round(float(np.clip(d["pan"][i], -1.0, 1.0)), 4)}
             params.append(p)
         extra = {"mixer_model": self._source, "mixer_notes": notes,
-                 "dmc": {"common_lufs": COMMON_LUFS, "gain_db": [round(float(g), 3) for g in d["gain_db"]]}}
+                 "dmc": {"common_lufs": COMMON_LUFS, "prior_weight": self.prior_weight(),
+                         "gain_db": [round(float(g), 3) for g in d["gain_db"]]}}
         return build_session(stems, self.name, params, master_defaults(target_lufs), seed, source_base, extra)

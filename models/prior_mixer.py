@@ -295,24 +295,31 @@ class PriorMixer:
         return (float(e["gain_db"]), float(e["pan"]), "overall",
                 f"{name}: {why}, and role '{role}' is not in the table either; the overall mean level and pan")
 
+    def stem_keys(self, stems: StemSet) -> list[tuple[str | None, str | None]]:
+        """``(key, role)`` of each stem: its GM family or drum-piece key (:func:`track_key`, from the
+        ``manifest.json`` beside it) and its role (given, else guessed from the name)."""
+        folders: dict[Path, dict[str, dict[str, Any]]] = {}
+        out: list[tuple[str | None, str | None]] = []
+        for s in stems.stems:
+            folder = Path(s.path).parent
+            if folder not in folders:
+                folders[folder] = stem_gm_info(folder)
+            info = folders[folder].get(s.name, {})
+            role = s.role if s.role in ROLES else guess_role(s.name)
+            out.append((track_key(info.get("kind"), info.get("gm_program"), s.name, role), role))
+        return out
+
     def decide(self, stems: StemSet) -> dict[str, Any]:
         """The mixer's decision before rounding: per stem ``lufs``, ``key``, ``source``, ``table_gain_db``,
         ``relative_gain_db`` (the table gain minus its mean over the non-silent stems), ``trim_db``
         (``common_lufs - lufs``), ``gain_db`` (their sum, the total strip gain) and ``pan``; plus
         ``common_lufs`` and ``notes``. Silent stems get ``gain_db`` 0 and ``pan`` 0 (``source`` "silent")."""
         sr = stems.sample_rate
-        folders: dict[Path, dict[str, dict[str, Any]]] = {}
         notes: list[str] = []
         lufs = [integrated_lufs(s.audio, sr) for s in stems.stems]
         live = [x > SILENT_LUFS for x in lufs]
         rows: list[dict[str, Any]] = []
-        for s, x, ok in zip(stems.stems, lufs, live):
-            folder = Path(s.path).parent
-            if folder not in folders:
-                folders[folder] = stem_gm_info(folder)
-            info = folders[folder].get(s.name, {})
-            role = s.role if s.role in ROLES else guess_role(s.name)
-            key = track_key(info.get("kind"), info.get("gm_program"), s.name, role)
+        for s, x, ok, (key, role) in zip(stems.stems, lufs, live, self.stem_keys(stems)):
             if not ok:
                 notes.append(f"{s.name}: silent, left at unity, centred, and excluded from the balance")
                 rows.append({"name": s.name, "lufs": x, "key": key, "source": "silent", "table_gain_db": 0.0,

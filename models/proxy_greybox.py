@@ -421,3 +421,54 @@ class ControlGraph(nn.Module):
         vals, beta = self.model.control_vector(params)
         return torch.cat([vals, beta[:, None]], dim=-1)
 
+
+
+# --------------------------------------------------------------------------- proxy in the loop
+def proxy_compressor_stage(proxy: GreyBoxProxy):
+    """The grey-box compressor proxy of a plugin as the torch console's strip compressor
+    (:data:`mixbridge.models.console.CompressorStage`): the seed thesis's *proxy in the loop*, so a
+    mixer trained through ``TorchConsole(sr, compressor=proxy_compressor_stage(proxy))`` learns the
+    settings that plugin needs, not the schema's.
+
+    The stage normalises the schema's real-unit values (:func:`mixbridge.models.console.normalise`,
+    kept in 0..1) and runs ``proxy``. A proxy with as many inputs as the audio has channels runs
+    linked; a one-input proxy of a mono plugin runs once per channel, as the ``vst`` backend runs a
+    mono plugin on a stereo track (independent lanes). The proxy's weights are frozen (``eval`` and
+    ``requires_grad_(False)``): gradients reach the parameters, not the proxy.
+
+    Args:
+        proxy: a trained :class:`GreyBoxProxy` whose schema is ``("compressor",)``.
+
+    Returns:
+        The stage ``(audio [batch, C, samples], sample_rate, {name: Tensor[batch]}) -> [batch, C, samples]``.
+
+    Raises:
+        ModelConfigError: a proxy of another schema. AudioInputError (when called): a channel count the proxy
+        cannot take, or another sample rate than the proxy's.
+    """
+    from .console import normalise
+
+    if tuple(proxy.schema) != ("compressor",):
+        raise ModelConfigError(f"proxy in the loop: the proxy's schema is {list(proxy.schema)}; the strip's "
+                               "compressor stage takes a proxy of schema ['compressor']")
+    proxy.eval()
+    proxy.requires_grad_(False)
+    flat = schema_params(("compressor",))
+    dtype = next(proxy.parameters()).dtype
+
+    def stage(x: torch.Tensor, sample_rate: int, params) -> torch.Tensor:
+        if int(sample_rate) != proxy.sample_rate:
+            raise AudioInputError(f"proxy in the loop: the console runs at {sample_rate} Hz, the proxy was trained "
+                                  f"at {proxy.sample_rate} Hz; train a proxy at the console's rate")
+        batch, ch, n = x.shape
+        u = normalise(flat, {f"compressor.{k}": v for k, v in params.items()})
+        u = torch.broadcast_to(u, (batch, u.shape[-1])).clamp(0.0, 1.0).to(dtype)
+        if proxy.n_inputs == ch:
+            return proxy(x, u)
+        if proxy.n_inputs != 1:
+            raise AudioInputError(f"proxy in the loop: a {proxy.n_inputs}-input proxy on {ch}-channel audio; "
+                                  "use a proxy of 1 or of the audio's channels")
+        y = proxy(x.reshape(batch * ch, 1, n), u.repeat_interleave(ch, dim=0))
+        return y.reshape(batch, ch, n)
+
+    return stage

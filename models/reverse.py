@@ -34,9 +34,11 @@ the notices). Imports torch.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -235,10 +237,15 @@ def _stack_stems(stems: np.ndarray | Sequence[np.ndarray]) -> tuple[torch.Tensor
     return x, mono
 
 
-def default_init(stems: StemSet) -> tuple[Session | None, str, list[str]]:
-    """The start of a fit: mixer ``dmc-full``'s session, else ``dmc``'s, else none (neutral).
+def default_init(stems: StemSet, mix: np.ndarray | None = None) -> tuple[Session | None, str, list[str]]:
+    """The start of a fit: ``dmc-full``'s reading of the mix, else mixer ``dmc``'s session, else none (neutral).
 
-    A mixer that is not registered, or whose weights are missing (it raises a
+    With ``mix`` (``[C, samples]`` at the stems' rate) and dmc-full's weights, the mix is the reference
+    dmc-full reads (:func:`mixbridge.models.style_transfer.predict_from_reference`), and the start takes from
+    its prediction what the fit moves -- each track's trim and fader, pan and the five EQ band gains; the
+    rest (EQ frequencies and Qs, compressor, send, the master) stays at ``dmc``'s session (the schema's
+    defaults), because the fit holds those fixed and a predicted compressor that the mix does not have
+    would be frozen in. A mixer that is not registered, or whose weights are missing (it raises a
     :class:`~mixbridge.errors.MixbridgeError` or ``ImportError``), is skipped with a notice.
 
     Returns:
@@ -247,14 +254,32 @@ def default_init(stems: StemSet) -> tuple[Session | None, str, list[str]]:
     from .mixers import get_mixer, mixer_names
 
     notices: list[str] = []
-    for name in ("dmc-full", "dmc"):
-        if name not in mixer_names():
-            continue
+    start: Session | None = None
+    name = "neutral"
+    if "dmc" in mixer_names():
         try:
-            return get_mixer(name)(stems, seed=0), name, notices
+            start, name = get_mixer("dmc")(stems, seed=0), "dmc"
         except (MixbridgeError, ImportError, OSError) as e:
-            notices.append(f"init: mixer {name} unavailable ({str(e).splitlines()[0][:160]}); trying the next")
-    return None, "neutral", notices
+            notices.append(f"init: mixer dmc unavailable ({str(e).splitlines()[0][:160]}); trying the next")
+    if mix is None:
+        return start, name, notices
+    from .style_transfer import predict_from_reference
+
+    base = start if start is not None else Session(stems.sample_rate, [
+        Track(s.name, Path(s.path).name, CHANNEL_STRIP.defaults())
+        for s in stems.stems], Master(MASTER_BUS.defaults()), {"mixer": "neutral"})
+    try:
+        full = predict_from_reference(stems, np.asarray(mix, dtype=np.float32), stems.sample_rate, base)
+    except (MixbridgeError, ImportError, OSError) as e:
+        notices.append(f"init: dmc-full unavailable ({str(e).splitlines()[0][:160]}); starting from {name}")
+        return start, name, notices
+    out = copy.deepcopy(base)
+    for t, f in zip(out.tracks, full.tracks):
+        for path in ("trim.gain_db", "fader.fader_db", "pan.pan") + EQ_BAND_GAINS:
+            proc, leaf = path.split(".")
+            t.params[proc][leaf] = f.params[proc][leaf]
+    out.provenance["mixer"] = "dmc-full"
+    return out, "dmc-full", notices
 
 
 # --------------------------------------------------------------------------- the fit

@@ -1,9 +1,9 @@
 """``mixbridge reverse``: fit a session to a mix of known stems, render it, report the fit (issue 12, item 3).
 
 :func:`reverse` loads the stems (:func:`mixbridge.audio.load_stems`) and the mix
-(:func:`mixbridge.audio.read_audio`, resampled to the stems' rate with a notice), starts from the
-mixer ``dmc-full`` when it is available, else ``dmc``, else a neutral console
-(:func:`mixbridge.models.reverse.default_init`), fits the channel strips by gradient descent
+(:func:`mixbridge.audio.read_audio`, resampled to the stems' rate with a notice), starts from
+``dmc-full``'s reading of the mix (the mix as its reference) when its weights are there, else mixer ``dmc``,
+else a neutral console (:func:`mixbridge.models.reverse.default_init`), fits the channel strips by gradient descent
 through the torch console (:func:`mixbridge.models.reverse.fit_session`; the master bus is
 bypassed: the fit compares pre-master mixes), renders the fitted session through the chosen
 real backend with the app's one renderer (:func:`mixbridge.app.automix.render_session`) and
@@ -126,7 +126,7 @@ def reverse(stems_dir: str | Path, mix_path: str | Path, out_dir: str | Path, *,
         mix = resample(mix, rate, stems.sample_rate)
     start, init_name = None, "neutral"
     if init == "auto":
-        start, init_name, init_notes = default_init(stems)
+        start, init_name, init_notes = default_init(stems, mix)
         notices += init_notes
     out_dir.mkdir(parents=True, exist_ok=True)
     fit = fit_session(stems, mix, stems.sample_rate, init=start, init_name=init_name, steps=steps,

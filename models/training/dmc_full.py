@@ -66,10 +66,12 @@ class ReferencePairs:
     """Map-style dataset of method-1 pairs of one split's excerpts (see the module docstring).
 
     Items: ``{"features" [T, n_mels, F], "reference" [2 n_mels, G], "audio" [T, 2, audio_samples],
-    "strip_u" [T, S], "master_u" [M], "id"}`` float32.
+    "strip_u" [T, S], "master_u" [M], "id"}`` float32. ``console`` renders the references (default: the
+    schema's :class:`~mixbridge.models.console.TorchConsole`); the sessions and crops drawn do not depend on it.
     """
 
-    def __init__(self, excerpts: list, model, *, crop_s: float, audio_s: float, seed: int, fixed: bool) -> None:
+    def __init__(self, excerpts: list, model, *, crop_s: float, audio_s: float, seed: int, fixed: bool,
+                 console=None) -> None:
         from ..console import TorchConsole
 
         self.excerpts, self.model = list(excerpts), model
@@ -81,8 +83,10 @@ class ReferencePairs:
                                    f"{model.n_fft} samples and the loss audio more than {MIN_LOSS_SAMPLES} "
                                    f"({MIN_LOSS_SAMPLES / self.sample_rate:.2f} s); raise them")
         self.seed, self.epoch, self.fixed = int(seed), 0, bool(fixed)
-        self.console = TorchConsole(self.sample_rate, check_ranges=False)
+        #: renders the references: the schema's console, or one with a plugin's compressor (proxy or plugin)
+        self.console = console if console is not None else TorchConsole(self.sample_rate, check_ranges=False)
         self._frames: dict[int, int] = {}
+        self._last: tuple[tuple[int, int], tuple] | None = None
 
     def __len__(self) -> int:
         return len(self.excerpts)
@@ -117,7 +121,16 @@ class ReferencePairs:
         return self._pair(i)[1]
 
     def _pair(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(crop A [T, 2, crop] at COMMON_LUFS, reference [2, crop], strip_u [T, S], master_u [M])``."""
+        """``(crop A [T, 2, crop] at COMMON_LUFS, reference [2, crop], strip_u [T, S], master_u [M])``; the last
+        pair is kept, so ``self[i]`` then :meth:`reference_audio` renders the reference once."""
+        key = (i, 0 if self.fixed else self.epoch)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        out = self._draw(i)
+        self._last = (key, out)
+        return out
+
+    def _draw(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         from mixbridge.loudness import SILENT_LUFS, db_to_gain, integrated_lufs
 
         from ..dmc_full import REFERENCE_LUFS, draw_session
@@ -179,8 +192,8 @@ class DMCFullTask:
 
     def __init__(self, data: str | Path, *, model_args: dict | None = None, crop_s: float = 1.5,
                  audio_s: float = 0.5, param_weight: float = 1.0, stft_weight: float = 0.1,
-                 feature_weight: float = 0.1, seed: int = 0, device: str = "cpu") -> None:
-        from ..console import TorchConsole
+                 feature_weight: float = 0.1, seed: int = 0, device: str = "cpu",
+                 compressor_proxy: str | None = None, init_from: str | None = None) -> None:
         from ..losses import AudioFeatureLoss, sum_and_difference_mrstft_loss
         from ..registry import build_architecture
 
@@ -188,13 +201,19 @@ class DMCFullTask:
         args = composer_model_args(model_args, rate)
         torch.manual_seed(seed)
         self.model = build_architecture("dmc-full", args)
+        if init_from is not None:
+            self.model.load_state_dict(_init_network(init_from, self.model).state_dict())
         self.forward_model: Any = self.model
         self.sample_rate, self.device = rate, device
-        self.train_data = ReferencePairs(train, self.model, crop_s=crop_s, audio_s=audio_s, seed=seed, fixed=False)
-        self.val_data = ReferencePairs(val, self.model, crop_s=crop_s, audio_s=audio_s, seed=seed, fixed=True)
+        self.console = loop_console(rate, compressor_proxy)
+        self.train_data = ReferencePairs(train, self.model, crop_s=crop_s, audio_s=audio_s, seed=seed, fixed=False,
+                                         console=self.console)
+        self.val_data = ReferencePairs(val, self.model, crop_s=crop_s, audio_s=audio_s, seed=seed, fixed=True,
+                                       console=self.console)
         self.identity = composer_identity(data, ds, train, val, self.val_note)
+        if compressor_proxy is not None:
+            self.identity["compressor_proxy"] = _proxy_identity(compressor_proxy)
         self.weights = {"param": float(param_weight), "stft": float(stft_weight), "feature": float(feature_weight)}
-        self.console = TorchConsole(self.sample_rate, check_ranges=False)
         self.stft = sum_and_difference_mrstft_loss().to(device)
         self.features = AudioFeatureLoss(self.sample_rate)
 
@@ -233,6 +252,50 @@ class DMCFullTask:
                                       lambda b: b["mask"].shape[0])
 
 
+def loop_console(sample_rate: int, compressor_proxy: str | Path | None = None):
+    """The torch console the method-1 pairs and losses render with: the schema's, or, given a grey-box
+    compressor proxy checkpoint, one whose strip compressor is that proxy
+    (:func:`mixbridge.models.proxy_greybox.proxy_compressor_stage`).
+
+    Raises:
+        TrainConfigError: a proxy of another architecture, schema or sample rate.
+        CheckpointError: an unreadable or corrupted proxy checkpoint.
+    """
+    from ..checkpoint import load_checkpoint
+    from ..console import TorchConsole
+    from ..proxy_greybox import GreyBoxProxy, proxy_compressor_stage
+
+    if compressor_proxy is None:
+        return TorchConsole(sample_rate, check_ranges=False)
+    proxy, _ = load_checkpoint(compressor_proxy, expect_sample_rate=sample_rate)
+    if not isinstance(proxy, GreyBoxProxy) or tuple(proxy.schema) != ("compressor",):
+        kind = getattr(proxy, "architecture", type(proxy).__name__)
+        raise TrainConfigError(f"compressor_proxy {compressor_proxy}: a {kind} proxy of schema "
+                               f"{list(getattr(proxy, 'schema', []))}; proxy in the loop takes a grey-box proxy "
+                               "of schema ['compressor'] (mixbridge train proxy --config "
+                               "models/configs/proxy_greybox.yaml)")
+    return TorchConsole(sample_rate, check_ranges=False, compressor=proxy_compressor_stage(proxy))
+
+
+def _proxy_identity(path: str | Path) -> dict:
+    from mixbridge.checksum import sha256_file
+
+    p = Path(path)
+    return {"path": str(p), "sha256": sha256_file(p.with_suffix(".safetensors"))}
+
+
+def _init_network(path: str | Path, model):
+    from ..checkpoint import load_mixer_network
+    from ..style_transfer import TRAIN_HINT, StyleTransferError
+
+    net = load_mixer_network(path, "dmc_full", "dmc-full", TRAIN_HINT, error=StyleTransferError)
+    if net.config() != model.config():
+        diff = sorted(k for k in model.config() if net.config().get(k) != model.config()[k])
+        raise TrainConfigError(f"init_from {path}: its network differs from the config's in {diff}; use the "
+                               "model_args it was trained with")
+    return net
+
+
 def train_dmc_full(data: str | Path, out_dir: str | Path, *,
                    model_args: dict | None = None,
                    batch_size: int = 4,
@@ -252,12 +315,19 @@ def train_dmc_full(data: str | Path, out_dir: str | Path, *,
                    max_minutes: float | None = None,
                    max_steps: int | None = None,
                    device: str = "cpu",
+                   compressor_proxy: str | None = None,
+                   init_from: str | None = None,
                    resume: bool = False,
                    progress: bool = True) -> dict:
     """Train ``dmc-full`` on method-1 pairs of composer dataset ``data``; checkpoints and log.csv go to ``out_dir``.
 
     Args: as :func:`~.mixing.train_mixer` (the trainer's recipe and budgets), plus ``crop_s`` / ``audio_s``
     (:class:`DMCFullTask`) and the loss weights ``param_weight``, ``stft_weight``, ``feature_weight``.
+    ``compressor_proxy``: a grey-box compressor proxy checkpoint (``NAME.json``) of the plugin the mixes will be
+    rendered with: the strips' compressor in the references and in the loss renders is that proxy
+    (:func:`loop_console`; the seed thesis's proxy in the loop), so the network learns the plugin's law, not
+    the schema's. ``init_from``: start from this dmc-full checkpoint's weights (e.g. the shipped
+    ``models/mixers/dmc_full.json``; ignored on ``resume``, which loads the run's ``last``).
 
     Returns:
         The trainer's summary.
@@ -269,7 +339,8 @@ def train_dmc_full(data: str | Path, out_dir: str | Path, *,
     settings = dict(locals())
     return run_split_training(lambda task_device: DMCFullTask(
         data, model_args=model_args, crop_s=crop_s, audio_s=audio_s, param_weight=param_weight,
-        stft_weight=stft_weight, feature_weight=feature_weight, seed=seed, device=task_device),
+        stft_weight=stft_weight, feature_weight=feature_weight, seed=seed, device=task_device,
+        compressor_proxy=compressor_proxy, init_from=None if resume else init_from),
         out_dir, settings, default_config())
 
 
@@ -301,6 +372,30 @@ def session_master(console, audio: np.ndarray, session) -> torch.Tensor:
         return console(torch.from_numpy(audio), strip, master).master
 
 
+def held_out_pair(pairs: ReferencePairs, i: int):
+    """Method-1 pair ``i`` of ``pairs`` as the held-out figures use it: ``(raw [T, 2, crop]`` -- crop A's stems at
+    the dataset's level, as a mixer receives them --, ``reference [2, crop]``, ``target [1, 2, crop]`` -- crop A
+    rendered by ``pairs.console`` with the pair's session, at :data:`LOSS_LUFS` --, a
+    :class:`~mixbridge.audio.StemSet` of ``raw``)."""
+    from mixbridge.audio import Stem, StemSet
+    from mixbridge.loudness import db_to_gain
+
+    from ..dmc_mixer import trim_db
+
+    ex, sr = pairs.excerpts[i], pairs.sample_rate
+    item = pairs[i]
+    # the stems at the dataset's level (the mixers trim them themselves); the pair's audio is at COMMON_LUFS
+    raw = item["audio"] / np.float32(db_to_gain(trim_db(float(ex.input_lufs))))
+    ref = pairs.reference_audio(i)
+    with torch.no_grad():
+        target = at_lufs(render_master(pairs.console, torch.from_numpy(item["audio"])[None],
+                                       torch.from_numpy(item["strip_u"])[None],
+                                       torch.from_numpy(item["master_u"])[None], torch.ones(1, raw.shape[0])), sr)
+    stems = StemSet([Stem(n, ex.stems_dir / f, audio=raw[k])
+                     for k, (n, f) in enumerate(zip(ex.track_names, ex.track_files))], sr)
+    return raw, ref, target, stems
+
+
 def evaluate_dmc_full(data: str | Path, *, split: str = "test", checkpoint: str | Path | None = None,
                       crop_s: float = 2.0, refine_steps: int = 10, refine_excerpts: int | None = 6,
                       limit: int | None = None, seed: int = 1, num_threads: int = 1, centre: bool = True) -> dict:
@@ -323,13 +418,11 @@ def evaluate_dmc_full(data: str | Path, *, split: str = "test", checkpoint: str 
         TrainConfigError: an empty split. StyleTransferError: no dmc-full weights (or another architecture).
         CheckpointError: a corrupted checkpoint. ComposerDatasetError: an incomplete dataset.
     """
-    from mixbridge.audio import Stem, StemSet
-    from mixbridge.loudness import db_to_gain
     from mixbridge.plugins.datagen.composer import read_composer_dataset
 
     from ..console import TorchConsole
     from ..dmc_full import prior_centre
-    from ..dmc_mixer import DMCMixer, trim_db
+    from ..dmc_mixer import DMCMixer
     from ..losses import sum_and_difference_mrstft_loss
     from ..style_transfer import console_session, load_dmc_full, match_reference, predict_from_reference
 
@@ -349,17 +442,7 @@ def evaluate_dmc_full(data: str | Path, *, split: str = "test", checkpoint: str 
     picked = set(np.linspace(0, len(excerpts) - 1, min(refine_excerpts or 1, len(excerpts))).round().astype(int))
     per: list[dict] = []
     for i, ex in enumerate(excerpts):
-        item = pairs[i]
-        # the stems at the dataset's level (the mixers trim them themselves); the pair's audio is at COMMON_LUFS
-        raw = item["audio"] / np.float32(db_to_gain(trim_db(float(ex.input_lufs))))
-        ref = pairs.reference_audio(i)
-        with torch.no_grad():
-            target = at_lufs(render_master(console, torch.from_numpy(item["audio"])[None],
-                                         torch.from_numpy(item["strip_u"])[None],
-                                         torch.from_numpy(item["master_u"])[None],
-                                         torch.ones(1, raw.shape[0])), sr)
-        stems = StemSet([Stem(n, ex.stems_dir / f, audio=raw[k])
-                         for k, (n, f) in enumerate(zip(ex.track_names, ex.track_files))], sr)
+        raw, ref, target, stems = held_out_pair(pairs, i)
         starts = {"dmc": dmc(stems, target_lufs=-14.0)}
         starts["dmc-full"] = predict_from_reference(raw, ref, sr, starts["dmc"], model=net)
         if centre:   # the priors' centre with dmc-full's own loudness trims: what any mid-prior console does

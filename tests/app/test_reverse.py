@@ -67,7 +67,7 @@ def test_reverse_resamples_the_mix_and_starts_from_auto(song, tmp_path, capsys):
                  "--polish-steps", "6"]) == 0
     report = json.loads((out / "fit_report.json").read_text())
     assert any("resampled from 48000 Hz" in n for n in report["notices"])
-    assert report["init"] in ("dmc-full", "dmc", "neutral") and report["poor_fit"] is False
+    assert report["init"] == "dmc-full" and report["poor_fit"] is False
     assert "residual" in capsys.readouterr().out
 
 

@@ -135,3 +135,37 @@ def test_a_track_that_enters_late_is_fitted_where_it_plays():
     assert res.window_s[0] >= 2 * DURATION_S - 1e-9, res.window_s
     pad = next(t for t in res.tracks if t["name"] == "pad")
     assert abs(pad["gain_db"] - GAINS_DB[3]) < GAIN_TOL_DB, pad
+
+
+def test_the_dmc_full_start_reads_the_mix_and_the_fit_still_recovers_the_session(tmp_path):
+    """The default start (:func:`default_init` with the mix): dmc-full's trims, faders, pans and EQ band
+    gains, the rest held at dmc's session; from it the fit finds the known session within the issue's
+    tolerances, as from the neutral start."""
+    from mixbridge.audio import load_stems, write_audio
+    from mixbridge.models.reverse import default_init
+
+    torch.set_num_threads(1)
+    stems = make_stems(0)
+    mix = builtin_mix(stems)
+    for n, a in zip(NAMES, stems):
+        write_audio(tmp_path / f"{n}.wav", a, SAMPLE_RATE)
+    stem_set = load_stems(tmp_path)
+    assert [s.name for s in stem_set.stems] == sorted(NAMES)
+    stem_set.stems.sort(key=lambda s: NAMES.index(s.name))
+    start, name, notices = default_init(stem_set, mix)
+    assert name == "dmc-full", notices
+    assert start.provenance["mixer"] == "dmc-full"
+    neutral = CHANNEL_STRIP.defaults()
+    for t in start.tracks:   # held parameters are not dmc-full's predictions
+        assert t.params["compressor"] == neutral["compressor"] and t.params["send"] == neutral["send"]
+        assert t.params["eq"]["peak1_freq_hz"] == neutral["eq"]["peak1_freq_hz"]
+    res = fit_session(stem_set, mix, SAMPLE_RATE, init=start, init_name=name, steps=STEPS,
+                      polish_steps=POLISH_STEPS, progress=False)
+    assert not res.poor_fit and res.init == "dmc-full"
+    for t, g, p, eq, tr in zip(res.tracks, GAINS_DB, PANS, EQ, known_session().tracks):
+        assert abs(t["gain_db"] - g) < GAIN_TOL_DB, (t["name"], t["gain_db"], g)
+        assert abs(t["pan"] - p) < PAN_TOL, (t["name"], t["pan"], p)
+        for band, frac in band_energy_fractions(stems[NAMES.index(t["name"])], SAMPLE_RATE,
+                                                tr.params["eq"]).items():
+            if frac >= BAND_ENERGY_MIN:
+                assert abs(t["eq_gain_db"][band] - eq.get(band, 0.0)) < EQ_TOL_DB, (t["name"], band)

@@ -173,7 +173,7 @@ class DMCMixer:
         self._prior_weight = None if prior_weight is None else float(prior_weight)
         if self._prior_weight is None and model is not None and checkpoint is None:
             self._prior_weight = 0.0   # a network object has no record to read a weight from
-        self._prior = None
+        self._prior: Any = None   # the prior mixer (its table), opened on the first blend
 
     def prior_weight(self) -> float:
         """The weight of the family prior in the gains (module docstring, step 3): the one given, else the

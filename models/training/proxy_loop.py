@@ -25,6 +25,7 @@ other stage is the schema's, so the compressor is the only difference measured):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def _esr(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float(((pred - target) ** 2).sum() / (target ** 2).sum().clamp(min=1e-20))
 
 
-def evaluate_proxy_in_loop(data: str | Path, *, checkpoints: dict[str, str | Path | None], plugin_map: str | Path,
+def evaluate_proxy_in_loop(data: str | Path, *, checkpoints: Mapping[str, str | Path | None], plugin_map: str | Path,
                            proxy: str | Path, split: str = "test", crop_s: float = 2.0, seed: int = 1,
                            limit: int | None = None, num_threads: int = 1, progress: bool = True) -> dict:
     """The proxy-in-the-loop table (module docstring) on ``split``'s excerpts of composer dataset ``data``.
@@ -104,7 +105,7 @@ def evaluate_proxy_in_loop(data: str | Path, *, checkpoints: dict[str, str | Pat
             with torch.no_grad():
                 real = session_master(plugin, raw, session).float()
                 real23 = at_lufs(real, sr)
-                score = {"mrstft": float(stft(real23, target)),
+                score: dict[str, Any] = {"mrstft": float(stft(real23, target)),
                          "feature_distance": float(distance(at_lufs(real, sr, REFERENCE_LUFS)))}
                 for cname, con in consoles.items():
                     heard = at_lufs(session_master(con, raw, session).float(), sr)

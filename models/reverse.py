@@ -38,7 +38,6 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -251,6 +250,7 @@ def default_init(stems: StemSet, mix: np.ndarray | None = None) -> tuple[Session
     Returns:
         ``(session or None, "dmc-full" | "dmc" | "neutral", notices)``.
     """
+    from .mix_session import build_session, master_defaults
     from .mixers import get_mixer, mixer_names
 
     notices: list[str] = []
@@ -265,9 +265,8 @@ def default_init(stems: StemSet, mix: np.ndarray | None = None) -> tuple[Session
         return start, name, notices
     from .style_transfer import predict_from_reference
 
-    base = start if start is not None else Session(stems.sample_rate, [
-        Track(s.name, Path(s.path).name, CHANNEL_STRIP.defaults())
-        for s in stems.stems], Master(MASTER_BUS.defaults()), {"mixer": "neutral"})
+    base = start if start is not None else build_session(stems, "neutral", [{} for _ in stems.stems],
+                                                          master_defaults(-14.0), 0)
     try:
         full = predict_from_reference(stems, np.asarray(mix, dtype=np.float32), stems.sample_rate, base)
     except (MixbridgeError, ImportError, OSError) as e:

@@ -169,3 +169,18 @@ def test_the_dmc_full_start_reads_the_mix_and_the_fit_still_recovers_the_session
                                                 tr.params["eq"]).items():
             if frac >= BAND_ENERGY_MIN:
                 assert abs(t["eq_gain_db"][band] - eq.get(band, 0.0)) < EQ_TOL_DB, (t["name"], band)
+
+
+def test_without_the_dmc_mixer_the_dmc_full_start_sits_on_a_neutral_console(tmp_path, monkeypatch):
+    from mixbridge.audio import load_stems, write_audio
+    from mixbridge.models import mixers
+    from mixbridge.models.reverse import default_init
+
+    torch.set_num_threads(1)
+    stems = make_stems(0)
+    for n, a in zip(NAMES, stems):
+        write_audio(tmp_path / f"{n}.wav", a, SAMPLE_RATE)
+    monkeypatch.setattr(mixers, "mixer_names", lambda: [])
+    start, name, _ = default_init(load_stems(tmp_path), builtin_mix(stems))
+    assert name == "dmc-full" and start.provenance["mixer"] == "dmc-full"
+    assert all(t.params["compressor"] == CHANNEL_STRIP.defaults()["compressor"] for t in start.tracks)

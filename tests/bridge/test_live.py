@@ -1,17 +1,10 @@
 """The live bus on a real JACK server (dummy backend): output equals the offline render after the
 reported latency, xruns are reported, OSC changes take effect, a failing model falls back to bypass.
 
-Each test starts its own named server, ``jackd -n mixbridge-live-test-<pid>-<n> -S -t 4000 -d dummy
--r 48000 -p 256``, and stops it in the fixture's finalizer. ``-S`` (synchronous mode) makes the server
-wait for every client each period: on this shared 2-core machine a Python client misses some
-deadlines, and in JACK2's default asynchronous mode the period a client misses reaches the next
-client as a stale buffer (measured: 256 wrong samples per such xrun, the stream exact again after
-it). Synchronous, a late period is late, not wrong, so the test checks the DSP exactly and the xrun
-count is reported; ``-t 4000`` keeps a slow period from getting a client thrown out.
-
-A player client plays a known signal into ``mixbridge live`` and a recorder client records its
-output; both read JACK's frame time of each period, so the recording lines up with the signal
-sample for sample whatever the scheduling.
+Each test starts its own named dummy server (:func:`mixbridge.bridge.jack_rig.dummy_server`, whose
+docstring says why synchronous mode: a late period is late, not wrong), so the test checks the DSP
+exactly and the xrun count is reported. A :class:`~mixbridge.bridge.jack_rig.LoopbackRig` plays a known
+signal into ``mixbridge live`` and records its output, sample-aligned on JACK's frame clock.
 """
 from __future__ import annotations
 
@@ -33,13 +26,14 @@ import numpy as np
 import pytest
 
 try:
-    import jack
+    import jack  # noqa: F401 - the skip below needs JACK-Client and libjack
 except (ImportError, OSError) as e:  # JACK-Client missing, or libjack missing (OSError)
     pytest.skip(f"the live bus tests need JACK-Client and libjack: pip install JACK-Client, apt-get install jackd2 "
                 f"({e})", allow_module_level=True)
 if shutil.which("jackd") is None:  # pragma: no cover - depends on the machine
     pytest.skip("the live bus tests need jackd (apt-get install jackd2)", allow_module_level=True)
 
+from mixbridge.bridge.jack_rig import LoopbackRig, dummy_server
 from mixbridge.bridge.live import LiveBus
 from mixbridge.bridge.live_jack import CAPTURE, PLAYBACK, port_latency_range
 from mixbridge.bridge.osc import OscMessage, decode_message, encode_message
@@ -79,131 +73,19 @@ _counter = itertools.count()
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture
 def jack_server():
-    """A named dummy JACK server for one test, stopped in the finalizer."""
-    name = f"mixbridge-live-test-{os.getpid()}-{next(_counter)}"
-    log = open(os.devnull, "wb")
-    proc = subprocess.Popen(["jackd", "-n", name, "-S", "-t", "4000", "-d", "dummy", "-r", str(SAMPLE_RATE),
-                             "-p", str(PERIOD)],
-                            stdout=log, stderr=log, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 20.0
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jackd exited with status {proc.returncode} at start-up")
-            try:
-                probe = jack.Client("mb-probe", servername=name, no_start_server=True)
-                probe.close()
-                break
-            except jack.JackOpenError:
-                if time.monotonic() > deadline:
-                    pytest.fail("jackd did not accept clients within 20 s")
-                time.sleep(0.1)
+    """A named dummy JACK server for one test (:func:`mixbridge.bridge.jack_rig.dummy_server`: synchronous
+    mode, 48 kHz, 256-frame periods), stopped in the finalizer."""
+    with dummy_server(f"mixbridge-live-test-{os.getpid()}-{next(_counter)}", sample_rate=SAMPLE_RATE,
+                      period=PERIOD) as name:
         yield name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
-
-
-class Rig:
-    """A player client and a recorder client, connected around the bus under test.
-
-    The player writes ``signal`` from the period in which :meth:`play` takes effect
-    (``start_frame``, a JACK frame time), then zeros (or loops it); the recorder stores what it
-    receives at ``frame_time - start_frame``. Both run in the same JACK cycle as the bus.
-    """
-
-    def __init__(self, server: str, channels: int = 2, capacity_s: float = 10.0) -> None:
-        self.channels = channels
-        self.player = jack.Client("mb-test-player", servername=server, no_start_server=True)
-        self.recorder = jack.Client("mb-test-recorder", servername=server, no_start_server=True)
-        self.outs = [self.player.outports.register(f"out_{i + 1}") for i in range(channels)]
-        self.ins = [self.recorder.inports.register(f"in_{i + 1}") for i in range(channels)]
-        self.signal = np.zeros((channels, 0), np.float32)
-        self.loop = False
-        self.start_frame: int | None = None
-        self._armed = False
-        self.pos = 0
-        self.recording = np.zeros((channels, int(capacity_s * SAMPLE_RATE)), np.float32)
-        self.recorded = 0
-        #: Xruns the server reported to the player. JACK notifies every active client of each xrun, and
-        #: the rig is active before the bus starts and after it stops, so this bounds the bus's count.
-        self.xruns = 0
-        self.player.set_process_callback(self._play)
-        self.recorder.set_process_callback(self._record)
-        self.player.set_xrun_callback(self._on_xrun)
-        self.player.activate()
-        self.recorder.activate()
-
-    def _on_xrun(self, delayed_usecs):
-        self.xruns += 1
-
-    def _play(self, frames):
-        outs = [p.get_array() for p in self.outs]
-        if self._armed and self.start_frame is None:
-            self.start_frame = self.player.last_frame_time
-        n_sig = self.signal.shape[1]
-        for a in outs:
-            a.fill(0.0)
-        if self.start_frame is None or n_sig == 0:
-            return
-        start = self.pos
-        if self.loop:
-            idx = (np.arange(start, start + frames) % n_sig)
-            for i, a in enumerate(outs):
-                a[:] = self.signal[i, idx]
-        elif start < n_sig:
-            m = min(frames, n_sig - start)
-            for i, a in enumerate(outs):
-                a[:m] = self.signal[i, start:start + m]
-        self.pos += frames
-
-    def _record(self, frames):
-        if self.start_frame is None:
-            return
-        offset = self.recorder.last_frame_time - self.start_frame
-        if offset < 0 or offset + frames > self.recording.shape[1]:
-            return
-        for i, p in enumerate(self.ins):
-            self.recording[i, offset:offset + frames] = p.get_array()
-        self.recorded = max(self.recorded, offset + frames)
-
-    def connect(self, bus_client: str) -> None:
-        for i in range(self.channels):
-            self.player.connect(self.outs[i], f"{bus_client}:in_{i + 1}")
-            self.recorder.connect(f"{bus_client}:out_{i + 1}", self.ins[i])
-
-    def play(self, signal_: np.ndarray, loop: bool = False) -> None:
-        self.signal = np.ascontiguousarray(signal_, dtype=np.float32)
-        self.loop = loop
-        self._armed = True
-
-    def wait_recorded(self, n: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.recorded < n:
-            if time.monotonic() > deadline:
-                pytest.fail(f"JACK recorded {self.recorded} of {n} samples within {timeout_s:.0f} s")
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        for c in (self.player, self.recorder):
-            try:
-                c.deactivate()
-                c.close()
-            except Exception:
-                pass
 
 
 @pytest.fixture
 def rig_factory():
     rigs = []
 
-    def make(server: str, **kw) -> Rig:
-        rig = Rig(server, **kw)
+    def make(server: str, **kw) -> LoopbackRig:
+        rig = LoopbackRig(server, **kw)
         rigs.append(rig)
         return rig
 

@@ -12,6 +12,7 @@ Layered like python-osc (STYLE.md point 9), bottom to top:
 * ``push`` -- match, plan, push and pull, DAW-agnostic; ``automation`` -- curves played in real
   time; ``midi`` -- the same curves as MIDI CCs (file and live);
 * ``live`` -- the JACK host of the live bus, ``live_chain`` its per-block signal path,
-  ``live_control`` its OSC control, ``live_jack`` libjack's latency API;
+  ``live_control`` its OSC control, ``live_jack`` libjack's latency API, ``jack_rig`` a dummy server and
+  a loopback rig to measure it;
 * ``ardour`` -- headless Ardour 7 for tests and benchmarks; ``cli`` -- the commands.
 """

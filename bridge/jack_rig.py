@@ -1,7 +1,7 @@
 """A named dummy JACK server and a loopback rig around a JACK client: play a known signal in, record what
 comes out, sample-aligned on JACK's frame clock.
 
-Used by the live-bus tests and by ``scripts/bench_live_master.py``; useful to anyone measuring a JACK
+Used by the live-bus tests and by ``scripts/bench_live.py``; useful to anyone measuring a JACK
 client (latency, loudness, callback cost) without a sound card.
 
 :func:`dummy_server` starts ``jackd -n NAME -S -t 4000 -d dummy -r RATE -p PERIOD`` and stops it on exit.
@@ -13,6 +13,8 @@ from getting a client thrown out.
 
 :class:`LoopbackRig` is a player client and a recorder client; both read the frame time of each period,
 so the recording lines up with the signal sample for sample whatever the scheduling.
+
+:func:`osc_flood` floods a bus's OSC port from another process (the control's load test and benchmark).
 
 :func:`dull_loop` is the quiet, dull mix the adaptive-mastering measurements play (a master model must
 lift and brighten it).
@@ -288,3 +290,59 @@ def run_live_bus(server: str, master_params: dict, *, signal: np.ndarray, second
         summary = bus.stop()
         rig.close()
     return LiveRun(rig.recording[:, :end].copy(), times, late, summary, messages, rig.xruns)
+
+
+def _flood_datagrams() -> tuple[bytes, list[bytes]]:
+    """The gain message's address and tag (its float follows), and the malformed datagrams :func:`osc_flood`
+    sends in turn: a float tag without its bytes, and bypass values the control refuses (NaN, 0.5, -1)."""
+    import struct
+
+    def pad(b: bytes) -> bytes:
+        return b + b"\0" * (4 - len(b) % 4)
+
+    def msg(address: str, tags: str, data: bytes = b"") -> bytes:
+        return pad(address.encode()) + pad(tags.encode()) + data
+
+    bad = [msg("/mixbridge/param/gain/gain_db", ",f"),
+           msg("/mixbridge/proxy/bypass", ",f", struct.pack(">f", float("nan"))),
+           msg("/mixbridge/proxy/bypass", ",f", struct.pack(">f", 0.5)),
+           msg("/mixbridge/proxy/bypass", ",i", struct.pack(">i", -1))]
+    return pad(b"/mixbridge/param/gain/gain_db") + pad(b",f"), bad
+
+
+def osc_flood(port: int, messages: int = 10_000, malformed_every: int = 10, host: str = "127.0.0.1") -> int:
+    """Send ``messages`` OSC datagrams to ``host:port`` as fast as one process can: gain changes
+    (``/mixbridge/param/gain/gain_db``, -6 .. -15 dB), every ``malformed_every``-th one malformed (see
+    :func:`_flood_datagrams`). Hand-encoded bytes, so the malformed ones are exactly malformed. Run it in
+    another process (``python -m mixbridge.bridge.jack_rig flood PORT [MESSAGES] [EVERY]``) so the flood
+    does not share the bus's interpreter lock. Returns how many malformed ones it sent."""
+    import socket
+    import struct
+
+    head, bad = _flood_datagrams()
+    sent_bad = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(messages):
+            if i % malformed_every == malformed_every - 1:
+                d = bad[(i // malformed_every) % len(bad)]
+                sent_bad += 1
+            else:
+                d = head + struct.pack(">f", -6.0 - (i % 37) * 0.25)
+            s.sendto(d, (host, port))
+    return sent_bad
+
+
+def flood_command(port: int, messages: int = 10_000, malformed_every: int = 10) -> list[str]:
+    """The command line that runs :func:`osc_flood` in a new Python process."""
+    import sys
+
+    return [sys.executable, "-m", "mixbridge.bridge.jack_rig", "flood", str(port), str(messages), str(malformed_every)]
+
+
+if __name__ == "__main__":  # python -m mixbridge.bridge.jack_rig flood PORT [MESSAGES] [EVERY]
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "flood":
+        sys.exit("usage: python -m mixbridge.bridge.jack_rig flood PORT [MESSAGES] [MALFORMED_EVERY]")
+    counts = [int(a) for a in sys.argv[3:5]] + [10_000, 10][len(sys.argv[3:5]):]
+    osc_flood(int(sys.argv[2]), messages=counts[0], malformed_every=counts[1])

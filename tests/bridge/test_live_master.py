@@ -11,7 +11,7 @@ at 2.5 kHz, looped) through a bus with the master model on, on a named dummy JAC
 the output is within 1 LU of the target (integrated loudness of the last :data:`MEASURE_S` seconds,
 :func:`mixbridge.loudness.integrated_lufs`) and that its true peak (:func:`mixbridge.loudness.true_peak_dbtp`,
 4x) never passes the ceiling. What the model costs the callback against an idle run is measured by
-``scripts/bench_live_master.py``, not asserted here: on a shared 2-core CI machine an idle run alone
+``scripts/bench_live.py``, not asserted here: on a shared 2-core CI machine an idle run alone
 had 26-240 xruns in 4-16 s, which no allowance tells apart from the cost of the code.
 The models: ``learned`` (the shipped ONNX export, or the file ``$MIXBRIDGE_TEST_MASTER_ONNX``) and
 ``rules``; each is skipped where this checkout lacks it.
@@ -280,7 +280,7 @@ def test_live_master_reaches_the_target_under_the_ceiling_from_a_worker_process(
     """The model predicts in a worker process (another pid: it cannot hold the interpreter lock the callback
     needs), the output reaches the target within 1 LU and stays there, and its true peak never passes the
     ceiling. What the model costs the callback (times, start lateness, xruns against an idle run) is a
-    measurement of the machine as much as of the code: ``scripts/bench_live_master.py`` reports it."""
+    measurement of the machine as much as of the code: ``scripts/bench_live.py`` reports it."""
     predictor, spec = _predictor(model)
     settings = MasterModelSettings(predictor, model, window_s=WINDOW_S, target_lufs=TARGET_LUFS, model=spec)
     run = run_live_bus(jack_server, {"limiter": {"ceiling_dbtp": CEILING_DBTP}}, signal=dull_mix(), seconds=RUN_S,

@@ -34,7 +34,13 @@ import numpy as np
 from mixbridge.checksum import sha256_bytes
 from mixbridge.errors import RecordFormatError
 from mixbridge.models.dmc import OUTPUT_NAMES, OUTPUT_PARAMS
-from mixbridge.models.dmc_mixer import SHIPPED_CHECKPOINT, DMCMixer, DMCMixerError, record_prior_weight
+from mixbridge.models.dmc_mixer import (
+    SHIPPED_CHECKPOINT,
+    DMCMixer,
+    DMCMixerError,
+    record_pan_scale,
+    record_prior_weight,
+)
 from mixbridge.npz import npz_bytes
 
 from .onnx_session import golden_arrays, inference_session, onnx_paths, read_onnx_export, write_onnx_export
@@ -158,6 +164,8 @@ class OnnxDMCMixer(DMCMixer):
         num_threads: onnxruntime's intra-op threads (default 1).
         prior_weight: the family prior's weight (:class:`DMCMixer`); default: the shipped checkpoint's when
             this export was made from it, else 0.
+        pan_scale: the factor on the network's pans (:class:`DMCMixer`); default: the shipped checkpoint's
+            when this export was made from it, else 1.
 
     Raises:
         MixerExportError: a missing or changed ONNX file or sidecar, or a sidecar of another version.
@@ -167,7 +175,7 @@ class OnnxDMCMixer(DMCMixer):
     name = "dmc"
 
     def __init__(self, model_path: str | Path = SHIPPED_ONNX, *, provider: str | None = None,
-                 num_threads: int = 1, prior_weight: float | None = None) -> None:
+                 num_threads: int = 1, prior_weight: float | None = None, pan_scale: float | None = None) -> None:
         onnx_path = onnx_paths(model_path)[0]
         fix = f"re-export it (mixbridge export mixer CHECKPOINT -o {onnx_path})"
         self.sidecar, onnx_path, sidecar_path, golden_path = read_onnx_export(
@@ -183,9 +191,12 @@ class OnnxDMCMixer(DMCMixer):
         self.sample_rate, self.window_s = int(c["sample_rate"]), float(c["window_s"])
         self.max_windows = int(c["max_windows"])
         self.n_mels, self.n_fft, self.hop_length = int(c["n_mels"]), int(c["n_fft"]), int(c["hop_length"])
-        if prior_weight is None:   # the family-prior weight of the checkpoint it was exported from (shipped)
-            prior_weight = record_prior_weight(SHIPPED_CHECKPOINT) if self.exported_from() else 0.0
-        super().__init__(checkpoint=str(onnx_path), prior_weight=prior_weight)
+        shipped = self.exported_from()   # the blend of the checkpoint it was exported from (shipped)
+        if prior_weight is None:
+            prior_weight = record_prior_weight(SHIPPED_CHECKPOINT) if shipped else 0.0
+        if pan_scale is None:
+            pan_scale = record_pan_scale(SHIPPED_CHECKPOINT) if shipped else 1.0
+        super().__init__(checkpoint=str(onnx_path), prior_weight=prior_weight, pan_scale=pan_scale)
         self._source = f"{onnx_path.name} (onnx)"
 
     def exported_from(self, checkpoint_json: str | Path = SHIPPED_CHECKPOINT) -> bool:

@@ -28,7 +28,11 @@ common level and the labels are relative gains. So the mixer
    is in the ``prior`` mixer's table (:class:`~mixbridge.models.prior_mixer.PriorMixer`: the family's mean
    level over the training songs) has its relative gain moved ``w`` of the way to that family level --
    shrinkage of the network's reading towards what the role alone predicts; tracks without a family
-   (no ``manifest.json`` with GM programs) keep the network's gain. Pans are the network's;
+   (no ``manifest.json`` with GM programs) keep the network's gain. Pans are the network's times a
+   factor ``s`` (``extra.prior_blend.pan_scale``, chosen on the validation split by the same script; 1 without
+   one): the shipped record's 0 centres every track, because on the composer data no role has a side (left
+   and right are about even in every GM family of the training songs) and a centred track is what minimises
+   the pan error when the side is not in the audio;
 4. builds the session (:func:`mixbridge.models.mix_session.build_session`): track gain
    ``trim_i + g_i - mean(g)`` spread over fader and trim by
    :func:`~mixbridge.models.mix_session.split_gain`, pan, everything else default; the master's
@@ -129,20 +133,30 @@ def trim_lufs(part: np.ndarray, sample_rate: int, n_samples: int, whole_blocks: 
     return integrated_lufs_blocks(whole_blocks(), sample_rate, channels)
 
 
-def record_prior_weight(checkpoint_json: str | Path) -> float:
-    """``extra.prior_blend.weight`` of a dmc checkpoint record (``NAME.json``; a ``.safetensors`` path or a
-    folder's ``best.json`` is read the same way), 0 when the record has none or cannot be read (the load of
-    the weights reports a bad record)."""
+def _record_blend(checkpoint_json: str | Path, key: str, default: float) -> float:
     import json
 
     path = Path(checkpoint_json)
     path = path / "best.json" if path.is_dir() else path.with_suffix(".json")
     try:
         blend = (json.loads(path.read_text()).get("extra") or {}).get("prior_blend") or {}
-        w = float(blend.get("weight", 0.0))
+        w = float(blend.get(key, default))
     except (OSError, ValueError, AttributeError, TypeError):
-        return 0.0
-    return w if 0.0 <= w <= 1.0 else 0.0
+        return default
+    return w if 0.0 <= w <= 1.0 else default
+
+
+def record_prior_weight(checkpoint_json: str | Path) -> float:
+    """``extra.prior_blend.weight`` of a dmc checkpoint record (``NAME.json``; a ``.safetensors`` path or a
+    folder's ``best.json`` is read the same way), 0 when the record has none or cannot be read (the load of
+    the weights reports a bad record)."""
+    return _record_blend(checkpoint_json, "weight", 0.0)
+
+
+def record_pan_scale(checkpoint_json: str | Path) -> float:
+    """``extra.prior_blend.pan_scale`` of a dmc checkpoint record (read as :func:`record_prior_weight`), 1 (the
+    network's pans as they are) when the record has none or cannot be read."""
+    return _record_blend(checkpoint_json, "pan_scale", 1.0)
 
 
 class DMCMixerError(ValueError, MixbridgeError):
@@ -155,24 +169,33 @@ class DMCMixer:
     Args:
         checkpoint: a ``dmc`` checkpoint (``NAME.json``, its weights or folder); default the shipped one.
         model: instead, a :class:`~mixbridge.models.dmc.DMC` object (e.g. untrained, for tests).
+        prior_weight: the family prior's weight in the gains, 0..1 (module docstring, step 3); default the
+            checkpoint record's.
+        pan_scale: the factor on the network's pans, 0..1 (0: every track centred; module docstring, step 3);
+            default the checkpoint record's.
 
     Raises:
-        DMCMixerError: (on the first call) no weights at the default path, or a network that is not a DMC.
+        DMCMixerError: a ``prior_weight`` or ``pan_scale`` outside 0..1; (on the first call) no weights at the
+            default path, or a network that is not a DMC.
         CheckpointError: (on the first call) see :func:`mixbridge.models.checkpoint.load_checkpoint`.
     """
 
     name = "dmc"
 
     def __init__(self, checkpoint: str | Path | None = None, model: Any = None,
-                 prior_weight: float | None = None) -> None:
+                 prior_weight: float | None = None, pan_scale: float | None = None) -> None:
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self._net = model
         self._source = self.checkpoint or (type(model).__name__ if model is not None else str(SHIPPED_CHECKPOINT))
         if prior_weight is not None and not 0.0 <= float(prior_weight) <= 1.0:
             raise DMCMixerError(f"prior_weight = {prior_weight}; give a weight in 0..1 (0: the network alone)")
         self._prior_weight = None if prior_weight is None else float(prior_weight)
-        if self._prior_weight is None and model is not None and checkpoint is None:
-            self._prior_weight = 0.0   # a network object has no record to read a weight from
+        if pan_scale is not None and not 0.0 <= float(pan_scale) <= 1.0:
+            raise DMCMixerError(f"pan_scale = {pan_scale}; give a factor in 0..1 (1: the network's pans, 0: centred)")
+        self._pan_scale = None if pan_scale is None else float(pan_scale)
+        if model is not None and checkpoint is None:   # a network object has no record to read them from
+            self._prior_weight = 0.0 if self._prior_weight is None else self._prior_weight
+            self._pan_scale = 1.0 if self._pan_scale is None else self._pan_scale
         self._prior: Any = None   # the prior mixer (its table), opened on the first blend
 
     def prior_weight(self) -> float:
@@ -182,6 +205,13 @@ class DMCMixer:
         if self._prior_weight is None:
             self._prior_weight = record_prior_weight(self.checkpoint or SHIPPED_CHECKPOINT)
         return self._prior_weight
+
+    def pan_scale(self) -> float:
+        """The factor on the network's pans (module docstring, step 3): the one given, else the checkpoint
+        record's ``extra.prior_blend.pan_scale``, else 1. Reads the JSON only."""
+        if self._pan_scale is None:
+            self._pan_scale = record_pan_scale(self.checkpoint or SHIPPED_CHECKPOINT)
+        return self._pan_scale
 
     def blend_prior(self, stems: StemSet, audible: np.ndarray, rel_db: np.ndarray, weight: float) -> np.ndarray:
         """``rel_db [audible tracks]`` (mean 0) moved ``weight`` of the way to the prior table's family levels
@@ -276,7 +306,7 @@ class DMCMixer:
                     for i, (name, param) in enumerate(OUTPUT_PARAMS)}
             g = vals["fader.fader_db"]
             gain[audible] = self.blend_prior(stems, audible, g - g.mean(), self.prior_weight())
-            pan[audible] = vals["pan.pan"]
+            pan[audible] = self.pan_scale() * vals["pan.pan"]
         return {"trim_db": trim, "gain_db": gain, "pan": pan, "lufs": lufs_a}
 
     def __call__(self, stems: StemSet, *, seed: int = 0, target_lufs: float = -14.0,
@@ -297,5 +327,6 @@ class DMCMixer:
             params.append(p)
         extra = {"mixer_model": self._source, "mixer_notes": notes,
                  "dmc": {"common_lufs": COMMON_LUFS, "prior_weight": self.prior_weight(),
+                         "pan_scale": self.pan_scale(),
                          "gain_db": [round(float(g), 3) for g in d["gain_db"]]}}
         return build_session(stems, self.name, params, master_defaults(target_lufs), seed, source_base, extra)

@@ -1,11 +1,13 @@
-"""Choose the ``dmc`` mixer's family-prior weight on the composer dataset's validation split.
+"""Choose the ``dmc`` mixer's family-prior weight and pan scale on the composer dataset's validation split.
 
 The ``dmc`` mixer can move each track's relative gain part of the way to the ``prior`` mixer's family
 level (:meth:`mixbridge.models.dmc_mixer.DMCMixer.blend_prior`). This script runs the network once per
 excerpt of ``--split`` (default ``val``: never the test split), scores every weight of a grid by the
 level RMSE against the composer's labels (dB, gains relative to their mean, averaged over excerpts, as
-the model card's "figures from the labels" table), prints the grid, and with ``--write`` stores the best
-weight in the checkpoint record (``extra.prior_blend``, written atomically), where the mixer reads it.
+the model card's "figures from the labels" table), and every factor on the network's pans
+(:meth:`~mixbridge.models.dmc_mixer.DMCMixer.pan_scale`, 0 = centred) by the pan MAE against the labels; prints
+both grids, and with ``--write`` stores the best of each in the checkpoint record (``extra.prior_blend``:
+``weight``, ``pan_scale``; written atomically), where the mixer reads them.
 
     .venv/bin/python scripts/fit_dmc_prior_weight.py --data /work/data/composer [--write]
 """
@@ -25,6 +27,7 @@ from mixbridge.models.dmc_mixer import SHIPPED_CHECKPOINT, DMCMixer
 from mixbridge.plugins.datagen.composer import read_composer_dataset
 
 GRID = [round(0.05 * i, 2) for i in range(21)]
+PAN_GRID = [round(0.1 * i, 1) for i in range(11)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     ds = read_composer_dataset(a.data)
-    mixer = DMCMixer(checkpoint=a.checkpoint, prior_weight=0.0)
-    rows = []
+    mixer = DMCMixer(checkpoint=a.checkpoint, prior_weight=0.0, pan_scale=1.0)
+    rows, pan_rows = [], []
     for ex in ds.split(a.split):
         stems = load_stems(ex.stems_dir)
         d = mixer.predict(stems)
@@ -54,20 +57,29 @@ def main(argv: list[str] | None = None) -> int:
             got = g[idx]
             errs.append(float(np.sqrt(np.mean(((got - got.mean()) - target) ** 2))))
         rows.append(errs)
+        pan = d["pan"][idx]
+        pan_rows.append([float(np.mean(np.abs(f * pan - ex.target_pan))) for f in PAN_GRID])
     mean = np.mean(rows, axis=0)
     best = GRID[int(np.argmin(mean))]
     print(f"{a.split} split, {len(rows)} excerpts: level RMSE (dB) by prior weight")
     for w, e in zip(GRID, mean):
         print(f"  {w:.2f}  {e:.3f}{'  <- chosen' if w == best else ''}")
+    pan_mean = np.mean(pan_rows, axis=0)
+    best_pan = PAN_GRID[int(np.argmin(pan_mean))]
+    print(f"{a.split} split: pan MAE by the factor on the network's pans (0: centred)")
+    for f, e in zip(PAN_GRID, pan_mean):
+        print(f"  {f:.1f}  {e:.5f}{'  <- chosen' if f == best_pan else ''}")
     if a.write:
         path = Path(a.checkpoint)
         record = json.loads(path.read_text())
         record.setdefault("extra", {})["prior_blend"] = {
             "weight": best, "chosen_on": a.split, "excerpts": len(rows),
             "level_rmse_db_by_weight": {f"{w:.2f}": round(float(e), 4) for w, e in zip(GRID, mean)},
+            "pan_scale": best_pan,
+            "pan_mae_by_scale": {f"{f:.1f}": round(float(e), 5) for f, e in zip(PAN_GRID, pan_mean)},
             "table": "models/mixers/prior.json", "command": "scripts/fit_dmc_prior_weight.py --write"}
         atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
-        print(f"wrote extra.prior_blend.weight = {best} to {path}")
+        print(f"wrote extra.prior_blend.weight = {best}, pan_scale = {best_pan} to {path}")
     return 0
 
 

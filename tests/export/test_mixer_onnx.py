@@ -178,3 +178,4 @@ def test_shipped_export_matches_the_shipped_weights():
     assert runner.exported_from(), "models/mixers/dmc.onnx is stale: re-export it from models/mixers/dmc.json"
     # the shipped export decides as the shipped torch mixer: with its checkpoint's family-prior weight
     assert runner.prior_weight() == DMCMixer().prior_weight() > 0
+    assert runner.pan_scale() == DMCMixer().pan_scale()

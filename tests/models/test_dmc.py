@@ -363,3 +363,18 @@ def test_the_shipped_prior_weight_is_read_from_the_record_and_checked():
     assert DMCMixer(model=DMC(**TINY)).prior_weight() == 0.0   # a network object has no record
     with pytest.raises(DMCMixerError, match="prior_weight = 1.5.*0..1"):
         DMCMixer(prior_weight=1.5)
+
+
+def test_the_pan_scale_multiplies_the_network_pans_and_the_shipped_one_centres(composer_e1m9_x0):
+    """``pan_scale`` s: the pans are s x the network's (closed form); the shipped record's 0 (chosen on the
+    validation split) centres every track; a network object keeps its pans; outside 0..1 is refused."""
+    stems = load_stems(composer_e1m9_x0.stems_dir)
+    net = DMCMixer(pan_scale=1.0).predict(stems)["pan"]
+    half = DMCMixer(pan_scale=0.5).predict(stems)["pan"]
+    assert np.max(np.abs(net)) > 1e-4                      # the network's pans are not all centred
+    np.testing.assert_allclose(half, 0.5 * net, atol=1e-12)
+    assert dmc_mixer.record_pan_scale(dmc_mixer.SHIPPED_CHECKPOINT) == 0.0
+    assert np.all(DMCMixer().predict(stems)["pan"] == 0.0)
+    assert DMCMixer(model=DMC(**TINY)).pan_scale() == 1.0   # a network object has no record
+    with pytest.raises(DMCMixerError, match="pan_scale = -0.5.*0..1"):
+        DMCMixer(pan_scale=-0.5)

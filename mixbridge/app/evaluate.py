@@ -246,8 +246,13 @@ def _load_dataset(root):
     return read_composer_dataset(root)
 
 
-def _score_run(mixer, seed: int, ex, stems, target, backend: str) -> dict:
+def score_run(mixer, seed: int, ex, stems, target, backend: str) -> dict:
     """Mix, render (console, no master) and score one excerpt with one mixer run; the row's measurements.
+
+    ``mixer``: any callable ``mixer(stems, seed=, source_base=) -> Session`` (a registered mixer, or a
+    script's own, e.g. the composer's session with its pans centred: ``scripts/composer_pan_floor.py``);
+    ``ex``: a composer excerpt; ``stems``: its :class:`~mixbridge.audio.StemSet`; ``target``: its target mix
+    float32 ``[2, samples]``; ``backend``: ``builtin`` or ``vst``.
 
     A direct mixer (:func:`mixbridge.models.direct_mixers.is_direct`) is scored on its own audio (its
     ``mix``, pre-master like the target), with no render; the backend does not apply to it."""
@@ -366,7 +371,7 @@ def evaluate_dataset(root, mixers="all", split: str = "test", backend: str = "bu
                     target = ex.load_target_mix()
                 bar.set_postfix_str(f"{ex.id} {key[0]}")
                 try:
-                    measured = _score_run(built[mixer_name], seed, ex, stems, target, backend)
+                    measured = score_run(built[mixer_name], seed, ex, stems, target, backend)
                 except (MixbridgeError, ImportError) as e:
                     skipped[mixer_name] = f"{type(e).__name__} on {ex.id}: {e}"
                     log(f"mixbridge evaluate: skipping mixer {mixer_name}: {skipped[mixer_name]}")

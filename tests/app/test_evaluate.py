@@ -119,8 +119,8 @@ def test_the_batch_resumes_from_its_rows_and_repairs_a_torn_line(tiny_dataset, t
     import mixbridge.app.evaluate as ev
 
     calls = []
-    real = ev._score_run
-    monkeypatch.setattr(ev, "_score_run", lambda *a, **k: calls.append(a[2].id) or real(*a, **k))
+    real = ev.score_run
+    monkeypatch.setattr(ev, "score_run", lambda *a, **k: calls.append(a[2].id) or real(*a, **k))
     summary = evaluate_dataset(tiny_dataset, ["mono_sum"], out_dir=out, progress=False)
     assert calls == ["a_x1"]  # only the torn row is computed again
     again = path.read_text().splitlines()

@@ -92,7 +92,8 @@ def dmc_features(audio: np.ndarray, sample_rate: int, *, n_mels: int = N_MELS, n
 
 # --------------------------------------------------------------------------- the network (torch)
 def _network_class():
-    """Define :class:`DMC` (torch is imported here, so that the features above need no torch)."""
+    """Define :class:`LogMelEncoder` and :class:`DMC` (torch is imported here, so that the features above need
+    no torch)."""
     import torch
     from torch import nn
 
@@ -100,7 +101,48 @@ def _network_class():
 
     from .tcn import ModelConfigError
 
-    class DMC(nn.Module):
+    class LogMelEncoder(nn.Module):
+        """A track encoder: a log-mel CNN, mean-pooled over time, then a linear projection.
+
+        ``embed(features [..., n_mels, frames]) -> [..., embed_dim]``: the input is read as
+        ``(x - feature_offset_db) / feature_scale_db``, then ``n_layers`` 1-D convolutions of ``channels``
+        channels (kernel 3; the first stride 1, the others stride 2; GELU), the time mean, the projection.
+        :class:`DMC` is one with its post-processor; ``dmc-full`` (:mod:`mixbridge.models.dmc_full`) uses two
+        (tracks, and the reference's mid and side). Its weights are ``encoder.*`` and ``project.*``.
+
+        Raises:
+            ModelConfigError: a non-positive size or ``feature_scale_db``.
+        """
+
+        def __init__(self, *, n_mels: int = N_MELS, channels: int = 64, n_layers: int = 4, embed_dim: int = 64,
+                     feature_offset_db: float = -60.0, feature_scale_db: float = 20.0) -> None:
+            super().__init__()
+            for label, v in (("n_mels", n_mels), ("channels", channels), ("n_layers", n_layers),
+                             ("embed_dim", embed_dim)):
+                if int(v) != v or v < 1:
+                    raise ModelConfigError(f"DMC {label} = {v!r} must be a positive integer")
+            if not feature_scale_db > 0:
+                raise ModelConfigError(f"DMC feature_scale_db = {feature_scale_db} must be > 0")
+            self.n_mels, self.channels, self.n_layers = int(n_mels), int(channels), int(n_layers)
+            self.embed_dim = int(embed_dim)
+            self.feature_offset_db, self.feature_scale_db = float(feature_offset_db), float(feature_scale_db)
+            layers: list[nn.Module] = []
+            width = self.n_mels
+            for i in range(self.n_layers):
+                layers += [nn.Conv1d(width, self.channels, 3, stride=1 if i == 0 else 2, padding=1), nn.GELU()]
+                width = self.channels
+            self.encoder = nn.Sequential(*layers)
+            self.project = nn.Linear(self.channels, self.embed_dim)
+
+        def embed(self, features: torch.Tensor) -> torch.Tensor:
+            """Track embeddings ``[..., embed_dim]`` of ``features [..., n_mels, frames]`` (time mean-pooled)."""
+            lead = features.shape[:-2]
+            x = features.reshape(-1, self.n_mels, features.shape[-1])
+            x = (x - self.feature_offset_db) / self.feature_scale_db
+            h = self.encoder(x).mean(dim=-1)
+            return self.project(h).reshape(*lead, self.embed_dim)
+
+    class DMC(LogMelEncoder):
         """Shared track encoder, mean context and shared post-processor (see the module docstring).
 
         Args:
@@ -134,28 +176,18 @@ def _network_class():
                      hidden: int = 128, sample_rate: int = 44100, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
                      window_s: float = WINDOW_S, max_windows: int = MAX_WINDOWS, feature_offset_db: float = -60.0,
                      feature_scale_db: float = 20.0) -> None:
-            super().__init__()
-            for label, v in (("n_mels", n_mels), ("channels", channels), ("n_layers", n_layers),
-                             ("embed_dim", embed_dim), ("hidden", hidden), ("sample_rate", sample_rate),
-                             ("n_fft", n_fft), ("hop_length", hop_length), ("max_windows", max_windows)):
+            super().__init__(n_mels=n_mels, channels=channels, n_layers=n_layers, embed_dim=embed_dim,
+                             feature_offset_db=feature_offset_db, feature_scale_db=feature_scale_db)
+            for label, v in (("hidden", hidden), ("sample_rate", sample_rate), ("n_fft", n_fft),
+                             ("hop_length", hop_length), ("max_windows", max_windows)):
                 if int(v) != v or v < 1:
                     raise ModelConfigError(f"DMC {label} = {v!r} must be a positive integer")
-            if not window_s > 0 or not feature_scale_db > 0:
-                raise ModelConfigError(f"DMC window_s = {window_s} and feature_scale_db = {feature_scale_db} "
-                                       "must be > 0")
-            self.n_mels, self.channels, self.n_layers = int(n_mels), int(channels), int(n_layers)
-            self.embed_dim, self.hidden, self.sample_rate = int(embed_dim), int(hidden), int(sample_rate)
+            if not window_s > 0:
+                raise ModelConfigError(f"DMC window_s = {window_s} must be > 0")
+            self.hidden, self.sample_rate = int(hidden), int(sample_rate)
             self.n_fft, self.hop_length = int(n_fft), int(hop_length)
             self.window_s, self.max_windows = float(window_s), int(max_windows)
-            self.feature_offset_db, self.feature_scale_db = float(feature_offset_db), float(feature_scale_db)
             self.param_names = schema_param_names(self.schema)
-            layers: list[nn.Module] = []
-            width = self.n_mels
-            for i in range(self.n_layers):
-                layers += [nn.Conv1d(width, self.channels, 3, stride=1 if i == 0 else 2, padding=1), nn.GELU()]
-                width = self.channels
-            self.encoder = nn.Sequential(*layers)
-            self.project = nn.Linear(self.channels, self.embed_dim)
             self.post = nn.Sequential(nn.Linear(2 * self.embed_dim, self.hidden), nn.GELU(),
                                       nn.Linear(self.hidden, self.hidden), nn.GELU(),
                                       nn.Linear(self.hidden, len(OUTPUT_NAMES)))
@@ -179,14 +211,6 @@ def _network_class():
                                       "resample the stems (mixbridge.audio.resample)")
             return dmc_features(audio, sample_rate, n_mels=self.n_mels, n_fft=self.n_fft, hop_length=self.hop_length,
                                 window_s=self.window_s, max_windows=self.max_windows)
-
-        def embed(self, features: torch.Tensor) -> torch.Tensor:
-            """Track embeddings ``[..., embed_dim]`` of ``features [..., n_mels, frames]`` (time mean-pooled)."""
-            lead = features.shape[:-2]
-            x = features.reshape(-1, self.n_mels, features.shape[-1])
-            x = (x - self.feature_offset_db) / self.feature_scale_db
-            h = self.encoder(x).mean(dim=-1)
-            return self.project(h).reshape(*lead, self.embed_dim)
 
         def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
             """Normalised ``[fader_db, pan]`` per track in (0, 1) (see the class docstring for shapes).
@@ -212,15 +236,15 @@ def _network_class():
             u = torch.sigmoid(self.post(z))
             return u[0] if single else u
 
-    return DMC
+    return DMC, LogMelEncoder
 
 
 def __getattr__(name: str):
-    """``DMC`` is built on first access (PEP 562), so ``import mixbridge.models.dmc`` needs no torch."""
-    if name == "DMC":
-        cls = _network_class()
-        globals()["DMC"] = cls
-        return cls
+    """``DMC`` and ``LogMelEncoder`` are built on first access (PEP 562), so ``import mixbridge.models.dmc``
+    needs no torch."""
+    if name in ("DMC", "LogMelEncoder"):
+        globals()["DMC"], globals()["LogMelEncoder"] = _network_class()
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

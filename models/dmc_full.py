@@ -3,7 +3,7 @@
 :class:`DMCFull` reads the STEMS and a REFERENCE mix and predicts the whole console -- every
 track's channel strip and the master bus -- so that the stems' mix matches the reference:
 
-* a **track encoder**: the DMC's (:class:`mixbridge.models.dmc.DMC`'s ``embed``: log-mel CNN, time
+* a **track encoder**: :class:`mixbridge.models.dmc.LogMelEncoder` (the DMC's encoder: log-mel CNN, time
   mean-pooled), shared over the tracks;
 * a **reference encoder**: the same kind of CNN on the reference's log-mel of mid and side
   stacked as ``2 * n_mels`` bands (:func:`reference_features`);
@@ -120,15 +120,15 @@ def _network_class():
 
     from mixbridge.proxy_schema import schema_param_names
 
-    from .dmc import DMC
+    from .dmc import LogMelEncoder
     from .tcn import ModelConfigError
 
     class DMCFull(nn.Module):
         """Track encoder + reference encoder + per-track and master heads (see the module docstring).
 
         Args:
-            n_mels, channels, n_layers, embed_dim: the two encoders (each a :class:`DMC` encoder; the
-                reference's reads ``2 * n_mels`` bands).
+            n_mels, channels, n_layers, embed_dim: the two encoders (each a
+                :class:`~mixbridge.models.dmc.LogMelEncoder`; the reference's reads ``2 * n_mels`` bands).
             hidden: width of the heads' two hidden layers.
             sample_rate, n_fft, hop_length: the feature settings, Hz / samples.
             feature_offset_db, feature_scale_db: the encoders read ``(x - offset) / scale``.
@@ -152,14 +152,14 @@ def _network_class():
                      hidden: int = 128, sample_rate: int = 44100, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
                      feature_offset_db: float = -60.0, feature_scale_db: float = 20.0) -> None:
             super().__init__()
-            common = dict(channels=channels, n_layers=n_layers, embed_dim=embed_dim, hidden=1,
-                          sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
+            common = dict(channels=channels, n_layers=n_layers, embed_dim=embed_dim,
                           feature_offset_db=feature_offset_db, feature_scale_db=feature_scale_db)
-            if int(hidden) != hidden or hidden < 1:
-                raise ModelConfigError(f"DMCFull hidden = {hidden!r} must be a positive integer")
-            self.tracks = DMC(n_mels=n_mels, **common)
-            self.ref = DMC(n_mels=2 * int(n_mels), **common)
-            del self.tracks.post, self.ref.post   # only their encoders are used
+            for label, v in (("hidden", hidden), ("sample_rate", sample_rate), ("n_fft", n_fft),
+                             ("hop_length", hop_length)):
+                if int(v) != v or v < 1:
+                    raise ModelConfigError(f"DMCFull {label} = {v!r} must be a positive integer")
+            self.tracks = LogMelEncoder(n_mels=n_mels, **common)
+            self.ref = LogMelEncoder(n_mels=2 * int(n_mels), **common)
             self.n_mels, self.channels, self.n_layers = int(n_mels), int(channels), int(n_layers)
             self.embed_dim, self.hidden, self.sample_rate = int(embed_dim), int(hidden), int(sample_rate)
             self.n_fft, self.hop_length = int(n_fft), int(hop_length)

@@ -116,8 +116,10 @@ def short_term_rms_db(audio: np.ndarray, sample_rate: int, window_s: float = 0.0
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
-def _trimmed(track: Track, audio: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
-    """Trim gain and polarity of samples ``start ..`` of ``track``: float32 ``[channels, n]``."""
+def trim_stage(track: Track, audio: np.ndarray, sample_rate: int, start: int = 0) -> np.ndarray:
+    """The strip's first stage: trim gain and polarity of ``audio [channels, n]``, samples ``start ..`` of
+    ``track`` (its automation read at those samples, ``sample_rate`` Hz): float32 ``[channels, n]``.
+    The console's render and the direct mixers' trainer share it."""
     p, auto = track.params, track.automation
     trim = _param_signal(p, auto, "trim.gain_db", audio.shape[1], sample_rate, start)
     sign = -1.0 if p["polarity"]["invert"] >= 0.5 else 1.0
@@ -126,8 +128,10 @@ def _trimmed(track: Track, audio: np.ndarray, sample_rate: int, start: int = 0) 
     return audio * (sign * db_to_gain(trim)).astype(np.float32)
 
 
-def _faded(track: Track, x: np.ndarray, sample_rate: int, start: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """Fader, mute, pan and send of samples ``start ..``: ``(out [2, n], send [2, n] or None)`` float32."""
+def fader_stage(track: Track, x: np.ndarray, sample_rate: int, start: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """The strip's last stage: fader, mute, pan (the schema's pan law, :func:`pan_gains`) and post-fader send of
+    ``x [channels, n]``, samples ``start ..`` of ``track``: ``(out [2, n], send [2, n] or None)`` float32
+    (``None`` without a send)."""
     p, auto = track.params, track.automation
     n = x.shape[1]
     fader = db_to_gain(_param_signal(p, auto, "fader.fader_db", n, sample_rate, start))
@@ -170,7 +174,7 @@ def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate:
     """
     p, auto = track.params, track.automation
     label = f"track '{track.name}'"
-    x = _trimmed(track, audio, sample_rate)
+    x = trim_stage(track, audio, sample_rate)
     comp_params = p["compressor"]
     if measure:  # the report needs the level between EQ and compressor
         x = backend.process("eq", x, p["eq"], _split_automation(auto, "eq"), label=label)
@@ -181,7 +185,7 @@ def render_track(track: Track, audio: np.ndarray, backend: Backend, sample_rate:
         pre = post = np.zeros(0)
         x = backend.process_chain([("eq", p["eq"], _split_automation(auto, "eq")),
                                    ("compressor", comp_params, _split_automation(auto, "compressor"))], x, label=label)
-    out, send = _faded(track, x, sample_rate)
+    out, send = fader_stage(track, x, sample_rate)
     return TrackRender(track.name, out, pre, post), send
 
 
@@ -330,7 +334,7 @@ def _render_track_blocks(track: Track, src: _Source, n: int, be: Backend, sr: in
     try:
         for start in range(0, n, block):
             stop = min(start + block, n)
-            x = _trimmed(track, src.read(start, stop), sr, start)
+            x = trim_stage(track, src.read(start, stop), sr, start)
             if measure:
                 x = chains[0].process(x, start)
                 pre.update(x)
@@ -338,7 +342,7 @@ def _render_track_blocks(track: Track, src: _Source, n: int, be: Backend, sr: in
                 post.update(x)
             else:
                 x = chains[0].process(x, start)
-            out, send = _faded(track, x, sr, start)
+            out, send = fader_stage(track, x, sr, start)
             mix[:, start:stop] += out
             if send is not None:
                 if bus[0] is None:
@@ -380,7 +384,7 @@ class _Strip:
 
     def render(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Samples ``start .. stop`` through the strip: ``(out [2, n], send [2, n] or None)`` float32."""
-        x = _trimmed(self.track, self.src.read(start, stop), self.sr, start)
+        x = trim_stage(self.track, self.src.read(start, stop), self.sr, start)
         if self.measure:
             x = self.chains[0].process(x, start)
             self.pre.update(x)
@@ -388,7 +392,7 @@ class _Strip:
             self.post.update(x)
         else:
             x = self.chains[0].process(x, start)
-        out, send = _faded(self.track, x, self.sr, start)
+        out, send = fader_stage(self.track, x, self.sr, start)
         if self.meter is not None:
             self.meter.update(out)
         return out, send

@@ -88,10 +88,10 @@ class TargetTracks:
 
     def render(self, ex, k: int, audio: np.ndarray, start: int) -> np.ndarray:
         """``[2, n]`` float32: ``audio`` through track ``k``'s trim and fader stages at excerpt sample ``start``."""
-        from mixbridge.plugins.console import _faded, _trimmed
+        from mixbridge.plugins.console import fader_stage, trim_stage
 
         track = self.track(ex, k)
-        out, _ = _faded(track, _trimmed(track, audio, ex.sample_rate, start), ex.sample_rate, start)
+        out, _ = fader_stage(track, trim_stage(track, audio, ex.sample_rate, start), ex.sample_rate, start)
         return out
 
 

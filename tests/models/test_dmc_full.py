@@ -129,14 +129,17 @@ def test_predict_from_reference_trims_to_the_common_loudness_and_keeps_delivery(
     assert "dmc_full" in out.provenance and init.tracks[0].params["trim"]["gain_db"] == 0.0
 
 
-def test_the_committed_config_builds_within_the_size_limit():
+def test_the_committed_configs_build_within_the_size_limit():
     from pathlib import Path
 
     from mixbridge.models.training.dmc_full import load_dmc_full_config
 
-    cfg = load_dmc_full_config(Path(__file__).resolve().parents[2] / "models" / "configs" / "full_dmc.yaml")
-    net = build_architecture("dmc-full", cfg["model_args"])
-    assert sum(p.numel() for p in net.parameters()) <= MAX_PARAMS
+    paths = sorted((Path(__file__).resolve().parents[2] / "models" / "configs").glob("full_dmc*.yaml"))
+    assert [p.name for p in paths][:1] == ["full_dmc.yaml"], paths
+    for path in paths:   # the first stage and its fine-tune
+        cfg = load_dmc_full_config(path)
+        net = build_architecture("dmc-full", cfg["model_args"])
+        assert sum(p.numel() for p in net.parameters()) <= MAX_PARAMS, path
 
 
 def test_train_command_parses_the_shared_training_options():

@@ -99,7 +99,6 @@ def bench_flood(server: str, args: argparse.Namespace, signal: np.ndarray) -> No
     from mixbridge.bridge.live import LiveBus
 
     windows = ["idle"] + ["flood", "idle"] * args.flood_rounds
-    per_block_s = 256 / SAMPLE_RATE
     rig = LoopbackRig(server, capacity_s=2.0)  # the recording is not kept: the rig only plays
     bus = LiveBus({"limiter": {"ceiling_dbtp": args.ceiling_dbtp}}, jack_server=server, client_name="mb-bench-osc",
                   osc_port=0)
@@ -115,7 +114,7 @@ def bench_flood(server: str, args: argparse.Namespace, signal: np.ndarray) -> No
                 subprocess.run(flood_command(bus.osc_port, args.flood_messages), check=True, timeout=60)
             sent_s = time.monotonic() - start
             time.sleep(max(0.0, args.window_s - sent_s))
-            times, _ = bus.callback_times_ms(last=int(args.window_s / per_block_s))
+            times, _ = bus.callback_times_ms(last=int(args.window_s * bus.sample_rate / bus.block_size))
             rows.append((kind, bus.xruns - xruns0, float(times.mean()), float(np.percentile(times, 99)), sent_s))
         summary = bus.summary()
     finally:
